@@ -1,0 +1,252 @@
+"""Typed, frozen configuration of a clustering run, one dataclass per stage.
+
+Loss hyper-parameters follow the papers (SimCLR: Chen et al. 2020; SCAN: Van Gansbeke et al. 2020,
+CIFAR-10 settings). Epoch counts are set for a 2-core CPU, far below the papers' hundreds of epochs;
+raise them for better clusters when there is time or a GPU.
+
+A config is saved as ``config.json`` in the run folder. Each stage has a fingerprint made from its own
+config and the fingerprints of the stages it depends on, so that changing a late parameter (say the SCAN
+entropy weight) never reruns an early stage (the representation).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+BACKBONES = ("resnet_small", "resnet50v2", "mobilenet")
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    """How images are found, decoded and resized.
+
+    Attributes:
+        image_size: side of the square RGB image every file is resized to.
+        labels_from_subfolders: take the first folder level below the root as the true label.
+        labels_csv: optional CSV of ``path,label`` (paths relative to the folder) giving true labels.
+        max_image_pixels: files larger than this are skipped (decompression-bomb guard).
+    """
+
+    image_size: int = 32
+    labels_from_subfolders: bool = True
+    labels_csv: str | None = None
+    max_image_pixels: int = 89_478_485  # Pillow's own warning threshold
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """SimCLR view augmentation (Chen et al. 2020, section 3), with SCAN's CIFAR-10 strengths.
+
+    Colour operations (saturation, hue, grayscale) are skipped for grey data sets.
+    """
+
+    crop_scale: tuple[float, float] = (0.2, 1.0)
+    crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    flip_probability: float = 0.5
+    jitter_probability: float = 0.8
+    brightness: float = 0.4
+    contrast: float = 0.4
+    saturation: float = 0.4
+    hue: float = 0.1
+    grayscale_probability: float = 0.2
+
+
+@dataclass(frozen=True)
+class StrongAugmentConfig:
+    """Strong augmentation for self-labelling (SCAN uses RandAugment + Cutout).
+
+    Here: a SimCLR view plus a random rotation and shear and a cutout square.
+    """
+
+    base: AugmentConfig = AugmentConfig(crop_scale=(0.35, 1.0))
+    max_rotation_degrees: float = 25.0
+    max_shear: float = 0.2
+    cutout_fraction: float = 0.5
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """The backbone network that turns an image into a feature vector.
+
+    Attributes:
+        backbone: ``resnet_small`` (compact ResNet for small images, the CPU default), ``resnet50v2``
+            (as in the keras.io example) or ``mobilenet`` (ImageNet MobileNet v1).
+        weights: ``None`` for random initialisation, ``"imagenet"`` to download Keras' ImageNet weights,
+            or the path of a local ``.weights.h5`` file.
+        width: base number of filters of ``resnet_small``.
+    """
+
+    backbone: str = "resnet_small"
+    weights: str | None = None
+    width: int = 32
+
+
+@dataclass(frozen=True)
+class PretextConfig:
+    """SimCLR representation learning. ``epochs=0`` keeps the backbone as it is (frozen)."""
+
+    epochs: int = 40
+    batch_size: int = 256
+    temperature: float = 0.1
+    projection_dim: int = 128
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-4
+    augment: AugmentConfig = AugmentConfig()
+
+
+@dataclass(frozen=True)
+class NeighbourConfig:
+    """Top-k cosine nearest neighbours (SCAN: k=20)."""
+
+    k: int = 20
+    batch_size: int = 512
+
+
+@dataclass(frozen=True)
+class ScanConfig:
+    """SCAN clustering (Van Gansbeke et al. 2020, eq. 2).
+
+    Attributes:
+        entropy_weight: lambda, the weight of the entropy of the mean assignment (paper: 5).
+        heads: number of clustering heads trained at once; the lowest-loss head is kept.
+        update_encoder: also fine-tune the backbone (slower) instead of training heads on frozen features.
+    """
+
+    epochs: int = 30
+    batch_size: int = 256
+    learning_rate: float = 1e-3
+    entropy_weight: float = 5.0
+    heads: int = 5
+    update_encoder: bool = False
+
+
+@dataclass(frozen=True)
+class SelfLabelConfig:
+    """Self-labelling on confident predictions (SCAN section 2.3)."""
+
+    enabled: bool = True
+    threshold: float = 0.99
+    epochs: int = 10
+    batch_size: int = 256
+    learning_rate: float = 1e-4
+    views: int = 4
+    augment: StrongAugmentConfig = StrongAugmentConfig()
+
+
+@dataclass(frozen=True)
+class ProjectionConfig:
+    """2-D UMAP of the embeddings, for the scatter plot."""
+
+    n_neighbors: int = 15
+    min_dist: float = 0.1
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines a run. Same config, same data, same machine: same clusters."""
+
+    clusters: int = 10
+    seed: int = 0
+    ingest: IngestConfig = IngestConfig()
+    encoder: EncoderConfig = EncoderConfig()
+    pretext: PretextConfig = PretextConfig()
+    neighbours: NeighbourConfig = NeighbourConfig()
+    scan: ScanConfig = ScanConfig()
+    selflabel: SelfLabelConfig = SelfLabelConfig()
+    projection: ProjectionConfig = ProjectionConfig()
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        return _from_dict(cls, data)
+
+    def replace(self, **changes: Any) -> RunConfig:
+        """Returns a copy with changes; nested fields as ``"scan.epochs"``-style keys or whole objects."""
+        return _replace_dotted(self, changes)
+
+    def validate(self) -> None:
+        """Raises ValueError with a readable message for impossible settings."""
+        if self.clusters < 2:
+            raise ValueError("The number of clusters must be at least 2.")
+        if self.encoder.backbone not in BACKBONES:
+            raise ValueError(f"Unknown backbone {self.encoder.backbone!r}; choose one of {BACKBONES}.")
+        if self.ingest.image_size < 32:
+            raise ValueError("The image size must be at least 32 pixels.")
+        if self.neighbours.k < 1:
+            raise ValueError("k (neighbours) must be at least 1.")
+        if self.scan.heads < 1:
+            raise ValueError("At least one clustering head is needed.")
+        if not 0.0 < self.selflabel.threshold < 1.0:
+            raise ValueError("The self-labelling threshold must lie between 0 and 1.")
+        if self.pretext.epochs == 0 and self.encoder.weights is None:
+            raise ValueError(
+                "With no pretext training the backbone needs pretrained weights "
+                "('imagenet' or a weights file)."
+            )
+
+
+def fingerprint(*parts: Any) -> str:
+    """A short stable hash of JSON-able parts (configs as dicts, upstream fingerprints, paths)."""
+    text = json.dumps(parts, sort_keys=True, default=_jsonable)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _jsonable(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj):
+        return dataclasses.asdict(obj)
+    if isinstance(obj, tuple):
+        return list(obj)
+    return str(obj)
+
+
+def _from_dict(cls: type, data: dict[str, Any]) -> Any:
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            continue
+        value = data[f.name]
+        ftype = f.type if isinstance(f.type, type) else _resolve(f.type)
+        if ftype is not None and dataclasses.is_dataclass(ftype) and isinstance(value, dict):
+            value = _from_dict(ftype, value)
+        elif isinstance(value, list) and isinstance(f.default, tuple):
+            value = tuple(value)
+        kwargs[f.name] = value
+    return cls(**kwargs)
+
+
+def _resolve(name: Any) -> type | None:
+    return {
+        c.__name__: c
+        for c in (
+            IngestConfig,
+            AugmentConfig,
+            StrongAugmentConfig,
+            EncoderConfig,
+            PretextConfig,
+            NeighbourConfig,
+            ScanConfig,
+            SelfLabelConfig,
+            ProjectionConfig,
+        )
+    }.get(str(name))
+
+
+def _replace_dotted(obj: Any, changes: dict[str, Any]) -> Any:
+    direct: dict[str, Any] = {}
+    nested: dict[str, dict[str, Any]] = {}
+    for key, value in changes.items():
+        head, _, rest = key.partition(".")
+        if rest:
+            nested.setdefault(head, {})[rest] = value
+        else:
+            direct[head] = value
+    for head, sub in nested.items():
+        direct[head] = _replace_dotted(direct.get(head, getattr(obj, head)), sub)
+    return dataclasses.replace(obj, **direct)

@@ -1,0 +1,314 @@
+"""Ingest: find the images of a folder, decode them to square RGB arrays, cache them.
+
+The user's folder is only ever read. Files that cannot be used are skipped with a reason and the run goes
+on. Decoded images are cached outside the folder (``~/.cache/semclust`` or ``$SEMCLUST_CACHE``), keyed by
+relative path, file size, modification time and image size, so a second run does not decode again.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+import warnings
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from core.artefacts import atomic_path
+from core.config import IngestConfig
+from core.progress import CancelToken, Progress, ProgressCallback, ignore_progress
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+CACHE_VERSION = 1
+
+
+class InputError(ValueError):
+    """A problem with what the user gave us (path, folder content, settings), with a readable message."""
+
+
+class ImageError(ValueError):
+    """A file that cannot be used as an image; the message is the reason shown to the user."""
+
+
+@dataclass(frozen=True)
+class FolderSurvey:
+    """What a folder holds, found without decoding anything.
+
+    Attributes:
+        root: the folder, absolute.
+        files: relative paths (POSIX style) of files with an image extension, sorted.
+        class_names: sorted names of the class subfolders, empty when labels are not taken from them.
+    """
+
+    root: Path
+    files: list[str]
+    class_names: list[str]
+
+    @property
+    def has_labels(self) -> bool:
+        return bool(self.class_names)
+
+    def label_of(self, rel: str) -> str | None:
+        parts = rel.split("/")
+        return parts[0] if self.class_names and len(parts) > 1 else None
+
+
+@dataclass
+class IngestResult:
+    """The decoded images of a folder, in a fixed order (sorted relative paths).
+
+    Attributes:
+        root: the image folder.
+        paths: relative paths of the images kept.
+        images: (N, S, S, 3) uint8 RGB.
+        labels: true label per image, or ``None`` when unknown.
+        skipped: (relative path, reason) of every file that was left out.
+        cached: how many images came from the cache rather than being decoded.
+    """
+
+    root: Path
+    paths: list[str]
+    images: np.ndarray
+    labels: list[str] | None
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    cached: int = 0
+
+    @property
+    def is_grey(self) -> bool:
+        """True when every image has equal R, G and B (colour augmentations are then skipped)."""
+        sample = self.images[:: max(1, len(self.images) // 500)].astype(np.int16)
+        return bool(np.all(sample[..., 0] == sample[..., 1]) and np.all(sample[..., 1] == sample[..., 2]))
+
+    @property
+    def class_names(self) -> list[str]:
+        return sorted({lab for lab in self.labels if lab is not None}) if self.labels else []
+
+
+def survey_folder(folder: str | Path, labels_from_subfolders: bool = True) -> FolderSurvey:
+    """Lists the image files under ``folder`` (recursively, hidden entries ignored).
+
+    Class labels are taken from the first level of subfolders when there are at least two of them and
+    every image lies in one.
+
+    Raises:
+        InputError: the path does not exist or is not a folder.
+    """
+    root = Path(folder).expanduser()
+    if not root.exists():
+        raise InputError(f"The folder {root} does not exist.")
+    if not root.is_dir():
+        raise InputError(f"{root} is not a folder.")
+    root = root.resolve()
+    files: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in filenames:
+            if not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS):
+                files.append(Path(dirpath, name).relative_to(root).as_posix())
+    files.sort()
+    classes: list[str] = []
+    if labels_from_subfolders and files and all("/" in f for f in files):
+        classes = sorted({f.split("/", 1)[0] for f in files})
+        if len(classes) < 2:
+            classes = []
+    return FolderSurvey(root=root, files=files, class_names=classes)
+
+
+def load_image(path: str | Path, size: int, max_pixels: int = IngestConfig.max_image_pixels) -> np.ndarray:
+    """Decodes one image file into a (size, size, 3) uint8 RGB array.
+
+    EXIF orientation is applied; GIFs give their first frame; every mode (L, LA, P, RGB, RGBA, CMYK,
+    16-bit, float) becomes 8-bit RGB, transparency composited on white. The image is scaled so that its
+    shorter side is ``size`` and centre-cropped.
+
+    Raises:
+        ImageError: with the reason (empty, not an image, truncated, too large, ...).
+    """
+    path = Path(path)
+    try:
+        if path.stat().st_size == 0:
+            raise ImageError("empty file (0 bytes)")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                w, h = img.size
+                if w * h > max_pixels:
+                    raise ImageError(f"too large ({w}x{h} pixels, limit {max_pixels:,})")
+                if getattr(img, "n_frames", 1) > 1:
+                    img.seek(0)
+                img.draft("RGB", (size, size))  # JPEG: decode at a reduced scale, much faster
+                img = ImageOps.exif_transpose(img)
+                rgb = _to_rgb(img)
+                rgb = ImageOps.fit(rgb, (size, size), Image.Resampling.BICUBIC)
+                return np.asarray(rgb, dtype=np.uint8)
+    except ImageError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageError("not an image, or a format Pillow cannot read") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError("too large (decompression bomb guard)") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        reason = str(exc) or type(exc).__name__
+        if "truncated" in reason.lower():
+            reason = "truncated file"
+        raise ImageError(f"cannot be decoded: {reason}") from None
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    mode = img.mode
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        arr = np.asarray(img).astype(np.float64)
+        top = 65535.0 if arr.max() > 255 or mode.startswith("I;16") else 255.0
+        return Image.fromarray(np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8)).convert("RGB")
+    if mode == "F":
+        arr = np.asarray(img, dtype=np.float64)
+        lo, hi = np.nanmin(arr), np.nanmax(arr)
+        arr = (arr - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(arr)
+        return Image.fromarray(np.nan_to_num(arr).astype(np.uint8)).convert("RGB")
+    if mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+        mode = "RGBA"
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return img.convert("RGB")
+
+
+def read_labels_csv(path: str | Path) -> dict[str, str]:
+    """Reads a ``path,label`` CSV (header optional) into {relative path: label}.
+
+    Raises:
+        InputError: the file is missing or has no usable rows.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"The labels file {path} does not exist.")
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        rows = [r for r in csv.reader(f) if len(r) >= 2]
+    if rows and rows[0][0].strip().lower() == "path":
+        rows = rows[1:]
+    if not rows:
+        raise InputError(f"The labels file {path} has no 'path,label' rows.")
+    return {Path(r[0].strip()).as_posix(): r[1].strip() for r in rows}
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("SEMCLUST_CACHE", Path.home() / ".cache" / "semclust"))
+
+
+def ingest(
+    folder: str | Path,
+    config: IngestConfig = IngestConfig(),
+    cache_dir: str | Path | None = None,
+    progress: ProgressCallback = ignore_progress,
+    cancel: CancelToken | None = None,
+    workers: int = 4,
+) -> IngestResult:
+    """Decodes every image of ``folder``, reusing the cache; see the module docstring.
+
+    Raises:
+        InputError: missing folder, or no image file could be used.
+    """
+    survey = survey_folder(folder, config.labels_from_subfolders)
+    if not survey.files:
+        raise InputError(
+            f"No images found in {survey.root} (looked for {', '.join(IMAGE_EXTENSIONS)})."
+        )
+    cache_file = _cache_file(Path(cache_dir) if cache_dir else default_cache_dir(), survey.root, config)
+    cached_images, cached_errors = _read_cache(cache_file)
+    keys = [_file_key(survey.root, rel) for rel in survey.files]
+    todo = [i for i, key in enumerate(keys) if key not in cached_images and key not in cached_errors]
+
+    decoded: dict[str, np.ndarray] = {}
+    errors: dict[str, str] = {}
+    total = len(survey.files)
+    progress(Progress("ingest", "progress", total - len(todo), total, message="decoding images"))
+
+    def decode(i: int) -> tuple[int, np.ndarray | None, str]:
+        try:
+            return i, load_image(survey.root / survey.files[i], config.image_size, config.max_image_pixels), ""
+        except ImageError as exc:
+            return i, None, str(exc)
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        chunk = 256
+        for start in range(0, len(todo), chunk):
+            if cancel is not None:
+                cancel.raise_if_cancelled()
+            for i, arr, reason in pool.map(decode, todo[start : start + chunk]):
+                if arr is None:
+                    errors[keys[i]] = reason
+                else:
+                    decoded[keys[i]] = arr
+            done = total - len(todo) + min(start + chunk, len(todo))
+            progress(Progress("ingest", "progress", done, total, message="decoding images"))
+
+    if todo:
+        _write_cache(cache_file, {**cached_images, **decoded}, {**cached_errors, **errors})
+
+    labels_map = read_labels_csv(config.labels_csv) if config.labels_csv else None
+    paths, arrays, labels, skipped = [], [], [], []
+    for rel, key in zip(survey.files, keys, strict=True):
+        arr = decoded.get(key, cached_images.get(key))
+        if arr is None:
+            skipped.append((rel, errors.get(key, cached_errors.get(key, "unreadable"))))
+            continue
+        paths.append(rel)
+        arrays.append(arr)
+        labels.append(labels_map.get(rel) if labels_map is not None else survey.label_of(rel))
+    if not paths:
+        raise InputError(f"None of the {total} image files in {survey.root} could be read.")
+    has_labels = any(lab is not None for lab in labels)
+    return IngestResult(
+        root=survey.root,
+        paths=paths,
+        images=np.stack(arrays),
+        labels=labels if has_labels else None,
+        skipped=skipped,
+        cached=total - len(todo),
+    )
+
+
+def _file_key(root: Path, rel: str) -> str:
+    st = (root / rel).stat()
+    return f"{rel}|{st.st_size}|{st.st_mtime_ns}"
+
+
+def _cache_file(cache_dir: Path, root: Path, config: IngestConfig) -> Path:
+    tag = hashlib.sha256(f"{root}|{config.image_size}|{config.max_image_pixels}".encode()).hexdigest()[:20]
+    return cache_dir / "images" / f"v{CACHE_VERSION}_{tag}_{config.image_size}px.npz"
+
+
+def _read_cache(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            keys, images = data["keys"].tolist(), data["images"]
+            error_keys, reasons = data["error_keys"].tolist(), data["error_reasons"].tolist()
+    except (OSError, KeyError, ValueError):
+        return {}, {}
+    return dict(zip(keys, images, strict=True)), dict(zip(error_keys, reasons, strict=True))
+
+
+def _write_cache(path: Path, images: dict[str, np.ndarray], errors: dict[str, str]) -> None:
+    try:
+        keys = sorted(images)
+        with atomic_path(path, suffix=".npz") as tmp:
+            np.savez(
+                tmp,
+                keys=np.array(keys, dtype=str),
+                images=np.stack([images[k] for k in keys]) if keys else np.zeros((0, 1, 1, 3), np.uint8),
+                error_keys=np.array(sorted(errors), dtype=str),
+                error_reasons=np.array([errors[k] for k in sorted(errors)], dtype=str),
+            )
+    except OSError:
+        pass  # a cache that cannot be written only costs time
+
+
+def skipped_rows(skipped: Sequence[tuple[str, str]]) -> list[list[str]]:
+    return [[path, reason] for path, reason in skipped]

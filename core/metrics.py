@@ -1,0 +1,91 @@
+"""Clustering quality against known labels: Hungarian accuracy, NMI, ARI, per-cluster purity.
+
+All functions take cluster indices and true labels (any hashable values) and ignore images whose label
+is unknown (``None``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
+
+@dataclass(frozen=True)
+class ClusterStats:
+    """One row of the cluster table."""
+
+    cluster: int
+    size: int
+    majority_label: str | None
+    purity: float | None
+    mean_confidence: float | None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def confusion(assignment: np.ndarray, labels: Sequence, n_clusters: int) -> tuple[np.ndarray, list[str]]:
+    """(n_clusters, n_classes) counts and the sorted class names."""
+    classes = sorted({str(lab) for lab in labels})
+    col = {c: j for j, c in enumerate(classes)}
+    table = np.zeros((n_clusters, len(classes)), dtype=np.int64)
+    for a, lab in zip(assignment, labels, strict=True):
+        table[int(a), col[str(lab)]] += 1
+    return table, classes
+
+
+def hungarian_accuracy(table: np.ndarray) -> float:
+    """Accuracy under the best one-to-one matching of clusters to classes (unmatched count as wrong)."""
+    rows, cols = linear_sum_assignment(-table)
+    return float(table[rows, cols].sum() / max(1, table.sum()))
+
+
+def many_to_one_accuracy(table: np.ndarray) -> float:
+    """Accuracy when every cluster is named after its majority class (for more clusters than classes)."""
+    return float(table.max(axis=1).sum() / max(1, table.sum()))
+
+
+def evaluate(true_labels: Sequence, assignment: np.ndarray, n_clusters: int | None = None) -> dict:
+    """ACC (Hungarian), NMI, ARI, many-to-one accuracy and the confusion matrix (rows clusters)."""
+    assignment = np.asarray(assignment, dtype=int)
+    known = np.array([lab is not None for lab in true_labels], dtype=bool)
+    labels = [str(lab) for lab, k in zip(true_labels, known, strict=True) if k]
+    assigned = assignment[known]
+    k = int(n_clusters if n_clusters is not None else assignment.max() + 1)
+    table, classes = confusion(assigned, labels, k)
+    return {
+        "acc": hungarian_accuracy(table),
+        "nmi": float(normalized_mutual_info_score(labels, assigned)),
+        "ari": float(adjusted_rand_score(labels, assigned)),
+        "many_to_one_acc": many_to_one_accuracy(table),
+        "class_names": classes,
+        "confusion": table.tolist(),
+        "n_labelled": int(known.sum()),
+    }
+
+
+def cluster_summary(
+    assignment: np.ndarray,
+    n_clusters: int,
+    true_labels: Sequence | None = None,
+    confidence: np.ndarray | None = None,
+) -> list[ClusterStats]:
+    """Size, majority label, purity and mean confidence of every cluster (empty ones included)."""
+    assignment = np.asarray(assignment, dtype=int)
+    rows = []
+    for c in range(n_clusters):
+        members = np.flatnonzero(assignment == c)
+        majority, purity = None, None
+        if true_labels is not None and len(members):
+            labs = [true_labels[i] for i in members if true_labels[i] is not None]
+            if labs:
+                values, counts = np.unique(np.asarray(labs, dtype=str), return_counts=True)
+                majority = str(values[np.argmax(counts)])
+                purity = float(counts.max() / len(labs))
+        conf = float(np.mean(confidence[members])) if confidence is not None and len(members) else None
+        rows.append(ClusterStats(c, int(len(members)), majority, purity, conf))
+    return rows

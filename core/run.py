@@ -1,0 +1,297 @@
+"""The whole pipeline, stage by stage, over one run folder.
+
+``run_pipeline`` runs ingest, pretext (SimCLR or a frozen pretrained backbone), neighbours, SCAN,
+self-labelling, UMAP projection and the report. Each stage records a fingerprint of its inputs and
+settings in ``stages.json``; a stage whose fingerprint and artefacts are already there is skipped, so an
+interrupted run continues and changing a SCAN setting does not retrain the representation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import platform
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from core import artefacts as io
+from core.artefacts import RunPaths, StageRecord
+from core.augment import StrongAugment, ViewAugment
+from core.config import RunConfig, fingerprint
+from core.encoders import build_encoder
+from core.export import export_labels
+from core.images import IngestResult, InputError, ingest
+from core.metrics import cluster_summary, evaluate
+from core.neighbours import mine_neighbours, neighbour_purity
+from core.progress import CancelToken, Progress, ProgressCallback, ignore_progress
+from core.projection import umap_2d
+from core.results import RunData, load_run
+from core.scan import ClusterHeads, train_scan
+from core.selflabel import train_selflabel
+from core.simclr import embed_frozen, l2_normalise, train_simclr
+from core.training import predict_batches, seed_everything
+
+__all__ = ["InputError", "run_pipeline"]
+
+PROTOTYPES_PER_CLUSTER = 25
+
+
+def run_pipeline(
+    folder: str | Path,
+    out: str | Path,
+    config: RunConfig = RunConfig(),
+    progress: ProgressCallback = ignore_progress,
+    cancel: CancelToken | None = None,
+    cache_dir: str | Path | None = None,
+) -> RunData:
+    """Clusters the images of ``folder`` into ``config.clusters`` clusters; every artefact goes to ``out``.
+
+    Raises:
+        InputError: a readable problem with the input (missing or empty folder, too few images, run
+            folder inside the image folder, bad settings).
+        Cancelled: the cancel token was set; finished stages are kept.
+        FloatingPointError: a loss became NaN.
+    """
+    try:
+        config.validate()
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    folder, out = Path(folder).expanduser(), Path(out).expanduser()
+    if folder.is_dir() and (out.resolve() == folder.resolve() or folder.resolve() in out.resolve().parents):
+        raise InputError("Choose a run folder outside the image folder: the images are never written to.")
+    paths = RunPaths(out)
+    out.mkdir(parents=True, exist_ok=True)
+    stages = _Stages(paths, progress, cancel)
+
+    data = stages.run_always("ingest", lambda: _ingest(folder, config, paths, progress, cancel, cache_dir))
+    io.write_json(paths.config, {**config.to_dict(), "_meta": _meta(data.root)})
+    n = len(data.paths)
+    if n < config.clusters:
+        raise InputError(f"Only {n} usable images for {config.clusters} clusters: choose fewer clusters.")
+    if n < 3:
+        raise InputError(f"At least 3 images are needed; {data.root} has {n} usable.")
+
+    fp_ingest = fingerprint(config.ingest, data.paths, hashlib.sha256(data.images.tobytes()).hexdigest())
+    fp_pretext = fingerprint(fp_ingest, config.encoder, config.pretext, config.seed)
+    fp_neigh = fingerprint(fp_pretext, config.neighbours)
+    fp_scan = fingerprint(fp_neigh, config.scan, config.clusters, config.seed)
+    fp_self = fingerprint(fp_scan, config.selflabel)
+    fp_proj = fingerprint(fp_pretext, config.projection, config.seed)
+
+    ctx = _Context(config, data, paths, progress, cancel)
+    stages.run("pretext", fp_pretext, [paths.encoder_weights, paths.embeddings, paths.features], ctx.pretext)
+    stages.run("neighbours", fp_neigh, [paths.neighbours], ctx.neighbours)
+    stages.run("scan", fp_scan, [paths.scan_weights, paths.scan_probabilities, paths.scan_summary], ctx.scan)
+    stages.run("selflabel", fp_self, [paths.probabilities], ctx.selflabel)
+    stages.run("projection", fp_proj, [paths.umap], ctx.projection)
+    stages.run_always("report", ctx.report)
+    return load_run(out)
+
+
+class _Stages:
+    """Runs a stage unless its fingerprint matches and its artefacts exist; times it; reports it."""
+
+    def __init__(self, paths: RunPaths, progress: ProgressCallback, cancel: CancelToken | None):
+        self.record = StageRecord(paths)
+        self.progress = progress
+        self.cancel = cancel
+
+    def run(self, name: str, fp: str, artefacts: list[Path], fn: Callable[[], None]) -> None:
+        if self.record.is_done(name, fp) and all(p.exists() for p in artefacts):
+            self.progress(Progress(name, "skipped", 1, 1, message="already done"))
+            return
+        self.record.forget(name)
+        start = time.perf_counter()
+        self.run_always(name, fn)
+        self.record.mark_done(name, fp, time.perf_counter() - start)
+
+    def run_always(self, name: str, fn: Callable[[], object]):
+        if self.cancel is not None:
+            self.cancel.raise_if_cancelled()
+        self.progress(Progress(name, "started", message=f"{name} started"))
+        start = time.perf_counter()
+        result = fn()
+        seconds = time.perf_counter() - start
+        self.progress(Progress(name, "finished", 1, 1, message=f"{name} done in {seconds:.1f} s"))
+        return result
+
+
+def _ingest(folder, config, paths, progress, cancel, cache_dir) -> IngestResult:
+    data = ingest(folder, config.ingest, cache_dir=cache_dir, progress=progress, cancel=cancel)
+    io.write_json(paths.images, {"root": str(data.root), "paths": data.paths, "labels": data.labels,
+                                 "grey": data.is_grey, "cached": data.cached})
+    io.write_csv(paths.skipped, ["path", "reason"], data.skipped)
+    return data
+
+
+@dataclasses.dataclass
+class _Context:
+    """The state shared by the stages of one run; each method is one stage."""
+
+    config: RunConfig
+    data: IngestResult
+    paths: RunPaths
+    progress: ProgressCallback
+    cancel: CancelToken | None
+
+    # --- stages -----------------------------------------------------------------------------
+    def pretext(self) -> None:
+        cfg, images = self.config, self.data.images
+        seed_everything(cfg.seed)
+        encoder = build_encoder(cfg.encoder, cfg.ingest.image_size, seed=cfg.seed)
+        if cfg.pretext.epochs > 0:
+            result = train_simclr(images, encoder, cfg.pretext, self.data.is_grey, cfg.seed,
+                                  checkpoint=self.paths.pretext_checkpoint, progress=self.progress,
+                                  cancel=self.cancel)
+            embeddings = result.embeddings
+        features = embed_frozen(encoder, images, self.cancel)
+        if cfg.pretext.epochs == 0:
+            embeddings = l2_normalise(features)
+        io.save_weights(self.paths.encoder_weights, encoder)
+        io.save_array(self.paths.features, features)
+        io.save_array(self.paths.embeddings, embeddings)
+        for stale in (self.paths.pretext_checkpoint, self.paths.pretext_checkpoint_state):
+            stale.unlink(missing_ok=True)
+
+    def neighbours(self) -> None:
+        embeddings = np.load(self.paths.embeddings)
+        nb = mine_neighbours(embeddings, self.config.neighbours.k, self.config.neighbours.batch_size,
+                             self.progress, self.cancel)
+        io.save_array(self.paths.neighbours, nb)
+
+    def scan(self) -> None:
+        cfg = self.config
+        seed_everything(cfg.seed + 1)
+        heads, data = self._heads(load=False)
+        augment = ViewAugment(cfg.pretext.augment, self.data.is_grey, seed=cfg.seed + 1) \
+            if heads.backbone is not None else None
+        result = train_scan(data, np.load(self.paths.neighbours), heads, cfg.scan, cfg.seed, augment,
+                            self.progress, self.cancel)
+        io.save_weights(self.paths.scan_weights, heads)
+        io.save_array(self.paths.scan_probabilities, result.probabilities)
+        io.write_json(self.paths.scan_summary, {"best_head": result.best_head, "head_losses": result.losses})
+
+    def selflabel(self) -> None:
+        cfg = self.config
+        scan_probs = np.load(self.paths.scan_probabilities)
+        if not cfg.selflabel.enabled:
+            io.save_array(self.paths.probabilities, scan_probs)
+            self.paths.classifier_weights.unlink(missing_ok=True)
+            return
+        seed_everything(cfg.seed + 2)
+        heads, data = self._heads(load=True)
+        best = io.read_json(self.paths.scan_summary)["best_head"]
+        strong = StrongAugment(cfg.selflabel.augment, self.data.is_grey, seed=cfg.seed + 2)
+        views = None
+        if heads.backbone is None:  # frozen backbone: train on features of strongly augmented views
+            views = self._augmented_features(strong, cfg.selflabel.views)
+            strong = None
+        probs = train_selflabel(data, heads, best, cfg.selflabel, cfg.seed, views, strong,
+                                self.progress, self.cancel)
+        io.save_weights(self.paths.classifier_weights, heads)
+        io.save_array(self.paths.probabilities, probs)
+
+    def projection(self) -> None:
+        self.progress(Progress("projection", "progress", 0, 1, message="computing UMAP"))
+        io.save_array(self.paths.umap, umap_2d(np.load(self.paths.embeddings), self.config.projection,
+                                               self.config.seed))
+
+    def report(self) -> None:
+        probs = np.load(self.paths.probabilities)
+        k = probs.shape[1]
+        assignment, confidence = probs.argmax(axis=1), probs.max(axis=1)
+        labels = self.data.labels
+        prototypes = {}
+        for c in range(k):
+            members = np.flatnonzero(assignment == c)
+            prototypes[str(c)] = members[np.argsort(-confidence[members], kind="stable")][
+                :PROTOTYPES_PER_CLUSTER].tolist()
+        io.write_json(self.paths.prototypes, prototypes)
+        stage_record = io.read_json(self.paths.stages, {}) or {}
+        metrics = {
+            "n_images": len(assignment),
+            "n_skipped": len(self.data.skipped),
+            "clusters": k,
+            "clusters_used": int(len(np.unique(assignment))),
+            "stage_seconds": {s: v.get("seconds") for s, v in stage_record.items()},
+            "per_cluster": [s.to_dict() for s in cluster_summary(assignment, k, labels, confidence)],
+        }
+        scan_summary = io.read_json(self.paths.scan_summary, {}) or {}
+        metrics["scan_best_head"] = scan_summary.get("best_head")
+        if labels is not None:
+            metrics["neighbour_purity"] = neighbour_purity(np.load(self.paths.neighbours), labels)
+            metrics.update(evaluate(labels, assignment, k))
+            scan_eval = evaluate(labels, np.load(self.paths.scan_probabilities).argmax(axis=1), k)
+            metrics["before_selflabel"] = {m: scan_eval[m] for m in ("acc", "nmi", "ari")}
+        io.write_json(self.paths.metrics, metrics)
+        export_labels(load_run(self.paths.root), self.paths.labels_csv)
+
+    # --- helpers ------------------------------------------------------------------------------
+    def _encoder(self) -> keras.Model:
+        """The representation stage's encoder, restored from the run folder (no download)."""
+        cfg = self.config
+        encoder = build_encoder(dataclasses.replace(cfg.encoder, weights=None), cfg.ingest.image_size, cfg.seed)
+        encoder.load_weights(self.paths.encoder_weights)
+        return encoder
+
+    def _heads(self, load: bool) -> tuple[ClusterHeads, np.ndarray]:
+        """Clustering heads on the frozen features or on the images (when the encoder is updated)."""
+        cfg = self.config
+        features = np.load(self.paths.features)
+        if cfg.scan.update_encoder:
+            heads = ClusterHeads(cfg.clusters, cfg.scan.heads, backbone=self._encoder(), seed=cfg.seed)
+            data = self.data.images
+        else:
+            heads = ClusterHeads(cfg.clusters, cfg.scan.heads, seed=cfg.seed)
+            data = features
+        heads.adapt(features)
+        heads(data[:2])  # build
+        if load:
+            heads.load_weights(self.paths.scan_weights)
+        return heads, data
+
+    def _augmented_features(self, augment: keras.layers.Layer, n_views: int) -> np.ndarray:
+        encoder = self._encoder()
+        model = AugmentedEncoder(augment, encoder)
+        views = []
+        for v in range(n_views):
+            self.progress(Progress("selflabel", "progress", v, n_views, message="features of augmented views"))
+            views.append(predict_batches(model.predict_on_batch, self.data.images, 256, self.cancel))
+        return np.stack(views).astype(np.float32)
+
+
+class AugmentedEncoder(keras.Model):
+    """Applies a random augmentation, then the frozen encoder (for precomputed augmented features)."""
+
+    def __init__(self, augment, encoder, **kwargs):
+        super().__init__(**kwargs)
+        self.augment, self.encoder = augment, encoder
+
+    def call(self, x, training=False):
+        return self.encoder(self.augment(x, training=True), training=False)
+
+
+def _meta(root: Path) -> dict:
+    try:
+        import tensorflow as tf
+
+        tf_version = tf.__version__
+    except ImportError:  # another Keras backend
+        tf_version = None
+    return {
+        "image_folder": str(root),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "versions": {
+            "python": platform.python_version(),
+            "keras": keras.__version__,
+            "backend": keras.backend.backend(),
+            "numpy": np.__version__,
+            "tensorflow": tf_version,
+        },
+        "machine": platform.platform(),
+    }

@@ -1,0 +1,202 @@
+"""SCAN clustering (Van Gansbeke et al. 2020, "SCAN: Learning to Classify Images without Labels").
+
+Several softmax heads are trained at once so that an image and one of its mined neighbours get the same
+cluster (consistency: ``-log <p(anchor), p(neighbour)>``) while the batch-mean assignment keeps a high
+entropy (``lambda * H(mean p)``, which stops every image falling into one cluster). The head with the
+lowest SCAN loss over the whole data set is kept; no labels are used.
+
+Unlike the keras.io example, the consistency term is the log of the dot product of two probability
+vectors, never a binary cross-entropy that treats that dot product as a logit (which let the example
+collapse into one cluster).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+from keras import ops
+
+from core.config import ScanConfig
+from core.progress import CancelToken, Cancelled, ProgressCallback, ignore_progress
+from core.training import StageCallback, predict_batches, steps
+
+EPS = 1e-8
+
+
+def scan_loss(anchor_probs, neighbour_probs, entropy_weight: float = 5.0):
+    """SCAN loss of one head.
+
+    Args:
+        anchor_probs, neighbour_probs: (B, K) softmax outputs.
+        entropy_weight: lambda.
+
+    Returns:
+        (total, consistency, entropy) with total = consistency - entropy_weight * entropy.
+    """
+    similarity = ops.sum(anchor_probs * neighbour_probs, axis=1)
+    consistency = -ops.mean(ops.log(ops.maximum(similarity, EPS)))
+    mean_p = ops.mean(anchor_probs, axis=0)
+    entropy = -ops.sum(mean_p * ops.log(ops.maximum(mean_p, EPS)))
+    return consistency - entropy_weight * entropy, consistency, entropy
+
+
+@keras.saving.register_keras_serializable(package="semclust")
+class ClusterHeads(keras.Model):
+    """Optional backbone, feature standardisation, then ``n_heads`` softmax heads of ``n_clusters``.
+
+    Input: images (with a backbone) or feature vectors (without). Output: (B, n_heads, n_clusters).
+    """
+
+    def __init__(self, n_clusters: int, n_heads: int = 1, backbone: keras.Model | None = None, seed: int = 0,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.n_clusters = n_clusters
+        self.n_heads = n_heads
+        self.backbone = backbone
+        self.standardise = keras.layers.Normalization(axis=-1, name="standardise")
+        self.heads = [
+            keras.layers.Dense(n_clusters, kernel_initializer=keras.initializers.GlorotUniform(seed + h),
+                               name=f"head_{h}")
+            for h in range(n_heads)
+        ]
+
+    def adapt(self, features: np.ndarray) -> None:
+        """Sets the standardisation from backbone features of the data set."""
+        self.standardise.adapt(features)
+
+    def call(self, x, training=False):
+        f = self.backbone(x, training=training) if self.backbone is not None else x
+        f = self.standardise(f)
+        return ops.stack([ops.softmax(h(f), axis=-1) for h in self.heads], axis=1)
+
+    def probabilities(self, data: np.ndarray, cancel: CancelToken | None = None) -> np.ndarray:
+        """(N, n_heads, n_clusters) probabilities of un-augmented data."""
+        return predict_batches(self.predict_on_batch, data, 256, cancel)
+
+
+class ScanModel(keras.Model):
+    """Trains :class:`ClusterHeads` on (anchor, neighbour) pairs with the SCAN loss, summed over heads."""
+
+    def __init__(self, heads: ClusterHeads, augment: keras.layers.Layer | None, entropy_weight: float, **kwargs):
+        super().__init__(**kwargs)
+        self.cluster_heads = heads
+        self.augment = augment
+        self.entropy_weight = entropy_weight
+
+    def call(self, pair, training=False):
+        anchors, neighbours = pair
+        x = ops.concatenate([anchors, neighbours], axis=0)
+        if training and self.augment is not None:
+            x = self.augment(x, training=True)
+        p = self.cluster_heads(x, training=training)
+        n = ops.shape(anchors)[0]
+        return ops.stack([p[:n], p[n:]], axis=0)  # (2, B, H, K)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        total = 0.0
+        for h in range(self.cluster_heads.n_heads):
+            loss, _, _ = scan_loss(y_pred[0][:, h], y_pred[1][:, h], self.entropy_weight)
+            total = total + loss
+        return total / self.cluster_heads.n_heads
+
+
+class PairDataset(keras.utils.PyDataset):
+    """Batches of (anchor, random neighbour), reshuffled every epoch from a seeded generator."""
+
+    def __init__(self, data: np.ndarray, neighbours: np.ndarray, batch_size: int, seed: int):
+        super().__init__()
+        self.data = data
+        self.neighbours = neighbours
+        self.batch_size = batch_size
+        self.rng = np.random.default_rng(seed)
+        self._draw()
+
+    def _draw(self) -> None:
+        n, k = self.neighbours.shape
+        self.order = self.rng.permutation(n)
+        self.partner = self.neighbours[np.arange(n), self.rng.integers(0, k, size=n)]
+
+    def __len__(self) -> int:
+        return steps(len(self.data), self.batch_size)
+
+    def __getitem__(self, i):
+        idx = np.sort(self.order[i * self.batch_size:(i + 1) * self.batch_size])
+        return ((self.data[idx], self.data[self.partner[idx]]),)
+
+    def on_epoch_end(self) -> None:
+        self._draw()
+
+
+def head_losses(probs: np.ndarray, neighbours: np.ndarray, entropy_weight: float) -> dict[str, np.ndarray]:
+    """SCAN loss of every head over the whole data set and all k neighbours (NumPy, label-free).
+
+    Args:
+        probs: (N, H, K) probabilities.
+        neighbours: (N, k) neighbour indices.
+    """
+    sim = np.einsum("nhk,njhk->nhj", probs, probs[neighbours])
+    consistency = -np.mean(np.log(np.maximum(sim, EPS)), axis=(0, 2))
+    mean_p = probs.mean(axis=0)
+    entropy = -np.sum(mean_p * np.log(np.maximum(mean_p, EPS)), axis=1)
+    return {"total": consistency - entropy_weight * entropy, "consistency": consistency, "entropy": entropy}
+
+
+@dataclass
+class ScanResult:
+    heads: ClusterHeads
+    best_head: int
+    probabilities: np.ndarray  # (N, K) of the best head
+    losses: dict[str, list[float]]
+
+
+def train_scan(
+    data: np.ndarray,
+    neighbours: np.ndarray,
+    heads: ClusterHeads,
+    config: ScanConfig,
+    seed: int,
+    augment: keras.layers.Layer | None = None,
+    progress: ProgressCallback = ignore_progress,
+    cancel: CancelToken | None = None,
+) -> ScanResult:
+    """Trains the heads on (anchor, neighbour) pairs and keeps the head with the lowest SCAN loss.
+
+    Args:
+        data: features (N, F) when ``heads`` has no backbone, else images (N, S, S, 3).
+        neighbours: (N, k) mined neighbours.
+        heads: the model to train (its standardisation already adapted).
+        augment: view augmentation of images (only with a backbone).
+    """
+    dataset = PairDataset(data, neighbours, min(config.batch_size, len(data)), seed)
+    model = ScanModel(heads, augment, config.entropy_weight)
+    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
+    # Large monitoring passes are cheap on features; with a backbone, monitor a sample.
+    monitor = np.arange(len(data)) if heads.backbone is None else np.sort(
+        np.random.default_rng(seed).permutation(len(data))[:2000])
+
+    def on_epoch(epoch: int, logs: dict) -> dict:
+        probs = heads.probabilities(data[monitor])
+        sizes = np.bincount(probs.argmax(axis=2)[:, _best(probs, neighbours, monitor, config)],
+                            minlength=heads.n_clusters)
+        return {"cluster_sizes": (sizes * len(data) / len(monitor)).round().astype(int).tolist()}
+
+    tracker = StageCallback("scan", config.epochs, len(dataset), progress, cancel,
+                            every=max(1, len(dataset) // 5), on_epoch=on_epoch)
+    model.fit(dataset, epochs=config.epochs, verbose=0, callbacks=[tracker])
+    if tracker.cancelled:
+        raise Cancelled("Stopped by the user during clustering.")
+    probs = heads.probabilities(data, cancel)
+    losses = head_losses(probs, neighbours, config.entropy_weight)
+    best = int(np.argmin(losses["total"]))
+    return ScanResult(heads, best, probs[:, best], {k: v.tolist() for k, v in losses.items()})
+
+
+def _best(probs: np.ndarray, neighbours: np.ndarray, monitor: np.ndarray, config: ScanConfig) -> int:
+    """Lowest-loss head on a monitoring subset (neighbours outside the subset are left out)."""
+    if len(monitor) == len(neighbours):
+        return int(np.argmin(head_losses(probs, neighbours, config.entropy_weight)["total"]))
+    mean_p = probs.mean(axis=0)
+    entropy = -np.sum(mean_p * np.log(np.maximum(mean_p, EPS)), axis=1)
+    return int(np.argmax(entropy))

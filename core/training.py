@@ -1,0 +1,103 @@
+"""What every training stage shares: seeding, the progress/cancel callback, prediction in batches."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import keras
+import numpy as np
+
+from core.progress import CancelToken, Progress, ProgressCallback
+
+
+def seed_everything(seed: int) -> None:
+    """Seeds Python, NumPy and the Keras backend; makes TensorFlow's ops deterministic."""
+    keras.utils.set_random_seed(seed)
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        try:
+            tf.config.experimental.enable_op_determinism()
+        except Exception:  # noqa: BLE001 - older TF or already set
+            pass
+
+
+class StageCallback(keras.callbacks.Callback):
+    """Adapts Keras training to the progress protocol, honours cancellation within one batch, and stops
+    on a NaN loss.
+
+    Args:
+        stage: stage name for the events.
+        epochs: epochs of this fit.
+        steps_per_epoch: batches per epoch.
+        progress: the progress callable.
+        cancel: the cancel token, checked after every batch.
+        every: report every ``every`` batches (and at each epoch end).
+        on_epoch: optional ``f(epoch, logs) -> partial dict`` run at epoch end (partial results).
+    """
+
+    def __init__(
+        self,
+        stage: str,
+        epochs: int,
+        steps_per_epoch: int,
+        progress: ProgressCallback,
+        cancel: CancelToken | None,
+        every: int = 1,
+        on_epoch: Callable[[int, dict], dict | None] | None = None,
+        initial_epoch: int = 0,
+    ) -> None:
+        super().__init__()
+        self.stage = stage
+        self.total = epochs * steps_per_epoch
+        self.steps_per_epoch = steps_per_epoch
+        self.progress = progress
+        self.cancel = cancel
+        self.every = max(1, every)
+        self.on_epoch = on_epoch
+        self.epoch = initial_epoch
+        self.cancelled = False
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        logs = logs or {}
+        loss = float(logs.get("loss", float("nan")))
+        if not math.isfinite(loss):
+            self.model.stop_training = True
+            raise FloatingPointError(
+                f"The {self.stage} loss became {loss} at epoch {self.epoch + 1}; try a lower learning rate."
+            )
+        step = self.epoch * self.steps_per_epoch + batch + 1
+        if batch % self.every == 0:
+            self.progress(Progress(self.stage, "progress", step, self.total, losses={"loss": loss},
+                                   message=f"epoch {self.epoch + 1}"))
+        if self.cancel is not None and self.cancel.cancelled:
+            self.cancelled = True
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.cancelled:
+            return
+        logs = dict(logs or {})
+        partial = self.on_epoch(epoch, logs) if self.on_epoch else None
+        losses = {k: float(v) for k, v in logs.items() if isinstance(v, (int, float, np.floating))}
+        self.progress(Progress(self.stage, "progress", (epoch + 1) * self.steps_per_epoch, self.total,
+                               losses=losses, message=f"epoch {epoch + 1} done", partial=partial))
+
+
+def predict_batches(fn: Callable[[np.ndarray], np.ndarray], data: np.ndarray, batch_size: int = 256,
+                    cancel: CancelToken | None = None) -> np.ndarray:
+    """Applies ``fn`` to ``data`` in batches and concatenates the results (bounded memory)."""
+    out = []
+    for start in range(0, len(data), batch_size):
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        out.append(np.asarray(fn(data[start:start + batch_size])))
+    return np.concatenate(out, axis=0)
+
+
+def steps(n: int, batch_size: int) -> int:
+    return max(1, math.ceil(n / batch_size))

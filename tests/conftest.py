@@ -1,0 +1,37 @@
+"""Shared fixtures: real images (scikit-learn's handwritten digits) written as a folder of PNG files."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+@pytest.fixture(scope="session")
+def digits_folder(tmp_path_factory) -> Path:
+    """60 real digits per class (600 images), 8x8 grey PNGs in class subfolders."""
+    from core.demo import write_digits_folder
+
+    return write_digits_folder(tmp_path_factory.mktemp("digits") / "digits", limit=60)
+
+
+@pytest.fixture()
+def cache_dir(tmp_path) -> Path:
+    return tmp_path / "cache"
+
+
+def tree_digest(folder: Path) -> str:
+    """A digest of every file's path, size, mtime and content under ``folder`` (to prove it is untouched)."""
+    h = hashlib.sha256()
+    for p in sorted(folder.rglob("*")):
+        h.update(str(p.relative_to(folder)).encode())
+        if p.is_file():
+            st = p.stat()
+            h.update(f"{st.st_size}|{st.st_mtime_ns}".encode())
+            h.update(p.read_bytes())
+    return h.hexdigest()

@@ -1,0 +1,165 @@
+"""Ingest of real photos in every format and mode, bad files, labels, cache; the folder is never written."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import data as skdata
+
+from core.config import IngestConfig
+from core.images import ImageError, InputError, ingest, load_image, read_labels_csv, survey_folder
+from tests.conftest import tree_digest
+
+
+@pytest.fixture(scope="module")
+def photo() -> np.ndarray:
+    return skdata.astronaut()[::4, ::4]  # a real 128x128 RGB photo
+
+
+def _save_modes(folder, photo):
+    folder.mkdir(parents=True, exist_ok=True)
+    img = Image.fromarray(photo)
+    written = {
+        "rgb.png": img,
+        "grey.png": img.convert("L"),
+        "grey_alpha.png": img.convert("LA"),
+        "palette.png": img.convert("P"),
+        "rgba.png": img.convert("RGBA"),
+        "photo.jpg": img,
+        "cmyk.jpg": img.convert("CMYK"),
+        "bitmap.bmp": img,
+        "anim.gif": img.convert("P"),
+        "photo.webp": img,
+        "photo.tif": img,
+        "photo.tiff": img.convert("CMYK"),
+    }
+    for name, im in written.items():
+        im.save(folder / name)
+    Image.fromarray((photo[..., 0].astype(np.uint16) * 257)).save(folder / "grey16.png")
+    Image.fromarray((photo[..., 1].astype(np.uint16) * 257)).save(folder / "grey16.tif")
+    return len(written) + 2
+
+
+def test_every_format_and_mode_becomes_rgb(tmp_path, photo, cache_dir):
+    n = _save_modes(tmp_path / "imgs", photo)
+    result = ingest(tmp_path / "imgs", IngestConfig(image_size=32), cache_dir=cache_dir)
+    assert result.skipped == []
+    assert result.images.shape == (n, 32, 32, 3) and result.images.dtype == np.uint8
+    rgb = result.images[result.paths.index("rgb.png")].astype(float)
+    for name in ("photo.jpg", "bitmap.bmp", "photo.webp", "photo.tif", "cmyk.jpg", "rgba.png"):
+        diff = np.abs(result.images[result.paths.index(name)].astype(float) - rgb).mean()
+        assert diff < 20, name  # the same photo, whatever the container
+    grey16 = result.images[result.paths.index("grey16.png")].astype(float)
+    assert np.abs(grey16[..., 0] - rgb[..., 0]).mean() < 3  # 16 bit scaled to 8, not clipped
+
+
+def test_transparency_is_composited_on_white(tmp_path):
+    Image.new("RGBA", (40, 40), (255, 0, 0, 0)).save(tmp_path / "clear.png")
+    assert load_image(tmp_path / "clear.png", 32).min() == 255
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    img = Image.new("RGB", (60, 30), (0, 0, 0))
+    img.paste((255, 255, 255), (0, 0, 30, 30))  # left half white
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    img.save(tmp_path / "rotated.jpg", exif=exif)
+    arr = load_image(tmp_path / "rotated.jpg", 32)
+    # After rotation the image is portrait; the centre crop shows the white half at the top.
+    assert arr[:8].mean() > 200 and arr[-8:].mean() < 60
+
+
+def test_gif_gives_first_frame(tmp_path):
+    frames = [Image.new("P", (40, 40), c) for c in (10, 200)]
+    frames[0].putpalette([i for v in range(256) for i in (v, v, v)])
+    frames[1].putpalette([i for v in range(256) for i in (v, v, v)])
+    frames[0].save(tmp_path / "a.gif", save_all=True, append_images=frames[1:])
+    assert load_image(tmp_path / "a.gif", 32).mean() < 30
+
+
+@pytest.mark.parametrize(
+    "name,content,reason",
+    [
+        ("empty.png", b"", "empty"),
+        ("text.jpg", b"this is not an image at all", "not an image"),
+        ("junk.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, "not an image|decoded"),
+    ],
+)
+def test_bad_files_raise_readable_reasons(tmp_path, name, content, reason):
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(ImageError, match=reason):
+        load_image(tmp_path / name, 32)
+
+
+def test_truncated_and_huge_files_are_skipped_and_listed(tmp_path, photo, cache_dir):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    Image.fromarray(photo).save(folder / "good.jpg")
+    data = (folder / "good.jpg").read_bytes()
+    (folder / "truncated.jpg").write_bytes(data[: len(data) // 3])
+    Image.new("L", (12000, 9000)).save(folder / "bomb.png")  # 108 Mpx > the guard
+    (folder / "zero.png").write_bytes(b"")
+    result = ingest(folder, IngestConfig(image_size=32), cache_dir=cache_dir)
+    reasons = dict(result.skipped)
+    assert result.paths == ["good.jpg"]
+    assert "too large" in reasons["bomb.png"]
+    assert "empty" in reasons["zero.png"]
+    assert "truncated.jpg" in reasons
+
+
+def test_labels_from_subfolders_and_switch_off(digits_folder, cache_dir):
+    survey = survey_folder(digits_folder)
+    assert survey.class_names == [str(d) for d in range(10)]
+    result = ingest(digits_folder, IngestConfig(), cache_dir=cache_dir)
+    assert result.labels[0] == result.paths[0].split("/")[0]
+    off = ingest(digits_folder, IngestConfig(labels_from_subfolders=False), cache_dir=cache_dir)
+    assert off.labels is None
+    assert result.is_grey
+
+
+def test_labels_from_csv(tmp_path, photo, cache_dir):
+    folder = tmp_path / "flat"
+    folder.mkdir()
+    for i in range(3):
+        Image.fromarray(photo).save(folder / f"{i}.png")
+    (tmp_path / "labels.csv").write_text("path,label\n0.png,cat\n1.png,dog\n", encoding="utf-8")
+    result = ingest(folder, IngestConfig(labels_csv=str(tmp_path / "labels.csv")), cache_dir=cache_dir)
+    assert result.labels == ["cat", "dog", None]
+    with pytest.raises(InputError):
+        read_labels_csv(tmp_path / "missing.csv")
+
+
+def test_second_run_uses_cache_and_folder_is_untouched(digits_folder, cache_dir):
+    before = tree_digest(digits_folder)
+    first = ingest(digits_folder, IngestConfig(), cache_dir=cache_dir)
+    second = ingest(digits_folder, IngestConfig(), cache_dir=cache_dir)
+    assert first.cached == 0 and second.cached == len(second.paths) == 600
+    np.testing.assert_array_equal(first.images, second.images)
+    assert tree_digest(digits_folder) == before
+    other_size = ingest(digits_folder, IngestConfig(image_size=48), cache_dir=cache_dir)
+    assert other_size.cached == 0 and other_size.images.shape[1] == 48
+
+
+def test_cache_notices_changed_file(tmp_path, photo, cache_dir):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    Image.fromarray(photo).save(folder / "a.png")
+    Image.fromarray(photo).save(folder / "b.png")
+    ingest(folder, IngestConfig(), cache_dir=cache_dir)
+    Image.fromarray(255 - photo).save(folder / "b.png")
+    again = ingest(folder, IngestConfig(), cache_dir=cache_dir)
+    assert again.cached == 1
+    assert again.images[1].mean() != again.images[0].mean()
+
+
+def test_missing_and_empty_folders_give_clear_errors(tmp_path):
+    with pytest.raises(InputError, match="does not exist"):
+        ingest(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("hello")
+    with pytest.raises(InputError, match="No images found"):
+        ingest(tmp_path / "empty")
+    (tmp_path / "file.png").write_bytes(b"")
+    with pytest.raises(InputError, match="not a folder"):
+        survey_folder(tmp_path / "file.png")

@@ -1,0 +1,104 @@
+"""Losses against plain NumPy references."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from core.scan import head_losses, scan_loss
+from core.selflabel import selflabel_loss
+from core.simclr import nt_xent_loss
+
+
+def softmax(x):
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def nt_xent_reference(z1, z2, tau):
+    z = np.concatenate([z1, z2])
+    z = z / np.linalg.norm(z, axis=1, keepdims=True)
+    n = len(z1)
+    losses = []
+    for i in range(2 * n):
+        j = (i + n) % (2 * n)
+        sims = np.array([z[i] @ z[m] / tau for m in range(2 * n)])
+        denom = sum(np.exp(sims[m]) for m in range(2 * n) if m != i)
+        losses.append(-np.log(np.exp(sims[j]) / denom))
+    return np.mean(losses)
+
+
+@pytest.mark.parametrize("n,d,tau", [(2, 3, 0.1), (5, 8, 0.5), (16, 4, 1.0)])
+def test_nt_xent_matches_reference(n, d, tau):
+    rng = np.random.default_rng(n)
+    z1, z2 = rng.normal(size=(n, d)).astype("float32"), rng.normal(size=(n, d)).astype("float32")
+    got = float(keras.ops.convert_to_numpy(nt_xent_loss(z1, z2, tau)))
+    assert got == pytest.approx(nt_xent_reference(z1, z2, tau), rel=1e-4)
+
+
+def test_nt_xent_is_low_for_matching_views():
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(8, 16)).astype("float32")
+    same = float(keras.ops.convert_to_numpy(nt_xent_loss(z, z, 0.1)))
+    other = float(keras.ops.convert_to_numpy(nt_xent_loss(z, rng.normal(size=(8, 16)).astype("float32"), 0.1)))
+    assert same < other
+
+
+def scan_reference(pa, pn, lam):
+    consistency = -np.mean([np.log(pa[i] @ pn[i]) for i in range(len(pa))])
+    mean = pa.mean(axis=0)
+    entropy = -np.sum(mean * np.log(mean))
+    return consistency - lam * entropy, consistency, entropy
+
+
+@pytest.mark.parametrize("lam", [0.0, 2.0, 5.0])
+def test_scan_loss_matches_reference(lam):
+    rng = np.random.default_rng(1)
+    pa = softmax(rng.normal(size=(12, 5))).astype("float32")
+    pn = softmax(rng.normal(size=(12, 5))).astype("float32")
+    got = [float(keras.ops.convert_to_numpy(v)) for v in scan_loss(pa, pn, lam)]
+    assert got == pytest.approx(list(scan_reference(pa, pn, lam)), rel=1e-4)
+
+
+def test_scan_loss_prefers_spread_clusters_to_collapse():
+    """The failure of the keras.io example: one cluster for everything must cost more than a spread."""
+    k, n = 4, 40
+    collapsed = np.tile(np.eye(k)[0], (n, 1)) * 0.97 + 0.01
+    spread = np.eye(k)[np.arange(n) % k] * 0.96 + 0.01
+    loss_collapsed = float(keras.ops.convert_to_numpy(scan_loss(collapsed, collapsed, 5.0)[0]))
+    loss_spread = float(keras.ops.convert_to_numpy(scan_loss(spread, spread, 5.0)[0]))
+    assert loss_spread < loss_collapsed
+
+
+def test_head_losses_match_per_head_reference():
+    rng = np.random.default_rng(2)
+    probs = softmax(rng.normal(size=(30, 3, 4)))
+    neighbours = rng.integers(0, 30, size=(30, 5))
+    got = head_losses(probs, neighbours, 5.0)
+    for h in range(3):
+        pairs = [np.log(probs[i, h] @ probs[j, h]) for i in range(30) for j in neighbours[i]]
+        mean = probs[:, h].mean(axis=0)
+        entropy = -np.sum(mean * np.log(mean))
+        assert got["total"][h] == pytest.approx(-np.mean(pairs) - 5.0 * entropy, rel=1e-6)
+
+
+def selflabel_reference(weak, strong, thr):
+    conf = weak.max(axis=1) > thr
+    if not conf.any():
+        return 0.0
+    target = weak.argmax(axis=1)[conf]
+    counts = np.bincount(target, minlength=weak.shape[1])
+    weight = np.where(counts > 0, conf.sum() / np.maximum(counts, 1), 0.0)
+    ce = -np.log(strong[conf, target])
+    w = weight[target]
+    return float(np.sum(w * ce) / np.sum(w))
+
+
+@pytest.mark.parametrize("thr", [0.5, 0.9, 0.999])
+def test_selflabel_loss_matches_reference(thr):
+    rng = np.random.default_rng(3)
+    weak = softmax(rng.normal(size=(64, 5)) * 4).astype("float32")
+    strong = softmax(rng.normal(size=(64, 5))).astype("float32")
+    got = float(keras.ops.convert_to_numpy(selflabel_loss(weak, strong, thr)))
+    assert got == pytest.approx(selflabel_reference(weak, strong, thr), rel=1e-4, abs=1e-6)

@@ -1,0 +1,87 @@
+"""Metrics against plain NumPy references (brute-force matching, textbook NMI and ARI)."""
+
+from __future__ import annotations
+
+import itertools
+from math import comb
+
+import numpy as np
+import pytest
+
+from core.metrics import cluster_summary, evaluate
+
+
+def brute_force_acc(assign, labels, k):
+    classes = sorted(set(labels))
+    best = 0
+    for perm in itertools.permutations(range(k), len(classes)):
+        mapping = dict(zip(perm, classes))
+        best = max(best, sum(mapping.get(a) == lab for a, lab in zip(assign, labels)))
+    return best / len(labels)
+
+
+def nmi_reference(a, b):
+    a, b = np.asarray(a), np.asarray(b)
+    n = len(a)
+    def h(x):
+        _, c = np.unique(x, return_counts=True)
+        p = c / n
+        return -np.sum(p * np.log(p))
+    mi = 0.0
+    for u in np.unique(a):
+        for v in np.unique(b):
+            nuv = np.sum((a == u) & (b == v))
+            if nuv:
+                mi += nuv / n * np.log(n * nuv / (np.sum(a == u) * np.sum(b == v)))
+    return mi / ((h(a) + h(b)) / 2)
+
+
+def ari_reference(a, b):
+    a, b = np.asarray(a), np.asarray(b)
+    cont = np.array([[np.sum((a == u) & (b == v)) for v in np.unique(b)] for u in np.unique(a)])
+    sum_ij = sum(comb(int(x), 2) for x in cont.ravel())
+    sum_a = sum(comb(int(x), 2) for x in cont.sum(axis=1))
+    sum_b = sum(comb(int(x), 2) for x in cont.sum(axis=0))
+    expected = sum_a * sum_b / comb(len(a), 2)
+    return (sum_ij - expected) / ((sum_a + sum_b) / 2 - expected)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_evaluate_matches_references(seed):
+    rng = np.random.default_rng(seed)
+    labels = [["cat", "dog", "truck"][i] for i in rng.integers(0, 3, 60)]
+    assign = rng.integers(0, 4, 60)
+    m = evaluate(labels, assign, 4)
+    label_ids = [["cat", "dog", "truck"].index(x) for x in labels]
+    assert m["acc"] == pytest.approx(brute_force_acc(list(assign), labels, 4))
+    assert m["nmi"] == pytest.approx(nmi_reference(assign, label_ids), rel=1e-6)
+    assert m["ari"] == pytest.approx(ari_reference(assign, label_ids), rel=1e-6)
+    assert np.sum(m["confusion"]) == 60
+
+
+def test_perfect_and_permuted_clustering():
+    labels = ["a"] * 5 + ["b"] * 5 + ["c"] * 5
+    assign = np.array([2] * 5 + [0] * 5 + [1] * 5)
+    m = evaluate(labels, assign, 3)
+    assert m["acc"] == 1.0 and m["nmi"] == pytest.approx(1.0) and m["ari"] == pytest.approx(1.0)
+
+
+def test_many_to_one_with_more_clusters_than_classes():
+    labels = ["a"] * 6 + ["b"] * 6
+    assign = np.array([0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3])
+    m = evaluate(labels, assign, 4)
+    assert m["many_to_one_acc"] == 1.0
+    assert m["acc"] == pytest.approx(0.5)
+
+
+def test_unknown_labels_are_ignored():
+    m = evaluate(["a", None, "b", "b"], np.array([0, 1, 1, 1]), 2)
+    assert m["n_labelled"] == 3 and m["acc"] == 1.0
+
+
+def test_cluster_summary_purity_and_empty_clusters():
+    rows = cluster_summary(np.array([0, 0, 0, 1]), 3, ["x", "x", "y", "y"], np.array([0.9, 0.8, 0.7, 0.6]))
+    assert [r.size for r in rows] == [3, 1, 0]
+    assert rows[0].majority_label == "x" and rows[0].purity == pytest.approx(2 / 3)
+    assert rows[0].mean_confidence == pytest.approx(0.8)
+    assert rows[2].purity is None and rows[2].mean_confidence is None
