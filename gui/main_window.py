@@ -1,0 +1,445 @@
+"""The main window: composes the panels, menus and toolbar, drag and drop, recent folders.
+
+It owns no arrays: the run lives in :class:`~gui.session.Session`, the work in
+:class:`~gui.worker.RunController`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QIcon, QKeySequence
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QMainWindow,
+    QScrollArea,
+    QTabWidget,
+    QWidget,
+)
+
+from core.artefacts import RunPaths, read_json
+from core.export import export_cluster_folders, export_labels
+from gui._core import RunConfig, load_run, read_skipped, survey_folder
+from gui.dialogs import SkippedDialog, show_message
+from gui.panels.accuracy import AccuracyPanel
+from gui.panels.clusters import ClustersPanel, choose_cluster
+from gui.panels.neighbours import NeighboursPanel, SelectionPanel
+from gui.panels.parameters import ParametersPanel
+from gui.panels.progress import ProgressPanel
+from gui.panels.scatter import ScatterPanel
+from gui.session import Session
+from gui.tasks import run_in_background
+from gui.thumbnails import ThumbnailLoader
+from gui.worker import RunController
+
+RESOURCES = Path(__file__).resolve().parent.parent / "resources"
+MAX_RECENT = 8
+
+
+def default_run_dir(folder: Path) -> Path:
+    """A sibling of the image folder: never write inside the user's images."""
+    folder = Path(folder).resolve()
+    return folder.parent / f"{folder.name}-semclust"
+
+
+def inside(path: Path, folder: Path) -> bool:
+    path, folder = Path(path).resolve(), Path(folder).resolve()
+    return path == folder or folder in path.parents
+
+
+class MainWindow(QMainWindow):
+    """The semclust window.
+
+    Args:
+        pipeline: ``run_pipeline``-like callable (tests pass a fast dummy); default: ``core.run``.
+        settings: where recent folders are kept; default: the user's QSettings.
+    """
+
+    TABS = ("Progress", "Map", "Clusters", "Accuracy")
+
+    def __init__(self, pipeline: Callable | None = None, settings: QSettings | None = None) -> None:
+        super().__init__()
+        self.setWindowTitle("semclust")
+        icon = RESOURCES / "semclust.svg"
+        if icon.is_file():
+            self.setWindowIcon(QIcon(str(icon)))
+        self.resize(1400, 900)
+        self.setAcceptDrops(True)
+        self.settings = settings or QSettings("semclust", "semclust")
+        self.session = Session(self)
+        self.loader = ThumbnailLoader(size=80, parent=self)
+        self.controller = RunController(pipeline, self)
+        # Connected before any panel, so that the loader knows the new run's files first.
+        self.session.runChanged.connect(
+            lambda: self.loader.set_source(self.session.absolute_path if self.session.run else None)
+        )
+        self.image_folder: Path | None = None
+        self.skipped: list[tuple[str, str]] = []
+        self.last_message = None
+        self._close_when_idle = False
+
+        self.params = ParametersPanel()
+        self.progress = ProgressPanel()
+        self.scatter = ScatterPanel(self.session, self.loader)
+        self.clusters = ClustersPanel(self.session, self.loader)
+        self.accuracy = AccuracyPanel(self.session)
+        self.neighbours = NeighboursPanel(self.session, self.loader)
+        self.selection = SelectionPanel(self.session, self.loader)
+
+        self.tabs = QTabWidget()
+        for panel, title in zip(
+            (self.progress, self.scatter, self.clusters, self.accuracy), self.TABS, strict=True
+        ):
+            self.tabs.addTab(panel, title)
+        self.setCentralWidget(self.tabs)
+        scroll = QScrollArea()
+        scroll.setWidget(self.params)
+        scroll.setWidgetResizable(True)
+        scroll.setMinimumWidth(self.params.sizeHint().width() + 24)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self._dock("Run", scroll, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.side = QTabWidget()
+        self.side.addTab(self.neighbours, "Neighbours")
+        self.side.addTab(self.selection, "Selection")
+        self._dock("Images", self.side, Qt.DockWidgetArea.RightDockWidgetArea)
+        self._build_actions()
+
+        self.params.runRequested.connect(self.start_run)
+        self.params.cancelRequested.connect(self.cancel_run)
+        self.params.skippedRequested.connect(self.show_skipped)
+        self.params.runDirChangeRequested.connect(self._choose_run_dir)
+        self.selection.moveRequested.connect(self.move_selection)
+        self.controller.progress.connect(self._on_progress)
+        self.controller.finished.connect(self._on_finished)
+        self.controller.failed.connect(self._on_failed)
+        self.controller.cancelled.connect(self._on_cancelled)
+        self.controller.runningChanged.connect(self._on_running)
+        self.session.runChanged.connect(self._sync_actions)
+        self.session.assignmentChanged.connect(self._sync_actions)
+        self.session.currentChanged.connect(lambda i: i >= 0 and self.side.setCurrentIndex(0))
+        self.session.selectionChanged.connect(
+            lambda: len(self.session.selection) and self.side.setCurrentIndex(1)
+        )
+        self._sync_actions()
+        self.statusBar().showMessage("Open a folder of images, or a previous run folder.")
+
+    def _dock(self, title: str, widget: QWidget, area) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(title)
+        dock.setWidget(widget)
+        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
+                         | QDockWidget.DockWidgetFeature.DockWidgetFloatable)  # fmt: skip
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _action(self, text: str, slot, shortcut=None, tip: str = "") -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        action.setStatusTip(tip)
+        action.setToolTip(tip or text)
+        action.triggered.connect(lambda *_: slot())
+        return action
+
+    def _build_actions(self) -> None:
+        self.open_folder_action = self._action("Open image folder…", self.choose_image_folder,
+                                               QKeySequence.StandardKey.Open, "Open a folder of images to cluster.")  # fmt: skip
+        self.open_run_action = self._action("Open run…", self.choose_run_folder, "Ctrl+Shift+O",
+                                            "Explore a previous run without retraining.")  # fmt: skip
+        self.export_csv_action = self._action("Export labels (CSV)…", self.export_csv, "Ctrl+E",
+                                              "Write path, cluster, name, confidence per image.")  # fmt: skip
+        self.export_folders_action = self._action("Export cluster folders…", self.export_folders, None,
+                                                  "Copy the images into one folder per cluster.")  # fmt: skip
+        self.run_action = self._action(
+            "Run", self.start_run, "Ctrl+R", "Start or continue the run."
+        )
+        self.cancel_action = self._action(
+            "Cancel", self.cancel_run, "Esc", "Stop; finished stages are kept."
+        )
+        self.undo_action = self._action(
+            "Undo correction", self.session.undo, QKeySequence.StandardKey.Undo
+        )
+        self.move_action = self._action("Move selection to cluster…", self.move_selection, "Ctrl+M")
+        quit_action = self._action("Quit", self.close, QKeySequence.StandardKey.Quit)
+
+        file_menu = self.menuBar().addMenu("&File")
+        file_menu.addActions([self.open_folder_action, self.open_run_action])
+        self.recent_menu = file_menu.addMenu("Open recent")
+        file_menu.addSeparator()
+        file_menu.addActions([self.export_csv_action, self.export_folders_action])
+        file_menu.addSeparator()
+        file_menu.addAction(quit_action)
+        edit_menu = self.menuBar().addMenu("&Edit")
+        edit_menu.addActions([self.undo_action, self.move_action])
+        run_menu = self.menuBar().addMenu("&Run")
+        run_menu.addActions([self.run_action, self.cancel_action])
+        view_menu = self.menuBar().addMenu("&View")
+        for i, title in enumerate(self.TABS):
+            view_menu.addAction(
+                self._action(title, lambda i=i: self.tabs.setCurrentIndex(i), f"Ctrl+{i + 1}")
+            )
+
+        toolbar = self.addToolBar("Main")
+        toolbar.setObjectName("main-toolbar")
+        toolbar.addActions([self.open_folder_action, self.open_run_action])
+        toolbar.addSeparator()
+        toolbar.addActions([self.run_action, self.cancel_action])
+        toolbar.addSeparator()
+        toolbar.addActions([self.export_csv_action, self.export_folders_action])
+        self._rebuild_recent()
+
+    # -- opening ----------------------------------------------------------------------------------
+    def open_path(self, path: str | Path) -> None:
+        """A run folder (has config.json) opens for exploring; any other folder as images."""
+        path = Path(path).expanduser()
+        if RunPaths(path).exists():
+            self.open_run(path)
+        else:
+            self.open_image_folder(path)
+
+    def open_image_folder(self, folder: Path, run_dir: Path | None = None) -> None:
+        folder = Path(folder).expanduser().resolve()
+        if not folder.is_dir():
+            self.message("Cannot open", f"{folder} is not a folder.", error=True)
+            return
+        self.image_folder = folder
+        self.params.set_folder(folder)
+        self.params.set_survey(None, None)
+        self.params.found_label.setText("counting…")
+        run_dir = Path(run_dir) if run_dir else default_run_dir(folder)
+        self.params.set_run_dir(run_dir)
+        self._add_recent(folder)
+        self.session.set_run(None)
+        self._load_existing_run(run_dir)
+        self.params.set_can_run(True)
+        self._sync_actions()
+        run_in_background(survey_folder, folder, on_result=self._on_survey,
+                          on_error=lambda e: self.params.found_label.setText(f"error: {e}"))  # fmt: skip
+        self.statusBar().showMessage(f"Opened {folder}. Set the parameters and press Run.")
+
+    def _on_survey(self, survey) -> None:
+        if self.image_folder is None or Path(survey.root).resolve() != self.image_folder:
+            return
+        self.params.set_survey(
+            len(survey.files), list(survey.class_names) if survey.has_labels else []
+        )
+
+    def _load_existing_run(self, run_dir: Path) -> None:
+        """If the run folder holds an earlier run: its parameters, skipped files, results."""
+        paths = RunPaths(run_dir)
+        self.skipped = read_skipped(paths) if paths.root.is_dir() else []
+        self.params.set_skipped(self.skipped if paths.images.is_file() else None)
+        if not paths.exists():
+            return
+        self.params.set_config(RunConfig.from_dict(read_json(paths.config)))
+        if paths.probabilities.is_file():
+            try:
+                self.session.set_run(load_run(run_dir))
+            except (OSError, ValueError, KeyError) as exc:
+                self.message("Cannot open run", f"{run_dir}: {exc}", error=True)
+
+    def open_run(self, run_dir: Path) -> None:
+        run_dir = Path(run_dir).expanduser().resolve()
+        paths = RunPaths(run_dir)
+        images = read_json(paths.images, {}) or {}
+        meta = (read_json(paths.config, {}) or {}).get("_meta", {})
+        root = images.get("root") or meta.get("image_folder")
+        folder = Path(root) if root else None
+        self.image_folder = folder
+        self.params.set_folder(folder)
+        self.params.set_run_dir(run_dir)
+        self.params.set_survey(len(images.get("paths", [])) or None, None)
+        if images.get("labels"):
+            labels = {str(t) for t in images["labels"] if t is not None}
+            self.params.set_survey(len(images["paths"]), sorted(labels))
+        self.session.set_run(None)
+        self._load_existing_run(run_dir)
+        self._add_recent(run_dir)
+        self.params.set_can_run(folder is not None)
+        if self.session.run is not None:
+            self.tabs.setCurrentWidget(self.scatter)
+            self.statusBar().showMessage(f"Opened run {run_dir}.")
+        else:
+            self.statusBar().showMessage(
+                f"The run in {run_dir} has not finished; press Run to continue."
+            )
+
+    def choose_image_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open image folder")
+        if folder:
+            self.open_image_folder(Path(folder))
+
+    def choose_run_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open run folder")
+        if folder:
+            self.open_run(Path(folder))
+
+    def _choose_run_dir(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Run folder (outside the image folder)")
+        if folder:
+            self.params.set_run_dir(Path(folder))
+            self.session.set_run(None)
+            self._load_existing_run(Path(folder))
+
+    # -- recent folders ---------------------------------------------------------------------------
+    def recent(self) -> list[str]:
+        value = self.settings.value("recent", [])
+        if isinstance(value, str):
+            value = [value]
+        return [str(v) for v in (value or [])]
+
+    def _add_recent(self, path: Path) -> None:
+        items = [str(path)] + [p for p in self.recent() if p != str(path)]
+        self.settings.setValue("recent", items[:MAX_RECENT])
+        self._rebuild_recent()
+
+    def _rebuild_recent(self) -> None:
+        self.recent_menu.clear()
+        for p in self.recent():
+            self.recent_menu.addAction(p).triggered.connect(lambda *_, p=p: self.open_path(p))
+        self.recent_menu.setEnabled(bool(self.recent()))
+
+    # -- drag and drop ----------------------------------------------------------------------------
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        urls = event.mimeData().urls()
+        if urls and urls[0].isLocalFile() and Path(urls[0].toLocalFile()).is_dir():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        self.open_path(Path(event.mimeData().urls()[0].toLocalFile()))
+        event.acceptProposedAction()
+
+    # -- running ----------------------------------------------------------------------------------
+    def start_run(self) -> None:
+        if self.controller.is_running or self.image_folder is None:
+            return
+        run_dir = self.params.run_dir()
+        if run_dir is None:
+            self.message("No run folder", "Choose where the run keeps its files.", error=True)
+            return
+        if inside(run_dir, self.image_folder):
+            self.message("Run folder", "Choose a run folder outside the image folder.", error=True)
+            return
+        config = self.params.config()
+        try:
+            config.validate()
+            self.controller.start(self.image_folder, run_dir, config)
+        except (ValueError, RuntimeError) as exc:
+            self.message("Cannot run", str(exc), error=True)
+            return
+        self.session.set_run(None)
+        self.progress.start_run()
+        self.tabs.setCurrentWidget(self.progress)
+        self.statusBar().showMessage("Running…")
+
+    def cancel_run(self) -> None:
+        if self.controller.is_running:
+            self.controller.cancel()
+            self.statusBar().showMessage("Stopping at the end of the current batch…")
+
+    def _on_running(self, running: bool) -> None:
+        self.params.set_running(running)
+        self._sync_actions()
+        if not running and self._close_when_idle:
+            self.close()
+
+    def _on_progress(self, event) -> None:
+        self.progress.on_progress(event)
+        if event.stage == "ingest" and event.kind in ("finished", "skipped"):
+            run_dir = self.params.run_dir()
+            self.skipped = read_skipped(RunPaths(run_dir))
+            self.params.set_skipped(self.skipped)
+
+    def _on_finished(self, run) -> None:
+        self.progress.end_run("Finished.")
+        self.session.set_run(run)
+        self.skipped = read_skipped(run.paths)
+        self.params.set_skipped(self.skipped)
+        self.tabs.setCurrentWidget(self.scatter)
+        self.statusBar().showMessage(
+            f"Finished: {len(run.image_paths):,} images in {run.n_clusters} clusters."
+        )
+
+    def _on_failed(self, text: str) -> None:
+        self.progress.end_run(text, error=True)
+        self.tabs.setCurrentWidget(self.progress)
+        self.statusBar().showMessage("The run failed; see the message.")
+        self.message("The run failed", text, error=True)
+
+    def _on_cancelled(self) -> None:
+        self.progress.end_run("Stopped. The finished stages are kept: press Run to continue.")
+        self.statusBar().showMessage("Stopped. Press Run to continue from the last finished stage.")
+
+    # -- corrections and export -------------------------------------------------------------------
+    def move_selection(self) -> None:
+        if not len(self.session.selection):
+            return
+        target = choose_cluster(self, self.session, f"Move {len(self.session.selection)} images to")
+        if target is not None:
+            self.session.move(self.session.selection, target)
+
+    def export_csv(self, path: Path | None = None) -> Path | None:
+        run = self.session.run
+        if run is None:
+            return None
+        if path is None:
+            name, _ = QFileDialog.getSaveFileName(self, "Export labels", str(run.paths.root / "labels_export.csv"),
+                                                  "CSV (*.csv)")  # fmt: skip
+            if not name:
+                return None
+            path = Path(name)
+        try:
+            export_labels(run, path)
+        except OSError as exc:
+            self.message("Export failed", str(exc), error=True)
+            return None
+        self.statusBar().showMessage(f"Wrote {path}")
+        return Path(path)
+
+    def export_folders(self, out_dir: Path | None = None) -> None:
+        run = self.session.run
+        if run is None:
+            return
+        if out_dir is None:
+            name = QFileDialog.getExistingDirectory(self, "Export cluster folders (copies)")
+            if not name:
+                return
+            out_dir = Path(name)
+        self.statusBar().showMessage("Copying images…")
+        run_in_background(
+            export_cluster_folders, run, out_dir,
+            on_result=lambda p: self.statusBar().showMessage(f"Copied the images into {p}"),
+            on_error=lambda e: self.message("Export failed", str(e), error=True),
+        )  # fmt: skip
+
+    def show_skipped(self) -> None:
+        SkippedDialog(self.skipped, self).open()
+
+    def message(self, title: str, text: str, error: bool = False) -> None:
+        self.statusBar().showMessage(text.splitlines()[0] if text else title)
+        self.last_message = show_message(self, title, text, error)
+
+    def _sync_actions(self, *_) -> None:
+        has_run = self.session.run is not None
+        running = self.controller.is_running
+        self.export_csv_action.setEnabled(has_run)
+        self.export_folders_action.setEnabled(has_run)
+        self.run_action.setEnabled(not running and self.image_folder is not None)
+        self.cancel_action.setEnabled(running)
+        self.undo_action.setEnabled(self.session.can_undo())
+        self.move_action.setEnabled(has_run)
+        self.tabs.setTabEnabled(3, self.session.has_labels)
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if self.controller.is_running:
+            # Never block the GUI thread: ask the run to stop and close when its thread has ended.
+            self._close_when_idle = True
+            self.controller.cancel()
+            self.statusBar().showMessage("Stopping the run before closing…")
+            event.ignore()
+            return
+        self.loader.shutdown()
+        super().closeEvent(event)

@@ -1,0 +1,255 @@
+"""The clusters: a table (name, size, majority label, purity, mean confidence); for the chosen cluster,
+its prototypes and then all its members page by page, most confident first."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QInputDialog,
+    QLabel,
+    QPushButton,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from gui import palette
+from gui.panels.neighbours import configure_grid
+from gui.session import Session
+from gui.thumbnails import ThumbnailGrid, ThumbnailLoader
+
+COLUMNS = ("Cluster", "Size", "Majority label", "Purity", "Mean confidence")
+PAGE = 120
+
+
+def _item(value, text: str | None = None) -> QTableWidgetItem:
+    item = QTableWidgetItem()
+    item.setData(Qt.ItemDataRole.DisplayRole, value if text is None else text)
+    if text is not None:
+        item.setData(Qt.ItemDataRole.UserRole, value)
+    item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEditable)
+    return item
+
+
+def choose_cluster(parent: QWidget, session: Session, title: str, exclude: int = -1) -> int | None:
+    """Asks the user for a cluster; None if cancelled."""
+    options = [c for c in range(session.n_clusters) if c != exclude]
+    names = [f"{c}: {session.cluster_name(c)}" for c in options]
+    name, ok = QInputDialog.getItem(parent, title, "Cluster:", names, 0, False)
+    return options[names.index(name)] if ok and name in names else None
+
+
+class ClustersPanel(QWidget):
+    """Cluster table with rename, merge and move, and the chosen cluster's images."""
+
+    clusterChosen = Signal(int)
+
+    def __init__(self, session: Session, loader: ThumbnailLoader, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.session = session
+        self._page = 0
+        self._members = np.zeros(0, dtype=int)
+        layout = QVBoxLayout(self)
+        split = QSplitter(Qt.Orientation.Horizontal)
+        layout.addWidget(split)
+
+        left = QWidget()
+        lv = QVBoxLayout(left)
+        lv.setContentsMargins(0, 0, 0, 0)
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.verticalHeader().hide()
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.setSortingEnabled(True)
+        self.table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
+        lv.addWidget(self.table, 1)
+        buttons = QHBoxLayout()
+        self.rename_button = QPushButton("Rename…")
+        self.merge_button = QPushButton("Merge into…")
+        self.move_button = QPushButton("Move selection here")
+        self.rename_button.setToolTip("Give the cluster a name; exports use it.")
+        self.merge_button.setToolTip("Move every image of this cluster into another one.")
+        self.move_button.setToolTip("Move the selected images (map or grids) into this cluster.")
+        for b in (self.rename_button, self.merge_button, self.move_button):
+            buttons.addWidget(b)
+        lv.addLayout(buttons)
+        split.addWidget(left)
+
+        right = QWidget()
+        rv = QVBoxLayout(right)
+        rv.setContentsMargins(0, 0, 0, 0)
+        self.proto_title = QLabel("Choose a cluster to see its images.")
+        rv.addWidget(self.proto_title)
+        self.prototypes = ThumbnailGrid(loader)
+        self.prototypes.setFixedHeight(loader.size + 44)
+        self.prototypes.setFlow(ThumbnailGrid.Flow.LeftToRight)
+        self.prototypes.setWrapping(False)
+        configure_grid(self.prototypes, session)
+        rv.addWidget(self.prototypes)
+        pager = QHBoxLayout()
+        self.members_title = QLabel("")
+        self.prev_button = QPushButton("◀ Previous")
+        self.next_button = QPushButton("Next ▶")
+        pager.addWidget(self.members_title, 1)
+        pager.addWidget(self.prev_button)
+        pager.addWidget(self.next_button)
+        rv.addLayout(pager)
+        self.members = ThumbnailGrid(loader, multi=True)
+        self.members.setToolTip("Most confident first; the doubtful images are on the last pages.")
+        configure_grid(self.members, session)
+        rv.addWidget(self.members, 1)
+        split.addWidget(right)
+        split.setSizes([380, 700])
+
+        self.table.itemSelectionChanged.connect(self._on_row)
+        self.rename_button.clicked.connect(lambda: self.rename())
+        self.merge_button.clicked.connect(lambda: self.merge())
+        self.move_button.clicked.connect(lambda: self.move_selection())
+        self.prev_button.clicked.connect(lambda: self.show_page(self._page - 1))
+        self.next_button.clicked.connect(lambda: self.show_page(self._page + 1))
+        for grid in (self.prototypes, self.members):
+            grid.activated_image.connect(session.set_current)
+        self.members.selected_images.connect(self._on_members_selected)
+        session.runChanged.connect(self.refresh)
+        session.assignmentChanged.connect(self.refresh)
+        session.selectionChanged.connect(self._sync_buttons)
+        self.refresh()
+
+    # -- state ------------------------------------------------------------------------------------
+    def chosen(self) -> int:
+        rows = self.table.selectionModel().selectedRows()
+        if not rows:
+            return -1
+        return int(self.table.item(rows[0].row(), 0).data(Qt.ItemDataRole.UserRole))
+
+    def choose(self, cluster: int) -> None:
+        for r in range(self.table.rowCount()):
+            if int(self.table.item(r, 0).data(Qt.ItemDataRole.UserRole)) == cluster:
+                self.table.selectRow(r)
+                return
+
+    def refresh(self) -> None:
+        s = self.session
+        keep = self.chosen()
+        self.table.setSortingEnabled(False)
+        self.table.blockSignals(True)
+        self.table.setRowCount(0)
+        if s.run is None:
+            self.table.blockSignals(False)
+            self._show_cluster(-1)
+            self._sync_buttons()
+            return
+        stats = s.summary()
+        self.table.setRowCount(len(stats))
+        for r, st in enumerate(stats):
+            name = _item(st.cluster, f"{st.cluster}: {s.cluster_name(st.cluster)}")
+            name.setData(Qt.ItemDataRole.DecorationRole, palette.color(st.cluster, s.n_clusters))
+            cells = [
+                name,
+                _item(int(st.size)),
+                _item(st.majority_label or "–"),
+                _item(-1.0, "–") if st.purity is None else _item(st.purity, f"{st.purity:.0%}"),
+                _item(-1.0, "–") if st.mean_confidence is None
+                else _item(st.mean_confidence, f"{st.mean_confidence:.2f}"),
+            ]  # fmt: skip
+            for c, item in enumerate(cells):
+                if st.size == 0:
+                    item.setForeground(QColor("#999"))
+                self.table.setItem(r, c, item)
+        self.table.setSortingEnabled(True)
+        self.choose(keep)
+        self.table.blockSignals(False)
+        self._show_cluster(self.chosen(), keep_page=True)
+        self._sync_buttons()
+
+    def _on_row(self) -> None:
+        c = self.chosen()
+        self._show_cluster(c)
+        self._sync_buttons()
+        if c >= 0:
+            self.clusterChosen.emit(c)
+
+    def _show_cluster(self, c: int, keep_page: bool = False) -> None:
+        s = self.session
+        if c < 0 or s.run is None:
+            self._members = np.zeros(0, dtype=int)
+            self.proto_title.setText("Choose a cluster to see its images.")
+            self.prototypes.set_items([])
+            self.members.set_items([])
+            self.members_title.setText("")
+            self._sync_pager()
+            return
+        protos = s.prototypes(c)
+        self.proto_title.setText(f"Prototypes of {s.cluster_name(c)} (most confident):")
+        self.prototypes.set_items(protos)
+        self._members = s.members(c)
+        self.show_page(self._page if keep_page else 0)
+
+    def show_page(self, page: int) -> None:
+        pages = max(1, -(-len(self._members) // PAGE))
+        self._page = max(0, min(page, pages - 1))
+        start = self._page * PAGE
+        chunk = self._members[start : start + PAGE]
+        self.members.set_items(chunk)
+        if len(self._members):
+            self.members_title.setText(
+                f"Members {start + 1}–{start + len(chunk)} of {len(self._members):,}, "
+                f"most confident first (page {self._page + 1} of {pages})"
+            )
+        else:
+            self.members_title.setText("This cluster is empty.")
+        self._sync_pager()
+
+    def _sync_pager(self) -> None:
+        pages = max(1, -(-len(self._members) // PAGE))
+        self.prev_button.setEnabled(self._page > 0)
+        self.next_button.setEnabled(self._page < pages - 1)
+
+    def _sync_buttons(self) -> None:
+        c = self.chosen()
+        self.rename_button.setEnabled(c >= 0)
+        self.merge_button.setEnabled(c >= 0 and self.session.n_clusters > 1)
+        self.move_button.setEnabled(c >= 0 and len(self.session.selection) > 0)
+
+    def _on_members_selected(self, images) -> None:
+        if len(images):
+            self.session.set_selection(images)
+
+    # -- corrections ------------------------------------------------------------------------------
+    def rename(self, name: str | None = None) -> None:
+        c = self.chosen()
+        if c < 0:
+            return
+        if name is None:
+            old = self.session.cluster_name(c)
+            name, ok = QInputDialog.getText(self, "Rename cluster", "Name:", text=old)
+            if not ok:
+                return
+        self.session.rename(c, name)
+
+    def merge(self, target: int | None = None) -> None:
+        c = self.chosen()
+        if c < 0:
+            return
+        if target is None:
+            target = choose_cluster(
+                self, self.session, f"Merge {self.session.cluster_name(c)} into", c
+            )
+        if target is not None:
+            self.session.merge(c, target)
+            self.choose(target)
+
+    def move_selection(self) -> None:
+        c = self.chosen()
+        if c >= 0:
+            self.session.move(self.session.selection, c)

@@ -1,0 +1,129 @@
+"""Image grids that follow the session: the current image's nearest neighbours, and the selection."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+
+from gui import palette
+from gui.session import Session
+from gui.thumbnails import ThumbnailGrid, ThumbnailLoader
+
+
+def configure_grid(grid: ThumbnailGrid, session: Session) -> None:
+    """Captions (cluster, true label), tooltips and cluster tints for a grid of the session's images."""
+    model = grid.grid_model
+
+    def caption(i: int) -> str:
+        text = session.cluster_name(int(session.assignment[i]))
+        label = session.true_label(i)
+        return f"{text}\n({label})" if label is not None else text
+
+    def tooltip(i: int) -> str:
+        conf = session.run.confidence[i]
+        return f"{session.file_name(i)}\n{caption(i).replace(chr(10), ' ')}\nconfidence {conf:.2f}"
+
+    model.caption = caption
+    model.tooltip = tooltip
+    model.tint = lambda i: palette.color(int(session.assignment[i]), session.n_clusters)
+    session.assignmentChanged.connect(model.refresh)
+
+
+class NeighboursPanel(QWidget):
+    """The current image and its k nearest neighbours; clicking a neighbour makes it current."""
+
+    def __init__(self, session: Session, loader: ThumbnailLoader, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.session, self.loader = session, loader
+        layout = QVBoxLayout(self)
+        head = QHBoxLayout()
+        self.image = QLabel()
+        self.image.setFixedSize(loader.size + 4, loader.size + 4)
+        self.details = QLabel("Click an image in the map or a grid.")
+        self.details.setWordWrap(True)
+        head.addWidget(self.image)
+        head.addWidget(self.details, 1)
+        layout.addLayout(head)
+        self.title = QLabel("")
+        layout.addWidget(self.title)
+        self.grid = ThumbnailGrid(loader)
+        configure_grid(self.grid, session)
+        layout.addWidget(self.grid, 1)
+        self.grid.activated_image.connect(session.set_current)
+        session.currentChanged.connect(self.refresh)
+        session.runChanged.connect(self.refresh)
+        session.assignmentChanged.connect(self._refresh_details)
+        loader.loaded.connect(self._on_thumbnail)
+        self.refresh()
+
+    def refresh(self, *_) -> None:
+        s = self.session
+        i = s.current
+        if s.run is None or i < 0:
+            self.image.clear()
+            self.details.setText("Click an image in the map or a grid." if s.run else "")
+            self.title.setText("")
+            self.grid.set_items([])
+            return
+        neighbours = s.neighbours(i)
+        if s.run.neighbours is None:
+            self.title.setText("This run has no neighbours.")
+        else:
+            same = sum(int(s.assignment[j] == s.assignment[i]) for j in neighbours)
+            self.title.setText(f"{len(neighbours)} nearest neighbours, {same} in the same cluster:")
+        self.grid.set_items(neighbours)
+        self._refresh_details()
+
+    def _refresh_details(self) -> None:
+        s, i = self.session, self.session.current
+        if s.run is None or i < 0:
+            return
+        self.image.setPixmap(self.loader.pixmap(i))
+        lines = [
+            f"<b>{s.file_name(i)}</b>",
+            f"cluster: {s.cluster_name(int(s.assignment[i]))}",
+            f"confidence: {s.run.confidence[i]:.2f}",
+        ]
+        if s.true_label(i) is not None:
+            lines.append(f"true label: {s.true_label(i)}")
+        self.details.setText("<br>".join(lines))
+
+    def _on_thumbnail(self, i: int) -> None:
+        if i == self.session.current:
+            self.image.setPixmap(self.loader.pixmap(i))
+
+
+class SelectionPanel(QWidget):
+    """The images selected in the map (box, lasso) or in a cluster's member grid.
+
+    Signals:
+        moveRequested(): the user wants to move the selected images to another cluster.
+    """
+
+    moveRequested = Signal()
+
+    def __init__(self, session: Session, loader: ThumbnailLoader, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.session = session
+        layout = QVBoxLayout(self)
+        top = QHBoxLayout()
+        self.count = QLabel("No images selected.")
+        self.move_button = QPushButton("Move to cluster…")
+        self.move_button.setToolTip("Put the selected images into another cluster (a correction).")
+        self.move_button.clicked.connect(self.moveRequested)
+        top.addWidget(self.count, 1)
+        top.addWidget(self.move_button)
+        layout.addLayout(top)
+        self.grid = ThumbnailGrid(loader)
+        configure_grid(self.grid, session)
+        layout.addWidget(self.grid, 1)
+        self.grid.activated_image.connect(session.set_current)
+        session.selectionChanged.connect(self.refresh)
+        session.runChanged.connect(self.refresh)
+        self.refresh()
+
+    def refresh(self) -> None:
+        sel = self.session.selection
+        self.count.setText(f"{len(sel):,} images selected" if len(sel) else "No images selected.")
+        self.move_button.setEnabled(bool(len(sel)))
+        self.grid.set_items(sel)

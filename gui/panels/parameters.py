@@ -1,0 +1,274 @@
+"""The side panel: the image folder, the run folder, the run's parameters, Run and Cancel."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from gui._core import RunConfig
+
+SCRATCH, FROZEN, FINETUNED = range(3)
+REPRESENTATIONS = (
+    "From scratch (SimCLR on these images)",
+    "Pretrained backbone, frozen",
+    "Pretrained backbone, fine-tuned",
+)
+
+
+def _spin(lo: int, hi: int, value: int, tip: str, step: int = 1) -> QSpinBox:
+    box = QSpinBox()
+    box.setRange(lo, hi)
+    box.setSingleStep(step)
+    box.setValue(value)
+    box.setToolTip(tip)
+    return box
+
+
+class ParametersPanel(QWidget):
+    """Folder information and run parameters, with the core's defaults and tooltips.
+
+    Signals:
+        runRequested(): the user pressed Run.
+        cancelRequested(): the user pressed Cancel.
+        skippedRequested(): the user wants the list of skipped files.
+        runDirChangeRequested(): the user wants another run folder.
+    """
+
+    runRequested = Signal()
+    cancelRequested = Signal()
+    skippedRequested = Signal()
+    runDirChangeRequested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        d = RunConfig()
+        self._base = d
+        layout = QVBoxLayout(self)
+
+        data = QGroupBox("Images")
+        form = QFormLayout(data)
+        self.folder_label = QLabel("No folder open. Use File ▸ Open folder or drop one here.")
+        self.folder_label.setWordWrap(True)
+        self.found_label = QLabel("–")
+        self.labels_label = QLabel("–")
+        self.labels_label.setWordWrap(True)
+        skipped_row = QHBoxLayout()
+        self.skipped_label = QLabel("–")
+        self.skipped_button = QPushButton("Show…")
+        self.skipped_button.setToolTip("The files the run could not read, and why.")
+        self.skipped_button.setEnabled(False)
+        self.skipped_button.clicked.connect(self.skippedRequested)
+        skipped_row.addWidget(self.skipped_label, 1)
+        skipped_row.addWidget(self.skipped_button)
+        form.addRow("Folder:", self.folder_label)
+        form.addRow("Found:", self.found_label)
+        form.addRow("Skipped:", skipped_row)
+        form.addRow("Labels:", self.labels_label)
+        run_row = QHBoxLayout()
+        self.run_dir_edit = QLineEdit()
+        self.run_dir_edit.setToolTip(
+            "Where the run keeps its artefacts. Never inside the image folder. Running again into "
+            "the same folder skips the stages already done."
+        )
+        change = QPushButton("…")
+        change.setFixedWidth(28)
+        change.clicked.connect(self.runDirChangeRequested)
+        run_row.addWidget(self.run_dir_edit, 1)
+        run_row.addWidget(change)
+        form.addRow("Run folder:", run_row)
+        layout.addWidget(data)
+
+        box = QGroupBox("Parameters")
+        form = QFormLayout(box)
+        self.clusters = _spin(2, 1000, d.clusters, "Number of clusters to find (SCAN's K).")
+        self.representation = QComboBox()
+        self.representation.addItems(REPRESENTATIONS)
+        self.representation.setToolTip(
+            "From scratch: learn features with SimCLR on these images (slow, no download).\n"
+            "Frozen: use a pretrained ImageNet backbone as is (fast).\n"
+            "Fine-tuned: start from the pretrained backbone and continue with SimCLR."
+        )
+        self.backbone = QComboBox()
+        self.backbone.addItems(["resnet_small", "resnet50v2", "mobilenet"])
+        self.backbone.setCurrentText(d.encoder.backbone)
+        self.backbone.setToolTip(
+            "resnet_small: compact ResNet for small images (CPU default).\n"
+            "resnet50v2: as in the keras.io SCAN example.\nmobilenet: ImageNet MobileNet v1."
+        )
+        weights_row = QHBoxLayout()
+        self.weights = QLineEdit("imagenet")
+        self.weights.setToolTip(
+            "'imagenet' downloads Keras' ImageNet weights; or the path of a local .weights.h5 file."
+        )
+        browse = QPushButton("…")
+        browse.setFixedWidth(28)
+        browse.clicked.connect(self._browse_weights)
+        weights_row.addWidget(self.weights, 1)
+        weights_row.addWidget(browse)
+        self.image_size = _spin(32, 512, d.ingest.image_size,
+                                "Side of the square image every file is resized to.", 8)  # fmt: skip
+        self.pretext_epochs = _spin(0, 10_000, d.pretext.epochs,
+                                    "SimCLR epochs (representation learning).")  # fmt: skip
+        self.scan_epochs = _spin(1, 10_000, d.scan.epochs, "SCAN clustering epochs.")
+        self.selflabel_epochs = _spin(0, 10_000, d.selflabel.epochs, "Self-labelling epochs.")
+        self.k = _spin(
+            1, 500, d.neighbours.k, "Nearest neighbours per image mined for SCAN (paper: 20)."
+        )
+        self.entropy = QDoubleSpinBox()
+        self.entropy.setRange(0.0, 100.0)
+        self.entropy.setSingleStep(0.5)
+        self.entropy.setValue(d.scan.entropy_weight)
+        self.entropy.setToolTip(
+            "SCAN's entropy weight (lambda, paper: 5). Higher spreads images over more clusters; "
+            "raise it if the clustering collapses into a few clusters."
+        )
+        self.update_encoder = QCheckBox("Fine-tune the backbone during SCAN")
+        self.update_encoder.setChecked(d.scan.update_encoder)
+        self.update_encoder.setToolTip("Slower; trains the backbone with the clustering heads.")
+        self.selflabel = QCheckBox("Self-labelling")
+        self.selflabel.setChecked(d.selflabel.enabled)
+        self.selflabel.setToolTip(
+            "Retrain on the confident predictions (SCAN section 2.3); usually a few points of accuracy."
+        )
+        self.seed = _spin(
+            0, 2**31 - 1, d.seed, "Random seed: same seed, data and machine, same clusters."
+        )
+        form.addRow("Clusters:", self.clusters)
+        form.addRow("Representation:", self.representation)
+        form.addRow("Backbone:", self.backbone)
+        form.addRow("Weights:", weights_row)
+        form.addRow("Image size:", self.image_size)
+        form.addRow("Pretext epochs:", self.pretext_epochs)
+        form.addRow("SCAN epochs:", self.scan_epochs)
+        form.addRow("Self-label epochs:", self.selflabel_epochs)
+        form.addRow("k neighbours:", self.k)
+        form.addRow("Entropy weight:", self.entropy)
+        form.addRow(self.update_encoder)
+        form.addRow(self.selflabel)
+        form.addRow("Seed:", self.seed)
+        layout.addWidget(box)
+
+        buttons = QHBoxLayout()
+        self.run_button = QPushButton("Run")
+        self.run_button.setToolTip("Start, or continue from the stages already done.")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip("Stop within a batch; finished stages are kept.")
+        self.run_button.clicked.connect(self.runRequested)
+        self.cancel_button.clicked.connect(self.cancelRequested)
+        buttons.addWidget(self.run_button)
+        buttons.addWidget(self.cancel_button)
+        layout.addLayout(buttons)
+        layout.addStretch(1)
+
+        self.representation.currentIndexChanged.connect(self._sync_enabled)
+        self.selflabel.toggled.connect(self._sync_enabled)
+        self.set_running(False)
+        self.set_can_run(False)
+        self._sync_enabled()
+
+    # -- folder information ------------------------------------------------------------------------
+    def set_folder(self, folder: Path | None) -> None:
+        self.folder_label.setText(str(folder) if folder else "No folder open.")
+        self.folder_label.setToolTip(str(folder) if folder else "")
+
+    def set_survey(self, n_found: int | None, class_names: list[str] | None) -> None:
+        self.found_label.setText("–" if n_found is None else f"{n_found:,} image files")
+        if class_names is None:
+            self.labels_label.setText("–")
+        elif class_names:
+            shown = ", ".join(class_names[:8]) + (" …" if len(class_names) > 8 else "")
+            self.labels_label.setText(f"{len(class_names)} classes from subfolders ({shown})")
+        else:
+            self.labels_label.setText("none (no class subfolders)")
+
+    def set_skipped(self, skipped: list[tuple[str, str]] | None) -> None:
+        if skipped is None:
+            self.skipped_label.setText("known after ingest")
+        else:
+            self.skipped_label.setText(f"{len(skipped):,} files")
+        self.skipped_button.setEnabled(bool(skipped))
+
+    def run_dir(self) -> Path | None:
+        text = self.run_dir_edit.text().strip()
+        return Path(text).expanduser() if text else None
+
+    def set_run_dir(self, path: Path | None) -> None:
+        self.run_dir_edit.setText(str(path) if path else "")
+
+    # -- parameters --------------------------------------------------------------------------------
+    def config(self) -> RunConfig:
+        """The RunConfig the form describes, on top of the last loaded config."""
+        rep = self.representation.currentIndex()
+        weights = None if rep == SCRATCH else (self.weights.text().strip() or "imagenet")
+        pretext = 0 if rep == FROZEN else self.pretext_epochs.value()
+        return self._base.replace(**{
+            "clusters": self.clusters.value(),
+            "seed": self.seed.value(),
+            "ingest.image_size": self.image_size.value(),
+            "encoder.backbone": self.backbone.currentText(),
+            "encoder.weights": weights,
+            "pretext.epochs": pretext,
+            "scan.epochs": self.scan_epochs.value(),
+            "neighbours.k": self.k.value(),
+            "scan.entropy_weight": float(self.entropy.value()),
+            "scan.update_encoder": self.update_encoder.isChecked(),
+            "selflabel.enabled": self.selflabel.isChecked(),
+            "selflabel.epochs": self.selflabel_epochs.value(),
+        })  # fmt: skip
+
+    def set_config(self, cfg: RunConfig) -> None:
+        self._base = cfg
+        self.clusters.setValue(cfg.clusters)
+        self.seed.setValue(cfg.seed)
+        self.image_size.setValue(cfg.ingest.image_size)
+        self.backbone.setCurrentText(cfg.encoder.backbone)
+        if cfg.encoder.weights is None:
+            rep = SCRATCH
+        else:
+            self.weights.setText(str(cfg.encoder.weights))
+            rep = FROZEN if cfg.pretext.epochs == 0 else FINETUNED
+        self.representation.setCurrentIndex(rep)
+        if cfg.pretext.epochs:
+            self.pretext_epochs.setValue(cfg.pretext.epochs)
+        self.scan_epochs.setValue(cfg.scan.epochs)
+        self.k.setValue(cfg.neighbours.k)
+        self.entropy.setValue(cfg.scan.entropy_weight)
+        self.update_encoder.setChecked(cfg.scan.update_encoder)
+        self.selflabel.setChecked(cfg.selflabel.enabled)
+        self.selflabel_epochs.setValue(cfg.selflabel.epochs)
+
+    def set_running(self, running: bool) -> None:
+        self._running = running
+        self.cancel_button.setEnabled(running)
+        self.run_button.setEnabled(not running and getattr(self, "_can_run", False))
+
+    def set_can_run(self, can: bool) -> None:
+        self._can_run = can
+        self.run_button.setEnabled(can and not self._running)
+
+    def _sync_enabled(self) -> None:
+        rep = self.representation.currentIndex()
+        self.weights.setEnabled(rep != SCRATCH)
+        self.pretext_epochs.setEnabled(rep != FROZEN)
+        self.selflabel_epochs.setEnabled(self.selflabel.isChecked())
+
+    def _browse_weights(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Backbone weights", "", "Keras weights (*.h5)")
+        if path:
+            self.weights.setText(path)

@@ -1,0 +1,244 @@
+"""The progress view: one bar per stage with elapsed and remaining time, a live loss plot, and during
+SCAN a live bar chart of cluster sizes that warns when the clustering collapses."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import (
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+from gui._core import STAGES, Progress
+
+STAGE_TITLES = {
+    "ingest": "Read images",
+    "pretext": "Learn features (SimCLR)",
+    "neighbours": "Mine neighbours",
+    "scan": "Cluster (SCAN)",
+    "selflabel": "Self-label",
+    "projection": "Map (UMAP)",
+    "report": "Report",
+}
+LOSS_PENS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e"]
+
+
+def collapse_warning(sizes) -> str | None:
+    """A warning when SCAN's clusters collapse: one cluster holds most images, or several are empty."""
+    sizes = np.asarray(sizes, dtype=float)
+    k, n = len(sizes), sizes.sum()
+    if k < 2 or n <= 0:
+        return None
+    limit = max(0.5, min(0.9, 3.0 / k))
+    empty = int(np.sum(sizes == 0))
+    if sizes.max() / n > limit:
+        return (f"Collapsing: cluster {int(sizes.argmax())} holds {sizes.max() / n:.0%} of the images. "
+                "Consider a higher entropy weight.")  # fmt: skip
+    if empty >= 2:
+        return f"Collapsing: {empty} of {k} clusters are empty. Consider a higher entropy weight."
+    return None
+
+
+def format_seconds(s: float) -> str:
+    s = int(round(s))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"
+
+
+class _StageRow:
+    def __init__(self, grid: QGridLayout, row: int, stage: str) -> None:
+        self.title = QLabel(STAGE_TITLES.get(stage, stage))
+        self.bar = QProgressBar()
+        self.bar.setRange(0, 1000)
+        self.bar.setValue(0)
+        self.bar.setTextVisible(False)
+        self.time = QLabel("")
+        self.time.setMinimumWidth(210)
+        grid.addWidget(self.title, row, 0)
+        grid.addWidget(self.bar, row, 1)
+        grid.addWidget(self.time, row, 2)
+        self.reset()
+
+    def reset(self) -> None:
+        self.started: float | None = None
+        self.fraction = 0.0
+        self.state = "waiting"
+        self.bar.setValue(0)
+        self.time.setText("waiting")
+
+    def update_time(self, now: float) -> None:
+        if self.state != "running" or self.started is None:
+            return
+        elapsed = now - self.started
+        text = format_seconds(elapsed)
+        if self.fraction > 0.02:
+            text += f", about {format_seconds(elapsed * (1 - self.fraction) / self.fraction)} left"
+        self.time.setText(text)
+
+
+class ProgressPanel(QWidget):
+    """Shows a run's progress; fed by :meth:`on_progress` from the run controller's signal."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        layout = QVBoxLayout(self)
+        self.banner = QLabel("")
+        self.banner.setWordWrap(True)
+        self.banner.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.banner.hide()
+        layout.addWidget(self.banner)
+
+        stages = QGroupBox("Stages")
+        grid = QGridLayout(stages)
+        grid.setColumnStretch(1, 1)
+        self.rows = {s: _StageRow(grid, i, s) for i, s in enumerate(STAGES)}
+        self.message = QLabel("")
+        self.message.setWordWrap(True)
+        grid.addWidget(self.message, len(STAGES), 0, 1, 3)
+        layout.addWidget(stages)
+
+        plots = QHBoxLayout()
+        self.loss_plot = pg.PlotWidget(title="Loss")
+        self.loss_plot.setBackground("w")
+        self.loss_plot.addLegend(offset=(-10, 10))
+        self.loss_plot.setLabel("bottom", "batch")
+        self.loss_plot.showGrid(x=True, y=True, alpha=0.3)
+        plots.addWidget(self.loss_plot, 1)
+        sizes_box = QVBoxLayout()
+        self.sizes_plot = pg.PlotWidget(title="Cluster sizes (SCAN)")
+        self.sizes_plot.setBackground("w")
+        self.sizes_plot.setLabel("bottom", "cluster")
+        self.sizes_plot.setLabel("left", "images")
+        self.size_bars = pg.BarGraphItem(x=[], height=[], width=0.8, brush="#1f77b4")
+        self.sizes_plot.addItem(self.size_bars)
+        self.collapse_label = QLabel("")
+        self.collapse_label.setWordWrap(True)
+        self.collapse_label.setStyleSheet(
+            "QLabel { background: #fff3cd; color: #7a4d00; padding: 6px; border: 1px solid #e0b84f; }"
+        )
+        self.collapse_label.hide()
+        sizes_box.addWidget(self.sizes_plot, 1)
+        sizes_box.addWidget(self.collapse_label)
+        plots.addLayout(sizes_box, 1)
+        layout.addLayout(plots, 1)
+
+        self._curves: dict[str, pg.PlotDataItem] = {}
+        self._loss_x: list[int] = []
+        self._loss_y: dict[str, list[float]] = {}
+        self._current_stage: str | None = None
+        self._clock = QTimer(self)
+        self._clock.setInterval(1000)
+        self._clock.timeout.connect(self._tick)
+
+    # -- feeding ----------------------------------------------------------------------------------
+    def start_run(self) -> None:
+        for row in self.rows.values():
+            row.reset()
+        self.banner.hide()
+        self.collapse_label.hide()
+        self.size_bars.setOpts(x=[], height=[])
+        self.message.setText("Starting…")
+        self._reset_losses(None)
+        self._clock.start()
+
+    def end_run(self, text: str, error: bool = False) -> None:
+        self._clock.stop()
+        for row in self.rows.values():
+            if row.state == "running":
+                row.state = "stopped"
+                row.time.setText("stopped" if not error else "failed")
+        self.message.setText(text if not error else "")
+        if error:
+            self.show_error(text)
+
+    def show_error(self, text: str) -> None:
+        self.banner.setText(text)
+        self.banner.setStyleSheet(
+            "QLabel { background: #f8d7da; color: #721c24; padding: 8px; border: 1px solid #e0a0a6; }"
+        )
+        self.banner.show()
+
+    def on_progress(self, event: Progress) -> None:
+        row = self.rows.get(event.stage)
+        now = time.monotonic()
+        if row is None:
+            return
+        if event.kind == "started":
+            row.state, row.started, row.fraction = "running", now, 0.0
+            row.bar.setValue(0)
+            row.time.setText("0 s")
+            self._reset_losses(event.stage)
+        elif event.kind == "progress":
+            if row.state != "running":  # no 'started' seen (throttled or resumed)
+                row.state, row.started = "running", now
+            row.fraction = event.fraction
+            row.bar.setValue(int(1000 * event.fraction))
+            row.update_time(now)
+            if event.losses:
+                self._add_losses(event)
+        elif event.kind == "finished":
+            took = now - row.started if row.started else 0.0
+            row.state, row.fraction = "done", 1.0
+            row.bar.setValue(1000)
+            row.time.setText(f"done in {format_seconds(took)}")
+        elif event.kind == "skipped":
+            row.state = "skipped"
+            row.bar.setValue(1000)
+            row.time.setText("already done (skipped)")
+        if event.message:
+            self.message.setText(f"{STAGE_TITLES.get(event.stage, event.stage)}: {event.message}")
+        if event.partial and "cluster_sizes" in event.partial:
+            self.show_cluster_sizes(event.partial["cluster_sizes"])
+
+    def show_cluster_sizes(self, sizes) -> None:
+        sizes = np.asarray(sizes, dtype=float)
+        self.size_bars.setOpts(x=np.arange(len(sizes)), height=sizes, width=0.8)
+        warning = collapse_warning(sizes)
+        self.collapse_label.setText("⚠ " + warning if warning else "")
+        self.collapse_label.setVisible(bool(warning))
+
+    # -- internals --------------------------------------------------------------------------------
+    def _reset_losses(self, stage: str | None) -> None:
+        self.loss_plot.clear()
+        legend = self.loss_plot.plotItem.legend
+        if legend is not None:
+            legend.clear()
+        self._curves.clear()
+        self._loss_x, self._loss_y = [], {}
+        self._current_stage = stage
+        title = f"Loss – {STAGE_TITLES.get(stage, stage)}" if stage else "Loss"
+        self.loss_plot.setTitle(title)
+
+    def _add_losses(self, event: Progress) -> None:
+        if event.stage != self._current_stage:
+            self._reset_losses(event.stage)
+        self._loss_x.append(event.step)
+        for name, value in event.losses.items():
+            ys = self._loss_y.setdefault(name, [np.nan] * (len(self._loss_x) - 1))
+            ys.append(float(value))
+        for name, ys in self._loss_y.items():
+            if len(ys) < len(self._loss_x):
+                ys.append(np.nan)
+            curve = self._curves.get(name)
+            if curve is None:
+                pen = pg.mkPen(LOSS_PENS[len(self._curves) % len(LOSS_PENS)], width=2)
+                curve = self.loss_plot.plot([], [], pen=pen, name=name, connect="finite")
+                self._curves[name] = curve
+            curve.setData(np.asarray(self._loss_x, float), np.asarray(ys, float), connect="finite")
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        for row in self.rows.values():
+            row.update_time(now)

@@ -1,0 +1,181 @@
+"""The one model object every panel pulls from: the current run, the selection, the corrections.
+
+Panels never keep their own copy of the run's arrays; they read them here when a signal says
+something changed. Corrections go through :class:`Session` so that they are saved with the run at once
+and every view follows.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+
+from gui._core import RunData, cluster_summary, evaluate
+
+
+class Session(QObject):
+    """The explored run, the current image and the selected images.
+
+    Signals:
+        runChanged: a different run was loaded (or cleared).
+        assignmentChanged: cluster names or memberships changed (a correction).
+        currentChanged(int): the current image changed (-1 for none).
+        selectionChanged: the set of selected images changed.
+    """
+
+    runChanged = Signal()
+    assignmentChanged = Signal()
+    currentChanged = Signal(int)
+    selectionChanged = Signal()
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._run: RunData | None = None
+        self._assignment = np.zeros(0, dtype=int)
+        self._current = -1
+        self._selection = np.zeros(0, dtype=int)
+        self._undo: list[dict] = []
+
+    # -- reading ---------------------------------------------------------------------------------
+    @property
+    def run(self) -> RunData | None:
+        return self._run
+
+    @property
+    def assignment(self) -> np.ndarray:
+        """Cluster of every image after corrections (cached; do not modify)."""
+        return self._assignment
+
+    @property
+    def current(self) -> int:
+        return self._current
+
+    @property
+    def selection(self) -> np.ndarray:
+        return self._selection
+
+    @property
+    def n_images(self) -> int:
+        return len(self._run.image_paths) if self._run else 0
+
+    @property
+    def n_clusters(self) -> int:
+        return self._run.n_clusters if self._run else 0
+
+    @property
+    def has_labels(self) -> bool:
+        return self._run is not None and self._run.true_labels is not None
+
+    def cluster_name(self, c: int) -> str:
+        return self._run.cluster_name(c) if self._run else ""
+
+    def true_label(self, i: int) -> str | None:
+        if self._run is None or self._run.true_labels is None:
+            return None
+        return self._run.true_labels[i]
+
+    def file_name(self, i: int) -> str:
+        return self._run.image_paths[i] if self._run else ""
+
+    def absolute_path(self, i: int) -> Path:
+        return self._run.absolute_path(i)
+
+    def members(self, cluster: int) -> np.ndarray:
+        """Images of ``cluster``, most confident first (the doubtful ones last)."""
+        idx = np.flatnonzero(self._assignment == cluster)
+        conf = self._run.confidence[idx]
+        return idx[np.argsort(-conf, kind="stable")]
+
+    def prototypes(self, cluster: int, n: int = 8) -> np.ndarray:
+        """The run's prototypes still in ``cluster``, else its most confident members."""
+        protos = [
+            i for i in self._run.prototypes.get(cluster, []) if self._assignment[i] == cluster
+        ]
+        if not protos:
+            protos = list(self.members(cluster)[:n])
+        return np.asarray(protos[:n], dtype=int)
+
+    def neighbours(self, i: int) -> np.ndarray:
+        if self._run is None or self._run.neighbours is None or i < 0:
+            return np.zeros(0, dtype=int)
+        row = np.asarray(self._run.neighbours[i], dtype=int)
+        return row[row != i]
+
+    def summary(self) -> list:
+        """Per-cluster statistics after corrections (see ``core.metrics.cluster_summary``)."""
+        run = self._run
+        return cluster_summary(self._assignment, run.n_clusters, run.true_labels, run.confidence)
+
+    def evaluation(self) -> dict | None:
+        """ACC/NMI/ARI and confusion of the corrected clusters, or None without labels."""
+        if not self.has_labels:
+            return None
+        return evaluate(self._run.true_labels, self._assignment, self._run.n_clusters)
+
+    def class_names(self) -> list[str]:
+        if not self.has_labels:
+            return []
+        return sorted({str(t) for t in self._run.true_labels if t is not None})
+
+    # -- changing ---------------------------------------------------------------------------------
+    def set_run(self, run: RunData | None) -> None:
+        self._run = run
+        self._assignment = run.assignment if run is not None else np.zeros(0, dtype=int)
+        self._current = -1
+        self._selection = np.zeros(0, dtype=int)
+        self._undo.clear()
+        self.runChanged.emit()
+        self.selectionChanged.emit()
+        self.currentChanged.emit(-1)
+
+    def set_current(self, i: int) -> None:
+        i = int(i)
+        if self._run is None or not -1 <= i < self.n_images or i == self._current:
+            return
+        self._current = i
+        self.currentChanged.emit(i)
+
+    def set_selection(self, indices) -> None:
+        sel = np.unique(np.asarray(indices, dtype=int).ravel())
+        if np.array_equal(sel, self._selection):
+            return
+        self._selection = sel
+        self.selectionChanged.emit()
+
+    def rename(self, cluster: int, name: str) -> None:
+        self._correct(lambda c: c.rename(cluster, name))
+
+    def merge(self, source: int, target: int) -> None:
+        if source == target:
+            return
+        self._correct(lambda c: c.merge(source, target, self._assignment))
+
+    def move(self, images, cluster: int) -> None:
+        images = np.asarray(images, dtype=int).ravel()
+        if len(images):
+            self._correct(lambda c: c.move(images, cluster))
+
+    def can_undo(self) -> bool:
+        return bool(self._undo)
+
+    def undo(self) -> None:
+        if not self._undo:
+            return
+        from core.results import Corrections
+
+        self._run.corrections = Corrections.from_dict(self._undo.pop())
+        self._after_correction()
+
+    def _correct(self, edit) -> None:
+        if self._run is None:
+            return
+        self._undo.append(self._run.corrections.to_dict())
+        edit(self._run.corrections)
+        self._after_correction()
+
+    def _after_correction(self) -> None:
+        self._run.save_corrections()
+        self._assignment = self._run.assignment
+        self.assignmentChanged.emit()

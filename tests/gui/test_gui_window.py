@@ -1,0 +1,206 @@
+"""The window: start a run, errors shown, explore a finished run, corrections and exports."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+from gui_fakes import fake_pipeline
+from PySide6.QtCore import QPointF, Qt
+
+from core.export import read_labels
+from core.results import load_run
+
+
+def test_run_from_the_window_then_explore(qtbot, window_factory, digits_folder, tmp_path):
+    w = window_factory(fake_pipeline)
+    w.open_image_folder(digits_folder, run_dir=tmp_path / "run")
+    qtbot.waitUntil(lambda: "300" in w.params.found_label.text(), timeout=10_000)
+    assert "10 classes" in w.params.labels_label.text()
+    w.params.clusters.setValue(10)
+    with qtbot.waitSignal(w.controller.finished, timeout=30_000):
+        w.params.run_button.click()
+    assert w.session.run is not None and w.session.n_images == 300
+    assert w.tabs.currentWidget() is w.scatter
+    assert all(r.state == "done" for r in w.progress.rows.values())
+    assert w.params.skipped_label.text().startswith("0")
+    qtbot.waitUntil(lambda: not w.controller.is_running)
+    assert w.params.run_button.isEnabled() and not w.params.cancel_button.isEnabled()
+
+
+def test_run_folder_is_never_the_image_folder(qtbot, window_factory, digits_folder):
+    w = window_factory(fake_pipeline)
+    w.open_image_folder(digits_folder)
+    assert w.params.run_dir().parent == digits_folder.parent  # a sibling by default
+    w.params.set_run_dir(digits_folder / "run")
+    w.start_run()
+    assert not w.controller.is_running
+    assert "outside the image folder" in w.last_message.text()
+
+
+def test_error_in_worker_is_shown_and_window_lives(qtbot, window_factory, digits_folder, tmp_path):
+    failing = functools.partial(fake_pipeline, fail=("scan", FloatingPointError("loss is NaN")))
+    w = window_factory(failing)
+    w.open_image_folder(digits_folder, run_dir=tmp_path / "run")
+    with qtbot.waitSignal(w.controller.failed, timeout=30_000):
+        w.start_run()
+    qtbot.waitUntil(lambda: not w.controller.is_running)
+    assert w.isVisible()
+    assert w.progress.banner.isVisible() and "diverged" in w.progress.banner.text()
+    assert w.last_message is not None and "NaN" in w.last_message.text()
+    assert w.progress.rows["scan"].time.text() == "failed"
+    assert w.params.run_button.isEnabled()
+
+
+def test_empty_folder_gives_a_readable_message(qtbot, window_factory, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    w = window_factory(fake_pipeline)
+    w.open_image_folder(empty, run_dir=tmp_path / "run")
+    with qtbot.waitSignal(w.controller.failed, timeout=30_000) as blocker:
+        w.start_run()
+    assert "No images" in blocker.args[0]
+    assert "No images" in w.progress.banner.text()
+
+
+def test_open_finished_run_shows_every_view(qtbot, window_factory, finished_run):
+    w = window_factory()
+    w.open_path(finished_run.paths.root)
+    assert w.session.run is not None
+    assert w.scatter.n_points() == 300
+    assert w.scatter.color_by.count() == 2  # cluster and true label
+    assert w.clusters.table.rowCount() == 10
+    assert w.accuracy.stack.currentIndex() == 1
+    assert float(w.accuracy.values["acc"].text()) > 0.3
+    assert str(finished_run.paths.root) in w.recent()
+    w.scatter.color_by.setCurrentIndex(1)  # by true label: colours change, positions stay
+    assert len(w.scatter.legend.items) == 10
+
+
+def test_selection_updates_the_neighbour_grid(qtbot, window_factory, finished_run):
+    w = window_factory()
+    w.open_path(finished_run.paths.root)
+    s = w.session
+    # A real click on a point of the map.
+    i = 17
+    view = w.scatter.plot
+    scene_pos = w.scatter.view.mapViewToScene(QPointF(*finished_run.umap[i]))
+    widget_pos = view.mapFromScene(scene_pos)
+    qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=widget_pos)
+    assert s.current >= 0
+    clicked = s.current
+    assert np.allclose(finished_run.umap[clicked], finished_run.umap[i], atol=0.05)
+    expected = [j for j in finished_run.neighbours[clicked] if j != clicked]
+    assert list(w.neighbours.grid.items()) == expected
+    assert finished_run.image_paths[clicked] in w.neighbours.details.text()
+    # Clicking a neighbour makes it the current image.
+    grid = w.neighbours.grid
+    rect = grid.visualRect(grid.model().index(2, 0))
+    qtbot.mouseClick(grid.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    assert s.current == expected[2]
+    assert list(grid.items()) == [
+        j for j in finished_run.neighbours[expected[2]] if j != expected[2]
+    ]
+
+
+def test_box_selection_fills_the_selection_grid(qtbot, window_factory, finished_run):
+    w = window_factory()
+    w.open_path(finished_run.paths.root)
+    xy = finished_run.umap
+    lo, hi = np.percentile(xy, 20, axis=0), np.percentile(xy, 60, axis=0)
+    box = np.array([[lo[0], lo[1]], [hi[0], lo[1]], [hi[0], hi[1]], [lo[0], hi[1]]])
+    w.scatter.view.sigPolygonSelected.emit(box)
+    inside = np.flatnonzero(np.all((xy >= lo) & (xy <= hi), axis=1))
+    assert np.array_equal(w.session.selection, inside)
+    assert list(w.selection.grid.items()) == list(inside)
+    assert w.side.currentWidget() is w.selection
+
+
+def test_rename_merge_move_reach_the_csv_and_persist(qtbot, window_factory, finished_run, tmp_path):
+    w = window_factory()
+    w.open_path(finished_run.paths.root)
+    s, panel = w.session, w.clusters
+    panel.choose(3)
+    panel.rename("=threes")  # a formula-like name: exported inert, read back intact
+    panel.choose(5)
+    panel.merge(target=3)
+    moved = np.flatnonzero(s.assignment == 0)[:4]
+    s.set_selection(moved)
+    panel.choose(7)
+    panel.move_selection()
+    rows = read_labels(w.export_csv(tmp_path / "labels.csv"))
+    by_path = {r["path"]: r for r in rows}
+    before = finished_run.predicted
+    for i in np.flatnonzero(before == 5):
+        assert by_path[finished_run.image_paths[i]]["cluster"] == "3"
+        assert by_path[finished_run.image_paths[i]]["cluster_name"] == "=threes"
+    for i in moved:
+        assert by_path[finished_run.image_paths[i]]["cluster"] == "7"
+        assert by_path[finished_run.image_paths[i]]["confidence"] == ""
+    sizes = {int(panel.table.item(r, 0).data(Qt.ItemDataRole.UserRole)): int(panel.table.item(r, 1).text())
+             for r in range(panel.table.rowCount())}  # fmt: skip
+    assert sizes[5] == 0 and sum(sizes.values()) == 300
+    # Saved with the run: a fresh load sees the corrections.
+    again = load_run(finished_run.paths.root)
+    assert again.cluster_name(3) == "=threes"
+    assert np.array_equal(again.assignment, s.assignment)
+    # Undo goes back one step.
+    s.undo()
+    assert (s.assignment[moved] == 0).all()
+
+
+def test_cluster_members_are_paged_most_confident_first(qtbot, window_factory, finished_run):
+    w = window_factory()
+    w.open_path(finished_run.paths.root)
+    panel = w.clusters
+    big = int(np.bincount(w.session.assignment).argmax())
+    panel.choose(big)
+    items = panel.members.items()
+    conf = finished_run.confidence[items]
+    assert np.all(np.diff(conf) <= 1e-7)
+    assert len(panel.prototypes.items()) > 0
+    assert (w.session.assignment[items] == big).all()
+
+
+def test_export_folders_copies_and_never_touches_originals(
+    qtbot, window_factory, finished_run, tmp_path
+):
+    w = window_factory()
+    w.open_path(finished_run.paths.root)
+    before = sorted(p.name for p in finished_run.image_root.rglob("*.png"))
+    out = tmp_path / "export"
+    w.export_folders(out)
+    qtbot.waitUntil(lambda: "Copied" in w.statusBar().currentMessage(), timeout=20_000)
+    assert len(list(out.rglob("*.png"))) == 300
+    assert sorted(p.name for p in finished_run.image_root.rglob("*.png")) == before
+
+
+def test_thumbnails_load_off_the_gui_thread(qtbot, window_factory, finished_run, tmp_path):
+    w = window_factory()
+    w.open_path(finished_run.paths.root)
+    loader = w.loader
+    assert loader.cached(5) is None
+    with qtbot.waitSignal(loader.loaded, timeout=10_000, check_params_cb=lambda i: i == 5):
+        assert loader.pixmap(5) is loader.placeholder
+    assert loader.cached(5).width() == loader.size
+    # A broken file gets a visible 'broken' tile and a reason, never an exception.
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not an image")
+    loader.set_source(lambda i: broken)
+    with qtbot.waitSignal(loader.loaded, timeout=10_000):
+        loader.pixmap(0)
+    assert loader.pixmap(0) is loader.broken and loader.error(0)
+
+
+def test_close_during_a_run_stops_it_without_blocking(
+    qtbot, window_factory, digits_folder, tmp_path
+):
+    slow = functools.partial(fake_pipeline, slow_stage="pretext", delay=0.02)
+    w = window_factory(slow)
+    w.open_image_folder(digits_folder, run_dir=tmp_path / "run")
+    w.start_run()
+    assert w.controller.is_running
+    w.close()
+    assert w.isVisible()  # not yet: waits for the worker to stop
+    qtbot.waitUntil(lambda: not w.isVisible(), timeout=10_000)
+    assert not w.controller.is_running

@@ -1,0 +1,97 @@
+"""The pipeline worker: signals in order, cancel and continue, errors reach the user."""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+from gui_fakes import fake_pipeline
+
+from core.config import RunConfig
+from core.progress import STAGES
+from gui.worker import RunController, describe_error
+
+
+@pytest.fixture
+def controller(qtbot):
+    ctl = RunController(fake_pipeline)
+    yield ctl
+    ctl.shutdown(20_000)
+
+
+def test_signals_arrive_in_order(qtbot, controller, digits_folder, tmp_path):
+    events, order = [], []
+    controller.progress.connect(events.append)
+    controller.progress.connect(lambda e: order.append("progress"))
+    controller.finished.connect(lambda run: order.append("finished"))
+    controller.failed.connect(lambda msg: order.append(f"failed {msg}"))
+    with qtbot.waitSignal(
+        controller.runningChanged, timeout=30_000, check_params_cb=lambda r: not r
+    ):
+        controller.start(digits_folder, tmp_path / "run", RunConfig(clusters=10))
+    assert order[-1] == "finished" and "failed" not in " ".join(order)
+    started = [e.stage for e in events if e.kind == "started"]
+    finished = [e.stage for e in events if e.kind == "finished"]
+    assert started == list(STAGES) and finished == list(STAGES)
+    for stage in STAGES:  # within a stage: started, progress..., finished
+        kinds = [e.kind for e in events if e.stage == stage]
+        assert kinds[0] == "started" and kinds[-1] == "finished"
+        assert set(kinds[1:-1]) <= {"progress"}
+    assert any(e.partial and "cluster_sizes" in e.partial for e in events if e.stage == "scan")
+    assert not controller.is_running
+
+
+def test_cancel_keeps_finished_stages_and_run_continues(qtbot, digits_folder, tmp_path):
+    slow = functools.partial(fake_pipeline, slow_stage="scan", delay=0.01)
+    controller = RunController(slow)
+    events = []
+    controller.progress.connect(events.append)
+    out = tmp_path / "run"
+    with qtbot.waitSignal(controller.progress, timeout=30_000,
+                          check_params_cb=lambda e: e.stage == "scan" and e.kind == "progress"):  # fmt: skip
+        controller.start(digits_folder, out, RunConfig(clusters=10))
+    with qtbot.waitSignals([controller.cancelled, controller.runningChanged], timeout=10_000):
+        controller.cancel()
+    assert not any(e.kind == "finished" and e.stage == "scan" for e in events)
+
+    events.clear()
+    fast = RunController(fake_pipeline)
+    fast.progress.connect(events.append)
+    with qtbot.waitSignal(fast.finished, timeout=30_000):
+        fast.start(digits_folder, out, RunConfig(clusters=10))
+    fast.shutdown()
+    skipped = [e.stage for e in events if e.kind == "skipped"]
+    assert skipped == ["ingest", "pretext", "neighbours"]
+    assert [e.stage for e in events if e.kind == "started"][0] == "scan"
+
+
+def test_error_in_worker_is_reported(qtbot, controller, digits_folder, tmp_path):
+    controller._pipeline = functools.partial(
+        fake_pipeline, fail=("scan", FloatingPointError("NaN loss at batch 2"))
+    )
+    with qtbot.waitSignal(controller.failed, timeout=30_000) as blocker:
+        controller.start(digits_folder, tmp_path / "run", RunConfig(clusters=10))
+    assert "NaN" in blocker.args[0] and "diverged" in blocker.args[0]
+    qtbot.waitUntil(lambda: not controller.is_running, timeout=10_000)
+
+
+def test_one_run_at_a_time(qtbot, digits_folder, tmp_path):
+    controller = RunController(functools.partial(fake_pipeline, slow_stage="pretext"))
+    controller.start(digits_folder, tmp_path / "run", RunConfig(clusters=10))
+    with pytest.raises(RuntimeError):
+        controller.start(digits_folder, tmp_path / "run2", RunConfig(clusters=10))
+    assert controller.shutdown(20_000)
+
+
+@pytest.mark.parametrize(
+    ("exc", "words"),
+    [
+        (MemoryError(), "out of memory"),
+        (type("ResourceExhaustedError", (Exception,), {})("OOM when allocating"), "out of memory"),
+        (FloatingPointError("nan"), "diverged"),
+        (ValueError("No images found in /x."), "No images found"),
+        (KeyError("boom"), "KeyError"),
+    ],
+)
+def test_error_messages_are_readable(exc, words):
+    assert words in describe_error(exc)
