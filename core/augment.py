@@ -32,7 +32,9 @@ class ViewAugment(keras.layers.Layer):
         seed: seed of the layer's random stream.
     """
 
-    def __init__(self, config: AugmentConfig = AugmentConfig(), grey: bool = False, seed: int = 0, **kwargs):
+    def __init__(
+        self, config: AugmentConfig = AugmentConfig(), grey: bool = False, seed: int = 0, **kwargs
+    ):
         super().__init__(**kwargs)
         self.config = config
         self.grey = grey
@@ -80,7 +82,9 @@ class ViewAugment(keras.layers.Layer):
                 [a0 * r00, a0 * r01, a0 * t0 + a2, b1 * r10, b1 * r11, b1 * t1 + b2, zeros, zeros],
                 axis=1,
             )
-        return ops.image.affine_transform(x, transform, interpolation="bilinear", fill_mode="reflect")
+        return ops.image.affine_transform(
+            x, transform, interpolation="bilinear", fill_mode="reflect"
+        )
 
     # --- colour ---------------------------------------------------------------------------------
     def _colour(self, x):
@@ -89,19 +93,26 @@ class ViewAugment(keras.layers.Layer):
         jitter = ops.reshape(
             ops.cast(self._uniform((n,), 0.0, 1.0) < c.jitter_probability, "float32"), (-1, 1, 1, 1)
         )
-        y = x * ops.reshape(self._uniform((n,), 1.0 - c.brightness, 1.0 + c.brightness), (-1, 1, 1, 1))
+        y = x * ops.reshape(
+            self._uniform((n,), 1.0 - c.brightness, 1.0 + c.brightness), (-1, 1, 1, 1)
+        )
         mean = ops.mean(_luma(y), axis=(1, 2, 3), keepdims=True)
-        y = (y - mean) * ops.reshape(self._uniform((n,), 1.0 - c.contrast, 1.0 + c.contrast), (-1, 1, 1, 1)) + mean
+        y = (y - mean) * ops.reshape(
+            self._uniform((n,), 1.0 - c.contrast, 1.0 + c.contrast), (-1, 1, 1, 1)
+        ) + mean
         if not self.grey:
             grey = _luma(y)
-            factor = ops.reshape(self._uniform((n,), 1.0 - c.saturation, 1.0 + c.saturation), (-1, 1, 1, 1))
+            factor = ops.reshape(
+                self._uniform((n,), 1.0 - c.saturation, 1.0 + c.saturation), (-1, 1, 1, 1)
+            )
             y = (y - grey) * factor + grey
             y = _rotate_hue(y, self._uniform((n,), -c.hue, c.hue) * 2.0 * math.pi)
         y = ops.clip(y, 0.0, 1.0)
         x = jitter * y + (1.0 - jitter) * x
         if not self.grey and c.grayscale_probability > 0:
             to_grey = ops.reshape(
-                ops.cast(self._uniform((n,), 0.0, 1.0) < c.grayscale_probability, "float32"), (-1, 1, 1, 1)
+                ops.cast(self._uniform((n,), 0.0, 1.0) < c.grayscale_probability, "float32"),
+                (-1, 1, 1, 1),
             )
             x = to_grey * ops.repeat(_luma(x), 3, axis=-1) + (1.0 - to_grey) * x
         return x
@@ -120,7 +131,9 @@ class ViewAugment(keras.layers.Layer):
     @classmethod
     def from_config(cls, cfg):
         cfg = dict(cfg)
-        cfg["config"] = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg["config"].items()})
+        cfg["config"] = AugmentConfig(
+            **{k: tuple(v) if isinstance(v, list) else v for k, v in cfg["config"].items()}
+        )
         return cls(**cfg)
 
 
@@ -128,7 +141,13 @@ class ViewAugment(keras.layers.Layer):
 class StrongAugment(ViewAugment):
     """A SimCLR view plus random rotation, shear and a cutout square (for self-labelling)."""
 
-    def __init__(self, config: StrongAugmentConfig = StrongAugmentConfig(), grey: bool = False, seed: int = 0, **kwargs):
+    def __init__(
+        self,
+        config: StrongAugmentConfig = StrongAugmentConfig(),
+        grey: bool = False,
+        seed: int = 0,
+        **kwargs,
+    ):
         super().__init__(config.base, grey=grey, seed=seed, **kwargs)
         self.strong = config
 
@@ -167,7 +186,9 @@ class StrongAugment(ViewAugment):
     def from_config(cls, cfg):
         cfg = dict(cfg)
         strong = dict(cfg["config"])
-        base = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in strong.pop("base").items()})
+        base = AugmentConfig(
+            **{k: tuple(v) if isinstance(v, list) else v for k, v in strong.pop("base").items()}
+        )
         cfg["config"] = StrongAugmentConfig(base=base, **strong)
         return cls(**cfg)
 

@@ -176,7 +176,9 @@ class RunConfig:
         if self.clusters < 2:
             raise ValueError("The number of clusters must be at least 2.")
         if self.encoder.backbone not in BACKBONES:
-            raise ValueError(f"Unknown backbone {self.encoder.backbone!r}; choose one of {BACKBONES}.")
+            raise ValueError(
+                f"Unknown backbone {self.encoder.backbone!r}; choose one of {BACKBONES}."
+            )
         if self.ingest.image_size < 32:
             raise ValueError("The image size must be at least 32 pixels.")
         if self.neighbours.k < 1:

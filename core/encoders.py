@@ -31,13 +31,19 @@ def build_encoder(config: EncoderConfig, image_size: int, seed: int = 0) -> kera
     elif config.backbone == "resnet50v2":
         x = keras.layers.Rescaling(1 / 127.5, offset=-1.0)(inputs)
         base = keras.applications.ResNet50V2(
-            include_top=False, weights=_weights(config.weights), input_shape=(image_size, image_size, 3), pooling="avg"
+            include_top=False,
+            weights=_weights(config.weights),
+            input_shape=(image_size, image_size, 3),
+            pooling="avg",
         )
         features = base(x)
     elif config.backbone == "mobilenet":
         x = keras.layers.Rescaling(1 / 127.5, offset=-1.0)(inputs)  # = mobilenet.preprocess_input
         base = keras.applications.MobileNet(
-            include_top=False, weights=_weights(config.weights), input_shape=(image_size, image_size, 3), pooling="avg"
+            include_top=False,
+            weights=_weights(config.weights),
+            input_shape=(image_size, image_size, 3),
+            pooling="avg",
         )
         features = base(x)
     else:
@@ -57,7 +63,9 @@ def _weights(weights: str | None) -> str | None:
 def _resnet_small(x, width: int, seed: int, blocks: tuple[int, ...] = (1, 1, 1)):
     init = keras.initializers.HeNormal(seed=seed)
     # A stride-2 stem: 4.5x faster to train on a 2-core CPU than a full-resolution first stage.
-    x = keras.layers.Conv2D(width, 3, strides=2, padding="same", use_bias=False, kernel_initializer=init)(x)
+    x = keras.layers.Conv2D(
+        width, 3, strides=2, padding="same", use_bias=False, kernel_initializer=init
+    )(x)
     x = keras.layers.BatchNormalization()(x)
     x = keras.layers.ReLU()(x)
     for stage, n_blocks in enumerate(blocks):
@@ -70,12 +78,16 @@ def _resnet_small(x, width: int, seed: int, blocks: tuple[int, ...] = (1, 1, 1))
 
 def _basic_block(x, filters: int, stride: int, init):
     shortcut = x
-    y = keras.layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False, kernel_initializer=init)(x)
+    y = keras.layers.Conv2D(
+        filters, 3, strides=stride, padding="same", use_bias=False, kernel_initializer=init
+    )(x)
     y = keras.layers.BatchNormalization()(y)
     y = keras.layers.ReLU()(y)
     y = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, kernel_initializer=init)(y)
     y = keras.layers.BatchNormalization()(y)
     if stride != 1 or shortcut.shape[-1] != filters:
-        shortcut = keras.layers.Conv2D(filters, 1, strides=stride, use_bias=False, kernel_initializer=init)(shortcut)
+        shortcut = keras.layers.Conv2D(
+            filters, 1, strides=stride, use_bias=False, kernel_initializer=init
+        )(shortcut)
         shortcut = keras.layers.BatchNormalization()(shortcut)
     return keras.layers.ReLU()(keras.layers.Add()([y, shortcut]))

@@ -82,7 +82,9 @@ class IngestResult:
     def is_grey(self) -> bool:
         """True when every image has equal R, G and B (colour augmentations are then skipped)."""
         sample = self.images[:: max(1, len(self.images) // 500)].astype(np.int16)
-        return bool(np.all(sample[..., 0] == sample[..., 1]) and np.all(sample[..., 1] == sample[..., 2]))
+        return bool(
+            np.all(sample[..., 0] == sample[..., 1]) and np.all(sample[..., 1] == sample[..., 2])
+        )
 
     @property
     def class_names(self) -> list[str]:
@@ -119,7 +121,9 @@ def survey_folder(folder: str | Path, labels_from_subfolders: bool = True) -> Fo
     return FolderSurvey(root=root, files=files, class_names=classes)
 
 
-def load_image(path: str | Path, size: int, max_pixels: int = IngestConfig.max_image_pixels) -> np.ndarray:
+def load_image(
+    path: str | Path, size: int, max_pixels: int = IngestConfig.max_image_pixels
+) -> np.ndarray:
     """Decodes one image file into a (size, size, 3) uint8 RGB array.
 
     EXIF orientation is applied; GIFs give their first frame; every mode (L, LA, P, RGB, RGBA, CMYK,
@@ -164,7 +168,9 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
         arr = np.asarray(img).astype(np.float64)
         top = 65535.0 if arr.max() > 255 or mode.startswith("I;16") else 255.0
-        return Image.fromarray(np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8)).convert("RGB")
+        return Image.fromarray(np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8)).convert(
+            "RGB"
+        )
     if mode == "F":
         arr = np.asarray(img, dtype=np.float64)
         lo, hi = np.nanmin(arr), np.nanmax(arr)
@@ -220,10 +226,14 @@ def ingest(
         raise InputError(
             f"No images found in {survey.root} (looked for {', '.join(IMAGE_EXTENSIONS)})."
         )
-    cache_file = _cache_file(Path(cache_dir) if cache_dir else default_cache_dir(), survey.root, config)
+    cache_file = _cache_file(
+        Path(cache_dir) if cache_dir else default_cache_dir(), survey.root, config
+    )
     cached_images, cached_errors = _read_cache(cache_file)
     keys = [_file_key(survey.root, rel) for rel in survey.files]
-    todo = [i for i, key in enumerate(keys) if key not in cached_images and key not in cached_errors]
+    todo = [
+        i for i, key in enumerate(keys) if key not in cached_images and key not in cached_errors
+    ]
 
     decoded: dict[str, np.ndarray] = {}
     errors: dict[str, str] = {}
@@ -232,7 +242,13 @@ def ingest(
 
     def decode(i: int) -> tuple[int, np.ndarray | None, str]:
         try:
-            return i, load_image(survey.root / survey.files[i], config.image_size, config.max_image_pixels), ""
+            return (
+                i,
+                load_image(
+                    survey.root / survey.files[i], config.image_size, config.max_image_pixels
+                ),
+                "",
+            )
         except ImageError as exc:
             return i, None, str(exc)
 
@@ -281,7 +297,9 @@ def _file_key(root: Path, rel: str) -> str:
 
 
 def _cache_file(cache_dir: Path, root: Path, config: IngestConfig) -> Path:
-    tag = hashlib.sha256(f"{root}|{config.image_size}|{config.max_image_pixels}".encode()).hexdigest()[:20]
+    tag = hashlib.sha256(
+        f"{root}|{config.image_size}|{config.max_image_pixels}".encode()
+    ).hexdigest()[:20]
     return cache_dir / "images" / f"v{CACHE_VERSION}_{tag}_{config.image_size}px.npz"
 
 
@@ -302,7 +320,9 @@ def _write_cache(path: Path, images: dict[str, np.ndarray], errors: dict[str, st
             np.savez(
                 tmp,
                 keys=np.array(keys, dtype=str),
-                images=np.stack([images[k] for k in keys]) if keys else np.zeros((0, 1, 1, 3), np.uint8),
+                images=np.stack([images[k] for k in keys])
+                if keys
+                else np.zeros((0, 1, 1, 3), np.uint8),
                 error_keys=np.array(sorted(errors), dtype=str),
                 error_reasons=np.array([errors[k] for k in sorted(errors)], dtype=str),
             )

@@ -28,7 +28,9 @@ class ClusterStats:
         return asdict(self)
 
 
-def confusion(assignment: np.ndarray, labels: Sequence, n_clusters: int) -> tuple[np.ndarray, list[str]]:
+def confusion(
+    assignment: np.ndarray, labels: Sequence, n_clusters: int
+) -> tuple[np.ndarray, list[str]]:
     """(n_clusters, n_classes) counts and the sorted class names."""
     classes = sorted({str(lab) for lab in labels})
     col = {c: j for j, c in enumerate(classes)}
@@ -86,6 +88,8 @@ def cluster_summary(
                 values, counts = np.unique(np.asarray(labs, dtype=str), return_counts=True)
                 majority = str(values[np.argmax(counts)])
                 purity = float(counts.max() / len(labs))
-        conf = float(np.mean(confidence[members])) if confidence is not None and len(members) else None
+        conf = (
+            float(np.mean(confidence[members])) if confidence is not None and len(members) else None
+        )
         rows.append(ClusterStats(c, int(len(members)), majority, purity, conf))
     return rows

@@ -9,7 +9,9 @@ import numpy as np
 from core.config import ProjectionConfig
 
 
-def umap_2d(embeddings: np.ndarray, config: ProjectionConfig = ProjectionConfig(), seed: int = 0) -> np.ndarray:
+def umap_2d(
+    embeddings: np.ndarray, config: ProjectionConfig = ProjectionConfig(), seed: int = 0
+) -> np.ndarray:
     """(N, 2) float32 UMAP of ``embeddings`` (cosine metric), seeded; PCA for tiny sets UMAP cannot embed."""
     x = np.asarray(embeddings, dtype=np.float32)
     if len(x) <= config.n_neighbors + 1:

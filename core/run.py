@@ -62,21 +62,31 @@ def run_pipeline(
     except ValueError as exc:
         raise InputError(str(exc)) from None
     folder, out = Path(folder).expanduser(), Path(out).expanduser()
-    if folder.is_dir() and (out.resolve() == folder.resolve() or folder.resolve() in out.resolve().parents):
-        raise InputError("Choose a run folder outside the image folder: the images are never written to.")
+    if folder.is_dir() and (
+        out.resolve() == folder.resolve() or folder.resolve() in out.resolve().parents
+    ):
+        raise InputError(
+            "Choose a run folder outside the image folder: the images are never written to."
+        )
     paths = RunPaths(out)
     out.mkdir(parents=True, exist_ok=True)
     stages = _Stages(paths, progress, cancel)
 
-    data = stages.run_always("ingest", lambda: _ingest(folder, config, paths, progress, cancel, cache_dir))
+    data = stages.run_always(
+        "ingest", lambda: _ingest(folder, config, paths, progress, cancel, cache_dir)
+    )
     io.write_json(paths.config, {**config.to_dict(), "_meta": _meta(data.root)})
     n = len(data.paths)
     if n < config.clusters:
-        raise InputError(f"Only {n} usable images for {config.clusters} clusters: choose fewer clusters.")
+        raise InputError(
+            f"Only {n} usable images for {config.clusters} clusters: choose fewer clusters."
+        )
     if n < 3:
         raise InputError(f"At least 3 images are needed; {data.root} has {n} usable.")
 
-    fp_ingest = fingerprint(config.ingest, data.paths, hashlib.sha256(data.images.tobytes()).hexdigest())
+    fp_ingest = fingerprint(
+        config.ingest, data.paths, hashlib.sha256(data.images.tobytes()).hexdigest()
+    )
     fp_pretext = fingerprint(fp_ingest, config.encoder, config.pretext, config.seed)
     fp_neigh = fingerprint(fp_pretext, config.neighbours)
     fp_scan = fingerprint(fp_neigh, config.scan, config.clusters, config.seed)
@@ -84,9 +94,19 @@ def run_pipeline(
     fp_proj = fingerprint(fp_pretext, config.projection, config.seed)
 
     ctx = _Context(config, data, paths, progress, cancel)
-    stages.run("pretext", fp_pretext, [paths.encoder_weights, paths.embeddings, paths.features], ctx.pretext)
+    stages.run(
+        "pretext",
+        fp_pretext,
+        [paths.encoder_weights, paths.embeddings, paths.features],
+        ctx.pretext,
+    )
     stages.run("neighbours", fp_neigh, [paths.neighbours], ctx.neighbours)
-    stages.run("scan", fp_scan, [paths.scan_weights, paths.scan_probabilities, paths.scan_summary], ctx.scan)
+    stages.run(
+        "scan",
+        fp_scan,
+        [paths.scan_weights, paths.scan_probabilities, paths.scan_summary],
+        ctx.scan,
+    )
     stages.run("selflabel", fp_self, [paths.probabilities], ctx.selflabel)
     stages.run("projection", fp_proj, [paths.umap], ctx.projection)
     stages.run_always("report", ctx.report)
@@ -123,8 +143,16 @@ class _Stages:
 
 def _ingest(folder, config, paths, progress, cancel, cache_dir) -> IngestResult:
     data = ingest(folder, config.ingest, cache_dir=cache_dir, progress=progress, cancel=cancel)
-    io.write_json(paths.images, {"root": str(data.root), "paths": data.paths, "labels": data.labels,
-                                 "grey": data.is_grey, "cached": data.cached})
+    io.write_json(
+        paths.images,
+        {
+            "root": str(data.root),
+            "paths": data.paths,
+            "labels": data.labels,
+            "grey": data.is_grey,
+            "cached": data.cached,
+        },
+    )
     io.write_csv(paths.skipped, ["path", "reason"], data.skipped)
     return data
 
@@ -145,9 +173,16 @@ class _Context:
         seed_everything(cfg.seed)
         encoder = build_encoder(cfg.encoder, cfg.ingest.image_size, seed=cfg.seed)
         if cfg.pretext.epochs > 0:
-            result = train_simclr(images, encoder, cfg.pretext, self.data.is_grey, cfg.seed,
-                                  checkpoint=self.paths.pretext_checkpoint, progress=self.progress,
-                                  cancel=self.cancel)
+            result = train_simclr(
+                images,
+                encoder,
+                cfg.pretext,
+                self.data.is_grey,
+                cfg.seed,
+                checkpoint=self.paths.pretext_checkpoint,
+                progress=self.progress,
+                cancel=self.cancel,
+            )
             embeddings = result.embeddings
         features = embed_frozen(encoder, images, self.cancel)
         if cfg.pretext.epochs == 0:
@@ -160,21 +195,39 @@ class _Context:
 
     def neighbours(self) -> None:
         embeddings = np.load(self.paths.embeddings)
-        nb = mine_neighbours(embeddings, self.config.neighbours.k, self.config.neighbours.batch_size,
-                             self.progress, self.cancel)
+        nb = mine_neighbours(
+            embeddings,
+            self.config.neighbours.k,
+            self.config.neighbours.batch_size,
+            self.progress,
+            self.cancel,
+        )
         io.save_array(self.paths.neighbours, nb)
 
     def scan(self) -> None:
         cfg = self.config
         seed_everything(cfg.seed + 1)
         heads, data = self._heads(load=False)
-        augment = ViewAugment(cfg.pretext.augment, self.data.is_grey, seed=cfg.seed + 1) \
-            if heads.backbone is not None else None
-        result = train_scan(data, np.load(self.paths.neighbours), heads, cfg.scan, cfg.seed, augment,
-                            self.progress, self.cancel)
+        augment = (
+            ViewAugment(cfg.pretext.augment, self.data.is_grey, seed=cfg.seed + 1)
+            if heads.backbone is not None
+            else None
+        )
+        result = train_scan(
+            data,
+            np.load(self.paths.neighbours),
+            heads,
+            cfg.scan,
+            cfg.seed,
+            augment,
+            self.progress,
+            self.cancel,
+        )
         io.save_weights(self.paths.scan_weights, heads)
         io.save_array(self.paths.scan_probabilities, result.probabilities)
-        io.write_json(self.paths.scan_summary, {"best_head": result.best_head, "head_losses": result.losses})
+        io.write_json(
+            self.paths.scan_summary, {"best_head": result.best_head, "head_losses": result.losses}
+        )
 
     def selflabel(self) -> None:
         cfg = self.config
@@ -191,15 +244,18 @@ class _Context:
         if heads.backbone is None:  # frozen backbone: train on features of strongly augmented views
             views = self._augmented_features(strong, cfg.selflabel.views)
             strong = None
-        probs = train_selflabel(data, heads, best, cfg.selflabel, cfg.seed, views, strong,
-                                self.progress, self.cancel)
+        probs = train_selflabel(
+            data, heads, best, cfg.selflabel, cfg.seed, views, strong, self.progress, self.cancel
+        )
         io.save_weights(self.paths.classifier_weights, heads)
         io.save_array(self.paths.probabilities, probs)
 
     def projection(self) -> None:
         self.progress(Progress("projection", "progress", 0, 1, message="computing UMAP"))
-        io.save_array(self.paths.umap, umap_2d(np.load(self.paths.embeddings), self.config.projection,
-                                               self.config.seed))
+        io.save_array(
+            self.paths.umap,
+            umap_2d(np.load(self.paths.embeddings), self.config.projection, self.config.seed),
+        )
 
     def report(self) -> None:
         probs = np.load(self.paths.probabilities)
@@ -210,7 +266,8 @@ class _Context:
         for c in range(k):
             members = np.flatnonzero(assignment == c)
             prototypes[str(c)] = members[np.argsort(-confidence[members], kind="stable")][
-                :PROTOTYPES_PER_CLUSTER].tolist()
+                :PROTOTYPES_PER_CLUSTER
+            ].tolist()
         io.write_json(self.paths.prototypes, prototypes)
         stage_record = io.read_json(self.paths.stages, {}) or {}
         metrics = {
@@ -219,7 +276,9 @@ class _Context:
             "clusters": k,
             "clusters_used": int(len(np.unique(assignment))),
             "stage_seconds": {s: v.get("seconds") for s, v in stage_record.items()},
-            "per_cluster": [s.to_dict() for s in cluster_summary(assignment, k, labels, confidence)],
+            "per_cluster": [
+                s.to_dict() for s in cluster_summary(assignment, k, labels, confidence)
+            ],
         }
         scan_summary = io.read_json(self.paths.scan_summary, {}) or {}
         metrics["scan_best_head"] = scan_summary.get("best_head")
@@ -235,7 +294,9 @@ class _Context:
     def _encoder(self) -> keras.Model:
         """The representation stage's encoder, restored from the run folder (no download)."""
         cfg = self.config
-        encoder = build_encoder(dataclasses.replace(cfg.encoder, weights=None), cfg.ingest.image_size, cfg.seed)
+        encoder = build_encoder(
+            dataclasses.replace(cfg.encoder, weights=None), cfg.ingest.image_size, cfg.seed
+        )
         encoder.load_weights(self.paths.encoder_weights)
         return encoder
 
@@ -244,7 +305,9 @@ class _Context:
         cfg = self.config
         features = np.load(self.paths.features)
         if cfg.scan.update_encoder:
-            heads = ClusterHeads(cfg.clusters, cfg.scan.heads, backbone=self._encoder(), seed=cfg.seed)
+            heads = ClusterHeads(
+                cfg.clusters, cfg.scan.heads, backbone=self._encoder(), seed=cfg.seed
+            )
             data = self.data.images
         else:
             heads = ClusterHeads(cfg.clusters, cfg.scan.heads, seed=cfg.seed)
@@ -260,8 +323,12 @@ class _Context:
         model = AugmentedEncoder(augment, encoder)
         views = []
         for v in range(n_views):
-            self.progress(Progress("selflabel", "progress", v, n_views, message="features of augmented views"))
-            views.append(predict_batches(model.predict_on_batch, self.data.images, 256, self.cancel))
+            self.progress(
+                Progress("selflabel", "progress", v, n_views, message="features of augmented views")
+            )
+            views.append(
+                predict_batches(model.predict_on_batch, self.data.images, 256, self.cancel)
+            )
         return np.stack(views).astype(np.float32)
 
 

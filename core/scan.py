@@ -19,7 +19,7 @@ import numpy as np
 from keras import ops
 
 from core.config import ScanConfig
-from core.progress import CancelToken, Cancelled, ProgressCallback, ignore_progress
+from core.progress import Cancelled, CancelToken, ProgressCallback, ignore_progress
 from core.training import StageCallback, predict_batches, steps
 
 EPS = 1e-8
@@ -49,16 +49,25 @@ class ClusterHeads(keras.Model):
     Input: images (with a backbone) or feature vectors (without). Output: (B, n_heads, n_clusters).
     """
 
-    def __init__(self, n_clusters: int, n_heads: int = 1, backbone: keras.Model | None = None, seed: int = 0,
-                 **kwargs):
+    def __init__(
+        self,
+        n_clusters: int,
+        n_heads: int = 1,
+        backbone: keras.Model | None = None,
+        seed: int = 0,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.n_clusters = n_clusters
         self.n_heads = n_heads
         self.backbone = backbone
         self.standardise = keras.layers.Normalization(axis=-1, name="standardise")
         self.heads = [
-            keras.layers.Dense(n_clusters, kernel_initializer=keras.initializers.GlorotUniform(seed + h),
-                               name=f"head_{h}")
+            keras.layers.Dense(
+                n_clusters,
+                kernel_initializer=keras.initializers.GlorotUniform(seed + h),
+                name=f"head_{h}",
+            )
             for h in range(n_heads)
         ]
 
@@ -79,7 +88,13 @@ class ClusterHeads(keras.Model):
 class ScanModel(keras.Model):
     """Trains :class:`ClusterHeads` on (anchor, neighbour) pairs with the SCAN loss, summed over heads."""
 
-    def __init__(self, heads: ClusterHeads, augment: keras.layers.Layer | None, entropy_weight: float, **kwargs):
+    def __init__(
+        self,
+        heads: ClusterHeads,
+        augment: keras.layers.Layer | None,
+        entropy_weight: float,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.cluster_heads = heads
         self.augment = augment
@@ -122,14 +137,16 @@ class PairDataset(keras.utils.PyDataset):
         return steps(len(self.data), self.batch_size)
 
     def __getitem__(self, i):
-        idx = np.sort(self.order[i * self.batch_size:(i + 1) * self.batch_size])
+        idx = np.sort(self.order[i * self.batch_size : (i + 1) * self.batch_size])
         return ((self.data[idx], self.data[self.partner[idx]]),)
 
     def on_epoch_end(self) -> None:
         self._draw()
 
 
-def head_losses(probs: np.ndarray, neighbours: np.ndarray, entropy_weight: float) -> dict[str, np.ndarray]:
+def head_losses(
+    probs: np.ndarray, neighbours: np.ndarray, entropy_weight: float
+) -> dict[str, np.ndarray]:
     """SCAN loss of every head over the whole data set and all k neighbours (NumPy, label-free).
 
     Args:
@@ -140,7 +157,11 @@ def head_losses(probs: np.ndarray, neighbours: np.ndarray, entropy_weight: float
     consistency = -np.mean(np.log(np.maximum(sim, EPS)), axis=(0, 2))
     mean_p = probs.mean(axis=0)
     entropy = -np.sum(mean_p * np.log(np.maximum(mean_p, EPS)), axis=1)
-    return {"total": consistency - entropy_weight * entropy, "consistency": consistency, "entropy": entropy}
+    return {
+        "total": consistency - entropy_weight * entropy,
+        "consistency": consistency,
+        "entropy": entropy,
+    }
 
 
 @dataclass
@@ -173,17 +194,29 @@ def train_scan(
     model = ScanModel(heads, augment, config.entropy_weight)
     model.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
     # Large monitoring passes are cheap on features; with a backbone, monitor a sample.
-    monitor = np.arange(len(data)) if heads.backbone is None else np.sort(
-        np.random.default_rng(seed).permutation(len(data))[:2000])
+    monitor = (
+        np.arange(len(data))
+        if heads.backbone is None
+        else np.sort(np.random.default_rng(seed).permutation(len(data))[:2000])
+    )
 
     def on_epoch(epoch: int, logs: dict) -> dict:
         probs = heads.probabilities(data[monitor])
-        sizes = np.bincount(probs.argmax(axis=2)[:, _best(probs, neighbours, monitor, config)],
-                            minlength=heads.n_clusters)
+        sizes = np.bincount(
+            probs.argmax(axis=2)[:, _best(probs, neighbours, monitor, config)],
+            minlength=heads.n_clusters,
+        )
         return {"cluster_sizes": (sizes * len(data) / len(monitor)).round().astype(int).tolist()}
 
-    tracker = StageCallback("scan", config.epochs, len(dataset), progress, cancel,
-                            every=max(1, len(dataset) // 5), on_epoch=on_epoch)
+    tracker = StageCallback(
+        "scan",
+        config.epochs,
+        len(dataset),
+        progress,
+        cancel,
+        every=max(1, len(dataset) // 5),
+        on_epoch=on_epoch,
+    )
     model.fit(dataset, epochs=config.epochs, verbose=0, callbacks=[tracker])
     if tracker.cancelled:
         raise Cancelled("Stopped by the user during clustering.")
@@ -193,7 +226,9 @@ def train_scan(
     return ScanResult(heads, best, probs[:, best], {k: v.tolist() for k, v in losses.items()})
 
 
-def _best(probs: np.ndarray, neighbours: np.ndarray, monitor: np.ndarray, config: ScanConfig) -> int:
+def _best(
+    probs: np.ndarray, neighbours: np.ndarray, monitor: np.ndarray, config: ScanConfig
+) -> int:
     """Lowest-loss head on a monitoring subset (neighbours outside the subset are left out)."""
     if len(monitor) == len(neighbours):
         return int(np.argmin(head_losses(probs, neighbours, config.entropy_weight)["total"]))

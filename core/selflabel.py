@@ -12,7 +12,7 @@ import numpy as np
 from keras import ops
 
 from core.config import SelfLabelConfig
-from core.progress import CancelToken, Cancelled, ProgressCallback, ignore_progress
+from core.progress import Cancelled, CancelToken, ProgressCallback, ignore_progress
 from core.scan import EPS, ClusterHeads
 from core.training import StageCallback, steps
 
@@ -43,8 +43,14 @@ def selflabel_loss(weak_probs, strong_probs, threshold: float = 0.99):
 class SelfLabelModel(keras.Model):
     """Trains one head of :class:`ClusterHeads` on (weak input, strong input) pairs."""
 
-    def __init__(self, heads: ClusterHeads, head: int, augment: keras.layers.Layer | None, threshold: float,
-                 **kwargs):
+    def __init__(
+        self,
+        heads: ClusterHeads,
+        head: int,
+        augment: keras.layers.Layer | None,
+        threshold: float,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.cluster_heads = heads
         self.head = head
@@ -56,7 +62,9 @@ class SelfLabelModel(keras.Model):
         if training and self.augment is not None:
             strong = self.augment(strong, training=True)
         n = ops.shape(weak)[0]
-        p = self.cluster_heads(ops.concatenate([weak, strong], axis=0), training=training)[:, self.head]
+        p = self.cluster_heads(ops.concatenate([weak, strong], axis=0), training=training)[
+            :, self.head
+        ]
         return ops.stack([p[:n], p[n:]], axis=0)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
@@ -79,13 +87,15 @@ class ViewDataset(keras.utils.PyDataset):
     def _draw(self) -> None:
         n = len(self.data)
         self.order = self.rng.permutation(n)
-        self.view = self.rng.integers(0, len(self.views), size=n) if self.views is not None else None
+        self.view = (
+            self.rng.integers(0, len(self.views), size=n) if self.views is not None else None
+        )
 
     def __len__(self) -> int:
         return steps(len(self.data), self.batch_size)
 
     def __getitem__(self, i):
-        idx = np.sort(self.order[i * self.batch_size:(i + 1) * self.batch_size])
+        idx = np.sort(self.order[i * self.batch_size : (i + 1) * self.batch_size])
         strong = self.data[idx] if self.views is None else self.views[self.view[idx], idx]
         return ((self.data[idx], strong),)
 
@@ -122,8 +132,15 @@ def train_selflabel(
             "confident_fraction": float(np.mean(probs.max(axis=1) > config.threshold)),
         }
 
-    tracker = StageCallback("selflabel", config.epochs, len(dataset), progress, cancel,
-                            every=max(1, len(dataset) // 5), on_epoch=on_epoch)
+    tracker = StageCallback(
+        "selflabel",
+        config.epochs,
+        len(dataset),
+        progress,
+        cancel,
+        every=max(1, len(dataset) // 5),
+        on_epoch=on_epoch,
+    )
     model.fit(dataset, epochs=config.epochs, verbose=0, callbacks=[tracker])
     if tracker.cancelled:
         raise Cancelled("Stopped by the user during self-labelling.")

@@ -7,7 +7,6 @@ checkpoint after every epoch so that an interrupted run continues where it stopp
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from keras import ops
 from core.artefacts import read_json, save_weights, write_json
 from core.augment import ViewAugment
 from core.config import PretextConfig
-from core.progress import CancelToken, Cancelled, ProgressCallback, ignore_progress
+from core.progress import Cancelled, CancelToken, ProgressCallback, ignore_progress
 from core.training import StageCallback, predict_batches, steps
 
 
@@ -53,7 +52,9 @@ class SimCLRModel(keras.Model):
         temperature: NT-Xent temperature.
     """
 
-    def __init__(self, encoder, augment, projection_dim: int = 128, temperature: float = 0.1, **kwargs):
+    def __init__(
+        self, encoder, augment, projection_dim: int = 128, temperature: float = 0.1, **kwargs
+    ):
         super().__init__(**kwargs)
         self.encoder = encoder
         self.augment = augment
@@ -70,6 +71,10 @@ class SimCLRModel(keras.Model):
             name="projector",
         )
 
+    def build(self, input_shape):
+        self.projector.build((None, self.encoder.output.shape[-1]))
+        self.built = True
+
     def call(self, images, training=False):
         if training:
             views = ops.concatenate(
@@ -82,7 +87,9 @@ class SimCLRModel(keras.Model):
         n = ops.shape(y_pred)[0] // 2
         return nt_xent_loss(y_pred[:n], y_pred[n:], self.temperature)
 
-    def embed(self, images: np.ndarray, batch_size: int = 256, cancel: CancelToken | None = None) -> np.ndarray:
+    def embed(
+        self, images: np.ndarray, batch_size: int = 256, cancel: CancelToken | None = None
+    ) -> np.ndarray:
         """l2-normalised projections of un-augmented images (what neighbours are mined on)."""
         z = predict_batches(self.predict_on_batch, images, batch_size, cancel)
         return l2_normalise(z)
@@ -114,13 +121,22 @@ def train_simclr(
         Cancelled: the cancel token was set (the last finished epoch is in the checkpoint).
         FloatingPointError: the loss became NaN.
     """
-    model = SimCLRModel(encoder, ViewAugment(config.augment, grey=grey, seed=seed),
-                        config.projection_dim, config.temperature)
+    model = SimCLRModel(
+        encoder,
+        ViewAugment(config.augment, grey=grey, seed=seed),
+        config.projection_dim,
+        config.temperature,
+    )
     batch = min(config.batch_size, len(images))
     n_steps = steps(len(images), batch)
-    schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=config.epochs * n_steps)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        config.learning_rate, decay_steps=config.epochs * n_steps
+    )
     model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay))
-    model(images[:2].astype("float32"), training=False)  # build
+    model.build(images.shape)
+    model.optimizer.build(
+        model.trainable_variables
+    )  # so that a checkpoint restores its moments too
 
     initial_epoch = 0
     state_path = checkpoint.with_suffix("").with_suffix(".json") if checkpoint else None
@@ -131,24 +147,41 @@ def train_simclr(
             initial_epoch = int(state.get("epoch", 0))
 
     callbacks: list[keras.callbacks.Callback] = []
-    tracker = StageCallback("pretext", config.epochs, n_steps, progress, cancel,
-                            every=max(1, n_steps // 10), initial_epoch=initial_epoch)
+    tracker = StageCallback(
+        "pretext",
+        config.epochs,
+        n_steps,
+        progress,
+        cancel,
+        every=max(1, n_steps // 10),
+        initial_epoch=initial_epoch,
+    )
     callbacks.append(tracker)
     if checkpoint is not None:
         callbacks.append(_EpochCheckpoint(model, checkpoint, state_path, config.epochs, tracker))
     if initial_epoch < config.epochs:
         # AdamW's step counter drives the cosine schedule: continue it where the checkpoint stopped.
-        model.optimizer.build(model.trainable_variables)
         model.optimizer.iterations.assign(initial_epoch * n_steps)
-        model.fit(images, batch_size=batch, epochs=config.epochs, initial_epoch=initial_epoch,
-                  shuffle=True, verbose=0, callbacks=callbacks)
+        model.fit(
+            images,
+            batch_size=batch,
+            epochs=config.epochs,
+            initial_epoch=initial_epoch,
+            shuffle=True,
+            verbose=0,
+            callbacks=callbacks,
+        )
     if tracker.cancelled:
         raise Cancelled("Stopped by the user during representation learning.")
-    return PretextResult(encoder=encoder, embeddings=model.embed(images, cancel=cancel), epochs_done=config.epochs)
+    return PretextResult(
+        encoder=encoder, embeddings=model.embed(images, cancel=cancel), epochs_done=config.epochs
+    )
 
 
 class _EpochCheckpoint(keras.callbacks.Callback):
-    def __init__(self, model, path: Path, state_path: Path, epochs_total: int, tracker: StageCallback):
+    def __init__(
+        self, model, path: Path, state_path: Path, epochs_total: int, tracker: StageCallback
+    ):
         super().__init__()
         self._model_to_save = model
         self.path = path
@@ -168,10 +201,8 @@ def l2_normalise(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
-def embed_frozen(encoder: keras.Model, images: np.ndarray, cancel: CancelToken | None = None) -> np.ndarray:
+def embed_frozen(
+    encoder: keras.Model, images: np.ndarray, cancel: CancelToken | None = None
+) -> np.ndarray:
     """Backbone features (not normalised) of un-augmented images."""
     return predict_batches(encoder.predict_on_batch, images, 256, cancel).astype(np.float32)
-
-
-def cosine_schedule_steps(epochs: int, n: int, batch: int) -> int:
-    return max(1, epochs * math.ceil(n / batch))

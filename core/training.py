@@ -72,8 +72,16 @@ class StageCallback(keras.callbacks.Callback):
             )
         step = self.epoch * self.steps_per_epoch + batch + 1
         if batch % self.every == 0:
-            self.progress(Progress(self.stage, "progress", step, self.total, losses={"loss": loss},
-                                   message=f"epoch {self.epoch + 1}"))
+            self.progress(
+                Progress(
+                    self.stage,
+                    "progress",
+                    step,
+                    self.total,
+                    losses={"loss": loss},
+                    message=f"epoch {self.epoch + 1}",
+                )
+            )
         if self.cancel is not None and self.cancel.cancelled:
             self.cancelled = True
             self.model.stop_training = True
@@ -84,18 +92,31 @@ class StageCallback(keras.callbacks.Callback):
         logs = dict(logs or {})
         partial = self.on_epoch(epoch, logs) if self.on_epoch else None
         losses = {k: float(v) for k, v in logs.items() if isinstance(v, (int, float, np.floating))}
-        self.progress(Progress(self.stage, "progress", (epoch + 1) * self.steps_per_epoch, self.total,
-                               losses=losses, message=f"epoch {epoch + 1} done", partial=partial))
+        self.progress(
+            Progress(
+                self.stage,
+                "progress",
+                (epoch + 1) * self.steps_per_epoch,
+                self.total,
+                losses=losses,
+                message=f"epoch {epoch + 1} done",
+                partial=partial,
+            )
+        )
 
 
-def predict_batches(fn: Callable[[np.ndarray], np.ndarray], data: np.ndarray, batch_size: int = 256,
-                    cancel: CancelToken | None = None) -> np.ndarray:
+def predict_batches(
+    fn: Callable[[np.ndarray], np.ndarray],
+    data: np.ndarray,
+    batch_size: int = 256,
+    cancel: CancelToken | None = None,
+) -> np.ndarray:
     """Applies ``fn`` to ``data`` in batches and concatenates the results (bounded memory)."""
     out = []
     for start in range(0, len(data), batch_size):
         if cancel is not None:
             cancel.raise_if_cancelled()
-        out.append(np.asarray(fn(data[start:start + batch_size])))
+        out.append(np.asarray(fn(data[start : start + batch_size])))
     return np.concatenate(out, axis=0)
 
 

@@ -6,7 +6,6 @@ window opens at once and exploring a finished run never loads TensorFlow.
 
 from __future__ import annotations
 
-
 from core.config import RunConfig
 from core.images import ImageError, InputError, load_image, survey_folder
 from core.metrics import cluster_summary, evaluate

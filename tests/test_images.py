@@ -36,8 +36,8 @@ def _save_modes(folder, photo):
     }
     for name, im in written.items():
         im.save(folder / name)
-    Image.fromarray((photo[..., 0].astype(np.uint16) * 257)).save(folder / "grey16.png")
-    Image.fromarray((photo[..., 1].astype(np.uint16) * 257)).save(folder / "grey16.tif")
+    Image.fromarray(photo[..., 0].astype(np.uint16) * 257).save(folder / "grey16.png")
+    Image.fromarray(photo[..., 1].astype(np.uint16) * 257).save(folder / "grey16.tif")
     return len(written) + 2
 
 
@@ -124,7 +124,9 @@ def test_labels_from_csv(tmp_path, photo, cache_dir):
     for i in range(3):
         Image.fromarray(photo).save(folder / f"{i}.png")
     (tmp_path / "labels.csv").write_text("path,label\n0.png,cat\n1.png,dog\n", encoding="utf-8")
-    result = ingest(folder, IngestConfig(labels_csv=str(tmp_path / "labels.csv")), cache_dir=cache_dir)
+    result = ingest(
+        folder, IngestConfig(labels_csv=str(tmp_path / "labels.csv")), cache_dir=cache_dir
+    )
     assert result.labels == ["cat", "dog", None]
     with pytest.raises(InputError):
         read_labels_csv(tmp_path / "missing.csv")

@@ -41,7 +41,9 @@ def test_nt_xent_is_low_for_matching_views():
     rng = np.random.default_rng(0)
     z = rng.normal(size=(8, 16)).astype("float32")
     same = float(keras.ops.convert_to_numpy(nt_xent_loss(z, z, 0.1)))
-    other = float(keras.ops.convert_to_numpy(nt_xent_loss(z, rng.normal(size=(8, 16)).astype("float32"), 0.1)))
+    other = float(
+        keras.ops.convert_to_numpy(nt_xent_loss(z, rng.normal(size=(8, 16)).astype("float32"), 0.1))
+    )
     assert same < other
 
 

@@ -23,10 +23,12 @@ def brute_force_acc(assign, labels, k):
 def nmi_reference(a, b):
     a, b = np.asarray(a), np.asarray(b)
     n = len(a)
+
     def h(x):
         _, c = np.unique(x, return_counts=True)
         p = c / n
         return -np.sum(p * np.log(p))
+
     mi = 0.0
     for u in np.unique(a):
         for v in np.unique(b):
@@ -80,7 +82,9 @@ def test_unknown_labels_are_ignored():
 
 
 def test_cluster_summary_purity_and_empty_clusters():
-    rows = cluster_summary(np.array([0, 0, 0, 1]), 3, ["x", "x", "y", "y"], np.array([0.9, 0.8, 0.7, 0.6]))
+    rows = cluster_summary(
+        np.array([0, 0, 0, 1]), 3, ["x", "x", "y", "y"], np.array([0.9, 0.8, 0.7, 0.6])
+    )
     assert [r.size for r in rows] == [3, 1, 0]
     assert rows[0].majority_label == "x" and rows[0].purity == pytest.approx(2 / 3)
     assert rows[0].mean_confidence == pytest.approx(0.8)

@@ -1,0 +1,151 @@
+"""Fast smoke tests of the benchmark pieces that need no training (no TensorFlow import)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sklearn")
+
+from bench import datasets  # noqa: E402
+from bench.baselines import kmeans_pixels  # noqa: E402
+from bench.metrics import hungarian_accuracy, local_evaluate  # noqa: E402
+from bench.quality import check_targets, summarise  # noqa: E402
+from bench.report import markdown_table, write_report  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def digits_folder(tmp_path_factory):
+    return datasets.write_dataset("digits", tmp_path_factory.mktemp("data"))
+
+
+def test_digits_written_as_class_folders_and_read_back(digits_folder):
+    files = datasets.list_images(digits_folder)
+    assert len(files) == 1797
+    assert sorted(p.name for p in digits_folder.iterdir() if p.is_dir()) == [
+        str(i) for i in range(10)
+    ]
+    images, labels, classes = datasets.load_folder(digits_folder)
+    assert images.shape == (1797, 8, 8, 1) and images.dtype == np.uint8
+    assert images.max() == 255 and images.min() == 0
+    assert np.bincount(labels).min() >= 170 and classes == [str(i) for i in range(10)]
+    # the files hold exactly the scaled sklearn arrays; a file's name is its index in the set
+    from sklearn.datasets import load_digits
+
+    ref = load_digits()
+    index = np.array([int(p.stem) for p in files])
+    expected = np.round(ref.images * 255 / 16).astype(np.uint8)
+    np.testing.assert_array_equal(images[..., 0], expected[index])
+    np.testing.assert_array_equal(labels, ref.target[index])
+
+
+def test_write_dataset_is_idempotent(digits_folder):
+    mtime = (digits_folder / "0").stat().st_mtime_ns
+    assert datasets.write_dataset("digits", digits_folder.parent) == digits_folder
+    assert (digits_folder / "0").stat().st_mtime_ns == mtime
+
+
+def test_limited_sample_is_stratified(tmp_path):
+    folder = datasets.write_dataset("digits", tmp_path, limit=200)
+    _, labels, _ = datasets.load_folder(folder)
+    assert folder.name == "digits-200" and len(labels) == 200
+    assert np.bincount(labels).tolist() == [20] * 10
+
+
+def test_kmeans_pixels_on_digits_is_sensible(digits_folder):
+    images, labels, _ = datasets.load_folder(digits_folder)
+    result = kmeans_pixels(images, 10, seed=0)
+    scores = local_evaluate(labels, result.assignment)
+    assert scores["acc"] > 0.6 and scores["nmi"] > 0.6
+    assert scores["clusters_used"] == 10
+    assert result.seconds["cluster"] > 0
+
+
+def test_hungarian_accuracy_matches_a_brute_force_reference():
+    from itertools import permutations
+
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 4, 60)
+    pred = np.where(rng.random(60) < 0.7, (truth + 1) % 4, rng.integers(0, 4, 60))
+    brute = max(np.mean(np.array(p)[pred] == truth) for p in permutations(range(4)))
+    assert hungarian_accuracy(truth, pred) == pytest.approx(brute)
+    assert hungarian_accuracy(truth, (truth + 2) % 4) == 1.0
+
+
+def _records():
+    recs = []
+    for seed, (a, b) in enumerate([(0.8, 0.5), (0.7, 0.6)]):
+        for method, acc in (("ours-mobilenet+selflabel", a), ("mobilenet+kmeans", b)):
+            recs.append(
+                {
+                    "dataset": "digits",
+                    "method": method,
+                    "seed": seed,
+                    "acc": acc,
+                    "nmi": acc,
+                    "ari": acc,
+                    "clusters_used": 10,
+                    "seconds": {"scan": 1.0, "pretext": 2.0},
+                }
+            )
+    return recs
+
+
+def test_summary_and_targets():
+    rows = summarise(_records())
+    ours = next(r for r in rows if r["method"] == "ours-mobilenet+selflabel")
+    assert ours["acc"] == pytest.approx(0.75) and ours["acc_std"] == pytest.approx(
+        np.std([0.8, 0.7], ddof=1)
+    )
+    assert ours["total_seconds"] == pytest.approx(3.0)
+    checks = {c["target"]: c["status"] for c in check_targets(rows)}
+    assert checks["pretrained SCAN beats MobileNet+K-means (ACC)"] == "PASS"
+    assert checks["from scratch beats the keras.io recipe at equal time (ACC)"] == "n/a"
+
+
+def test_markdown_table_and_report(tmp_path):
+    table = markdown_table(["method", "ACC"], [["a|b", 0.5]], "lr")
+    assert table.splitlines() == ["| method | ACC |", "|---|---:|", "| a\\|b | 0.5 |"]
+    path = tmp_path / "BENCHMARKS.md"
+    text = write_report(
+        path,
+        {"command": "python -m bench --quick", "date": "today", "records": _records()},
+        None,
+        machine={"CPU": "test cpu", "cores": "2"},
+    )
+    assert path.read_text() == text
+    assert "| CPU | test cpu |" in text
+    assert "`python -m bench --quick`" in text
+    row = next(line for line in text.splitlines() if line.startswith("| ours-mobilenet+selflabel"))
+    assert "0.750 ± 0.071" in row
+    assert "| pretrained SCAN beats MobileNet+K-means (ACC) | digits | PASS |" in text
+
+
+def test_recipe_losses_match_numpy_references():
+    """The keras.io recipe's losses, quirks included, against plain NumPy."""
+    keras = pytest.importorskip("keras")
+    from bench.kerasio import consistency_loss, contrastive_loss, entropy_loss
+
+    rng = np.random.default_rng(0)
+    b, views, t = 3, 2, 0.1
+    z = rng.standard_normal((b * views, 4)).astype("float32")
+    logits = z @ z.T / t
+    logits = logits - logits.max(axis=1)[None, :]  # the published broadcast: a per-column shift
+    targets = np.tile(np.eye(b), (views, views))
+    logp = logits - np.log(np.exp(logits).sum(1, keepdims=True))
+    expected = np.mean(-(targets * logp).sum(1))  # targets are not normalised (rows sum to `views`)
+    got = float(keras.ops.convert_to_numpy(contrastive_loss(z, b, t, l2_normalize=False)))
+    assert got == pytest.approx(expected, rel=1e-4)
+
+    p = rng.dirichlet(np.ones(5), size=6).astype("float32")
+    mean = p.mean(0)
+    expected = np.log(5) + (mean * np.log(mean)).sum()
+    assert float(keras.ops.convert_to_numpy(entropy_loss(None, p))) == pytest.approx(
+        expected, rel=1e-4
+    )
+
+    s = rng.random((6, 5)).astype("float32")
+    expected = np.mean(np.log1p(np.exp(-s)))  # BCE with target 1 on logits s
+    assert float(keras.ops.convert_to_numpy(consistency_loss(None, s))) == pytest.approx(
+        expected, rel=1e-4
+    )

@@ -1,0 +1,208 @@
+"""End to end on real images (digits as PNG class folders): quality floor, resume, cancel, determinism.
+
+These are the slow tests; they share one small finished run.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.config import RunConfig
+from core.export import read_labels
+from core.images import InputError
+from core.progress import Cancelled, CancelToken
+from core.run import run_pipeline
+from tests.conftest import tree_digest
+
+pytestmark = pytest.mark.slow
+
+WEIGHTS = (
+    Path(__file__).resolve().parents[2]
+    / "shared"
+    / "weights"
+    / "mobilenet_1_0_224_imagenet_notop.weights.h5"
+)
+
+#: Small enough for CI on 2 cores, big enough to mean something.
+FAST = RunConfig(clusters=10, seed=0).replace(
+    **{
+        "pretext.epochs": 15,
+        "pretext.batch_size": 128,
+        "scan.epochs": 25,
+        "selflabel.epochs": 4,
+        "neighbours.k": 10,
+    }
+)
+
+
+class Recorder:
+    """Progress callback that records events and can cancel at a chosen point."""
+
+    def __init__(self, cancel_at: tuple[str, int] | None = None):
+        self.events = []
+        self.token = CancelToken()
+        self.cancel_at = cancel_at
+        self.after_cancel = 0
+
+    def __call__(self, p):
+        self.events.append(p)
+        if self.token.cancelled and p.kind == "progress":
+            self.after_cancel += 1
+        if (
+            self.cancel_at
+            and p.stage == self.cancel_at[0]
+            and p.kind == "progress"
+            and p.step >= self.cancel_at[1]
+        ):
+            self.token.cancel()
+
+    def kinds(self, stage):
+        return [e.kind for e in self.events if e.stage == stage]
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory, digits_folder):
+    out = tmp_path_factory.mktemp("runs") / "digits"
+    before = tree_digest(digits_folder)
+    rec = Recorder()
+    run = run_pipeline(digits_folder, out, FAST, rec, cache_dir=out.parent / "cache")
+    assert tree_digest(digits_folder) == before  # the user's folder is only read
+    return run, rec
+
+
+def test_end_to_end_quality_and_artefacts(finished):
+    run, rec = finished
+    m = run.metrics
+    print(
+        "digits-600 metrics:",
+        {k: round(m[k], 3) for k in ("acc", "nmi", "ari", "neighbour_purity")},
+    )
+    # Floors set from measurement (see the closing note): well below the measured figures, far above chance.
+    assert m["acc"] > 0.5 and m["nmi"] > 0.45 and m["ari"] > 0.3
+    assert m["clusters_used"] == 10  # no collapse on a balanced real set
+    assert min(c["size"] for c in m["per_cluster"]) > 0
+    for name in (
+        "config.json",
+        "embeddings.npy",
+        "neighbours.npy",
+        "probabilities.npy",
+        "umap.npy",
+        "prototypes.json",
+        "metrics.json",
+        "labels.csv",
+        "skipped.csv",
+        "encoder.weights.h5",
+    ):
+        assert (run.paths.root / name).is_file(), name
+    assert run.umap.shape == (600, 2) and run.neighbours.shape == (600, 10)
+    rows = read_labels(run.paths.labels_csv)
+    assert len(rows) == 600 and rows[0]["true_label"] == rows[0]["path"].split("/")[0]
+    config = json.loads(run.paths.config.read_text())
+    assert config["seed"] == 0 and "versions" in config["_meta"]
+    stages = [e.stage for e in rec.events if e.kind == "started"]
+    assert stages == [
+        "ingest",
+        "pretext",
+        "neighbours",
+        "scan",
+        "selflabel",
+        "projection",
+        "report",
+    ]
+    scan_partials = [e.partial for e in rec.events if e.stage == "scan" and e.partial]
+    assert scan_partials and len(scan_partials[-1]["cluster_sizes"]) == 10
+
+
+def test_changing_a_scan_setting_keeps_the_representation(finished, tmp_path, digits_folder):
+    run, _ = finished
+    out = tmp_path / "copy"
+    shutil.copytree(run.paths.root, out)
+    rec = Recorder()
+    again = run_pipeline(
+        digits_folder,
+        out,
+        FAST.replace(**{"scan.entropy_weight": 4.0}),
+        rec,
+        cache_dir=tmp_path / "cache",
+    )
+    assert rec.kinds("pretext") == ["skipped"] and rec.kinds("neighbours") == ["skipped"]
+    assert "started" in rec.kinds("scan") and "started" in rec.kinds("selflabel")
+    assert rec.kinds("projection") == ["skipped"]
+    np.testing.assert_array_equal(again.embeddings, run.embeddings)
+
+
+def test_cancel_then_resume(tmp_path, digits_folder):
+    out = tmp_path / "run"
+    config = FAST.replace(**{"pretext.epochs": 2, "scan.epochs": 5, "selflabel.enabled": False})
+    rec = Recorder(cancel_at=("scan", 2))
+    with pytest.raises(Cancelled):
+        run_pipeline(digits_folder, out, config, rec, rec.token, cache_dir=tmp_path / "cache")
+    assert rec.after_cancel <= 1  # honoured within one batch
+    assert (out / "encoder.weights.h5").is_file() and not (out / "probabilities.npy").exists()
+    rec2 = Recorder()
+    run = run_pipeline(digits_folder, out, config, rec2, cache_dir=tmp_path / "cache")
+    assert rec2.kinds("pretext") == ["skipped"] and rec2.kinds("neighbours") == ["skipped"]
+    assert run.probabilities.shape == (600, 10)
+
+
+def test_interrupted_pretext_resumes_from_epoch_checkpoint(tmp_path, digits_folder):
+    out = tmp_path / "run"
+    config = FAST.replace(**{"pretext.epochs": 3, "scan.epochs": 2, "selflabel.enabled": False})
+    steps_per_epoch = 5  # 600 images / batch 128
+    rec = Recorder(cancel_at=("pretext", steps_per_epoch + 1))  # during the second epoch
+    with pytest.raises(Cancelled):
+        run_pipeline(digits_folder, out, config, rec, rec.token, cache_dir=tmp_path / "cache")
+    assert json.loads((out / "pretext_checkpoint.json").read_text())["epoch"] == 1
+    rec2 = Recorder()
+    run_pipeline(digits_folder, out, config, rec2, cache_dir=tmp_path / "cache")
+    steps = [e.step for e in rec2.events if e.stage == "pretext" and e.kind == "progress"]
+    assert min(steps) > steps_per_epoch  # the first epoch was not trained again
+    assert not (out / "pretext_checkpoint.json").exists()
+
+
+def test_same_seed_same_clusters(tmp_path, digits_folder):
+    config = FAST.replace(**{"pretext.epochs": 1, "scan.epochs": 3, "selflabel.epochs": 1})
+    a = run_pipeline(digits_folder, tmp_path / "a", config, cache_dir=tmp_path / "cache")
+    b = run_pipeline(digits_folder, tmp_path / "b", config, cache_dir=tmp_path / "cache")
+    np.testing.assert_array_equal(a.predicted, b.predicted)
+    np.testing.assert_allclose(a.probabilities, b.probabilities, atol=1e-5)
+
+
+def test_readable_input_errors(tmp_path, digits_folder):
+    with pytest.raises(InputError, match="does not exist"):
+        run_pipeline(tmp_path / "missing", tmp_path / "run", FAST)
+    few = tmp_path / "few"
+    for i, src in enumerate(sorted(digits_folder.rglob("*.png"))[:5]):
+        few.mkdir(exist_ok=True)
+        shutil.copy(src, few / f"{i}.png")
+    with pytest.raises(InputError, match="Only 5 usable images for 10 clusters"):
+        run_pipeline(few, tmp_path / "run", FAST, cache_dir=tmp_path / "cache")
+    with pytest.raises(InputError, match="outside the image folder"):
+        run_pipeline(few, few / "run", FAST)
+
+
+@pytest.mark.skipif(not WEIGHTS.is_file(), reason="local ImageNet weights not present")
+def test_pretrained_backbone_from_local_weights(tmp_path, digits_folder):
+    config = RunConfig(clusters=10).replace(
+        **{
+            "encoder.backbone": "mobilenet",
+            "encoder.weights": str(WEIGHTS),
+            "ingest.image_size": 64,
+            "pretext.epochs": 0,
+            "scan.epochs": 25,
+            "selflabel.enabled": False,
+        }
+    )
+    run = run_pipeline(digits_folder, tmp_path / "run", config, cache_dir=tmp_path / "cache")
+    print(
+        "mobilenet frozen digits-600:", round(run.metrics["acc"], 3), round(run.metrics["nmi"], 3)
+    )
+    # ImageNet features are weak on 8x8 digits (K-means on them: ACC 0.53); this checks the local-weights
+    # path and that SCAN on frozen features spreads over every cluster. Measured: ACC 0.45, NMI 0.37.
+    assert run.metrics["neighbour_purity"] > 0.4
+    assert run.metrics["acc"] > 0.35 and run.metrics["clusters_used"] == 10
