@@ -113,11 +113,16 @@ class ScanConfig:
     Attributes:
         entropy_weight: lambda, the weight of the entropy of the mean assignment (paper: 5).
         heads: number of clustering heads trained at once; the lowest-loss head is kept.
-        update_encoder: also fine-tune the backbone (slower) instead of training heads on frozen features.
+        update_encoder: also fine-tune the backbone (slower) instead of training heads on frozen features;
+            then 10-20 epochs are usually enough on a CPU.
+
+    On frozen features a step costs almost nothing, and the heads need about a thousand steps or more:
+    measured on the 1,797 digits with frozen MobileNet features, 25 epochs of 256 gave ACC 0.52 and
+    100 epochs of 128 gave 0.60 (K-means on the same features: 0.53).
     """
 
-    epochs: int = 30
-    batch_size: int = 256
+    epochs: int = 100
+    batch_size: int = 128
     learning_rate: float = 1e-3
     entropy_weight: float = 5.0
     heads: int = 5

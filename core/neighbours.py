@@ -13,11 +13,13 @@ def mine_neighbours(
     batch_size: int = 512,
     progress: ProgressCallback = ignore_progress,
     cancel: CancelToken | None = None,
+    max_batch_bytes: int = 256 * 2**20,
 ) -> np.ndarray:
     """Indices of the ``k`` most cosine-similar other images of every image, most similar first.
 
-    Similarities are computed ``batch_size`` rows at a time, so extra memory is about
-    ``batch_size * N * 4`` bytes (100 MB for N = 50,000 at the default) whatever N is.
+    Similarities are computed a block of rows at a time: ``batch_size`` rows, fewer when a block's
+    similarities and partition indices (12 bytes per pair) would exceed ``max_batch_bytes``. Extra memory
+    therefore stays near 256 MB however many images there are.
 
     Args:
         embeddings: (N, D) vectors (normalised here).
@@ -33,6 +35,7 @@ def mine_neighbours(
     if k < 1:
         raise ValueError("At least two images are needed to mine neighbours.")
     out = np.empty((n, k), dtype=np.int32)
+    batch_size = max(1, min(batch_size, max_batch_bytes // (12 * n)))
     total = -(-n // batch_size)
     for b, start in enumerate(range(0, n, batch_size)):
         if cancel is not None:

@@ -33,7 +33,7 @@ FAST = RunConfig(clusters=10, seed=0).replace(
     **{
         "pretext.epochs": 15,
         "pretext.batch_size": 128,
-        "scan.epochs": 25,
+        "scan.epochs": 60,
         "selflabel.epochs": 4,
         "neighbours.k": 10,
     }
@@ -194,7 +194,7 @@ def test_pretrained_backbone_from_local_weights(tmp_path, digits_folder):
             "encoder.weights": str(WEIGHTS),
             "ingest.image_size": 64,
             "pretext.epochs": 0,
-            "scan.epochs": 25,
+            "scan.epochs": 100,
             "selflabel.enabled": False,
         }
     )

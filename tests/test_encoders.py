@@ -1,0 +1,49 @@
+"""Backbones: shapes, and the pretrained MobileNet path with local weights (what users get from
+``weights="imagenet"``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from skimage import data as skdata
+
+from core.config import EncoderConfig
+from core.encoders import build_encoder
+
+WEIGHTS = (
+    Path(__file__).resolve().parents[2]
+    / "shared"
+    / "weights"
+    / "mobilenet_1_0_224_imagenet_notop.weights.h5"
+)
+
+
+@pytest.mark.parametrize("backbone,width", [("resnet_small", 128), ("resnet50v2", 2048)])
+def test_scratch_backbones(backbone, width):
+    encoder = build_encoder(EncoderConfig(backbone=backbone), 32)
+    out = encoder.predict_on_batch(np.zeros((2, 32, 32, 3), "float32"))
+    assert out.shape == (2, width)
+
+
+def test_missing_weights_file_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="does not exist"):
+        build_encoder(EncoderConfig(backbone="mobilenet", weights=str(tmp_path / "none.h5")), 64)
+
+
+@pytest.mark.skipif(not WEIGHTS.is_file(), reason="local ImageNet weights not present")
+def test_mobilenet_local_weights_match_keras_preprocessing():
+    photo = np.asarray(
+        keras.utils.array_to_img(skdata.chelsea()).resize((96, 96)), dtype="float32"
+    )[None]
+    ours = build_encoder(EncoderConfig(backbone="mobilenet", weights=str(WEIGHTS)), 96)
+    reference = keras.applications.MobileNet(
+        include_top=False, weights=str(WEIGHTS), input_shape=(96, 96, 3), pooling="avg"
+    )
+    expected = reference.predict_on_batch(
+        keras.applications.mobilenet.preprocess_input(photo.copy())
+    )
+    np.testing.assert_allclose(ours.predict_on_batch(photo), expected, rtol=1e-4, atol=1e-5)
+    assert np.abs(expected).sum() > 0
