@@ -11,7 +11,6 @@ import csv
 import hashlib
 import os
 import warnings
-from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -328,7 +327,3 @@ def _write_cache(path: Path, images: dict[str, np.ndarray], errors: dict[str, st
             )
     except OSError:
         pass  # a cache that cannot be written only costs time
-
-
-def skipped_rows(skipped: Sequence[tuple[str, str]]) -> list[list[str]]:
-    return [[path, reason] for path, reason in skipped]

@@ -72,10 +72,11 @@ def run_pipeline(
     out.mkdir(parents=True, exist_ok=True)
     stages = _Stages(paths, progress, cancel)
 
+    # Written first, so that even a run stopped during ingest knows its image folder.
+    io.write_json(paths.config, {**config.to_dict(), "_meta": _meta(folder.resolve())})
     data = stages.run_always(
         "ingest", lambda: _ingest(folder, config, paths, progress, cancel, cache_dir)
     )
-    io.write_json(paths.config, {**config.to_dict(), "_meta": _meta(data.root)})
     n = len(data.paths)
     if n < config.clusters:
         raise InputError(
@@ -231,6 +232,7 @@ class _Context:
 
     def selflabel(self) -> None:
         cfg = self.config
+        self._set_aside_corrections()
         scan_probs = np.load(self.paths.scan_probabilities)
         if not cfg.selflabel.enabled:
             io.save_array(self.paths.probabilities, scan_probs)
@@ -291,6 +293,12 @@ class _Context:
         export_labels(load_run(self.paths.root), self.paths.labels_csv)
 
     # --- helpers ------------------------------------------------------------------------------
+    def _set_aside_corrections(self) -> None:
+        """New clusters make the user's edits of the old ones meaningless; keep them, but apart."""
+        if self.paths.corrections.exists():
+            stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+            self.paths.corrections.replace(self.paths.root / f"corrections.before-{stamp}.json")
+
     def _encoder(self) -> keras.Model:
         """The representation stage's encoder, restored from the run folder (no download)."""
         cfg = self.config

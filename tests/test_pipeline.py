@@ -122,6 +122,7 @@ def test_changing_a_scan_setting_keeps_the_representation(finished, tmp_path, di
     run, _ = finished
     out = tmp_path / "copy"
     shutil.copytree(run.paths.root, out)
+    (out / "corrections.json").write_text('{"names": {"0": "old name"}, "moves": {}}')
     rec = Recorder()
     again = run_pipeline(
         digits_folder,
@@ -134,6 +135,8 @@ def test_changing_a_scan_setting_keeps_the_representation(finished, tmp_path, di
     assert "started" in rec.kinds("scan") and "started" in rec.kinds("selflabel")
     assert rec.kinds("projection") == ["skipped"]
     np.testing.assert_array_equal(again.embeddings, run.embeddings)
+    # The clusters changed: the old edits are kept aside, not applied to clusters they do not describe.
+    assert again.corrections.names == {} and len(list(out.glob("corrections.before-*.json"))) == 1
 
 
 def test_cancel_then_resume(tmp_path, digits_folder):
