@@ -287,8 +287,9 @@ class _Context:
         if labels is not None:
             metrics["neighbour_purity"] = neighbour_purity(np.load(self.paths.neighbours), labels)
             metrics.update(evaluate(labels, assignment, k))
-            scan_eval = evaluate(labels, np.load(self.paths.scan_probabilities).argmax(axis=1), k)
-            metrics["before_selflabel"] = {m: scan_eval[m] for m in ("acc", "nmi", "ari")}
+            if self.config.selflabel.enabled:
+                scan_eval = evaluate(labels, np.load(self.paths.scan_probabilities).argmax(axis=1), k)
+                metrics["before_selflabel"] = {m: scan_eval[m] for m in ("acc", "nmi", "ari")}
         io.write_json(self.paths.metrics, metrics)
         export_labels(load_run(self.paths.root), self.paths.labels_csv)
 

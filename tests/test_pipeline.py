@@ -34,6 +34,7 @@ FAST = RunConfig(clusters=10, seed=0).replace(
         "pretext.epochs": 15,
         "pretext.batch_size": 128,
         "scan.epochs": 60,
+        "selflabel.enabled": True,  # off by default; kept in the tested path
         "selflabel.epochs": 4,
         "neighbours.k": 10,
     }
