@@ -34,7 +34,7 @@ from core.results import RunData, load_run
 from core.scan import ClusterHeads, train_scan
 from core.selflabel import train_selflabel
 from core.simclr import embed_frozen, l2_normalise, train_simclr
-from core.training import predict_batches, seed_everything
+from core.training import predict_batches, quiet_backend, seed_everything
 
 __all__ = ["InputError", "run_pipeline"]
 
@@ -70,6 +70,7 @@ def run_pipeline(
         )
     paths = RunPaths(out)
     out.mkdir(parents=True, exist_ok=True)
+    quiet_backend()
     stages = _Stages(paths, progress, cancel)
 
     # Written first, so that even a run stopped during ingest knows its image folder.
@@ -288,7 +289,9 @@ class _Context:
             metrics["neighbour_purity"] = neighbour_purity(np.load(self.paths.neighbours), labels)
             metrics.update(evaluate(labels, assignment, k))
             if self.config.selflabel.enabled:
-                scan_eval = evaluate(labels, np.load(self.paths.scan_probabilities).argmax(axis=1), k)
+                scan_eval = evaluate(
+                    labels, np.load(self.paths.scan_probabilities).argmax(axis=1), k
+                )
                 metrics["before_selflabel"] = {m: scan_eval[m] for m in ("acc", "nmi", "ari")}
         io.write_json(self.paths.metrics, metrics)
         export_labels(load_run(self.paths.root), self.paths.labels_csv)

@@ -11,6 +11,14 @@ import numpy as np
 from core.progress import CancelToken, Progress, ProgressCallback
 
 
+def quiet_backend() -> None:
+    """Silences TensorFlow's Python-side warnings (retracing notices) that mean nothing to a user."""
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.get_logger().setLevel("ERROR")
+
+
 def seed_everything(seed: int) -> None:
     """Seeds Python, NumPy and the Keras backend; makes TensorFlow's ops deterministic."""
     keras.utils.set_random_seed(seed)
