@@ -99,12 +99,7 @@ def survey_folder(folder: str | Path, labels_from_subfolders: bool = True) -> Fo
     Raises:
         InputError: the path does not exist or is not a folder.
     """
-    root = Path(folder).expanduser()
-    if not root.exists():
-        raise InputError(f"The folder {root} does not exist.")
-    if not root.is_dir():
-        raise InputError(f"{root} is not a folder.")
-    root = root.resolve()
+    root = require_folder(folder)
     files: list[str] = []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
@@ -118,6 +113,20 @@ def survey_folder(folder: str | Path, labels_from_subfolders: bool = True) -> Fo
         if len(classes) < 2:
             classes = []
     return FolderSurvey(root=root, files=files, class_names=classes)
+
+
+def require_folder(folder: str | Path) -> Path:
+    """The folder as an absolute path.
+
+    Raises:
+        InputError: it does not exist or is not a folder.
+    """
+    root = Path(folder).expanduser()
+    if not root.exists():
+        raise InputError(f"The folder {root} does not exist.")
+    if not root.is_dir():
+        raise InputError(f"{root} is not a folder.")
+    return root.resolve()
 
 
 def load_image(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import platform
+import shutil
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -25,7 +26,7 @@ from core.augment import StrongAugment, ViewAugment
 from core.config import RunConfig, fingerprint
 from core.encoders import build_encoder
 from core.export import export_labels
-from core.images import IngestResult, InputError, ingest
+from core.images import IngestResult, InputError, ingest, require_folder
 from core.metrics import cluster_summary, evaluate
 from core.neighbours import mine_neighbours, neighbour_purity
 from core.progress import CancelToken, Progress, ProgressCallback, ignore_progress
@@ -61,30 +62,35 @@ def run_pipeline(
         config.validate()
     except ValueError as exc:
         raise InputError(str(exc)) from None
-    folder, out = Path(folder).expanduser(), Path(out).expanduser()
-    if folder.is_dir() and (
-        out.resolve() == folder.resolve() or folder.resolve() in out.resolve().parents
-    ):
+    folder, out = require_folder(folder), Path(out).expanduser()
+    if out.resolve() == folder or folder in out.resolve().parents:
         raise InputError(
             "Choose a run folder outside the image folder: the images are never written to."
         )
     paths = RunPaths(out)
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     quiet_backend()
     stages = _Stages(paths, progress, cancel)
 
     # Written first, so that even a run stopped during ingest knows its image folder.
-    io.write_json(paths.config, {**config.to_dict(), "_meta": _meta(folder.resolve())})
-    data = stages.run_always(
-        "ingest", lambda: _ingest(folder, config, paths, progress, cancel, cache_dir)
-    )
-    n = len(data.paths)
-    if n < config.clusters:
-        raise InputError(
-            f"Only {n} usable images for {config.clusters} clusters: choose fewer clusters."
+    io.write_json(paths.config, {**config.to_dict(), "_meta": _meta(folder)})
+    try:
+        data = stages.run_always(
+            "ingest", lambda: _ingest(folder, config, paths, progress, cancel, cache_dir)
         )
-    if n < 3:
-        raise InputError(f"At least 3 images are needed; {data.root} has {n} usable.")
+        n = len(data.paths)
+        if n < config.clusters:
+            raise InputError(
+                f"Only {n} usable image{'s' if n != 1 else ''} for {config.clusters} clusters: "
+                "choose fewer clusters."
+            )
+        if n < 3:
+            raise InputError(f"At least 3 images are needed; {data.root} has {n} usable.")
+    except InputError:
+        if created:  # a run that cannot start leaves nothing behind (only our own new folder goes)
+            shutil.rmtree(out, ignore_errors=True)
+        raise
 
     fp_ingest = fingerprint(
         config.ingest, data.paths, hashlib.sha256(data.images.tobytes()).hexdigest()

@@ -1,0 +1,57 @@
+"""The command line: readable errors with exit code 2 and no traceback; the demo data writer."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.cli import main
+from core.demo import write_digits_folder
+
+
+@pytest.mark.parametrize(
+    "make,args,message",
+    [
+        (
+            lambda t: None,
+            lambda t: ["run", str(t / "nope"), "--out", str(t / "run")],
+            "does not exist",
+        ),
+        (
+            lambda t: (t / "empty").mkdir(),
+            lambda t: ["run", str(t / "empty"), "--out", str(t / "run")],
+            "No images found",
+        ),
+        (lambda t: None, lambda t: ["export", str(t)], "not a run folder"),
+        (
+            lambda t: (t / "imgs").mkdir(),
+            lambda t: ["run", str(t / "imgs"), "--out", str(t / "imgs" / "run")],
+            "outside the image folder",
+        ),
+        (
+            lambda t: (t / "imgs").mkdir(),
+            lambda t: ["run", str(t / "imgs"), "--out", str(t / "run"), "--clusters", "1"],
+            "at least 2",
+        ),
+    ],
+)
+def test_bad_input_gives_a_message_not_a_traceback(tmp_path, capsys, make, args, message):
+    make(tmp_path)
+    assert main(args(tmp_path)) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()  # nothing written for a run that cannot start
+
+
+def test_help_lists_the_commands(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for command in ("run", "demo", "export", "gui"):
+        assert command in out
+
+
+def test_demo_data_is_real_digits_in_class_folders(tmp_path):
+    folder = write_digits_folder(tmp_path / "digits")
+    files = sorted(folder.rglob("*.png"))
+    assert len(files) == 1797
+    assert sorted(p.name for p in folder.iterdir()) == [str(d) for d in range(10)]
