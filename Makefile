@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 export QT_QPA_PLATFORM ?= offscreen
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: demo test lint bench gui clean
+.PHONY: demo test lint bench bench-digits gui clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +25,14 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check core gui tests bench
 	$(BIN)/ruff format --check core gui tests bench
 
+# The full benchmark: 3 data sets x 3 seeds, every method (about 6-7 hours on 2 cores).
 bench: $(VENV)/.installed
 	$(BIN)/python -m bench
+
+# One data set, one seed (about 20 minutes on 2 cores); merges into BENCHMARKS.md.
+bench-digits: $(VENV)/.installed
+	$(BIN)/python -m bench --only quality --datasets digits --seeds 1
+	$(BIN)/python -m bench --only report
 
 gui: $(VENV)/.installed
 	$(BIN)/semclust gui

@@ -95,6 +95,7 @@ def run_pipeline(
     fp_ingest = fingerprint(
         config.ingest, data.paths, hashlib.sha256(data.images.tobytes()).hexdigest()
     )
+    stages.record.mark_done("ingest", fp_ingest, stages.last_seconds)  # for stage_seconds
     fp_pretext = fingerprint(fp_ingest, config.encoder, config.pretext, config.seed)
     fp_neigh = fingerprint(fp_pretext, config.neighbours)
     fp_scan = fingerprint(fp_neigh, config.scan, config.clusters, config.seed)
@@ -128,6 +129,7 @@ class _Stages:
         self.record = StageRecord(paths)
         self.progress = progress
         self.cancel = cancel
+        self.last_seconds = 0.0
 
     def run(self, name: str, fp: str, artefacts: list[Path], fn: Callable[[], None]) -> None:
         if self.record.is_done(name, fp) and all(p.exists() for p in artefacts):
@@ -144,7 +146,7 @@ class _Stages:
         self.progress(Progress(name, "started", message=f"{name} started"))
         start = time.perf_counter()
         result = fn()
-        seconds = time.perf_counter() - start
+        self.last_seconds = seconds = time.perf_counter() - start
         self.progress(Progress(name, "finished", 1, 1, message=f"{name} done in {seconds:.1f} s"))
         return result
 

@@ -72,10 +72,10 @@ def test_hungarian_accuracy_matches_a_brute_force_reference():
     assert hungarian_accuracy(truth, (truth + 2) % 4) == 1.0
 
 
-def _records():
+def _records(pairs=((0.8, 0.5), (0.7, 0.6))):
     recs = []
-    for seed, (a, b) in enumerate([(0.8, 0.5), (0.7, 0.6)]):
-        for method, acc in (("ours-mobilenet+selflabel", a), ("mobilenet+kmeans", b)):
+    for seed, (a, b) in enumerate(pairs):
+        for method, acc in (("ours-mobilenet", a), ("mobilenet+kmeans", b)):
             recs.append(
                 {
                     "dataset": "digits",
@@ -93,14 +93,27 @@ def _records():
 
 def test_summary_and_targets():
     rows = summarise(_records())
-    ours = next(r for r in rows if r["method"] == "ours-mobilenet+selflabel")
+    ours = next(r for r in rows if r["method"] == "ours-mobilenet")
     assert ours["acc"] == pytest.approx(0.75) and ours["acc_std"] == pytest.approx(
         np.std([0.8, 0.7], ddof=1)
     )
     assert ours["total_seconds"] == pytest.approx(3.0)
     checks = {c["target"]: c["status"] for c in check_targets(rows)}
-    assert checks["pretrained SCAN beats MobileNet+K-means (ACC)"] == "PASS"
-    assert checks["from scratch beats the keras.io recipe at equal time (ACC)"] == "n/a"
+    assert (
+        checks["issue #4: pretrained SCAN beats pretrained features + K-means by >= 5 ACC points"]
+        == "PASS"
+    )
+    assert checks["issue #4: no empty cluster (pretrained)"] == "PASS"
+    assert (
+        checks["issue #4: from scratch beats the keras.io recipe at equal time by >= 20 ACC points"]
+        == "n/a"
+    )
+    # A gain of 3 points is not the 5 the issue asks for.
+    close = {c["target"]: c["status"] for c in check_targets(summarise(_records(((0.63, 0.6),))))}
+    assert (
+        close["issue #4: pretrained SCAN beats pretrained features + K-means by >= 5 ACC points"]
+        == "FAIL"
+    )
 
 
 def test_markdown_table_and_report(tmp_path):
@@ -116,9 +129,12 @@ def test_markdown_table_and_report(tmp_path):
     assert path.read_text() == text
     assert "| CPU | test cpu |" in text
     assert "`python -m bench --quick`" in text
-    row = next(line for line in text.splitlines() if line.startswith("| ours-mobilenet+selflabel"))
+    row = next(line for line in text.splitlines() if line.startswith("| ours-mobilenet |"))
     assert "0.750 ± 0.071" in row
-    assert "| pretrained SCAN beats MobileNet+K-means (ACC) | digits | PASS |" in text
+    assert (
+        "| issue #4: pretrained SCAN beats pretrained features + K-means by >= 5 ACC points | digits | PASS |"
+        in text
+    )
 
 
 def test_recipe_losses_match_numpy_references():

@@ -210,3 +210,38 @@ def test_pretrained_backbone_from_local_weights(tmp_path, digits_folder):
     # path and that SCAN on frozen features spreads over every cluster. Measured: ACC 0.45, NMI 0.37.
     assert run.metrics["neighbour_purity"] > 0.4
     assert run.metrics["acc"] > 0.35 and run.metrics["clusters_used"] == 10
+
+
+def test_scan_can_update_the_encoder(tmp_path, digits_folder):
+    config = FAST.replace(
+        **{
+            "pretext.epochs": 1,
+            "scan.epochs": 2,
+            "scan.update_encoder": True,
+            "selflabel.epochs": 1,
+        }
+    )
+    rec = Recorder()
+    run = run_pipeline(digits_folder, tmp_path / "run", config, rec, cache_dir=tmp_path / "cache")
+    assert run.probabilities.shape == (600, 10)
+    assert np.allclose(run.probabilities.sum(axis=1), 1.0, atol=1e-4)
+    assert any(e.partial for e in rec.events if e.stage == "scan")
+
+
+@pytest.mark.skipif(not WEIGHTS.is_file(), reason="local ImageNet weights not present")
+def test_pretrained_backbone_fine_tuned_with_simclr(tmp_path, digits_folder):
+    config = FAST.replace(
+        **{
+            "encoder.backbone": "mobilenet",
+            "encoder.weights": str(WEIGHTS),
+            "pretext.epochs": 1,
+            "scan.epochs": 2,
+            "selflabel.enabled": False,
+        }
+    )
+    run = run_pipeline(digits_folder, tmp_path / "run", config, cache_dir=tmp_path / "cache")
+    assert run.embeddings.shape == (
+        600,
+        128,
+    )  # the SimCLR projection, not the frozen 1024-d features
+    assert run.metrics["clusters_used"] >= 2

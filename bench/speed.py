@@ -1,0 +1,385 @@
+"""Speed and memory of each stage: representation training throughput, neighbour mining, UMAP, ingest,
+and a whole run.
+
+Every measurement runs in a fresh spawned process (:func:`bench.timing.run_isolated`), so that its peak
+resident memory is its own and one measurement's TensorFlow state cannot slow the next.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.timing import peak_rss_mb, run_isolated
+
+
+@dataclass(frozen=True)
+class SpeedSettings:
+    """Sizes of the speed benchmark.
+
+    Attributes:
+        throughput_images: images fed to each representation learner (real images, upscaled).
+        throughput_steps: timed training batches per encoder (after one untimed warm-up batch).
+        encoders: (name, backbone, image size, batch size) of our encoders to time.
+        neighbour_sizes: numbers of random embeddings for neighbour mining.
+        umap_sizes: numbers of random embeddings for UMAP.
+        dim: embedding dimension.
+        k: neighbours per image.
+        ingest_dataset: dataset whose folder is ingested (10,000 files for animals10k).
+        run_dataset: dataset of the whole-run memory measurement.
+        run_overrides: dotted RunConfig changes for that run (short epochs: memory, not quality).
+    """
+
+    throughput_images: int = 2048
+    throughput_steps: int = 4
+    encoders: tuple[tuple[str, str, int, int], ...] = (
+        ("ours resnet_small 32px", "resnet_small", 32, 256),
+        ("ours resnet50v2 32px", "resnet50v2", 32, 256),
+        ("ours mobilenet 96px", "mobilenet", 96, 256),
+    )
+    recipe_batch: int = 512
+    neighbour_sizes: tuple[int, ...] = (10_000, 50_000, 100_000)
+    umap_sizes: tuple[int, ...] = (10_000, 50_000, 100_000)
+    dim: int = 512
+    k: int = 20
+    ingest_dataset: str = "animals10k"
+    ingest_size: int = 32
+    run_dataset: str = "animals10k"
+    run_overrides: tuple[tuple[str, Any], ...] = (
+        ("pretext.epochs", 1),
+        ("scan.epochs", 2),
+        ("selflabel.epochs", 1),
+    )
+
+
+class _BatchClock:
+    """A Keras callback timing training batches after the first ``warmup`` ones."""
+
+    def __new__(cls, warmup: int = 1):
+        import keras
+
+        class Clock(keras.callbacks.Callback):
+            def __init__(self):
+                super().__init__()
+                self.times: list[float] = []
+
+            def on_train_batch_begin(self, batch, logs=None):
+                self._t = time.perf_counter()
+
+            def on_train_batch_end(self, batch, logs=None):
+                self.times.append(time.perf_counter() - self._t)
+
+            @property
+            def steady(self) -> list[float]:
+                return self.times[warmup:]
+
+        return Clock()
+
+
+def _real_images(dataset: str, n: int, cache_dir: str) -> np.ndarray:
+    from bench.datasets import load_folder, write_dataset
+
+    images, _, _ = load_folder(write_dataset(dataset, cache_dir))
+    reps = -(-n // len(images))
+    images = np.concatenate([images] * reps)[:n]
+    return np.repeat(images, 3, axis=-1) if images.shape[-1] == 1 else images
+
+
+def throughput_ours(
+    backbone: str, size: int, batch: int, n: int, steps: int, weights: str | None, cache_dir: str
+) -> dict:
+    """Steady-state SimCLR training images/s of one of our encoders (two views per image)."""
+    import keras
+
+    from bench.baselines import to_rgb_batch
+    from core.augment import ViewAugment
+    from core.config import AugmentConfig, EncoderConfig
+    from core.encoders import build_encoder
+    from core.simclr import SimCLRModel
+    from core.training import seed_everything
+
+    seed_everything(0)
+    x = to_rgb_batch(_real_images("animals10k", n, cache_dir), size)
+    enc = build_encoder(
+        EncoderConfig(backbone=backbone, weights=weights if backbone == "mobilenet" else None), size
+    )
+    model = SimCLRModel(enc, ViewAugment(AugmentConfig(), grey=True, seed=0), 128, 0.1)
+    model.compile(optimizer=keras.optimizers.AdamW(1e-3, weight_decay=1e-4))
+    model(x[:2], training=False)
+    clock = _BatchClock()
+    m = min(len(x), batch * (steps + 1))
+    model.fit(x[:m], batch_size=batch, epochs=1, verbose=0, callbacks=[clock])
+    return _rate(clock.steady, batch, enc.count_params())
+
+
+def throughput_recipe(batch: int, n: int, steps: int, cache_dir: str) -> dict:
+    """Steady-state training images/s of the keras.io recipe's representation learner."""
+    import keras
+
+    from bench.kerasio import (
+        RecipeConfig,
+        RepresentationLearner,
+        make_augmentation,
+        make_encoder,
+        make_preprocessing,
+        to_recipe_input,
+    )
+
+    keras.utils.set_random_seed(0)
+    cfg = RecipeConfig()
+    x = to_recipe_input(_real_images("animals10k", n, cache_dir)[..., :1])
+    enc = make_encoder(cfg.target_size, cfg.representation_dim)
+    learner = RepresentationLearner(
+        enc, make_preprocessing(x, cfg.target_size), make_augmentation(0), cfg
+    )
+    schedule = keras.optimizers.schedules.CosineDecay(
+        cfg.learning_rate, cfg.decay_steps, alpha=cfg.decay_alpha
+    )
+    learner.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=cfg.weight_decay))
+    clock = _BatchClock()
+    m = min(len(x), batch * (steps + 1))
+    learner.fit(x[:m], batch_size=batch, epochs=1, verbose=0, callbacks=[clock])
+    return _rate(clock.steady, batch, enc.count_params())
+
+
+def _rate(times: list[float], batch: int, params: int) -> dict:
+    if not times:
+        return {
+            "images_per_second": float("nan"),
+            "seconds_per_batch": float("nan"),
+            "params": params,
+        }
+    per_batch = float(np.median(times))
+    return {
+        "images_per_second": batch / per_batch,
+        "seconds_per_batch": per_batch,
+        "batches": len(times),
+        "params": params,
+    }
+
+
+def _random_embeddings(n: int, dim: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, dim), dtype=np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def fallback_mine_neighbours(embeddings: np.ndarray, k: int, batch_size: int = 512) -> np.ndarray:
+    """Top-k cosine neighbours (self excluded) in row batches; the stand-in while core has none."""
+    n = len(embeddings)
+    out = np.empty((n, k), dtype=np.int64)
+    for start in range(0, n, batch_size):
+        sims = embeddings[start : start + batch_size] @ embeddings.T
+        rows = np.arange(sims.shape[0])
+        sims[rows, start + rows] = -np.inf
+        part = np.argpartition(-sims, k, axis=1)[:, :k]
+        order = np.argsort(-np.take_along_axis(sims, part, axis=1), axis=1)
+        out[start : start + batch_size] = np.take_along_axis(part, order, axis=1)
+    return out
+
+
+def neighbours_job(n: int, dim: int, k: int) -> dict:
+    """Times top-k mining on ``n`` random unit vectors; memory growth measured around the call only."""
+    import tracemalloc
+
+    try:
+        from core.neighbours import mine_neighbours
+
+        impl = "core.neighbours.mine_neighbours"
+    except ImportError:
+        mine_neighbours, impl = fallback_mine_neighbours, "bench fallback (numpy)"
+    x = _random_embeddings(n, dim)
+    rss0 = peak_rss_mb()
+    tracemalloc.start()
+    t = time.perf_counter()
+    idx = mine_neighbours(x, k, batch_size=512)
+    seconds = time.perf_counter() - t
+    _, traced_peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert np.asarray(idx).shape == (n, k)
+    return {
+        "impl": impl,
+        "seconds": seconds,
+        "traced_peak_mb": traced_peak / 2**20,
+        "rss_growth_mb": max(0.0, peak_rss_mb() - rss0),
+        "input_mb": x.nbytes / 2**20,
+    }
+
+
+def umap_job(n: int, dim: int, n_neighbors: int = 15, min_dist: float = 0.1) -> dict:
+    """Times a 2-D UMAP of ``n`` random unit vectors (seeded, as a reproducible run is).
+
+    A seeded UMAP runs single-threaded; the JIT warm-up (a tiny fit first) is reported apart.
+    """
+    import umap
+
+    # numba compiles UMAP's kernels on first use in a process: time that apart
+    t = time.perf_counter()
+    umap.UMAP(
+        n_neighbors=n_neighbors, min_dist=min_dist, random_state=0, n_epochs=10
+    ).fit_transform(_random_embeddings(300, dim, seed=1))
+    warmup = time.perf_counter() - t
+    x = _random_embeddings(n, dim)
+    rss0 = peak_rss_mb()
+    t = time.perf_counter()
+    y = umap.UMAP(n_neighbors=n_neighbors, min_dist=min_dist, random_state=0).fit_transform(x)
+    seconds = time.perf_counter() - t
+    assert y.shape == (n, 2)
+    return {
+        "seconds": seconds,
+        "warmup_seconds": warmup,
+        "rss_growth_mb": max(0.0, peak_rss_mb() - rss0),
+    }
+
+
+def ingest_job(folder: str, size: int, cache_dir: str) -> dict:
+    """Ingests ``folder`` twice with an empty cache: decoding, then cache reading."""
+    from core.config import IngestConfig
+    from core.images import ingest
+
+    out = {}
+    for name in ("first", "second"):
+        t = time.perf_counter()
+        res = ingest(folder, IngestConfig(image_size=size), cache_dir=cache_dir)
+        out[name] = time.perf_counter() - t
+    out["images"] = len(res.paths)
+    out["cached_second"] = int(res.cached)
+    return out
+
+
+def whole_run_job(folder: str, out: str, overrides: dict, weights: str) -> dict:
+    """One pipeline run (short epochs); returns stage seconds and peak RSS."""
+    import json
+
+    from bench.ours import scratch_config
+    from core.run import run_pipeline
+
+    config = scratch_config(10, 0, **{"selflabel.enabled": True, **overrides})
+    t = time.perf_counter()
+    run_pipeline(folder, out, config, cache_dir=Path(out).parent / "cache")
+    seconds = time.perf_counter() - t
+    metrics = json.loads((Path(out) / "metrics.json").read_text())
+    return {
+        "seconds": seconds,
+        "stage_seconds": metrics.get("stage_seconds", {}),
+        "acc": metrics.get("acc"),
+    }
+
+
+def run_speed(settings: SpeedSettings, bench=None, log: Callable[[str], None] = print) -> dict:
+    """Runs every speed measurement; a measurement whose core function is missing is recorded as such."""
+    from bench.datasets import write_dataset
+    from bench.settings import BenchSettings
+
+    bench = bench or BenchSettings()
+    cache = str(bench.cache_dir)
+    write_dataset("animals10k", cache)
+    results: dict[str, Any] = {
+        "throughput": [],
+        "neighbours": [],
+        "umap": [],
+        "ingest": None,
+        "run": None,
+    }
+
+    def attempt(label: str, fn, *args):
+        try:
+            value, peak = run_isolated(fn, *args)
+            return value, peak, None
+        except RuntimeError as exc:
+            log(f"  {label}: not measured ({exc})")
+            return None, None, str(exc)
+
+    for label, backbone, size, batch in settings.encoders:
+        v, peak, err = attempt(
+            label,
+            throughput_ours,
+            backbone,
+            size,
+            batch,
+            settings.throughput_images,
+            settings.throughput_steps,
+            bench.weights,
+            cache,
+        )
+        results["throughput"].append(
+            {"encoder": label, "batch": batch, "peak_rss_mb": peak, "error": err, **(v or {})}
+        )
+        if v:
+            log(
+                f"  {label}: {v['images_per_second']:.1f} images/s (batch {batch}, peak RSS {peak:.0f} MiB)"
+            )
+    label = "keras.io recipe ResNet50V2 32px"
+    v, peak, err = attempt(
+        label,
+        throughput_recipe,
+        settings.recipe_batch,
+        settings.throughput_images,
+        settings.throughput_steps,
+        cache,
+    )
+    results["throughput"].append(
+        {
+            "encoder": label,
+            "batch": settings.recipe_batch,
+            "peak_rss_mb": peak,
+            "error": err,
+            **(v or {}),
+        }
+    )
+    if v:
+        log(
+            f"  {label}: {v['images_per_second']:.1f} images/s (batch {settings.recipe_batch}, peak RSS {peak:.0f} MiB)"
+        )
+
+    for n in settings.neighbour_sizes:
+        v, peak, err = attempt(f"neighbours {n}", neighbours_job, n, settings.dim, settings.k)
+        results["neighbours"].append({"n": n, "peak_rss_mb": peak, "error": err, **(v or {})})
+        if v:
+            log(
+                f"  neighbours n={n}: {v['seconds']:.2f} s, +{v['rss_growth_mb']:.0f} MiB RSS ({v['impl']})"
+            )
+    for n in settings.umap_sizes:
+        v, peak, err = attempt(f"UMAP {n}", umap_job, n, settings.dim)
+        results["umap"].append({"n": n, "peak_rss_mb": peak, "error": err, **(v or {})})
+        if v:
+            log(f"  UMAP n={n}: {v['seconds']:.1f} s, +{v['rss_growth_mb']:.0f} MiB RSS")
+
+    folder = str(write_dataset(settings.ingest_dataset, cache))
+    with tempfile.TemporaryDirectory() as tmp:
+        v, peak, err = attempt("ingest", ingest_job, folder, settings.ingest_size, tmp)
+    results["ingest"] = {
+        "dataset": settings.ingest_dataset,
+        "peak_rss_mb": peak,
+        "error": err,
+        **(v or {}),
+    }
+    if v:
+        log(f"  ingest {v['images']} files: first {v['first']:.2f} s, second {v['second']:.2f} s")
+
+    folder = str(write_dataset(settings.run_dataset, cache))
+    with tempfile.TemporaryDirectory() as tmp:
+        v, peak, err = attempt(
+            "whole run",
+            whole_run_job,
+            folder,
+            str(Path(tmp) / "run"),
+            dict(settings.run_overrides),
+            bench.weights,
+        )
+    results["run"] = {
+        "dataset": settings.run_dataset,
+        "overrides": dict(settings.run_overrides),
+        "peak_rss_mb": peak,
+        "error": err,
+        **(v or {}),
+    }
+    if v:
+        log(f"  whole run on {settings.run_dataset}: {v['seconds']:.1f} s, peak RSS {peak:.0f} MiB")
+    return results
