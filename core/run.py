@@ -223,6 +223,17 @@ class _Context:
             if heads.backbone is not None
             else None
         )
+        views = None
+        # Views only help an encoder trained to be invariant to them (SimCLR); an ImageNet backbone's
+        # features of SimCLR crops drift from the clean ones (digits, frozen MobileNet: ACC fell).
+        if heads.backbone is None and cfg.scan.views > 0 and cfg.pretext.epochs > 0:
+            aug = ViewAugment(cfg.pretext.augment, self.data.is_grey, seed=cfg.seed + 1)
+            views = np.concatenate(
+                [
+                    data[None].astype(np.float16),
+                    self._augmented_features(aug, cfg.scan.views, "scan"),
+                ]
+            )
         result = train_scan(
             data,
             np.load(self.paths.neighbours),
@@ -232,6 +243,7 @@ class _Context:
             augment,
             self.progress,
             self.cancel,
+            views,
         )
         io.save_weights(self.paths.scan_weights, heads)
         io.save_array(self.paths.scan_probabilities, result.probabilities)
@@ -253,7 +265,7 @@ class _Context:
         strong = StrongAugment(cfg.selflabel.augment, self.data.is_grey, seed=cfg.seed + 2)
         views = None
         if heads.backbone is None:  # frozen backbone: train on features of strongly augmented views
-            views = self._augmented_features(strong, cfg.selflabel.views)
+            views = self._augmented_features(strong, cfg.selflabel.views, "selflabel")
             strong = None
         probs = train_selflabel(
             data, heads, best, cfg.selflabel, cfg.seed, views, strong, self.progress, self.cancel
@@ -338,18 +350,20 @@ class _Context:
             heads.load_weights(self.paths.scan_weights)
         return heads, data
 
-    def _augmented_features(self, augment: keras.layers.Layer, n_views: int) -> np.ndarray:
+    def _augmented_features(
+        self, augment: keras.layers.Layer, n_views: int, stage: str
+    ) -> np.ndarray:
+        """(n_views, N, F) float16 features of randomly augmented images, from the frozen encoder."""
         encoder = self._encoder()
         model = AugmentedEncoder(augment, encoder)
         views = []
         for v in range(n_views):
             self.progress(
-                Progress("selflabel", "progress", v, n_views, message="features of augmented views")
+                Progress(stage, "progress", v, n_views, message="features of augmented views")
             )
-            views.append(
-                predict_batches(model.predict_on_batch, self.data.images, 256, self.cancel)
-            )
-        return np.stack(views).astype(np.float32)
+            feats = predict_batches(model.predict_on_batch, self.data.images, 256, self.cancel)
+            views.append(feats.astype(np.float16))
+        return np.stack(views)
 
 
 class AugmentedEncoder(keras.Model):

@@ -118,13 +118,24 @@ class ScanModel(keras.Model):
 
 
 class PairDataset(keras.utils.PyDataset):
-    """Batches of (anchor, random neighbour), reshuffled every epoch from a seeded generator."""
+    """Batches of (anchor, random neighbour), reshuffled every epoch from a seeded generator.
 
-    def __init__(self, data: np.ndarray, neighbours: np.ndarray, batch_size: int, seed: int):
+    With ``views`` (V, N, ...), the anchor and the neighbour are each taken from a random view.
+    """
+
+    def __init__(
+        self,
+        data: np.ndarray,
+        neighbours: np.ndarray,
+        batch_size: int,
+        seed: int,
+        views: np.ndarray | None = None,
+    ):
         super().__init__()
         self.data = data
         self.neighbours = neighbours
         self.batch_size = batch_size
+        self.views = views
         self.rng = np.random.default_rng(seed)
         self._draw()
 
@@ -132,13 +143,21 @@ class PairDataset(keras.utils.PyDataset):
         n, k = self.neighbours.shape
         self.order = self.rng.permutation(n)
         self.partner = self.neighbours[np.arange(n), self.rng.integers(0, k, size=n)]
+        if self.views is not None:
+            self.anchor_view = self.rng.integers(0, len(self.views), size=n)
+            self.partner_view = self.rng.integers(0, len(self.views), size=n)
 
     def __len__(self) -> int:
         return steps(len(self.data), self.batch_size)
 
     def __getitem__(self, i):
         idx = np.sort(self.order[i * self.batch_size : (i + 1) * self.batch_size])
-        return ((self.data[idx], self.data[self.partner[idx]]),)
+        partner = self.partner[idx]
+        if self.views is None:
+            return ((self.data[idx], self.data[partner]),)
+        anchors = self.views[self.anchor_view[idx], idx].astype(np.float32)
+        neighbours = self.views[self.partner_view[idx], partner].astype(np.float32)
+        return ((anchors, neighbours),)
 
     def on_epoch_end(self) -> None:
         self._draw()
@@ -181,6 +200,7 @@ def train_scan(
     augment: keras.layers.Layer | None = None,
     progress: ProgressCallback = ignore_progress,
     cancel: CancelToken | None = None,
+    views: np.ndarray | None = None,
 ) -> ScanResult:
     """Trains the heads on (anchor, neighbour) pairs and keeps the head with the lowest SCAN loss.
 
@@ -189,8 +209,9 @@ def train_scan(
         neighbours: (N, k) mined neighbours.
         heads: the model to train (its standardisation already adapted).
         augment: view augmentation of images (only with a backbone).
+        views: (V, N, F) features of augmented views (clean features included) to draw pairs from.
     """
-    dataset = PairDataset(data, neighbours, min(config.batch_size, len(data)), seed)
+    dataset = PairDataset(data, neighbours, min(config.batch_size, len(data)), seed, views)
     model = ScanModel(heads, augment, config.entropy_weight)
     model.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
     # Large monitoring passes are cheap on features; with a backbone, monitor a sample.

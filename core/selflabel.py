@@ -97,6 +97,7 @@ class ViewDataset(keras.utils.PyDataset):
     def __getitem__(self, i):
         idx = np.sort(self.order[i * self.batch_size : (i + 1) * self.batch_size])
         strong = self.data[idx] if self.views is None else self.views[self.view[idx], idx]
+        strong = strong.astype(self.data.dtype, copy=False)
         return ((self.data[idx], strong),)
 
     def on_epoch_end(self) -> None:

@@ -170,7 +170,9 @@ def test_interrupted_pretext_resumes_from_epoch_checkpoint(tmp_path, digits_fold
 
 
 def test_same_seed_same_clusters(tmp_path, digits_folder):
-    config = FAST.replace(**{"pretext.epochs": 1, "scan.epochs": 3, "selflabel.epochs": 1})
+    config = FAST.replace(
+        **{"pretext.epochs": 1, "scan.epochs": 3, "scan.views": 2, "selflabel.epochs": 1}
+    )
     a = run_pipeline(digits_folder, tmp_path / "a", config, cache_dir=tmp_path / "cache")
     b = run_pipeline(digits_folder, tmp_path / "b", config, cache_dir=tmp_path / "cache")
     np.testing.assert_array_equal(a.predicted, b.predicted)
