@@ -190,6 +190,7 @@ class _Context:
                 self.data.is_grey,
                 cfg.seed,
                 checkpoint=self.paths.pretext_checkpoint,
+                checkpoint_state=self.paths.pretext_checkpoint_state,
                 progress=self.progress,
                 cancel=self.cancel,
             )

@@ -19,8 +19,8 @@ import numpy as np
 from keras import ops
 
 from core.config import ScanConfig
-from core.progress import Cancelled, CancelToken, ProgressCallback, ignore_progress
-from core.training import StageCallback, predict_batches, steps
+from core.progress import CancelToken, ProgressCallback, ignore_progress
+from core.training import fit_stage, predict_batches, steps
 
 EPS = 1e-8
 
@@ -229,18 +229,9 @@ def train_scan(
         )
         return {"cluster_sizes": (sizes * len(data) / len(monitor)).round().astype(int).tolist()}
 
-    tracker = StageCallback(
-        "scan",
-        config.epochs,
-        len(dataset),
-        progress,
-        cancel,
-        every=max(1, len(dataset) // 5),
-        on_epoch=on_epoch,
+    fit_stage(
+        model, dataset, "scan", config.epochs, progress, cancel, on_epoch, activity="clustering"
     )
-    model.fit(dataset, epochs=config.epochs, verbose=0, callbacks=[tracker])
-    if tracker.cancelled:
-        raise Cancelled("Stopped by the user during clustering.")
     probs = heads.probabilities(data, cancel)
     losses = head_losses(probs, neighbours, config.entropy_weight)
     best = int(np.argmin(losses["total"]))

@@ -12,9 +12,9 @@ import numpy as np
 from keras import ops
 
 from core.config import SelfLabelConfig
-from core.progress import Cancelled, CancelToken, ProgressCallback, ignore_progress
+from core.progress import CancelToken, ProgressCallback, ignore_progress
 from core.scan import EPS, ClusterHeads
-from core.training import StageCallback, steps
+from core.training import fit_stage, steps
 
 
 def selflabel_loss(weak_probs, strong_probs, threshold: float = 0.99):
@@ -133,16 +133,14 @@ def train_selflabel(
             "confident_fraction": float(np.mean(probs.max(axis=1) > config.threshold)),
         }
 
-    tracker = StageCallback(
+    fit_stage(
+        model,
+        dataset,
         "selflabel",
         config.epochs,
-        len(dataset),
         progress,
         cancel,
-        every=max(1, len(dataset) // 5),
-        on_epoch=on_epoch,
+        on_epoch,
+        activity="self-labelling",
     )
-    model.fit(dataset, epochs=config.epochs, verbose=0, callbacks=[tracker])
-    if tracker.cancelled:
-        raise Cancelled("Stopped by the user during self-labelling.")
     return heads.probabilities(data, cancel)[:, head]

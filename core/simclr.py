@@ -109,6 +109,7 @@ def train_simclr(
     grey: bool,
     seed: int,
     checkpoint: Path | None = None,
+    checkpoint_state: Path | None = None,
     progress: ProgressCallback = ignore_progress,
     cancel: CancelToken | None = None,
 ) -> PretextResult:
@@ -139,9 +140,8 @@ def train_simclr(
     )  # so that a checkpoint restores its moments too
 
     initial_epoch = 0
-    state_path = checkpoint.with_suffix("").with_suffix(".json") if checkpoint else None
-    if checkpoint is not None and checkpoint.is_file() and state_path is not None:
-        state = read_json(state_path, {}) or {}
+    if checkpoint is not None and checkpoint.is_file() and checkpoint_state is not None:
+        state = read_json(checkpoint_state, {}) or {}
         if state.get("epochs_total") == config.epochs:
             model.load_weights(checkpoint)
             initial_epoch = int(state.get("epoch", 0))
@@ -157,8 +157,10 @@ def train_simclr(
         initial_epoch=initial_epoch,
     )
     callbacks.append(tracker)
-    if checkpoint is not None:
-        callbacks.append(_EpochCheckpoint(model, checkpoint, state_path, config.epochs, tracker))
+    if checkpoint is not None and checkpoint_state is not None:
+        callbacks.append(
+            _EpochCheckpoint(model, checkpoint, checkpoint_state, config.epochs, tracker)
+        )
     if initial_epoch < config.epochs:
         # AdamW's step counter drives the cosine schedule: continue it where the checkpoint stopped.
         model.optimizer.iterations.assign(initial_epoch * n_steps)

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import keras
 import numpy as np
 
-from core.progress import CancelToken, Progress, ProgressCallback
+from core.progress import Cancelled, CancelToken, Progress, ProgressCallback
 
 
 def quiet_backend() -> None:
@@ -111,6 +111,37 @@ class StageCallback(keras.callbacks.Callback):
                 partial=partial,
             )
         )
+
+
+def fit_stage(
+    model: keras.Model,
+    dataset: keras.utils.PyDataset,
+    stage: str,
+    epochs: int,
+    progress: ProgressCallback,
+    cancel: CancelToken | None,
+    on_epoch: Callable[[int, dict], dict | None] | None = None,
+    activity: str = "training",
+) -> None:
+    """Fits ``model`` on ``dataset`` reporting as ``stage`` (about five events an epoch).
+
+    ``activity`` names the work in the cancel message ("Stopped by the user during <activity>.").
+
+    Raises:
+        Cancelled: the cancel token was set; training stopped after the current batch.
+    """
+    tracker = StageCallback(
+        stage,
+        epochs,
+        len(dataset),
+        progress,
+        cancel,
+        every=max(1, len(dataset) // 5),
+        on_epoch=on_epoch,
+    )
+    model.fit(dataset, epochs=epochs, verbose=0, callbacks=[tracker])
+    if tracker.cancelled:
+        raise Cancelled(f"Stopped by the user during {activity}.")
 
 
 def predict_batches(
