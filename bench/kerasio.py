@@ -35,6 +35,8 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from core.neighbours import mine_neighbours
+
 
 @dataclass(frozen=True)
 class RecipeConfig:
@@ -173,17 +175,6 @@ def entropy_loss(_, probabilities):
     k = ops.cast(ops.shape(probabilities)[-1], "float32")
     mean = ops.clip(ops.mean(probabilities, axis=0), 1e-8, 1.0)
     return ops.log(k) - (-ops.sum(mean * ops.log(mean)))
-
-
-def mine_neighbours(features: np.ndarray, k: int, batch_size: int = 500) -> np.ndarray:
-    """Top-k neighbours by dot product of l2-normalised features, dropping the first hit (self)."""
-    f = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
-    out = []
-    for start in range(0, len(f), batch_size):
-        sims = f[start : start + batch_size] @ f.T
-        idx = np.argsort(-sims, axis=1, kind="stable")[:, : k + 1]
-        out.append(idx[:, 1:])
-    return np.concatenate(out)
 
 
 @dataclass

@@ -170,30 +170,13 @@ def _random_embeddings(n: int, dim: int, seed: int = 0) -> np.ndarray:
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
-def fallback_mine_neighbours(embeddings: np.ndarray, k: int, batch_size: int = 512) -> np.ndarray:
-    """Top-k cosine neighbours (self excluded) in row batches; the stand-in while core has none."""
-    n = len(embeddings)
-    out = np.empty((n, k), dtype=np.int64)
-    for start in range(0, n, batch_size):
-        sims = embeddings[start : start + batch_size] @ embeddings.T
-        rows = np.arange(sims.shape[0])
-        sims[rows, start + rows] = -np.inf
-        part = np.argpartition(-sims, k, axis=1)[:, :k]
-        order = np.argsort(-np.take_along_axis(sims, part, axis=1), axis=1)
-        out[start : start + batch_size] = np.take_along_axis(part, order, axis=1)
-    return out
-
-
 def neighbours_job(n: int, dim: int, k: int) -> dict:
     """Times top-k mining on ``n`` random unit vectors; memory growth measured around the call only."""
     import tracemalloc
 
-    try:
-        from core.neighbours import mine_neighbours
+    from core.neighbours import mine_neighbours
 
-        impl = "core.neighbours.mine_neighbours"
-    except ImportError:
-        mine_neighbours, impl = fallback_mine_neighbours, "bench fallback (numpy)"
+    impl = "core.neighbours.mine_neighbours"
     x = _random_embeddings(n, dim)
     rss0 = peak_rss_mb()
     tracemalloc.start()

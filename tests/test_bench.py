@@ -9,7 +9,7 @@ pytest.importorskip("sklearn")
 
 from bench import datasets  # noqa: E402
 from bench.baselines import kmeans_pixels  # noqa: E402
-from bench.metrics import hungarian_accuracy, local_evaluate  # noqa: E402
+from bench.metrics import evaluate, hungarian_accuracy  # noqa: E402
 from bench.quality import check_targets, summarise  # noqa: E402
 from bench.report import markdown_table, write_report  # noqa: E402
 
@@ -55,7 +55,7 @@ def test_limited_sample_is_stratified(tmp_path):
 def test_kmeans_pixels_on_digits_is_sensible(digits_folder):
     images, labels, _ = datasets.load_folder(digits_folder)
     result = kmeans_pixels(images, 10, seed=0)
-    scores = local_evaluate(labels, result.assignment)
+    scores = evaluate(labels, result.assignment)
     assert scores["acc"] > 0.6 and scores["nmi"] > 0.6
     assert scores["clusters_used"] == 10
     assert result.seconds["cluster"] > 0

@@ -17,6 +17,37 @@ from core.results import RunData, load_run
 from gui._core import InputError, evaluate, survey_folder
 
 
+class EventLoopProbe:
+    """A 10 ms QTimer that records the gaps between its ticks: how long the event loop was held up."""
+
+    INTERVAL_MS = 10
+
+    def __init__(self) -> None:
+        from PySide6.QtCore import QTimer
+
+        self.gaps: list[float] = []
+        self._last = time.perf_counter()
+        self._timer = QTimer()
+        self._timer.setInterval(self.INTERVAL_MS)
+        self._timer.timeout.connect(self._tick)
+
+    def _tick(self) -> None:
+        now = time.perf_counter()
+        self.gaps.append(now - self._last)
+        self._last = now
+
+    def start(self) -> None:
+        self._last = time.perf_counter()
+        self._timer.start()
+
+    def stop(self) -> None:
+        self._timer.stop()
+
+    def latency_ms(self, percentile: float = 100) -> float:
+        """The given percentile of the gaps, less the timer interval, in milliseconds."""
+        return (np.percentile(self.gaps, percentile) - self.INTERVAL_MS / 1e3) * 1e3
+
+
 def write_digits(root: Path, per_class: int | None = 30, size: int = 32) -> Path:
     """Writes sklearn's real handwritten digits as PNGs in class subfolders ``root/<digit>/``."""
     from sklearn.datasets import load_digits

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
-from gui_fakes import write_digits
-from PySide6.QtCore import QTimer
+from gui_fakes import EventLoopProbe, write_digits
 
 from core.progress import STAGES
 
@@ -24,26 +21,20 @@ def test_real_run_from_the_window(qtbot, window_factory, tmp_path, capsys):
     p.scan_epochs.setValue(1)
     p.selflabel.setChecked(False)
     p.k.setValue(5)
-    events, gaps, last = [], [], [time.perf_counter()]
+    events = []
     w.controller.progress.connect(events.append)
 
-    def probe():
-        now = time.perf_counter()
-        gaps.append(now - last[0])
-        last[0] = now
-
-    timer = QTimer()
-    timer.setInterval(10)
-    timer.timeout.connect(probe)
-    timer.start()
+    probe = EventLoopProbe()
+    probe.start()
     with qtbot.waitSignal(w.controller.finished, timeout=300_000, raising=True):
         w.start_run()
-    timer.stop()
+    probe.stop()
     qtbot.waitUntil(lambda: not w.controller.is_running, timeout=30_000)
     assert w.session.run is not None and w.session.n_images == 80
     seen = [e.stage for e in events if e.kind in ("finished", "skipped")]
     assert set(seen) >= set(STAGES) - {"selflabel"}
     with capsys.disabled():
         print(
-            f"\n[perf] real run: {len(gaps)} ticks, max event-loop latency {(max(gaps) - 0.01) * 1e3:.0f} ms"
+            f"\n[perf] real run: {len(probe.gaps)} ticks, "
+            f"max event-loop latency {probe.latency_ms():.0f} ms"
         )
