@@ -82,10 +82,11 @@ def _overrides(pairs: list[str]) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from bench.quality import METHODS, QualitySettings, run_quality
+    from bench.quality import METHODS, QualitySettings, merge_quality, run_quality
     from bench.report import write_plots, write_report
     from bench.settings import BenchSettings
     from bench.speed import SpeedSettings, run_speed
+    from core.artefacts import read_json
 
     bench = BenchSettings(**({"weights": args.weights} if args.weights else {}))
     if args.report:
@@ -134,7 +135,10 @@ def main(argv: list[str] | None = None) -> int:
             "short budget: see the seconds it used."
         )
         records = run_quality(settings, bench, records_path=store / "quality_records.json")
-        quality = {"command": command, "date": today, "records": records, "notes": notes}
+        run = {"command": command, "date": today, "datasets": list(settings.datasets)}
+        quality = merge_quality(
+            read_json(store / "last_quality.json", None), run, records, notes, settings.limit
+        )
         (store / "last_quality.json").write_text(json.dumps(quality, indent=1))
     elif (store / "last_quality.json").is_file():
         quality = json.loads((store / "last_quality.json").read_text())

@@ -329,3 +329,43 @@ def check_targets(rows: list[dict], targets: tuple[Target, ...] = TARGETS) -> li
                     detail += f" (margin {t.margin:+.2f})"
             out.append({"target": t.name, "dataset": d, "status": status, "detail": detail})
     return out
+
+
+def merge_quality(
+    previous: dict | None, run: dict, records: list[dict], notes: list[str], limit: int | None
+) -> dict:
+    """The saved quality results after one run: its records replace those of the datasets it ran.
+
+    Records of other datasets, and the commands that produced them, are kept, so the benchmark can be
+    run one dataset at a time (a 3-seed dataset is hours on a 2-core CPU).
+
+    Args:
+        previous: the saved results (``{"runs": [...], "records": [...]}``, or the older single-run
+            ``{"command", "date", "notes", "records"}`` form), or None.
+        run: ``{"command", "date", "datasets"}`` of this run; ``datasets`` as asked for on the command line.
+        records: this run's records.
+        notes: this run's notes.
+        limit: the run's per-dataset sample size (its datasets are then named ``NAME-LIMIT``).
+    """
+    previous = previous or {}
+    runs = list(previous.get("runs", []))
+    if not runs and previous.get("records"):
+        runs = [
+            {
+                "command": previous.get("command", "?"),
+                "date": previous.get("date", "?"),
+                "datasets": sorted({r["dataset"] for r in previous["records"]}),
+                "notes": previous.get("notes", []),
+            }
+        ]
+    ran = {r["dataset"] for r in records} | {
+        f"{d}-{limit}" if limit else d for d in run["datasets"]
+    }
+    kept = [r for r in previous.get("records", []) if r["dataset"] not in ran]
+    runs = [
+        {**r, "datasets": [d for d in r["datasets"] if d not in ran]}
+        for r in runs
+        if set(r["datasets"]) - ran
+    ]
+    runs.append({**run, "datasets": sorted(ran), "notes": notes})
+    return {"runs": runs, "records": kept + records}

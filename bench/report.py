@@ -80,11 +80,16 @@ def quality_section(quality: dict) -> str:
     from bench.quality import check_targets, summarise
 
     rows = summarise(quality["records"])
-    out = [
-        f"## Clustering quality\n\nCommand: `{quality.get('command', '?')}` ({quality.get('date', '?')})\n"
-    ]
-    if quality.get("notes"):
-        out.append("\n".join(f"- {n}" for n in quality["notes"]) + "\n")
+    out = ["## Clustering quality\n"]
+    for run in quality.get("runs") or [quality]:
+        datasets = ", ".join(run.get("datasets", []))
+        out.append(
+            f"Command: `{run.get('command', '?')}` ({run.get('date', '?')})"
+            + (f", for {datasets}" if datasets else "")
+            + "\n"
+        )
+        if run.get("notes"):
+            out.append("\n".join(f"- {n}" for n in run["notes"]) + "\n")
     for dataset in dict.fromkeys(r["dataset"] for r in rows):
         table = [
             [

@@ -10,7 +10,7 @@ pytest.importorskip("sklearn")
 from bench import datasets  # noqa: E402
 from bench.baselines import kmeans_pixels  # noqa: E402
 from bench.metrics import evaluate, hungarian_accuracy  # noqa: E402
-from bench.quality import check_targets, summarise  # noqa: E402
+from bench.quality import check_targets, merge_quality, summarise  # noqa: E402
 from bench.report import markdown_table, write_report  # noqa: E402
 
 
@@ -114,6 +114,32 @@ def test_summary_and_targets():
         close["issue #4: pretrained SCAN beats pretrained features + K-means by >= 5 ACC points"]
         == "FAIL"
     )
+
+
+def test_merging_a_run_keeps_the_other_datasets():
+    def rec(dataset, method, acc):
+        return {"dataset": dataset, "method": method, "seed": 0, "acc": acc}
+
+    old = {  # the older single-run form
+        "command": "bench digits",
+        "date": "d1",
+        "notes": ["n1"],
+        "records": [rec("digits", "ours-scratch", 0.8), rec("mnist5k", "ours-scratch", 0.5)],
+    }
+    run = {"command": "bench mnist5k", "date": "d2", "datasets": ["mnist5k"]}
+    merged = merge_quality(old, run, [rec("mnist5k", "ours-scratch", 0.9)], ["n2"], None)
+    assert sorted((r["dataset"], r["acc"]) for r in merged["records"]) == [
+        ("digits", 0.8),
+        ("mnist5k", 0.9),
+    ]
+    assert [(r["command"], r["datasets"]) for r in merged["runs"]] == [
+        ("bench digits", ["digits"]),
+        ("bench mnist5k", ["mnist5k"]),
+    ]
+    # Running digits again drops the first run altogether.
+    again = merge_quality(merged, {**run, "datasets": ["digits"]}, [], [], None)
+    assert [r["datasets"] for r in again["runs"]] == [["mnist5k"], ["digits"]]
+    assert [r["dataset"] for r in again["records"]] == ["mnist5k"]
 
 
 def test_markdown_table_and_report(tmp_path):
