@@ -43,7 +43,8 @@ def mine_neighbours(
         stop = min(start + batch_size, n)
         sims = x[start:stop] @ x.T
         sims[np.arange(stop - start), np.arange(start, stop)] = -np.inf  # not its own neighbour
-        top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        # The k largest without negating the block first: that copy cost a third of the selection time.
+        top = np.argpartition(sims, -k, axis=1)[:, -k:]
         order = np.argsort(-np.take_along_axis(sims, top, axis=1), axis=1, kind="stable")
         out[start:stop] = np.take_along_axis(top, order, axis=1)
         progress(Progress("neighbours", "progress", b + 1, total, message="mining neighbours"))

@@ -10,14 +10,26 @@ from core.config import ProjectionConfig
 
 
 def umap_2d(
-    embeddings: np.ndarray, config: ProjectionConfig = ProjectionConfig(), seed: int = 0
+    embeddings: np.ndarray,
+    config: ProjectionConfig = ProjectionConfig(),
+    seed: int = 0,
+    neighbours: np.ndarray | None = None,
 ) -> np.ndarray:
-    """(N, 2) float32 UMAP of ``embeddings`` (cosine metric), seeded; PCA for tiny sets UMAP cannot embed."""
+    """(N, 2) float32 UMAP of ``embeddings`` (cosine metric), seeded; PCA for tiny sets UMAP cannot embed.
+
+    Args:
+        neighbours: the run's mined neighbours of ``embeddings`` (N, k), most similar first. With at least
+            ``n_neighbors - 1`` columns UMAP uses them instead of its own approximate search, which takes
+            about two thirds of its time (and numba compile time) on 10k images.
+    """
     x = np.asarray(embeddings, dtype=np.float32)
     if len(x) <= config.n_neighbors + 1:
         return _pca_2d(x)
     import umap  # slow to import (numba): only when needed
 
+    extra = {}
+    if neighbours is not None and neighbours.shape[1] >= config.n_neighbors - 1:
+        extra["precomputed_knn"] = _knn_graph(x, neighbours[:, : config.n_neighbors - 1])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         reducer = umap.UMAP(
@@ -26,8 +38,21 @@ def umap_2d(
             metric="cosine",
             random_state=seed,
             n_components=2,
+            **extra,
         )
         return reducer.fit_transform(x).astype(np.float32)
+
+
+def _knn_graph(x: np.ndarray, neighbours: np.ndarray) -> tuple[np.ndarray, np.ndarray, None]:
+    """UMAP's ``precomputed_knn``: each point first (distance 0), then its neighbours by cosine distance."""
+    unit = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    index = np.concatenate([np.arange(len(x))[:, None], neighbours], axis=1).astype(np.int32)
+    dist = np.empty(index.shape, dtype=np.float32)
+    for start in range(0, len(x), 4096):  # (rows, k, dim) gathers, a block at a time
+        rows = slice(start, start + 4096)
+        dist[rows] = 1.0 - np.einsum("nd,nkd->nk", unit[rows], unit[index[rows]])
+    dist[:, 0] = 0.0
+    return index, np.maximum(dist, 0.0), None
 
 
 def _pca_2d(x: np.ndarray) -> np.ndarray:

@@ -100,7 +100,7 @@ def run_pipeline(
     fp_neigh = fingerprint(fp_pretext, config.neighbours)
     fp_scan = fingerprint(fp_neigh, config.scan, config.clusters, config.seed)
     fp_self = fingerprint(fp_scan, config.selflabel)
-    fp_proj = fingerprint(fp_pretext, config.projection, config.seed)
+    fp_proj = fingerprint(fp_neigh, config.projection, config.seed)
 
     ctx = _Context(config, data, paths, progress, cancel)
     stages.run(
@@ -278,7 +278,12 @@ class _Context:
         self.progress(Progress("projection", "progress", 0, 1, message="computing UMAP"))
         io.save_array(
             self.paths.umap,
-            umap_2d(np.load(self.paths.embeddings), self.config.projection, self.config.seed),
+            umap_2d(
+                np.load(self.paths.embeddings),
+                self.config.projection,
+                self.config.seed,
+                neighbours=np.load(self.paths.neighbours),
+            ),
         )
 
     def report(self) -> None:

@@ -1,0 +1,35 @@
+"""The 2-D projection: UMAP on the run's own mined neighbours keeps the clusters apart."""
+
+import numpy as np
+
+from core.neighbours import mine_neighbours
+from core.projection import _knn_graph, umap_2d
+
+
+def _blobs(n_per: int = 120, dim: int = 32, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((3, dim)) * 4
+    x = np.concatenate([c + rng.standard_normal((n_per, dim)) for c in centres]).astype(np.float32)
+    return x, np.repeat(np.arange(3), n_per)
+
+
+def test_knn_graph_starts_with_each_point_and_sorts_by_cosine_distance():
+    x, _ = _blobs(20)
+    nb = mine_neighbours(x, k=5)
+    index, dist, search = _knn_graph(x, nb)
+    assert search is None
+    assert (index[:, 0] == np.arange(len(x))).all() and (index[:, 1:] == nb).all()
+    assert (dist[:, 0] == 0).all() and (np.diff(dist, axis=1) >= -1e-6).all()
+    unit = x / np.linalg.norm(x, axis=1, keepdims=True)
+    assert np.isclose(dist[7, 3], 1 - unit[7] @ unit[nb[7, 2]], atol=1e-5)
+
+
+def test_umap_on_mined_neighbours_separates_blobs():
+    x, labels = _blobs()
+    y = umap_2d(x, seed=0, neighbours=mine_neighbours(x, k=20))
+    assert y.shape == (len(x), 2) and y.dtype == np.float32 and np.isfinite(y).all()
+    # Each point's nearest 2-D neighbours come from its own blob.
+    d = ((y[:, None] - y[None]) ** 2).sum(-1)
+    np.fill_diagonal(d, np.inf)
+    nearest = np.argsort(d, axis=1)[:, :10]
+    assert (labels[nearest] == labels[:, None]).mean() > 0.95
