@@ -135,7 +135,12 @@ def main(argv: list[str] | None = None) -> int:
             "short budget: see the seconds it used."
         )
         records = run_quality(settings, bench, records_path=store / "quality_records.json")
-        run = {"command": command, "date": today, "datasets": list(settings.datasets)}
+        run = {
+            "command": command,
+            "date": today,
+            "datasets": list(settings.datasets),
+            "methods": list(settings.methods),
+        }
         quality = merge_quality(
             read_json(store / "last_quality.json", None), run, records, notes, settings.limit
         )

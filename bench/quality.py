@@ -334,38 +334,49 @@ def check_targets(rows: list[dict], targets: tuple[Target, ...] = TARGETS) -> li
 def merge_quality(
     previous: dict | None, run: dict, records: list[dict], notes: list[str], limit: int | None
 ) -> dict:
-    """The saved quality results after one run: its records replace those of the datasets it ran.
+    """The saved quality results after one run: its records replace those of the methods it ran.
 
-    Records of other datasets, and the commands that produced them, are kept, so the benchmark can be
-    run one dataset at a time (a 3-seed dataset is hours on a 2-core CPU).
+    Records of other datasets and methods, and the commands that produced them, are kept, so the
+    benchmark can be run a dataset (or a few methods) at a time: a 3-seed dataset is hours on 2 cores.
 
     Args:
         previous: the saved results (``{"runs": [...], "records": [...]}``, or the older single-run
             ``{"command", "date", "notes", "records"}`` form), or None.
-        run: ``{"command", "date", "datasets"}`` of this run; ``datasets`` as asked for on the command line.
+        run: ``{"command", "date", "datasets", "methods"}`` of this run, as asked for on the command line;
+            its date identifies it (each record is tagged with the date of the run that made it).
         records: this run's records.
         notes: this run's notes.
         limit: the run's per-dataset sample size (its datasets are then named ``NAME-LIMIT``).
     """
     previous = previous or {}
     runs = list(previous.get("runs", []))
-    if not runs and previous.get("records"):
+    old_records = previous.get("records", [])
+    if not runs and old_records:
         runs = [
             {
                 "command": previous.get("command", "?"),
                 "date": previous.get("date", "?"),
-                "datasets": sorted({r["dataset"] for r in previous["records"]}),
+                "datasets": sorted({r["dataset"] for r in old_records}),
+                "methods": sorted({r["method"] for r in old_records}),
                 "notes": previous.get("notes", []),
             }
         ]
-    ran = {r["dataset"] for r in records} | {
-        f"{d}-{limit}" if limit else d for d in run["datasets"]
-    }
-    kept = [r for r in previous.get("records", []) if r["dataset"] not in ran]
-    runs = [
-        {**r, "datasets": [d for d in r["datasets"] if d not in ran]}
-        for r in runs
-        if set(r["datasets"]) - ran
+    # Records saved before they carried their run's date belong to the last run of their dataset.
+    old_records = [
+        r
+        if "run" in r
+        else {
+            **r,
+            "run": next((x["date"] for x in reversed(runs) if r["dataset"] in x["datasets"]), None),
+        }
+        for r in old_records
     ]
-    runs.append({**run, "datasets": sorted(ran), "notes": notes})
-    return {"runs": runs, "records": kept + records}
+    datasets = sorted(
+        {r["dataset"] for r in records} | {f"{d}-{limit}" if limit else d for d in run["datasets"]}
+    )
+    methods = sorted(set(run["methods"]) | {r["method"] for r in records})
+    replaced = {(d, m) for d in datasets for m in methods}
+    kept = [r for r in old_records if (r["dataset"], r["method"]) not in replaced]
+    runs = [r for r in runs if any(k.get("run") == r["date"] for k in kept)]
+    runs.append({**run, "datasets": datasets, "methods": methods, "notes": notes})
+    return {"runs": runs, "records": kept + [{**r, "run": run["date"]} for r in records]}

@@ -77,15 +77,17 @@ def _stages(seconds: dict[str, float]) -> str:
 
 def quality_section(quality: dict) -> str:
     """Tables of the quality benchmark: one per dataset, then the targets."""
-    from bench.quality import check_targets, summarise
+    from bench.quality import METHODS, check_targets, summarise
 
     rows = summarise(quality["records"])
     out = ["## Clustering quality\n"]
     for run in quality.get("runs") or [quality]:
-        datasets = ", ".join(run.get("datasets", []))
+        scope = ", ".join(run.get("datasets", []))
+        if run.get("methods") and set(run["methods"]) != set(METHODS):
+            scope += ": " + ", ".join(run["methods"])
         out.append(
             f"Command: `{run.get('command', '?')}` ({run.get('date', '?')})"
-            + (f", for {datasets}" if datasets else "")
+            + (f", for {scope}" if scope else "")
             + "\n"
         )
         if run.get("notes"):
@@ -231,10 +233,11 @@ def speed_section(speed: dict) -> str:
     out.append("### UMAP to 2-D (random unit vectors, seeded so single-threaded)\n")
     out.append(
         markdown_table(
-            ["N", "seconds", "JIT warm-up s", "RSS growth MiB", "note"],
+            ["N", "nearest neighbours", "seconds", "JIT warm-up s", "RSS growth MiB", "note"],
             [
                 [
                     f"{u['n']:,}",
+                    u.get("knn", "UMAP's own search"),
                     num(u.get("seconds")),
                     num(u.get("warmup_seconds")),
                     num(u.get("rss_growth_mb"), ".0f"),
@@ -242,7 +245,7 @@ def speed_section(speed: dict) -> str:
                 ]
                 for u in r["umap"]
             ],
-            "rrrrl",
+            "rlrrrl",
         )
         + "\n"
     )
@@ -370,9 +373,11 @@ def write_plots(plots_dir: Path, quality: dict | None, speed: dict | None) -> li
             fig.savefig(p, dpi=110)
             plt.close(fig)
             written.append(p)
+        timed = [x for x in r["umap"] if x.get("seconds") is not None]
         series = [
-            (name, [x for x in r[key] if x.get("seconds") is not None])
-            for name, key in (("neighbour mining", "neighbours"), ("UMAP", "umap"))
+            ("neighbour mining", [x for x in r["neighbours"] if x.get("seconds") is not None]),
+            ("UMAP, its own kNN search", [x for x in timed if not x.get("mined")]),
+            ("UMAP on the mined neighbours", [x for x in timed if x.get("mined")]),
         ]
         if any(s for _, s in series):
             fig, ax = plt.subplots(figsize=(6, 3.5))

@@ -10,7 +10,7 @@ pytest.importorskip("sklearn")
 from bench import datasets  # noqa: E402
 from bench.baselines import kmeans_pixels  # noqa: E402
 from bench.metrics import evaluate, hungarian_accuracy  # noqa: E402
-from bench.quality import check_targets, merge_quality, summarise  # noqa: E402
+from bench.quality import METHODS, check_targets, merge_quality, summarise  # noqa: E402
 from bench.report import markdown_table, write_report  # noqa: E402
 
 
@@ -116,7 +116,7 @@ def test_summary_and_targets():
     )
 
 
-def test_merging_a_run_keeps_the_other_datasets():
+def test_merging_a_run_keeps_what_it_did_not_run():
     def rec(dataset, method, acc):
         return {"dataset": dataset, "method": method, "seed": 0, "acc": acc}
 
@@ -124,22 +124,47 @@ def test_merging_a_run_keeps_the_other_datasets():
         "command": "bench digits",
         "date": "d1",
         "notes": ["n1"],
-        "records": [rec("digits", "ours-scratch", 0.8), rec("mnist5k", "ours-scratch", 0.5)],
+        "records": [
+            rec("digits", "ours-scratch", 0.8),
+            rec("mnist5k", "ours-scratch", 0.5),
+            rec("mnist5k", "kmeans-pixels", 0.4),
+        ],
     }
-    run = {"command": "bench mnist5k", "date": "d2", "datasets": ["mnist5k"]}
+    run = {"command": "bench mnist5k", "date": "d2", "datasets": ["mnist5k"], "methods": METHODS}
     merged = merge_quality(old, run, [rec("mnist5k", "ours-scratch", 0.9)], ["n2"], None)
+    # kmeans-pixels on mnist5k was asked for, so its old record goes even though nothing replaced it.
     assert sorted((r["dataset"], r["acc"]) for r in merged["records"]) == [
         ("digits", 0.8),
         ("mnist5k", 0.9),
     ]
-    assert [(r["command"], r["datasets"]) for r in merged["runs"]] == [
-        ("bench digits", ["digits"]),
-        ("bench mnist5k", ["mnist5k"]),
+    assert [r["command"] for r in merged["runs"]] == ["bench digits", "bench mnist5k"]
+    # A run of one method keeps the dataset's other methods and their run.
+    one = {
+        "command": "bench km",
+        "date": "d3",
+        "datasets": ["mnist5k"],
+        "methods": ["kmeans-pixels"],
+    }
+    merged = merge_quality(merged, one, [rec("mnist5k", "kmeans-pixels", 0.5)], [], None)
+    assert sorted(
+        (r["method"], r["acc"]) for r in merged["records"] if r["dataset"] == "mnist5k"
+    ) == [
+        ("kmeans-pixels", 0.5),
+        ("ours-scratch", 0.9),
     ]
-    # Running digits again drops the first run altogether.
-    again = merge_quality(merged, {**run, "datasets": ["digits"]}, [], [], None)
-    assert [r["datasets"] for r in again["runs"]] == [["mnist5k"], ["digits"]]
-    assert [r["dataset"] for r in again["records"]] == ["mnist5k"]
+    # Running digits again leaves nothing of the first run.
+    digits = {"command": "bench digits", "date": "d4", "datasets": ["digits"], "methods": METHODS}
+    again = merge_quality(merged, digits, [rec("digits", "ours-scratch", 0.7)], [], None)
+    assert [(r["command"], r["date"]) for r in again["runs"]] == [
+        ("bench mnist5k", "d2"),
+        ("bench km", "d3"),
+        ("bench digits", "d4"),
+    ]
+    assert sorted((r["dataset"], r["method"], r["run"]) for r in again["records"]) == [
+        ("digits", "ours-scratch", "d4"),
+        ("mnist5k", "kmeans-pixels", "d3"),
+        ("mnist5k", "ours-scratch", "d2"),
+    ]
 
 
 def test_markdown_table_and_report(tmp_path):
