@@ -104,7 +104,7 @@ class MainWindow(QMainWindow):
         self.side = QTabWidget()
         self.side.addTab(self.neighbours, "Neighbours")
         self.side.addTab(self.selection, "Selection")
-        self._dock("Images", self.side, Qt.DockWidgetArea.RightDockWidgetArea)
+        self._images_dock = self._dock("Images", self.side, Qt.DockWidgetArea.RightDockWidgetArea)
         self._build_actions()
 
         self.params.runRequested.connect(self.start_run)
@@ -125,6 +125,16 @@ class MainWindow(QMainWindow):
         )
         self._sync_actions()
         self.statusBar().showMessage("Open a folder of images, or a previous run folder.")
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if not getattr(
+            self, "_docks_sized", False
+        ):  # once; Qt ignores dock sizes before the first show
+            self._docks_sized = True
+            # Wide enough for three thumbnail columns (the panel's own margins on top).
+            width = self.neighbours.grid.size_for(3, 1).width() + 40
+            self.resizeDocks([self._images_dock], [width], Qt.Orientation.Horizontal)
 
     def _dock(self, title: str, widget: QWidget, area) -> QDockWidget:
         dock = QDockWidget(title, self)

@@ -27,7 +27,7 @@ from PySide6.QtCore import (
     Signal,
 )
 from PySide6.QtGui import QColor, QImage, QPixmap
-from PySide6.QtWidgets import QAbstractItemView, QListView
+from PySide6.QtWidgets import QAbstractItemView, QListView, QStyle
 
 from gui._core import load_image
 
@@ -255,6 +255,17 @@ class ThumbnailGrid(QListView):
         )
         self.clicked.connect(lambda idx: self.activated_image.emit(int(idx.data(IndexRole))))
         self.selectionModel().selectionChanged.connect(self._emit_selection)
+
+    def size_for(self, columns: int, rows: int) -> QSize:
+        """The widget size that shows ``columns`` x ``rows`` thumbnails whole, with a scroll bar."""
+        cell = self.gridSize()
+        bar = self.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent)
+        frame = 2 * self.frameWidth()
+        gap = 2 * self.spacing()
+        return QSize(
+            columns * (cell.width() + gap) + bar + frame + gap,
+            rows * (cell.height() + gap) + bar + frame + gap,
+        )
 
     def set_items(self, items: Sequence[int]) -> None:
         self.grid_model.set_items(items)

@@ -91,7 +91,7 @@ class ClustersPanel(QWidget):
         self.proto_title = QLabel("Choose a cluster to see its images.")
         rv.addWidget(self.proto_title)
         self.prototypes = ThumbnailGrid(loader)
-        self.prototypes.setFixedHeight(loader.size + 44)
+        self.prototypes.setFixedHeight(self.prototypes.size_for(1, 1).height())
         self.prototypes.setFlow(ThumbnailGrid.Flow.LeftToRight)
         self.prototypes.setWrapping(False)
         configure_grid(self.prototypes, session)

@@ -7,6 +7,7 @@ import functools
 import numpy as np
 from gui_fakes import fake_pipeline
 from PySide6.QtCore import QPointF, Qt
+from PySide6.QtWidgets import QStyle
 
 from core.export import read_labels
 from core.results import load_run
@@ -160,6 +161,21 @@ def test_cluster_members_are_paged_most_confident_first(qtbot, window_factory, f
     assert np.all(np.diff(conf) <= 1e-7)
     assert len(panel.prototypes.items()) > 0
     assert (w.session.assignment[items] == big).all()
+
+
+def test_thumbnails_fit_their_views(qtbot, window_factory, finished_run):
+    w = window_factory()
+    w.resize(1500, 950)
+    w.open_path(finished_run.paths.root)
+    w.clusters.choose(0)
+    qtbot.wait(50)
+    # The prototype strip has room for a whole two-line caption above its scroll bar.
+    strip = w.clusters.prototypes
+    bar = strip.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent)
+    assert strip.height() >= strip.gridSize().height() + bar + 2 * strip.frameWidth()
+    # The side panel shows three columns of neighbours.
+    grid = w.neighbours.grid
+    assert grid.viewport().width() >= 3 * grid.gridSize().width()
 
 
 def test_export_folders_copies_and_never_touches_originals(
