@@ -61,8 +61,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--backbone",
         choices=["resnet_small", "resnet50v2", "mobilenet"],
-        default=d.encoder.backbone,
-        help="encoder network (default %(default)s)",
+        default=None,
+        help=f"encoder network (default {d.encoder.backbone}, or mobilenet with --weights)",
     )
     p.add_argument(
         "--weights",
@@ -114,7 +114,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         pretext_epochs = 0 if pretrained else RunConfig().pretext.epochs
     return RunConfig(clusters=args.clusters, seed=args.seed).replace(
         **{
-            "encoder.backbone": args.backbone,
+            "encoder.backbone": args.backbone or ("mobilenet" if pretrained else "resnet_small"),
             "encoder.weights": args.weights,
             "ingest.image_size": args.image_size or (96 if pretrained else 32),
             "ingest.labels_from_subfolders": not args.no_subfolder_labels,

@@ -204,6 +204,11 @@ class RunConfig:
             raise ValueError("At least one clustering head is needed.")
         if not 0.0 < self.selflabel.threshold < 1.0:
             raise ValueError("The self-labelling threshold must lie between 0 and 1.")
+        if self.encoder.weights is not None and self.encoder.backbone == "resnet_small":
+            raise ValueError(
+                "resnet_small has no pretrained weights: choose the mobilenet (or resnet50v2) "
+                "backbone for pretrained weights, or train from scratch without weights."
+            )
         if self.pretext.epochs == 0 and self.encoder.weights is None:
             raise ValueError(
                 "With no pretext training the backbone needs pretrained weights "

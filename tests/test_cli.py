@@ -55,3 +55,18 @@ def test_demo_data_is_real_digits_in_class_folders(tmp_path):
     files = sorted(folder.rglob("*.png"))
     assert len(files) == 1797
     assert sorted(p.name for p in folder.iterdir()) == [str(d) for d in range(10)]
+
+
+def test_weights_alone_mean_a_frozen_mobilenet():
+    from core.cli import _parser, config_from_args
+
+    args = _parser().parse_args(["run", "imgs", "--out", "r", "--weights", "w.weights.h5"])
+    cfg = config_from_args(args)
+    assert (cfg.encoder.backbone, cfg.encoder.weights, cfg.pretext.epochs) == (
+        "mobilenet",
+        "w.weights.h5",
+        0,
+    )
+    assert cfg.ingest.image_size == 96
+    plain = config_from_args(_parser().parse_args(["run", "imgs", "--out", "r"]))
+    assert (plain.encoder.backbone, plain.encoder.weights) == ("resnet_small", None)

@@ -37,6 +37,7 @@ def test_fingerprints_follow_only_their_settings():
         ({"encoder.backbone": "vgg"}, "Unknown backbone"),
         ({"ingest.image_size": 16}, "at least 32"),
         ({"pretext.epochs": 0}, "pretrained weights"),
+        ({"encoder.weights": "imagenet"}, "resnet_small has no pretrained weights"),
     ],
 )
 def test_validation_messages(changes, message):

@@ -264,6 +264,8 @@ class ParametersPanel(QWidget):
 
     def _sync_enabled(self) -> None:
         rep = self.representation.currentIndex()
+        if rep != SCRATCH and self.backbone.currentText() == "resnet_small":
+            self.backbone.setCurrentText("mobilenet")  # resnet_small has no pretrained weights
         self.weights.setEnabled(rep != SCRATCH)
         self.pretext_epochs.setEnabled(rep != FROZEN)
         self.selflabel_epochs.setEnabled(self.selflabel.isChecked())

@@ -220,3 +220,15 @@ def test_close_during_a_run_stops_it_without_blocking(
     assert w.isVisible()  # not yet: waits for the worker to stop
     qtbot.waitUntil(lambda: not w.isVisible(), timeout=10_000)
     assert not w.controller.is_running
+
+
+def test_pretrained_representation_picks_a_backbone_that_has_weights(qtbot, window_factory):
+    from gui.panels.parameters import FROZEN
+
+    params = window_factory().params
+    assert params.backbone.currentText() == "resnet_small"
+    params.representation.setCurrentIndex(FROZEN)
+    assert params.backbone.currentText() == "mobilenet"
+    cfg = params.config()
+    cfg.validate()  # resnet_small with weights would be refused
+    assert (cfg.encoder.weights, cfg.pretext.epochs) == ("imagenet", 0)
