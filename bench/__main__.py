@@ -41,6 +41,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--limit", type=int, default=None, help="stratified sample of N images per dataset"
     )
     p.add_argument(
+        "--keep-runs",
+        action="store_true",
+        help="reuse our run folders of the last benchmark: redo only the stages whose settings changed",
+    )
+    p.add_argument(
         "--weights",
         default=None,
         help="MobileNet weights file or 'imagenet' (default: ../shared/weights/...)",
@@ -113,12 +118,18 @@ def main(argv: list[str] | None = None) -> int:
             pretrained_overrides={**(QUICK_PRETRAINED if args.quick else {}), **user},
             recipe_overrides=QUICK_RECIPE if args.quick else {},
             limit=args.limit or (400 if args.quick else None),
+            keep_runs=args.keep_runs,
         )
         print(f"quality: {settings}")
         notes = []
         if args.quick:
             notes.append(
                 "--quick: a smoke test with a few hundred images and 1-2 epochs; not numbers to quote."
+            )
+        if settings.keep_runs:
+            notes.append(
+                "--keep-runs: our runs continued from the run folders of the previous benchmark; stages "
+                "whose settings had not changed were kept and show the seconds they took then."
             )
         if settings.scratch_overrides:
             notes.append(

@@ -60,6 +60,7 @@ def config_summary(config) -> dict[str, Any]:
         "scan.epochs": config.scan.epochs,
         "scan.batch_size": config.scan.batch_size,
         "scan.heads": config.scan.heads,
+        "scan.hidden": config.scan.hidden,
         "selflabel.enabled": config.selflabel.enabled,
         "selflabel.epochs": config.selflabel.epochs,
     }
@@ -110,6 +111,11 @@ def run_ours(
         for stage in [*skipped, "ingest"]:
             if stage in previous.seconds:
                 seconds[stage] = previous.seconds[stage]
+    # Stages kept from an earlier run in this folder (--keep-runs): the seconds they took then.
+    done = json.loads((Path(out) / "stages.json").read_text())
+    for stage in skipped:
+        if stage not in seconds and "seconds" in done.get(stage, {}):
+            seconds[stage] = done[stage]["seconds"]
     if data.true_labels is None:
         raise ValueError(f"{folder} has no class subfolders to score against.")
     metrics = evaluate(np.asarray(data.true_labels), np.asarray(data.predicted))

@@ -50,6 +50,8 @@ class QualitySettings:
         recipe_seconds: (representation, clustering) budget of the recipe when our from-scratch run
             is not part of the benchmark; otherwise the recipe gets our run's own times.
         limit: use a stratified sample of this many images of each dataset (smoke tests).
+        keep_runs: start our runs from the run folders an earlier benchmark left, so that only stages
+            whose settings changed are redone (their records then show the kept stages' earlier seconds).
     """
 
     datasets: tuple[str, ...] = ("digits", "mnist5k", "animals10k")
@@ -60,6 +62,7 @@ class QualitySettings:
     recipe_overrides: dict[str, Any] = field(default_factory=dict)
     recipe_seconds: tuple[float, float] = (600.0, 120.0)
     limit: int | None = None
+    keep_runs: bool = False
 
 
 def _record(
@@ -151,7 +154,8 @@ def run_quality(
                     if not wanted:
                         continue
                     out = bench.work_dir / "runs" / dataset / f"{base}-seed{seed}"
-                    shutil.rmtree(out, ignore_errors=True)
+                    if not settings.keep_runs:
+                        shutil.rmtree(out, ignore_errors=True)
                     plain = ours.run_ours(folder, out, config, cache_dir=bench.work_dir / "cache")
                     if base in settings.methods:
                         add(

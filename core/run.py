@@ -344,11 +344,17 @@ class _Context:
         features = np.load(self.paths.features)
         if cfg.scan.update_encoder:
             heads = ClusterHeads(
-                cfg.clusters, cfg.scan.heads, backbone=self._encoder(), seed=cfg.seed
+                cfg.clusters,
+                cfg.scan.heads,
+                backbone=self._encoder(),
+                seed=cfg.seed,
+                hidden=cfg.scan.hidden,
             )
             data = self.data.images
         else:
-            heads = ClusterHeads(cfg.clusters, cfg.scan.heads, seed=cfg.seed)
+            heads = ClusterHeads(
+                cfg.clusters, cfg.scan.heads, seed=cfg.seed, hidden=cfg.scan.hidden
+            )
             data = features
         heads.adapt(features)
         heads(data[:2])  # build

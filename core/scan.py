@@ -44,9 +44,14 @@ def scan_loss(anchor_probs, neighbour_probs, entropy_weight: float = 5.0):
 
 @keras.saving.register_keras_serializable(package="semclust")
 class ClusterHeads(keras.Model):
-    """Optional backbone, feature standardisation, then ``n_heads`` softmax heads of ``n_clusters``.
+    """Optional backbone, feature standardisation, an optional shared hidden layer, then ``n_heads``
+    softmax heads of ``n_clusters``.
 
     Input: images (with a backbone) or feature vectors (without). Output: (B, n_heads, n_clusters).
+
+    Args:
+        hidden: width of a Dense-BatchNorm-ReLU layer shared by the heads (0: linear heads, as in SCAN,
+            where the backbone itself is trained).
     """
 
     def __init__(
@@ -55,6 +60,7 @@ class ClusterHeads(keras.Model):
         n_heads: int = 1,
         backbone: keras.Model | None = None,
         seed: int = 0,
+        hidden: int = 0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -62,6 +68,20 @@ class ClusterHeads(keras.Model):
         self.n_heads = n_heads
         self.backbone = backbone
         self.standardise = keras.layers.Normalization(axis=-1, name="standardise")
+        self.hidden = (
+            keras.Sequential(
+                [
+                    keras.layers.Dense(
+                        hidden, kernel_initializer=keras.initializers.HeNormal(seed + 1000)
+                    ),
+                    keras.layers.BatchNormalization(),
+                    keras.layers.ReLU(),
+                ],
+                name="hidden",
+            )
+            if hidden
+            else None
+        )
         self.heads = [
             keras.layers.Dense(
                 n_clusters,
@@ -78,6 +98,8 @@ class ClusterHeads(keras.Model):
     def call(self, x, training=False):
         f = self.backbone(x, training=training) if self.backbone is not None else x
         f = self.standardise(f)
+        if self.hidden is not None:
+            f = self.hidden(f, training=training)
         return ops.stack([ops.softmax(h(f), axis=-1) for h in self.heads], axis=1)
 
     def probabilities(self, data: np.ndarray, cancel: CancelToken | None = None) -> np.ndarray:
