@@ -9,6 +9,8 @@ import os
 import sys
 from pathlib import Path
 
+from bench.speed import PARTS
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 QUICK_SCRATCH = {
@@ -39,6 +41,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--methods", default=None, help="comma-separated subset of the quality methods")
     p.add_argument(
         "--limit", type=int, default=None, help="stratified sample of N images per dataset"
+    )
+    p.add_argument(
+        "--speed-parts",
+        default=None,
+        help="comma-separated subset of the speed measurements: "
+        + ",".join(PARTS)
+        + " (the others keep their last results)",
     )
     p.add_argument(
         "--keep-runs",
@@ -90,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     from bench.quality import METHODS, QualitySettings, merge_quality, run_quality
     from bench.report import write_plots, write_report
     from bench.settings import BenchSettings
-    from bench.speed import SpeedSettings, run_speed
+    from bench.speed import SpeedSettings, merge_speed, run_speed
     from core.artefacts import read_json
 
     bench = BenchSettings(**({"weights": args.weights} if args.weights else {}))
@@ -182,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
             ss = SpeedSettings(**{**ss.__dict__, "neighbour_sizes": _ints(args.neighbour_sizes)})
         if args.umap_sizes:
             ss = SpeedSettings(**{**ss.__dict__, "umap_sizes": _ints(args.umap_sizes)})
+        if args.speed_parts:
+            ss = SpeedSettings(**{**ss.__dict__, "parts": tuple(args.speed_parts.split(","))})
         if args.throughput_steps:
             ss = SpeedSettings(**{**ss.__dict__, "throughput_steps": args.throughput_steps})
         print(f"speed: {ss}")
@@ -194,13 +205,9 @@ def main(argv: list[str] | None = None) -> int:
             "Neighbour mining and UMAP run on random unit vectors, which have no cluster structure: a "
             "pessimistic case for UMAP's nearest-neighbour descent.",
         ]
-        speed = {
-            "command": command,
-            "date": today,
-            "results": results,
-            "dim": ss.dim,
-            "notes": notes,
-        }
+        speed = merge_speed(
+            read_json(store / "last_speed.json", None), results, command, today, ss.dim, notes
+        )
         (store / "last_speed.json").write_text(json.dumps(speed, indent=1, default=str))
     elif (store / "last_speed.json").is_file():
         speed = json.loads((store / "last_speed.json").read_text())

@@ -172,9 +172,13 @@ def quality_section(quality: dict) -> str:
 def speed_section(speed: dict) -> str:
     """Tables of the speed benchmark."""
     r = speed["results"]
-    out = [
-        f"## Speed and memory\n\nCommand: `{speed.get('command', '?')}` ({speed.get('date', '?')})\n"
-    ]
+    out = ["## Speed and memory\n"]
+    runs = speed.get("part_runs") or {part: speed for part in r}
+    by_command: dict[tuple[str, str], list[str]] = {}
+    for part, run in runs.items():
+        by_command.setdefault((run.get("command", "?"), run.get("date", "?")), []).append(part)
+    for (command, date), parts in by_command.items():
+        out.append(f"Command: `{command}` ({date}), for {', '.join(parts)}\n")
 
     if speed.get("notes"):
         out.append("\n".join(f"- {n}" for n in speed["notes"]) + "\n")

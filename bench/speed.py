@@ -18,6 +18,9 @@ import numpy as np
 
 from bench.timing import peak_rss_mb, run_isolated
 
+#: The speed benchmark's measurements, each a key of :func:`run_speed`'s results.
+PARTS = ("throughput", "neighbours", "umap", "ingest", "run")
+
 
 @dataclass(frozen=True)
 class SpeedSettings:
@@ -34,6 +37,7 @@ class SpeedSettings:
         ingest_dataset: dataset whose folder is ingested (10,000 files for animals10k).
         run_dataset: dataset of the whole-run memory measurement.
         run_overrides: dotted RunConfig changes for that run (short epochs: memory, not quality).
+        parts: which measurements to run (a subset of :data:`PARTS`).
     """
 
     throughput_images: int = 2048
@@ -56,6 +60,7 @@ class SpeedSettings:
         ("scan.epochs", 2),
         ("selflabel.epochs", 1),
     )
+    parts: tuple[str, ...] = PARTS
 
 
 class _BatchClock:
@@ -270,7 +275,10 @@ def whole_run_job(folder: str, out: str, overrides: dict, weights: str) -> dict:
 
 
 def run_speed(settings: SpeedSettings, bench=None, log: Callable[[str], None] = print) -> dict:
-    """Runs every speed measurement; a measurement whose core function is missing is recorded as such."""
+    """Runs the measurements named in ``settings.parts``; returns their results only.
+
+    A measurement whose core function is missing or fails is recorded with its error.
+    """
     from bench.datasets import write_dataset
     from bench.settings import BenchSettings
 
@@ -293,95 +301,123 @@ def run_speed(settings: SpeedSettings, bench=None, log: Callable[[str], None] = 
             log(f"  {label}: not measured ({exc})")
             return None, None, str(exc)
 
-    for label, backbone, size, batch in settings.encoders:
+    if "throughput" in settings.parts:
+        for label, backbone, size, batch in settings.encoders:
+            v, peak, err = attempt(
+                label,
+                throughput_ours,
+                backbone,
+                size,
+                batch,
+                settings.throughput_images,
+                settings.throughput_steps,
+                bench.weights,
+                cache,
+            )
+            results["throughput"].append(
+                {"encoder": label, "batch": batch, "peak_rss_mb": peak, "error": err, **(v or {})}
+            )
+            if v:
+                log(
+                    f"  {label}: {v['images_per_second']:.1f} images/s (batch {batch}, peak RSS {peak:.0f} MiB)"
+                )
+        label = "keras.io recipe ResNet50V2 32px"
         v, peak, err = attempt(
             label,
-            throughput_ours,
-            backbone,
-            size,
-            batch,
+            throughput_recipe,
+            settings.recipe_batch,
             settings.throughput_images,
             settings.throughput_steps,
-            bench.weights,
             cache,
         )
         results["throughput"].append(
-            {"encoder": label, "batch": batch, "peak_rss_mb": peak, "error": err, **(v or {})}
+            {
+                "encoder": label,
+                "batch": settings.recipe_batch,
+                "peak_rss_mb": peak,
+                "error": err,
+                **(v or {}),
+            }
         )
         if v:
             log(
-                f"  {label}: {v['images_per_second']:.1f} images/s (batch {batch}, peak RSS {peak:.0f} MiB)"
+                f"  {label}: {v['images_per_second']:.1f} images/s (batch {settings.recipe_batch}, peak RSS {peak:.0f} MiB)"
             )
-    label = "keras.io recipe ResNet50V2 32px"
-    v, peak, err = attempt(
-        label,
-        throughput_recipe,
-        settings.recipe_batch,
-        settings.throughput_images,
-        settings.throughput_steps,
-        cache,
-    )
-    results["throughput"].append(
-        {
-            "encoder": label,
-            "batch": settings.recipe_batch,
+
+    if "neighbours" in settings.parts:
+        for n in settings.neighbour_sizes:
+            v, peak, err = attempt(f"neighbours {n}", neighbours_job, n, settings.dim, settings.k)
+            results["neighbours"].append({"n": n, "peak_rss_mb": peak, "error": err, **(v or {})})
+            if v:
+                log(
+                    f"  neighbours n={n}: {v['seconds']:.2f} s, +{v['rss_growth_mb']:.0f} MiB RSS ({v['impl']})"
+                )
+    if "umap" in settings.parts:
+        for n in settings.umap_sizes:
+            for mined in (False, True):
+                v, peak, err = attempt(f"UMAP {n}", umap_job, n, settings.dim, mined)
+                results["umap"].append(
+                    {"n": n, "mined": mined, "peak_rss_mb": peak, "error": err, **(v or {})}
+                )
+                if v:
+                    log(
+                        f"  UMAP n={n} ({v['knn']}): {v['seconds']:.1f} s, +{v['rss_growth_mb']:.0f} MiB RSS"
+                    )
+
+    if "ingest" in settings.parts:
+        folder = str(write_dataset(settings.ingest_dataset, cache))
+        with tempfile.TemporaryDirectory() as tmp:
+            v, peak, err = attempt("ingest", ingest_job, folder, settings.ingest_size, tmp)
+        results["ingest"] = {
+            "dataset": settings.ingest_dataset,
             "peak_rss_mb": peak,
             "error": err,
             **(v or {}),
         }
-    )
-    if v:
-        log(
-            f"  {label}: {v['images_per_second']:.1f} images/s (batch {settings.recipe_batch}, peak RSS {peak:.0f} MiB)"
-        )
-
-    for n in settings.neighbour_sizes:
-        v, peak, err = attempt(f"neighbours {n}", neighbours_job, n, settings.dim, settings.k)
-        results["neighbours"].append({"n": n, "peak_rss_mb": peak, "error": err, **(v or {})})
         if v:
             log(
-                f"  neighbours n={n}: {v['seconds']:.2f} s, +{v['rss_growth_mb']:.0f} MiB RSS ({v['impl']})"
+                f"  ingest {v['images']} files: first {v['first']:.2f} s, second {v['second']:.2f} s"
             )
-    for n in settings.umap_sizes:
-        for mined in (False, True):
-            v, peak, err = attempt(f"UMAP {n}", umap_job, n, settings.dim, mined)
-            results["umap"].append(
-                {"n": n, "mined": mined, "peak_rss_mb": peak, "error": err, **(v or {})}
+
+    if "run" in settings.parts:
+        folder = str(write_dataset(settings.run_dataset, cache))
+        with tempfile.TemporaryDirectory() as tmp:
+            v, peak, err = attempt(
+                "whole run",
+                whole_run_job,
+                folder,
+                str(Path(tmp) / "run"),
+                dict(settings.run_overrides),
+                bench.weights,
             )
-            if v:
-                log(
-                    f"  UMAP n={n} ({v['knn']}): {v['seconds']:.1f} s, +{v['rss_growth_mb']:.0f} MiB RSS"
-                )
+        results["run"] = {
+            "dataset": settings.run_dataset,
+            "overrides": dict(settings.run_overrides),
+            "peak_rss_mb": peak,
+            "error": err,
+            **(v or {}),
+        }
+        if v:
+            log(
+                f"  whole run on {settings.run_dataset}: {v['seconds']:.1f} s, peak RSS {peak:.0f} MiB"
+            )
+    return {k: v for k, v in results.items() if k in settings.parts}
 
-    folder = str(write_dataset(settings.ingest_dataset, cache))
-    with tempfile.TemporaryDirectory() as tmp:
-        v, peak, err = attempt("ingest", ingest_job, folder, settings.ingest_size, tmp)
-    results["ingest"] = {
-        "dataset": settings.ingest_dataset,
-        "peak_rss_mb": peak,
-        "error": err,
-        **(v or {}),
-    }
-    if v:
-        log(f"  ingest {v['images']} files: first {v['first']:.2f} s, second {v['second']:.2f} s")
 
-    folder = str(write_dataset(settings.run_dataset, cache))
-    with tempfile.TemporaryDirectory() as tmp:
-        v, peak, err = attempt(
-            "whole run",
-            whole_run_job,
-            folder,
-            str(Path(tmp) / "run"),
-            dict(settings.run_overrides),
-            bench.weights,
-        )
-    results["run"] = {
-        "dataset": settings.run_dataset,
-        "overrides": dict(settings.run_overrides),
-        "peak_rss_mb": peak,
-        "error": err,
-        **(v or {}),
+def merge_speed(
+    previous: dict | None, results: dict, command: str, date: str, dim: int, notes: list[str]
+) -> dict:
+    """The saved speed results after a run of some :data:`PARTS`: those parts replace their old results,
+    and each part remembers the command and date that measured it."""
+    previous = previous or {}
+    runs = previous.get("part_runs") or {
+        part: {"command": previous.get("command", "?"), "date": previous.get("date", "?")}
+        for part in previous.get("results", {})
     }
-    if v:
-        log(f"  whole run on {settings.run_dataset}: {v['seconds']:.1f} s, peak RSS {peak:.0f} MiB")
-    return results
+    runs.update({part: {"command": command, "date": date} for part in results})
+    return {
+        "results": {**previous.get("results", {}), **results},
+        "part_runs": runs,
+        "dim": dim,
+        "notes": notes,
+    }

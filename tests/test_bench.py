@@ -167,6 +167,18 @@ def test_merging_a_run_keeps_what_it_did_not_run():
     ]
 
 
+def test_a_speed_run_of_some_parts_keeps_the_others():
+    from bench.speed import merge_speed
+
+    old = {"command": "all", "date": "d1", "results": {"umap": [1], "ingest": {"first": 3.0}}}
+    merged = merge_speed(old, {"umap": [2]}, "umap only", "d2", 512, [])
+    assert merged["results"] == {"umap": [2], "ingest": {"first": 3.0}}
+    assert merged["part_runs"] == {
+        "umap": {"command": "umap only", "date": "d2"},
+        "ingest": {"command": "all", "date": "d1"},
+    }
+
+
 def test_markdown_table_and_report(tmp_path):
     table = markdown_table(["method", "ACC"], [["a|b", 0.5]], "lr")
     assert table.splitlines() == ["| method | ACC |", "|---|---:|", "| a\\|b | 0.5 |"]
