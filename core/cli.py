@@ -96,6 +96,12 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--entropy-weight", type=float, default=d.scan.entropy_weight)
     p.add_argument("--heads", type=int, default=d.scan.heads)
+    p.add_argument(
+        "--head-hidden",
+        type=int,
+        default=d.scan.hidden,
+        help="width of a hidden layer shared by the clustering heads (default 0: linear heads)",
+    )
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument(
         "--no-subfolder-labels",
@@ -123,6 +129,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
             "scan.epochs": args.scan_epochs,
             "scan.entropy_weight": args.entropy_weight,
             "scan.heads": args.heads,
+            "scan.hidden": args.head_hidden,
             "scan.update_encoder": args.update_encoder,
             "neighbours.k": args.k,
             "selflabel.enabled": args.selflabel,

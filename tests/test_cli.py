@@ -70,3 +70,6 @@ def test_weights_alone_mean_a_frozen_mobilenet():
     assert cfg.ingest.image_size == 96
     plain = config_from_args(_parser().parse_args(["run", "imgs", "--out", "r"]))
     assert (plain.encoder.backbone, plain.encoder.weights) == ("resnet_small", None)
+    assert plain.scan.hidden == 0
+    wide = ["run", "imgs", "--out", "r", "--head-hidden", "256"]
+    assert config_from_args(_parser().parse_args(wide)).scan.hidden == 256
