@@ -19,8 +19,8 @@ def umap_2d(
 
     Args:
         neighbours: the run's mined neighbours of ``embeddings`` (N, k), most similar first. With at least
-            ``n_neighbors - 1`` columns UMAP uses them instead of its own approximate search, which takes
-            about two thirds of its time (and numba compile time) on 10k images.
+            ``n_neighbors - 1`` columns UMAP uses them instead of its own approximate search, which
+            took most of its time: 41 s against 9 s for 10k random 512-d vectors (BENCHMARKS.md).
     """
     x = np.asarray(embeddings, dtype=np.float32)
     if len(x) <= config.n_neighbors + 1:
