@@ -253,8 +253,6 @@ def speed_section(speed: dict) -> str:
         )
         + "\n"
     )
-    if speed.get("umap_note"):
-        out.append(speed["umap_note"] + "\n")
     ing = r.get("ingest")
     if ing:
         out.append("### Load and cache a folder (`core.images.ingest`)\n")

@@ -105,6 +105,7 @@ class MainWindow(QMainWindow):
         self.side.addTab(self.neighbours, "Neighbours")
         self.side.addTab(self.selection, "Selection")
         self._images_dock = self._dock("Images", self.side, Qt.DockWidgetArea.RightDockWidgetArea)
+        self._docks_sized = False  # Qt ignores dock sizes before the first show: see showEvent
         self._build_actions()
 
         self.params.runRequested.connect(self.start_run)
@@ -128,9 +129,7 @@ class MainWindow(QMainWindow):
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
-        if not getattr(
-            self, "_docks_sized", False
-        ):  # once; Qt ignores dock sizes before the first show
+        if not self._docks_sized:
             self._docks_sized = True
             # Wide enough for three thumbnail columns (the panel's own margins on top).
             width = self.neighbours.grid.size_for(3, 1).width() + 40
