@@ -97,7 +97,7 @@ def _overrides(pairs: list[str]) -> dict:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from bench.quality import METHODS, QualitySettings, merge_quality, run_quality
-    from bench.report import write_plots, write_report
+    from bench.report import where_it_runs, write_plots, write_report
     from bench.settings import BenchSettings
     from bench.speed import SpeedSettings, merge_speed, run_speed
     from core.artefacts import read_json
@@ -160,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
             "date": today,
             "datasets": list(settings.datasets),
             "methods": list(settings.methods),
+            "machine": where_it_runs(),
         }
         quality = merge_quality(
             read_json(store / "last_quality.json", None), run, records, notes, settings.limit

@@ -67,6 +67,39 @@ def machine_info() -> dict[str, str]:
     return info
 
 
+def where_it_runs() -> str:
+    """One line naming the Keras backend and what it computes on, e.g. ``jax on NVIDIA H100 80GB HBM3``.
+
+    Quality runs record it, so that a report merged from runs on different machines says which row
+    came from where (their seconds are not comparable across machines; their scores are).
+    """
+    import keras
+
+    backend = keras.backend.backend()
+    device = None
+    try:
+        if backend == "jax":
+            import jax
+
+            first = jax.devices()[0]
+            device = first.device_kind if first.platform != "cpu" else None
+        elif backend == "tensorflow":
+            import tensorflow as tf
+
+            gpus = tf.config.list_physical_devices("GPU")
+            device = (
+                tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU")
+                if gpus
+                else None
+            )
+    except Exception:  # noqa: BLE001 - a missing or broken accelerator reads as the CPU
+        device = None
+    if device is None:
+        info = machine_info()
+        device = f"{info['CPU']}, {info['cores']} cores"
+    return f"{backend} on {device}"
+
+
 def _pm(mean: float, std: float, digits: int = 3) -> str:
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
@@ -86,16 +119,28 @@ def quality_section(quality: dict) -> str:
         if run.get("methods") and set(run["methods"]) != set(METHODS):
             scope += ": " + ", ".join(run["methods"])
         out.append(
-            f"Command: `{run.get('command', '?')}` ({run.get('date', '?')})"
+            f"Command: `{run.get('command', '?')}` ({run.get('date', '?')}"
+            + (f", {run['machine']}" if run.get("machine") else "")
+            + ")"
             + (f", for {scope}" if scope else "")
             + "\n"
         )
         if run.get("notes"):
             out.append("\n".join(f"- {n}" for n in run["notes"]) + "\n")
+    machine_of_run = {run.get("date"): run.get("machine") for run in quality.get("runs") or []}
+    machines: dict[tuple[str, str], str] = {}
+    for rec in quality["records"]:
+        where = machine_of_run.get(rec.get("run"))
+        if where:
+            machines[(rec["dataset"], rec["method"])] = where
     for dataset in dict.fromkeys(r["dataset"] for r in rows):
+        # Rows from different machines: say which is which, since their seconds do not compare.
+        mixed = (
+            len({machines.get((dataset, r["method"])) for r in rows if r["dataset"] == dataset}) > 1
+        )
         table = [
             [
-                r["method"],
+                r["method"] + (f" ({machines.get((dataset, r['method']), '?')})" if mixed else ""),
                 r["seeds"],
                 _pm(r["acc"], r["acc_std"]),
                 _pm(r["nmi"], r["nmi_std"]),

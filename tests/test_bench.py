@@ -228,3 +228,39 @@ def test_recipe_losses_match_numpy_references():
     assert float(keras.ops.convert_to_numpy(consistency_loss(None, s))) == pytest.approx(
         expected, rel=1e-4
     )
+
+
+def test_report_names_the_machine_of_each_row_when_runs_were_on_different_ones(tmp_path):
+    cpu = {
+        "command": "bench cpu",
+        "date": "d1",
+        "datasets": ["digits"],
+        "machine": "tensorflow on cpu",
+    }
+    gpu = {"command": "bench gpu", "date": "d2", "datasets": ["digits"], "machine": "jax on gpu"}
+    records = [
+        {**r, "run": "d1" if r["method"] == "mobilenet+kmeans" else "d2"} for r in _records()
+    ]
+    text = write_report(
+        tmp_path / "B.md", {"runs": [cpu, gpu], "records": records}, None, machine={"CPU": "x"}
+    )
+    assert "`bench gpu` (d2, jax on gpu)" in text
+    assert any(line.startswith("| ours-mobilenet (jax on gpu) |") for line in text.splitlines())
+    assert any(
+        line.startswith("| mobilenet+kmeans (tensorflow on cpu) |") for line in text.splitlines()
+    )
+    # One machine for the whole table: rows keep their plain names.
+    same = [{**r, "run": "d2"} for r in _records()]
+    text = write_report(
+        tmp_path / "B.md", {"runs": [cpu, gpu], "records": same}, None, machine={"CPU": "x"}
+    )
+    assert any(line.startswith("| ours-mobilenet |") for line in text.splitlines())
+
+
+def test_where_it_runs_names_the_backend():
+    pytest.importorskip("keras")
+    import keras
+
+    from bench.report import where_it_runs
+
+    assert where_it_runs().startswith(keras.backend.backend() + " on ")
