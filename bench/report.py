@@ -114,6 +114,7 @@ def quality_section(quality: dict) -> str:
 
     rows = summarise(quality["records"])
     out = ["## Clustering quality\n"]
+    said: set[str] = set()
     for run in quality.get("runs") or [quality]:
         scope = ", ".join(run.get("datasets", []))
         if run.get("methods") and set(run["methods"]) != set(METHODS):
@@ -125,8 +126,10 @@ def quality_section(quality: dict) -> str:
             + (f", for {scope}" if scope else "")
             + "\n"
         )
-        if run.get("notes"):
-            out.append("\n".join(f"- {n}" for n in run["notes"]) + "\n")
+        notes = [n for n in run.get("notes", []) if n not in said]  # a note shared by runs: once
+        said.update(notes)
+        if notes:
+            out.append("\n".join(f"- {n}" for n in notes) + "\n")
     machine_of_run = {run.get("date"): run.get("machine") for run in quality.get("runs") or []}
     machines: dict[tuple[str, str], str] = {}
     for rec in quality["records"]:

@@ -236,8 +236,9 @@ def test_report_names_the_machine_of_each_row_when_runs_were_on_different_ones(t
         "date": "d1",
         "datasets": ["digits"],
         "machine": "tensorflow on cpu",
+        "notes": ["shared note"],
     }
-    gpu = {"command": "bench gpu", "date": "d2", "datasets": ["digits"], "machine": "jax on gpu"}
+    gpu = {**cpu, "command": "bench gpu", "date": "d2", "machine": "jax on gpu"}
     records = [
         {**r, "run": "d1" if r["method"] == "mobilenet+kmeans" else "d2"} for r in _records()
     ]
@@ -245,6 +246,7 @@ def test_report_names_the_machine_of_each_row_when_runs_were_on_different_ones(t
         tmp_path / "B.md", {"runs": [cpu, gpu], "records": records}, None, machine={"CPU": "x"}
     )
     assert "`bench gpu` (d2, jax on gpu)" in text
+    assert text.count("- shared note") == 1
     assert any(line.startswith("| ours-mobilenet (jax on gpu) |") for line in text.splitlines())
     assert any(
         line.startswith("| mobilenet+kmeans (tensorflow on cpu) |") for line in text.splitlines()
