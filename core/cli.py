@@ -120,7 +120,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         pretext_epochs = 0 if pretrained else RunConfig().pretext.epochs
     return RunConfig(clusters=args.clusters, seed=args.seed).replace(
         **{
-            "encoder.backbone": args.backbone or ("mobilenet" if pretrained else "resnet_small"),
+            "encoder.backbone": args.backbone
+            or ("mobilenet" if pretrained else RunConfig().encoder.backbone),
             "encoder.weights": args.weights,
             "ingest.image_size": args.image_size or (96 if pretrained else 32),
             "ingest.labels_from_subfolders": not args.no_subfolder_labels,
