@@ -35,7 +35,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from core.neighbours import mine_neighbours
+from semclust.core.neighbours import mine_neighbours
 
 
 @dataclass(frozen=True)

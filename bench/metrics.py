@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from core import metrics
+from semclust.core import metrics
 
 
 def hungarian_accuracy(true_labels: np.ndarray, assignment: np.ndarray) -> float:

@@ -19,7 +19,7 @@ from bench.metrics import evaluate
 def pipeline_available() -> bool:
     """True when ``core.run.run_pipeline`` can be imported."""
     try:
-        from core.run import run_pipeline  # noqa: F401
+        from semclust.core.run import run_pipeline  # noqa: F401
     except ImportError:
         return False
     return True
@@ -27,7 +27,7 @@ def pipeline_available() -> bool:
 
 def scratch_config(clusters: int, seed: int, **overrides: Any):
     """Our from-scratch setup: resnet_small, SimCLR pretext, 32x32, config defaults otherwise."""
-    from core.config import RunConfig
+    from semclust.core.config import RunConfig
 
     changes = {"ingest.image_size": 32, "selflabel.enabled": False}
     changes.update(overrides)
@@ -36,7 +36,7 @@ def scratch_config(clusters: int, seed: int, **overrides: Any):
 
 def pretrained_config(clusters: int, seed: int, weights: str, **overrides: Any):
     """Our setup on a frozen ImageNet MobileNet (no pretext training), 96x96."""
-    from core.config import RunConfig
+    from semclust.core.config import RunConfig
 
     changes = {
         "encoder.backbone": "mobilenet",
@@ -90,8 +90,8 @@ def run_ours(
     ``previous``, a run in the same folder) and ingest (then a cache read) are charged with
     ``previous``'s seconds, so that "+ self-labelling" costs the whole chain from an empty cache.
     """
-    from core.progress import STAGES
-    from core.run import run_pipeline
+    from semclust.core.progress import STAGES
+    from semclust.core.run import run_pipeline
 
     started: dict[str, float] = {}
     seconds: dict[str, float] = {}

@@ -103,11 +103,11 @@ def throughput_ours(
     import keras
 
     from bench.baselines import to_rgb_batch
-    from core.augment import ViewAugment
-    from core.config import AugmentConfig, EncoderConfig
-    from core.encoders import build_encoder
-    from core.simclr import SimCLRModel
-    from core.training import seed_everything
+    from semclust.core.augment import ViewAugment
+    from semclust.core.config import AugmentConfig, EncoderConfig
+    from semclust.core.encoders import build_encoder
+    from semclust.core.simclr import SimCLRModel
+    from semclust.core.training import seed_everything
 
     seed_everything(0)
     x = to_rgb_batch(_real_images("animals10k", n, cache_dir), size)
@@ -179,9 +179,9 @@ def neighbours_job(n: int, dim: int, k: int) -> dict:
     """Times top-k mining on ``n`` random unit vectors; memory growth measured around the call only."""
     import tracemalloc
 
-    from core.neighbours import mine_neighbours
+    from semclust.core.neighbours import mine_neighbours
 
-    impl = "core.neighbours.mine_neighbours"
+    impl = "semclust.core.neighbours.mine_neighbours"
     x = _random_embeddings(n, dim)
     rss0 = peak_rss_mb()
     tracemalloc.start()
@@ -209,9 +209,9 @@ def umap_job(n: int, dim: int, mined: bool = True) -> dict:
 
     A seeded UMAP runs single-threaded; numba's compilation (a tiny fit first) is reported apart.
     """
-    from core.config import ProjectionConfig
-    from core.neighbours import mine_neighbours
-    from core.projection import umap_2d
+    from semclust.core.config import ProjectionConfig
+    from semclust.core.neighbours import mine_neighbours
+    from semclust.core.projection import umap_2d
 
     cfg = ProjectionConfig()
 
@@ -242,8 +242,8 @@ def umap_job(n: int, dim: int, mined: bool = True) -> dict:
 
 def ingest_job(folder: str, size: int, cache_dir: str) -> dict:
     """Ingests ``folder`` twice with an empty cache: decoding, then cache reading."""
-    from core.config import IngestConfig
-    from core.images import ingest
+    from semclust.core.config import IngestConfig
+    from semclust.core.images import ingest
 
     out = {}
     for name in ("first", "second"):
@@ -260,7 +260,7 @@ def whole_run_job(folder: str, out: str, overrides: dict, weights: str) -> dict:
     import json
 
     from bench.ours import scratch_config
-    from core.run import run_pipeline
+    from semclust.core.run import run_pipeline
 
     config = scratch_config(10, 0, **{"selflabel.enabled": True, **overrides})
     t = time.perf_counter()

@@ -19,7 +19,7 @@ import math
 import keras
 from keras import ops
 
-from core.config import AugmentConfig, StrongAugmentConfig
+from semclust.core.config import AugmentConfig, StrongAugmentConfig
 
 
 @keras.saving.register_keras_serializable(package="semclust")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import keras
 
-from core.config import EncoderConfig
+from semclust.core.config import EncoderConfig
 
 
 def build_encoder(config: EncoderConfig, image_size: int, seed: int = 0) -> keras.Model:

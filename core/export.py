@@ -12,8 +12,8 @@ import re
 import shutil
 from pathlib import Path
 
-from core.artefacts import restore_cell, write_csv
-from core.results import RunData
+from semclust.core.artefacts import restore_cell, write_csv
+from semclust.core.results import RunData
 
 LABEL_COLUMNS = ("path", "cluster", "cluster_name", "confidence", "true_label")
 

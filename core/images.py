@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from core.artefacts import atomic_path
-from core.config import IngestConfig
-from core.progress import CancelToken, Progress, ProgressCallback, ignore_progress
+from semclust.core.artefacts import atomic_path
+from semclust.core.config import IngestConfig
+from semclust.core.progress import CancelToken, Progress, ProgressCallback, ignore_progress
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 CACHE_VERSION = 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.progress import CancelToken, Progress, ProgressCallback, ignore_progress
+from semclust.core.progress import CancelToken, Progress, ProgressCallback, ignore_progress
 
 
 def mine_neighbours(

@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 
-from core.config import ProjectionConfig
+from semclust.core.config import ProjectionConfig
 
 
 def umap_2d(

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from core.artefacts import RunPaths, read_json, write_json
-from core.config import RunConfig
+from semclust.core.artefacts import RunPaths, read_json, write_json
+from semclust.core.config import RunConfig
 
 
 @dataclass

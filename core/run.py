@@ -20,22 +20,22 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from core import artefacts as io
-from core.artefacts import RunPaths, StageRecord
-from core.augment import StrongAugment, ViewAugment
-from core.config import RunConfig, fingerprint
-from core.encoders import build_encoder
-from core.export import export_labels
-from core.images import IngestResult, InputError, ingest, require_folder
-from core.metrics import cluster_summary, evaluate
-from core.neighbours import mine_neighbours, neighbour_purity
-from core.progress import CancelToken, Progress, ProgressCallback, ignore_progress
-from core.projection import umap_2d
-from core.results import RunData, load_run
-from core.scan import ClusterHeads, train_scan
-from core.selflabel import train_selflabel
-from core.simclr import embed_frozen, l2_normalise, train_simclr
-from core.training import predict_batches, quiet_backend, seed_everything
+from semclust.core import artefacts as io
+from semclust.core.artefacts import RunPaths, StageRecord
+from semclust.core.augment import StrongAugment, ViewAugment
+from semclust.core.config import RunConfig, fingerprint
+from semclust.core.encoders import build_encoder
+from semclust.core.export import export_labels
+from semclust.core.images import IngestResult, InputError, ingest, require_folder
+from semclust.core.metrics import cluster_summary, evaluate
+from semclust.core.neighbours import mine_neighbours, neighbour_purity
+from semclust.core.progress import CancelToken, Progress, ProgressCallback, ignore_progress
+from semclust.core.projection import umap_2d
+from semclust.core.results import RunData, load_run
+from semclust.core.scan import ClusterHeads, train_scan
+from semclust.core.selflabel import train_selflabel
+from semclust.core.simclr import embed_frozen, l2_normalise, train_simclr
+from semclust.core.training import predict_batches, quiet_backend, seed_everything
 
 __all__ = ["InputError", "run_pipeline"]
 

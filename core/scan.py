@@ -18,9 +18,9 @@ import keras
 import numpy as np
 from keras import ops
 
-from core.config import ScanConfig
-from core.progress import CancelToken, ProgressCallback, ignore_progress
-from core.training import fit_stage, predict_batches, steps
+from semclust.core.config import ScanConfig
+from semclust.core.progress import CancelToken, ProgressCallback, ignore_progress
+from semclust.core.training import fit_stage, predict_batches, steps
 
 EPS = 1e-8
 

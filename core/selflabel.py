@@ -11,10 +11,10 @@ import keras
 import numpy as np
 from keras import ops
 
-from core.config import SelfLabelConfig
-from core.progress import CancelToken, ProgressCallback, ignore_progress
-from core.scan import EPS, ClusterHeads
-from core.training import fit_stage, steps
+from semclust.core.config import SelfLabelConfig
+from semclust.core.progress import CancelToken, ProgressCallback, ignore_progress
+from semclust.core.scan import EPS, ClusterHeads
+from semclust.core.training import fit_stage, steps
 
 
 def selflabel_loss(weak_probs, strong_probs, threshold: float = 0.99):

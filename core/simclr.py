@@ -14,11 +14,11 @@ import keras
 import numpy as np
 from keras import ops
 
-from core.artefacts import read_json, save_weights, write_json
-from core.augment import ViewAugment
-from core.config import PretextConfig
-from core.progress import Cancelled, CancelToken, ProgressCallback, ignore_progress
-from core.training import StageCallback, predict_batches, steps
+from semclust.core.artefacts import read_json, save_weights, write_json
+from semclust.core.augment import ViewAugment
+from semclust.core.config import PretextConfig
+from semclust.core.progress import Cancelled, CancelToken, ProgressCallback, ignore_progress
+from semclust.core.training import StageCallback, predict_batches, steps
 
 
 def nt_xent_loss(z1, z2, temperature: float = 0.1):

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import keras
 import numpy as np
 
-from core.progress import Cancelled, CancelToken, Progress, ProgressCallback
+from semclust.core.progress import Cancelled, CancelToken, Progress, ProgressCallback
 
 
 def quiet_backend() -> None:

@@ -1,7 +1,7 @@
-"""``python -m gui [FOLDER | RUN_FOLDER]``."""
+"""``python -m semclust.gui [FOLDER | RUN_FOLDER]``."""
 
 import sys
 
-from gui.app import main
+from semclust.gui.app import main
 
 sys.exit(main(sys.argv[1:]))

@@ -6,11 +6,11 @@ window opens at once and exploring a finished run never loads TensorFlow.
 
 from __future__ import annotations
 
-from core.config import RunConfig
-from core.images import ImageError, InputError, load_image, survey_folder
-from core.metrics import cluster_summary, evaluate
-from core.progress import STAGES, Cancelled, CancelToken, Progress
-from core.results import RunData, load_run, read_skipped
+from semclust.core.config import RunConfig
+from semclust.core.images import ImageError, InputError, load_image, survey_folder
+from semclust.core.metrics import cluster_summary, evaluate
+from semclust.core.progress import STAGES, Cancelled, CancelToken, Progress
+from semclust.core.results import RunData, load_run, read_skipped
 
 __all__ = [
     "STAGES", "CancelToken", "Cancelled", "ImageError", "InputError", "Progress", "RunConfig",
@@ -24,6 +24,6 @@ def run_pipeline(*args, **kwargs):
 
     The worker calls this on its own thread, so the seconds of importing never block the window.
     """
-    from core.run import run_pipeline as pipeline
+    from semclust.core.run import run_pipeline as pipeline
 
     return pipeline(*args, **kwargs)

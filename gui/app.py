@@ -1,4 +1,4 @@
-"""Entry point: ``semclust gui [FOLDER | RUN_FOLDER]`` and ``python -m gui``."""
+"""Entry point: ``semclust gui [FOLDER | RUN_FOLDER]`` and ``python -m semclust.gui``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-import gui  # noqa: F401  (pins pyqtgraph to PySide6)
+import semclust.gui  # noqa: F401  (pins pyqtgraph to PySide6)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -23,7 +23,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from PySide6.QtWidgets import QApplication
 
-    from gui.main_window import MainWindow
+    from semclust.gui.main_window import MainWindow
 
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "semclust"])
     app.setApplicationName("semclust")

@@ -20,20 +20,20 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.artefacts import RunPaths, read_json
-from core.export import export_cluster_folders, export_labels
-from gui._core import RunConfig, load_run, read_skipped, survey_folder
-from gui.dialogs import SkippedDialog, show_message
-from gui.panels.accuracy import AccuracyPanel
-from gui.panels.clusters import ClustersPanel, choose_cluster
-from gui.panels.neighbours import NeighboursPanel, SelectionPanel
-from gui.panels.parameters import ParametersPanel
-from gui.panels.progress import ProgressPanel
-from gui.panels.scatter import ScatterPanel
-from gui.session import Session
-from gui.tasks import run_in_background
-from gui.thumbnails import ThumbnailLoader
-from gui.worker import RunController
+from semclust.core.artefacts import RunPaths, read_json
+from semclust.core.export import export_cluster_folders, export_labels
+from semclust.gui._core import RunConfig, load_run, read_skipped, survey_folder
+from semclust.gui.dialogs import SkippedDialog, show_message
+from semclust.gui.panels.accuracy import AccuracyPanel
+from semclust.gui.panels.clusters import ClustersPanel, choose_cluster
+from semclust.gui.panels.neighbours import NeighboursPanel, SelectionPanel
+from semclust.gui.panels.parameters import ParametersPanel
+from semclust.gui.panels.progress import ProgressPanel
+from semclust.gui.panels.scatter import ScatterPanel
+from semclust.gui.session import Session
+from semclust.gui.tasks import run_in_background
+from semclust.gui.thumbnails import ThumbnailLoader
+from semclust.gui.worker import RunController
 
 RESOURCES = Path(__file__).resolve().parent.parent / "resources"
 MAX_RECENT = 8

@@ -2,7 +2,7 @@
 
 Usage::
 
-    QT_QPA_PLATFORM=offscreen python -m gui.screenshots RUN_FOLDER OUT_FOLDER
+    QT_QPA_PLATFORM=offscreen python -m semclust.gui.screenshots RUN_FOLDER OUT_FOLDER
 
 The progress view is filled by replaying a few progress events (a finished run has none to show).
 """
@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-import gui  # noqa: F401
+import semclust.gui  # noqa: F401
 
 
 def _settle(app, msecs: int = 400) -> None:
@@ -33,8 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
-    from gui._core import STAGES, Progress
-    from gui.main_window import MainWindow
+    from semclust.gui._core import STAGES, Progress
+    from semclust.gui.main_window import MainWindow
 
     app = QApplication.instance() or QApplication(["semclust-screenshots"])
     settings = QSettings(str(args.out / "settings.ini"), QSettings.Format.IniFormat)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from gui._core import RunData, cluster_summary, evaluate
+from semclust.gui._core import RunData, cluster_summary, evaluate
 
 
 class Session(QObject):
@@ -163,7 +163,7 @@ class Session(QObject):
     def undo(self) -> None:
         if not self._undo:
             return
-        from core.results import Corrections
+        from semclust.core.results import Corrections
 
         self._run.corrections = Corrections.from_dict(self._undo.pop())
         self._after_correction()

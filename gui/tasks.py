@@ -12,7 +12,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
-from gui.thumbnails import _POOLS
+from semclust.gui.thumbnails import _POOLS
 
 _pool: QThreadPool | None = None
 _alive: set[_Relay] = set()

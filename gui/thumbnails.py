@@ -29,7 +29,7 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QColor, QImage, QPixmap
 from PySide6.QtWidgets import QAbstractItemView, QListView, QStyle
 
-from gui._core import load_image
+from semclust.gui._core import load_image
 
 #: Every pool created here; tests wait for them and assert they are idle.
 _POOLS: weakref.WeakSet[QThreadPool] = weakref.WeakSet()

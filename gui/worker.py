@@ -18,8 +18,8 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
-from gui import _core
-from gui._core import Cancelled, CancelToken, InputError, Progress, RunConfig
+from semclust.gui import _core
+from semclust.gui._core import Cancelled, CancelToken, InputError, Progress, RunConfig
 
 log = logging.getLogger(__name__)
 

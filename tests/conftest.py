@@ -15,7 +15,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 @pytest.fixture(scope="session")
 def digits_folder(tmp_path_factory) -> Path:
     """60 real digits per class (600 images), 8x8 grey PNGs in class subfolders."""
-    from core.demo import write_digits_folder
+    from semclust.core.demo import write_digits_folder
 
     return write_digits_folder(tmp_path_factory.mktemp("digits") / "digits", limit=60)
 

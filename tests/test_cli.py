@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from core.cli import main
-from core.demo import write_digits_folder
+from semclust.cli import main
+from semclust.core.demo import write_digits_folder
 
 
 @pytest.mark.parametrize(
@@ -58,7 +58,7 @@ def test_demo_data_is_real_digits_in_class_folders(tmp_path):
 
 
 def test_weights_alone_mean_a_frozen_mobilenet():
-    from core.cli import _parser, config_from_args
+    from semclust.cli import _parser, config_from_args
 
     args = _parser().parse_args(["run", "imgs", "--out", "r", "--weights", "w.weights.h5"])
     cfg = config_from_args(args)

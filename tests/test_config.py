@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from core.config import RunConfig, fingerprint
+from semclust.core.config import RunConfig, fingerprint
 
 
 def test_paper_defaults():

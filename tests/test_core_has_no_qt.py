@@ -1,4 +1,4 @@
-"""core/ must run without Qt: importing every core module loads no Qt binding."""
+"""core/ must run without Qt: importing every core module loads no Qt binding and nothing of the GUI."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ def test_core_imports_no_qt():
     )
     code = (
         "import sys\n"
-        + "".join(f"import core.{m}\n" for m in modules)
-        + "bad = [m for m in sys.modules if m.split('.')[0] in ('PySide6', 'PyQt5', 'PyQt6', 'pyqtgraph', 'shiboken6')]\n"
+        + "".join(f"import semclust.core.{m}\n" for m in modules)
+        + "bad = [m for m in sys.modules if m.split('.')[0] in ('PySide6', 'PyQt5', 'PyQt6', 'pyqtgraph', 'shiboken6')"
+        + " or m.startswith('semclust.gui') or m == 'semclust.cli']\n"
         + "print(len(sys.modules)); assert not bad, bad\n"
     )
     result = subprocess.run(

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from skimage import data as skdata
 
-from core.config import EncoderConfig
-from core.encoders import build_encoder
+from semclust.core.config import EncoderConfig
+from semclust.core.encoders import build_encoder
 
 WEIGHTS = (
     Path(__file__).resolve().parents[2]

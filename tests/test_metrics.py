@@ -8,7 +8,7 @@ from math import comb
 import numpy as np
 import pytest
 
-from core.metrics import cluster_summary, evaluate
+from semclust.core.metrics import cluster_summary, evaluate
 
 
 def brute_force_acc(assign, labels, k):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.neighbours import mine_neighbours, neighbour_purity
+from semclust.core.neighbours import mine_neighbours, neighbour_purity
 
 
 @pytest.mark.parametrize("batch_size", [1, 7, 1000])
@@ -29,7 +29,7 @@ def test_k_is_capped_and_purity():
 
 
 def test_cancel_stops_mining():
-    from core.progress import Cancelled, CancelToken
+    from semclust.core.progress import Cancelled, CancelToken
 
     token = CancelToken()
     token.cancel()

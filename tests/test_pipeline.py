@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.config import RunConfig
-from core.export import read_labels
-from core.images import InputError
-from core.progress import Cancelled, CancelToken
-from core.run import run_pipeline
+from semclust.core.config import RunConfig
+from semclust.core.export import read_labels
+from semclust.core.images import InputError
+from semclust.core.progress import Cancelled, CancelToken
+from semclust.core.run import run_pipeline
 from tests.conftest import tree_digest
 
 pytestmark = pytest.mark.slow

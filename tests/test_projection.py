@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from core.neighbours import mine_neighbours
-from core.projection import _knn_graph, umap_2d
+from semclust.core.neighbours import mine_neighbours
+from semclust.core.projection import _knn_graph, umap_2d
 
 
 def _blobs(n_per: int = 120, dim: int = 32, seed: int = 0):

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from core.config import ScanConfig
-from core.neighbours import mine_neighbours
-from core.scan import ClusterHeads, train_scan
-from core.training import seed_everything
+from semclust.core.config import ScanConfig
+from semclust.core.neighbours import mine_neighbours
+from semclust.core.scan import ClusterHeads, train_scan
+from semclust.core.training import seed_everything
 
 
 def _blobs(n_per: int = 60, k: int = 4, dim: int = 16, seed: int = 0):

@@ -11,7 +11,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QStackedLayout, QVBoxLayout, QWidget
 
-from gui.session import Session
+from semclust.gui.session import Session
 
 METRICS = (("acc", "ACC", "Accuracy after matching clusters to classes (Hungarian)."),
            ("nmi", "NMI", "Normalised mutual information."),

@@ -20,10 +20,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gui import palette
-from gui.panels.neighbours import configure_grid
-from gui.session import Session
-from gui.thumbnails import ThumbnailGrid, ThumbnailLoader
+from semclust.gui import palette
+from semclust.gui.panels.neighbours import configure_grid
+from semclust.gui.session import Session
+from semclust.gui.thumbnails import ThumbnailGrid, ThumbnailLoader
 
 COLUMNS = ("Cluster", "Size", "Majority label", "Purity", "Mean confidence")
 PAGE = 120

@@ -5,9 +5,9 @@ from __future__ import annotations
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
-from gui import palette
-from gui.session import Session
-from gui.thumbnails import ThumbnailGrid, ThumbnailLoader
+from semclust.gui import palette
+from semclust.gui.session import Session
+from semclust.gui.thumbnails import ThumbnailGrid, ThumbnailLoader
 
 
 def configure_grid(grid: ThumbnailGrid, session: Session) -> None:

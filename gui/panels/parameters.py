@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gui._core import RunConfig
+from semclust.gui._core import RunConfig
 
 SCRATCH, FROZEN, FINETUNED = range(3)
 REPRESENTATIONS = (

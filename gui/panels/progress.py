@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gui._core import STAGES, Progress
+from semclust.gui._core import STAGES, Progress
 
 STAGE_TITLES = {
     "ingest": "Read images",

@@ -16,9 +16,9 @@ from PySide6.QtCore import QPointF, Qt, Signal
 from PySide6.QtWidgets import QComboBox, QFrame, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 from scipy.spatial import cKDTree
 
-from gui import palette
-from gui.session import Session
-from gui.thumbnails import ThumbnailLoader
+from semclust.gui import palette
+from semclust.gui.session import Session
+from semclust.gui.thumbnails import ThumbnailLoader
 
 PAN, BOX, LASSO = "Pan and zoom", "Box select", "Lasso select"
 BY_CLUSTER, BY_LABEL = "Cluster", "True label"

@@ -24,7 +24,7 @@ def digits_folder(tmp_path_factory):
 @pytest.fixture
 def finished_run(digits_folder, tmp_path):
     """A finished run folder (synthetic artefacts computed from the real images)."""
-    from core.config import RunConfig
+    from semclust.core.config import RunConfig
 
     return make_run(digits_folder, tmp_path / "run", RunConfig(clusters=10))
 
@@ -37,7 +37,7 @@ def settings(tmp_path):
 @pytest.fixture
 def window_factory(qtbot, settings):
     """Makes MainWindows with a given pipeline; closes them and waits for their threads."""
-    from gui.main_window import MainWindow
+    from semclust.gui.main_window import MainWindow
 
     windows = []
 
@@ -58,8 +58,8 @@ def window_factory(qtbot, settings):
 def no_thread_left_running(request):
     """Fails a test that leaves a pipeline thread or a thumbnail/background pool busy."""
     yield
-    from gui.thumbnails import busy_pools, live_pools
-    from gui.worker import running_threads
+    from semclust.gui.thumbnails import busy_pools, live_pools
+    from semclust.gui.worker import running_threads
 
     for pool in live_pools():
         pool.waitForDone(5000)

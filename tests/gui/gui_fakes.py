@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from core.artefacts import RunPaths, StageRecord, save_array, write_csv, write_json
-from core.config import RunConfig
-from core.progress import STAGES, CancelToken, Progress, ignore_progress
-from core.results import RunData, load_run
-from gui._core import InputError, evaluate, survey_folder
+from semclust.core.artefacts import RunPaths, StageRecord, save_array, write_csv, write_json
+from semclust.core.config import RunConfig
+from semclust.core.progress import STAGES, CancelToken, Progress, ignore_progress
+from semclust.core.results import RunData, load_run
+from semclust.gui._core import InputError, evaluate, survey_folder
 
 
 class EventLoopProbe:

@@ -14,12 +14,12 @@ import numpy as np
 from gui_fakes import EventLoopProbe, fake_pipeline, make_run
 from PySide6.QtCore import QPointF
 
-from core.artefacts import RunPaths
-from core.config import RunConfig
-from core.results import RunData
-from gui.panels.scatter import ScatterPanel, points_in_polygon
-from gui.session import Session
-from gui.thumbnails import ThumbnailLoader
+from semclust.core.artefacts import RunPaths
+from semclust.core.config import RunConfig
+from semclust.core.results import RunData
+from semclust.gui.panels.scatter import ScatterPanel, points_in_polygon
+from semclust.gui.session import Session
+from semclust.gui.thumbnails import ThumbnailLoader
 
 
 def big_run(n: int = 50_000, k: int = 20) -> RunData:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 from gui_fakes import EventLoopProbe, write_digits
 
-from core.progress import STAGES
+from semclust.core.progress import STAGES
 
 
 @pytest.mark.slow
 def test_real_run_from_the_window(qtbot, window_factory, tmp_path, capsys):
-    pytest.importorskip("core.run")
+    pytest.importorskip("semclust.core.run")
     folder = write_digits(tmp_path / "digits", per_class=8)
     w = window_factory()  # the real pipeline
     w.open_image_folder(folder, run_dir=tmp_path / "run")

@@ -9,8 +9,8 @@ from gui_fakes import fake_pipeline
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtWidgets import QStyle
 
-from core.export import read_labels
-from core.results import load_run
+from semclust.core.export import read_labels
+from semclust.core.results import load_run
 
 
 def test_run_from_the_window_then_explore(qtbot, window_factory, digits_folder, tmp_path):
@@ -223,7 +223,7 @@ def test_close_during_a_run_stops_it_without_blocking(
 
 
 def test_pretrained_representation_picks_a_backbone_that_has_weights(qtbot, window_factory):
-    from gui.panels.parameters import FROZEN
+    from semclust.gui.panels.parameters import FROZEN
 
     params = window_factory().params
     assert params.backbone.currentText() == "resnet_small"

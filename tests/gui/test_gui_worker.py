@@ -7,9 +7,9 @@ import functools
 import pytest
 from gui_fakes import fake_pipeline
 
-from core.config import RunConfig
-from core.progress import STAGES
-from gui.worker import RunController, describe_error
+from semclust.core.config import RunConfig
+from semclust.core.progress import STAGES
+from semclust.gui.worker import RunController, describe_error
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from core.config import RunConfig
+from semclust.core.config import RunConfig
 
 #: SimCLR epochs of ``semclust demo``: measured ACC 0.86 on the 1,797 digits in about 3 minutes on 2 cores.
 DEMO_PRETEXT_EPOCHS = 20
@@ -144,8 +144,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from core.demo import write_digits_folder
-    from core.images import default_cache_dir
+    from semclust.core.demo import write_digits_folder
+    from semclust.core.images import default_cache_dir
 
     folder = write_digits_folder()
     out = args.out or str(default_cache_dir() / "demo" / "run")
@@ -156,9 +156,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _run(folder: str, out: str, config: RunConfig, args: argparse.Namespace) -> int:
-    from core.images import InputError
-    from core.progress import Cancelled, CancelToken
-    from core.run import run_pipeline
+    from semclust.core.images import InputError
+    from semclust.core.progress import Cancelled, CancelToken
+    from semclust.core.run import run_pipeline
 
     printer = _Printer(quiet=args.quiet)
     try:
@@ -234,8 +234,8 @@ class _Printer:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from core.export import export_cluster_folders, export_labels
-    from core.results import load_run
+    from semclust.core.export import export_cluster_folders, export_labels
+    from semclust.core.results import load_run
 
     try:
         run = load_run(args.run)
@@ -250,7 +250,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_gui(args: argparse.Namespace) -> int:
-    from gui.app import main as gui_main  # Qt is imported only here, never by core
+    from semclust.gui.app import main as gui_main  # Qt is imported only here, never by core
 
     return gui_main([args.path] if args.path else [])
 
