@@ -85,11 +85,45 @@ def write_json(path: Path, data: Any) -> None:
     write_text(path, json.dumps(data, indent=2, ensure_ascii=False, default=_to_builtin) + "\n")
 
 
+class RunFolderError(ValueError):
+    """A run folder file that is damaged, inconsistent or unsafe; the message names the file."""
+
+
 def read_json(path: Path, default: Any = None) -> Any:
+    """The content of a JSON file, ``default`` if it does not exist.
+
+    Raises:
+        RunFolderError: the file exists but is not valid UTF-8 JSON (the message names the file).
+    """
+    path = Path(path)
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return default
+    except json.JSONDecodeError as exc:
+        raise RunFolderError(
+            f"{path} is damaged: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})."
+        ) from None
+    except UnicodeDecodeError:
+        raise RunFolderError(f"{path} is damaged: not UTF-8 text.") from None
+
+
+def load_array(path: Path, default: Any = None) -> Any:
+    """A ``.npy`` array (never unpickling objects), ``default`` if the file does not exist.
+
+    Raises:
+        RunFolderError: the file exists but is not a readable numeric array.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return default
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise RunFolderError(f"{path} is damaged: not a readable array ({exc}).") from None
+    if not isinstance(array, np.ndarray) or array.dtype.kind not in "biuf":
+        raise RunFolderError(f"{path} is damaged: not a numeric array.")
+    return array
 
 
 def save_array(path: Path, array: np.ndarray) -> None:

@@ -48,11 +48,13 @@ def export_cluster_folders(run: RunData, out_dir: str | Path) -> Path:
 
     Raises:
         ValueError: if ``out_dir`` lies inside the image folder (copies would mix with the originals).
+        RunFolderError: an image path leads outside the image folder; nothing is copied then.
     """
     out_dir = Path(out_dir).resolve()
     root = run.image_root.resolve()
     if out_dir == root or root in out_dir.parents:
         raise ValueError("Choose an export folder outside the image folder.")
+    sources = [run.absolute_path(i) for i in range(len(run.image_paths))]  # all checked first
     assignment = run.assignment
     used: dict[int, str] = {}
     for c in sorted(set(int(a) for a in assignment)):
@@ -65,7 +67,7 @@ def export_cluster_folders(run: RunData, out_dir: str | Path) -> Path:
         target = target_dir / Path(rel).name
         if target.exists():  # two images with one file name from different subfolders
             target = target_dir / f"{i:06d}_{Path(rel).name}"
-        shutil.copy2(run.absolute_path(i), target)
+        shutil.copy2(sources[i], target)
     return out_dir
 
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import csv
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import numpy as np
 
-from semclust.core.artefacts import RunPaths, read_json, write_json
+from semclust.core.artefacts import RunFolderError, RunPaths, load_array, read_json, write_json
 from semclust.core.config import RunConfig
+from semclust.core.images import IMAGE_EXTENSIONS
 
 
 @dataclass
@@ -119,45 +120,178 @@ class RunData:
         return self.corrections.names.get(int(cluster), f"cluster {int(cluster)}")
 
     def absolute_path(self, index: int) -> Path:
-        return self.image_root / self.image_paths[index]
+        """The image file, checked to lie inside the image folder once links are followed.
+
+        Raises:
+            RunFolderError: the path leads outside the image folder (a link pointing elsewhere).
+        """
+        path = self.image_root / self.image_paths[index]
+        if not _inside(path.resolve(), self.image_root.resolve()):
+            raise RunFolderError(
+                f"{path} leads outside the image folder {self.image_root}; refused."
+            )
+        return path
 
     def save_corrections(self) -> None:
         write_json(self.paths.corrections, self.corrections.to_dict())
 
 
-def load_run(run_dir: str | Path) -> RunData:
-    """Loads a finished run folder.
+def load_run(run_dir: str | Path, image_root: str | Path | None = None) -> RunData:
+    """Loads a finished run folder, checking every file it reads.
+
+    A run folder may come from elsewhere (computed on a server, shared), so nothing in it is trusted:
+    every image path must be a relative path to an image file inside the image folder, every index must
+    point at an existing image or cluster, and every array must have one row per image.
+
+    Args:
+        run_dir: the run folder.
+        image_root: where the images are now, when they moved (say, a run computed on another machine);
+            default: the folder the run recorded.
 
     Raises:
-        FileNotFoundError: with a readable message when the folder is not a finished run.
+        FileNotFoundError: the folder is not a run folder, or the run has not finished.
+        RunFolderError: a file is damaged, inconsistent or unsafe; the message names it.
     """
     paths = RunPaths(Path(run_dir))
     if not paths.exists():
         raise FileNotFoundError(f"{run_dir} is not a run folder (no config.json).")
     if not paths.probabilities.is_file():
         raise FileNotFoundError(f"The run in {run_dir} has not finished: no probabilities.npy yet.")
-    images = read_json(paths.images)
-    optional = {
-        name: np.load(p) if p.is_file() else None
-        for name, p in (
-            ("embeddings", paths.embeddings),
-            ("neighbours", paths.neighbours),
-            ("umap", paths.umap),
-        )
-    }
-    prototypes = {int(k): v for k, v in (read_json(paths.prototypes, {}) or {}).items()}
+    root, image_paths, true_labels = read_images(paths, image_root)
+    n = len(image_paths)
+    probabilities = _rows(load_array(paths.probabilities), n, paths.probabilities, ndim=2)
+    k = probabilities.shape[1]
+    if k < 1 or not np.all(np.isfinite(probabilities)):
+        raise RunFolderError(f"{paths.probabilities} is damaged: no clusters, or not finite numbers.")
+    neighbours = _rows(load_array(paths.neighbours), n, paths.neighbours, ndim=2)
+    if neighbours is not None:
+        _indices(neighbours, n, paths.neighbours, "image")
+    prototypes = _prototypes(read_json(paths.prototypes, {}), n, k, paths.prototypes)
+    config = _parse(_valid_config, read_json(paths.config), paths.config)
+    corrections = _parse(Corrections.from_dict, read_json(paths.corrections), paths.corrections)
+    _check_corrections(corrections, n, k, paths.corrections)
     return RunData(
         paths=paths,
-        config=RunConfig.from_dict(read_json(paths.config)),
-        image_root=Path(images["root"]),
-        image_paths=list(images["paths"]),
-        true_labels=images.get("labels"),
-        probabilities=np.load(paths.probabilities),
+        config=config,
+        image_root=root,
+        image_paths=image_paths,
+        true_labels=true_labels,
+        probabilities=probabilities,
+        embeddings=_rows(load_array(paths.embeddings), n, paths.embeddings, ndim=2),
+        neighbours=neighbours,
+        umap=_rows(load_array(paths.umap), n, paths.umap, ndim=2),
         prototypes=prototypes,
-        metrics=read_json(paths.metrics, {}) or {},
-        corrections=Corrections.from_dict(read_json(paths.corrections)),
-        **optional,
+        metrics=_mapping(read_json(paths.metrics, {}), paths.metrics),
+        corrections=corrections,
     )
+
+
+def read_images(
+    paths: RunPaths, image_root: str | Path | None = None
+) -> tuple[Path, list[str], list[str] | None]:
+    """The image folder, the image paths and the true labels recorded in ``images.json``, checked.
+
+    Raises:
+        RunFolderError: the file is missing, damaged or names a path that is not a relative path to an
+            image file inside the image folder.
+    """
+    where = paths.images
+    data = read_json(where)
+    if data is None:
+        raise RunFolderError(f"{where} is missing: the run folder is incomplete.")
+    if not isinstance(data, dict) or not isinstance(data.get("paths"), list):
+        raise RunFolderError(f"{where} is damaged: no list of image paths.")
+    root = image_root if image_root is not None else data.get("root")
+    if not isinstance(root, (str, Path)) or not Path(root).expanduser().is_absolute():
+        raise RunFolderError(f"{where} is damaged: the image folder is not an absolute path.")
+    image_paths = data["paths"]
+    for rel in image_paths:
+        problem = unsafe_image_path(rel)
+        if problem:
+            raise RunFolderError(f"{where} names {rel!r}, {problem}; the run is refused.")
+    labels = data.get("labels")
+    if labels is not None and (
+        not isinstance(labels, list)
+        or len(labels) != len(image_paths)
+        or not all(lab is None or isinstance(lab, str) for lab in labels)
+    ):
+        raise RunFolderError(f"{where} is damaged: the labels do not match the images.")
+    return Path(root).expanduser(), list(image_paths), labels
+
+
+def unsafe_image_path(rel: object) -> str | None:
+    """Why ``rel`` is not a safe relative path to an image file, or None when it is."""
+    if not isinstance(rel, str) or not rel or "\x00" in rel:
+        return "which is not a file path"
+    posix, windows = PurePosixPath(rel), PureWindowsPath(rel)
+    if posix.is_absolute() or windows.is_absolute() or windows.drive or rel.startswith(("/", "\\")):
+        return "an absolute path (only paths inside the image folder are allowed)"
+    if ".." in posix.parts or ".." in windows.parts:
+        return "a path that leads out of the image folder"
+    if not rel.lower().endswith(IMAGE_EXTENSIONS):
+        return "which is not an image file"
+    return None
+
+
+def _parse(from_dict, data: object, where: Path):
+    try:
+        return from_dict(_mapping(data, where))
+    except RunFolderError:
+        raise
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise RunFolderError(f"{where} is damaged: {exc}") from None
+
+
+def _valid_config(data: dict) -> RunConfig:
+    config = RunConfig.from_dict(data)
+    config.validate()
+    return config
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def _mapping(value: object, where: Path) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise RunFolderError(f"{where} is damaged: expected a JSON object.")
+    return value
+
+
+def _rows(array: np.ndarray | None, n: int, where: Path, ndim: int) -> np.ndarray | None:
+    if array is not None and (array.ndim != ndim or len(array) != n):
+        raise RunFolderError(
+            f"{where} does not match the run: {array.shape} for {n} images in images.json."
+        )
+    return array
+
+
+def _indices(array: np.ndarray, n: int, where: Path, what: str) -> None:
+    if array.size and (array.dtype.kind not in "iu" or array.min() < 0 or array.max() >= n):
+        raise RunFolderError(f"{where} is damaged: it points at {what}s that do not exist.")
+
+
+def _prototypes(data: object, n: int, k: int, where: Path) -> dict[int, list[int]]:
+    try:
+        prototypes = {int(c): [int(i) for i in v] for c, v in _mapping(data, where).items()}
+    except (TypeError, ValueError):
+        raise RunFolderError(f"{where} is damaged: not cluster -> image indices.") from None
+    for c, members in prototypes.items():
+        _indices(np.asarray(members, dtype=int), n, where, "image")
+        if not 0 <= c < k:
+            raise RunFolderError(f"{where} is damaged: it names cluster {c} of {k}.")
+    return prototypes
+
+
+def _check_corrections(corrections: Corrections, n: int, k: int, where: Path) -> None:
+    bad_cluster = [c for c in [*corrections.names, *corrections.moves.values()] if not 0 <= c < k]
+    bad_image = [i for i in corrections.moves if not 0 <= i < n]
+    if bad_cluster or bad_image:
+        raise RunFolderError(
+            f"{where} does not match the run: it names clusters or images that do not exist."
+        )
 
 
 def read_skipped(paths: RunPaths) -> list[tuple[str, str]]:

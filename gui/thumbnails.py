@@ -57,14 +57,15 @@ class _Signals(QObject):
 
 
 class _LoadJob(QRunnable):
-    def __init__(self, signals: _Signals, generation: int, index: int, path: Path, size: int):
+    def __init__(self, signals: _Signals, generation: int, index: int,
+                 path_of: Callable[[int], Path], size: int):  # fmt: skip
         super().__init__()
-        self.signals, self.generation, self.index, self.path, self.size = (
-            signals, generation, index, path, size)  # fmt: skip
+        self.signals, self.generation, self.index, self.path_of, self.size = (
+            signals, generation, index, path_of, size)  # fmt: skip
 
     def run(self) -> None:  # on a pool thread: no widgets here
-        try:
-            image = to_qimage(load_image(self.path, self.size))
+        try:  # the path too: a run folder's path that leads outside its image folder is refused
+            image = to_qimage(load_image(self.path_of(self.index), self.size))
         except Exception as exc:  # noqa: BLE001 - a bad file must not kill the pool
             self.signals.error.emit(self.generation, self.index, str(exc))
         else:
@@ -134,7 +135,7 @@ class ThumbnailLoader(QObject):
         if self._path_of is None or index in self._pending or index in self._cache:
             return
         self._pending.add(index)
-        job = _LoadJob(self._signals, self._generation, index, self._path_of(index), self.size)
+        job = _LoadJob(self._signals, self._generation, index, self._path_of, self.size)
         # Newest first: the images the user looks at now jump the queue.
         self._pool.start(job, next(self._priority) % 2_000_000_000)
 

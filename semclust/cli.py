@@ -45,6 +45,10 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("run", help="run folder")
     export.add_argument("--csv", help="where to write the labels CSV (default: RUN/labels.csv)")
     export.add_argument("--folders", help="also copy the images into one folder per cluster here")
+    export.add_argument(
+        "--image-root",
+        help="where the images are now, if they moved since the run (say, a run made elsewhere)",
+    )
     export.set_defaults(func=_cmd_export)
 
     gui = sub.add_parser("gui", help="open the desktop app")
@@ -238,7 +242,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from semclust.core.results import load_run
 
     try:
-        run = load_run(args.run)
+        run = load_run(args.run, image_root=args.image_root)
         csv_path = export_labels(run, args.csv or run.paths.labels_csv)
         print(f"labels: {csv_path}")
         if args.folders:

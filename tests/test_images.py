@@ -8,7 +8,14 @@ from PIL import Image
 from skimage import data as skdata
 
 from semclust.core.config import IngestConfig
-from semclust.core.images import ImageError, InputError, ingest, load_image, read_labels_csv, survey_folder
+from semclust.core.images import (
+    ImageError,
+    InputError,
+    ingest,
+    load_image,
+    read_labels_csv,
+    survey_folder,
+)
 from tests.conftest import tree_digest
 
 
