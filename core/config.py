@@ -19,6 +19,10 @@ from typing import Any
 
 BACKBONES = ("resnet_small", "resnet50v2", "mobilenet")
 
+#: How the clusters are made from the representation: SCAN (the paper), or the quick alternatives on the
+#: same features: K-means, Ward's agglomerative clustering, Deep Embedded Clustering (Xie et al. 2016).
+METHODS = ("scan", "kmeans", "ward", "dec")
+
 
 @dataclass(frozen=True)
 class IngestConfig:
@@ -175,6 +179,7 @@ class RunConfig:
 
     clusters: int = 10
     seed: int = 0
+    method: str = "scan"
     ingest: IngestConfig = IngestConfig()
     encoder: EncoderConfig = EncoderConfig()
     pretext: PretextConfig = PretextConfig()
@@ -199,6 +204,10 @@ class RunConfig:
         """Raises ValueError with a readable message for impossible settings."""
         if self.clusters < 2:
             raise ValueError("The number of clusters must be at least 2.")
+        if self.method not in METHODS:
+            raise ValueError(f"Unknown method {self.method!r}; choose one of {METHODS}.")
+        if self.selflabel.enabled and self.method != "scan":
+            raise ValueError("Self-labelling refines SCAN's heads: it needs the scan method.")
         if self.encoder.backbone not in BACKBONES:
             raise ValueError(
                 f"Unknown backbone {self.encoder.backbone!r}; choose one of {BACKBONES}."

@@ -9,7 +9,8 @@ import sys
 import time
 from pathlib import Path
 
-from semclust.core.config import RunConfig
+from semclust.core.choices import RunChoices, build_config
+from semclust.core.config import METHODS, RunConfig
 
 #: SimCLR epochs of ``semclust demo``: measured ACC 0.86 on the 1,797 digits in about 3 minutes on 2 cores.
 DEMO_PRETEXT_EPOCHS = 20
@@ -61,6 +62,12 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     d = RunConfig()
     p.add_argument(
         "--clusters", type=int, default=d.clusters, help="number of clusters (default %(default)s)"
+    )
+    p.add_argument(
+        "--method",
+        choices=METHODS,
+        default=d.method,
+        help="scan (default), or a quick alternative on the same features: kmeans, ward, dec",
     )
     p.add_argument(
         "--backbone",
@@ -118,28 +125,27 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
-    pretrained = args.weights is not None
-    pretext_epochs = args.pretext_epochs
-    if pretext_epochs is None:
-        pretext_epochs = 0 if pretrained else RunConfig().pretext.epochs
-    return RunConfig(clusters=args.clusters, seed=args.seed).replace(
-        **{
-            "encoder.backbone": args.backbone
-            or ("mobilenet" if pretrained else RunConfig().encoder.backbone),
-            "encoder.weights": args.weights,
-            "ingest.image_size": args.image_size or (96 if pretrained else 32),
-            "ingest.labels_from_subfolders": not args.no_subfolder_labels,
-            "ingest.labels_csv": args.labels_csv,
-            "pretext.epochs": pretext_epochs,
-            "scan.epochs": args.scan_epochs,
-            "scan.entropy_weight": args.entropy_weight,
-            "scan.heads": args.heads,
-            "scan.hidden": args.head_hidden,
-            "scan.update_encoder": args.update_encoder,
-            "neighbours.k": args.k,
-            "selflabel.enabled": args.selflabel,
-            "selflabel.epochs": args.selflabel_epochs,
-        }
+    """The run configuration of ``run``/``demo``'s options, through the factory the GUI uses too."""
+    return build_config(
+        RunChoices(
+            clusters=args.clusters,
+            backbone=args.backbone,
+            weights=args.weights,
+            image_size=args.image_size,
+            pretext_epochs=args.pretext_epochs,
+            method=args.method,
+            scan_epochs=args.scan_epochs,
+            heads=args.heads,
+            head_hidden=args.head_hidden,
+            entropy_weight=args.entropy_weight,
+            k=args.k,
+            update_encoder=args.update_encoder,
+            selflabel=args.selflabel,
+            selflabel_epochs=args.selflabel_epochs,
+            seed=args.seed,
+            subfolder_labels=not args.no_subfolder_labels,
+            labels_csv=args.labels_csv,
+        )
     )
 
 

@@ -21,14 +21,29 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from semclust.core.choices import (
+    FINETUNED,
+    FROZEN,
+    REPRESENTATIONS,
+    SCRATCH,
+    RunChoices,
+    build_config,
+    choices_of,
+)
+from semclust.core.config import BACKBONES, METHODS
 from semclust.gui._core import RunConfig
 
-SCRATCH, FROZEN, FINETUNED = range(3)
-REPRESENTATIONS = (
-    "From scratch (SimCLR on these images)",
-    "Pretrained backbone, frozen",
-    "Pretrained backbone, fine-tuned",
-)
+REPRESENTATION_TITLES = {
+    SCRATCH: "From scratch (SimCLR on these images)",
+    FROZEN: "Pretrained backbone, frozen",
+    FINETUNED: "Pretrained backbone, fine-tuned",
+}
+METHOD_TITLES = {
+    "scan": "SCAN (neighbours agree)",
+    "kmeans": "K-means on the features (seconds)",
+    "ward": "Ward agglomerative (seconds, up to 20,000 images)",
+    "dec": "Deep Embedded Clustering",
+}
 
 
 def _spin(lo: int, hi: int, value: int, tip: str, step: int = 1) -> QSpinBox:
@@ -98,14 +113,23 @@ class ParametersPanel(QWidget):
         form = QFormLayout(box)
         self.clusters = _spin(2, 1000, d.clusters, "Number of clusters to find (SCAN's K).")
         self.representation = QComboBox()
-        self.representation.addItems(REPRESENTATIONS)
+        for rep in REPRESENTATIONS:
+            self.representation.addItem(REPRESENTATION_TITLES[rep], rep)
         self.representation.setToolTip(
             "From scratch: learn features with SimCLR on these images (slow, no download).\n"
             "Frozen: use a pretrained ImageNet backbone as is (fast).\n"
             "Fine-tuned: start from the pretrained backbone and continue with SimCLR."
         )
+        self.method = QComboBox()
+        for method in METHODS:
+            self.method.addItem(METHOD_TITLES.get(method, method), method)
+        self.method.setToolTip(
+            "How clusters are made from the representation. SCAN trains clustering heads so that an "
+            "image and its neighbours agree;\nthe others are the classic alternatives on the same "
+            "features (K-means is also shown as a preview while SCAN trains)."
+        )
         self.backbone = QComboBox()
-        self.backbone.addItems(["resnet_small", "resnet50v2", "mobilenet"])
+        self.backbone.addItems(list(BACKBONES))
         self.backbone.setCurrentText(d.encoder.backbone)
         self.backbone.setToolTip(
             "resnet_small: compact ResNet for small images (CPU default).\n"
@@ -121,8 +145,9 @@ class ParametersPanel(QWidget):
         browse.clicked.connect(self._browse_weights)
         weights_row.addWidget(self.weights, 1)
         weights_row.addWidget(browse)
-        self.image_size = _spin(32, 512, d.ingest.image_size,
-                                "Side of the square image every file is resized to.", 8)  # fmt: skip
+        self.image_size = _spin(0, 1024, 0, "Side of the square image every file is resized to; "
+                                "auto: 32 from scratch, the backbone's own size when pretrained.", 32)  # fmt: skip
+        self.image_size.setSpecialValueText("auto")
         self.pretext_epochs = _spin(0, 10_000, d.pretext.epochs,
                                     "SimCLR epochs (representation learning).")  # fmt: skip
         self.scan_epochs = _spin(1, 10_000, d.scan.epochs, "SCAN clustering epochs.")
@@ -138,6 +163,23 @@ class ParametersPanel(QWidget):
             "SCAN's entropy weight (lambda, paper: 5). Higher spreads images over more clusters; "
             "raise it if the clustering collapses into a few clusters."
         )
+        self.heads = _spin(1, 50, d.scan.heads, "Clustering heads trained at once; the one with the "
+                           "lowest SCAN loss is kept (no labels used).")  # fmt: skip
+        self.head_hidden = _spin(0, 4096, d.scan.hidden, "Width of a hidden layer shared by the "
+                                 "heads; 0: linear heads as in SCAN.", 64)  # fmt: skip
+        self.head_hidden.setSpecialValueText("none (linear)")
+        labels_row = QHBoxLayout()
+        self.labels_csv = QLineEdit()
+        self.labels_csv.setPlaceholderText("from class subfolders")
+        self.labels_csv.setToolTip(
+            "Optional CSV of path,label (paths relative to the image folder) giving true labels, "
+            "for accuracy figures. Empty: class subfolder names, if any."
+        )
+        browse_labels = QPushButton("…")
+        browse_labels.setFixedWidth(28)
+        browse_labels.clicked.connect(self._browse_labels)
+        labels_row.addWidget(self.labels_csv, 1)
+        labels_row.addWidget(browse_labels)
         self.update_encoder = QCheckBox("Fine-tune the backbone during SCAN")
         self.update_encoder.setChecked(d.scan.update_encoder)
         self.update_encoder.setToolTip("Slower; trains the backbone with the clustering heads.")
@@ -150,6 +192,7 @@ class ParametersPanel(QWidget):
             0, 2**31 - 1, d.seed, "Random seed: same seed, data and machine, same clusters."
         )
         form.addRow("Clusters:", self.clusters)
+        form.addRow("Method:", self.method)
         form.addRow("Representation:", self.representation)
         form.addRow("Backbone:", self.backbone)
         form.addRow("Weights:", weights_row)
@@ -159,6 +202,9 @@ class ParametersPanel(QWidget):
         form.addRow("Self-label epochs:", self.selflabel_epochs)
         form.addRow("k neighbours:", self.k)
         form.addRow("Entropy weight:", self.entropy)
+        form.addRow("Heads:", self.heads)
+        form.addRow("Head hidden width:", self.head_hidden)
+        form.addRow("True labels CSV:", labels_row)
         form.addRow(self.update_encoder)
         form.addRow(self.selflabel)
         form.addRow("Seed:", self.seed)
@@ -177,6 +223,7 @@ class ParametersPanel(QWidget):
         layout.addStretch(1)
 
         self.representation.currentIndexChanged.connect(self._sync_enabled)
+        self.method.currentIndexChanged.connect(self._sync_enabled)
         self.selflabel.toggled.connect(self._sync_enabled)
         self.set_running(False)
         self.set_can_run(False)
@@ -212,46 +259,55 @@ class ParametersPanel(QWidget):
         self.run_dir_edit.setText(str(path) if path else "")
 
     # -- parameters --------------------------------------------------------------------------------
+    def choices(self) -> RunChoices:
+        """What the form shows, in the words the command line uses too."""
+        rep = self.representation.currentData()
+        return RunChoices(
+            clusters=self.clusters.value(),
+            representation=rep,
+            backbone=self.backbone.currentText(),
+            weights=None if rep == SCRATCH else (self.weights.text().strip() or "imagenet"),
+            image_size=self.image_size.value() or None,
+            pretext_epochs=self.pretext_epochs.value(),
+            method=self.method.currentData(),
+            scan_epochs=self.scan_epochs.value(),
+            heads=self.heads.value(),
+            head_hidden=self.head_hidden.value(),
+            entropy_weight=float(self.entropy.value()),
+            k=self.k.value(),
+            update_encoder=self.update_encoder.isChecked(),
+            selflabel=self.selflabel.isChecked(),
+            selflabel_epochs=self.selflabel_epochs.value(),
+            seed=self.seed.value(),
+            labels_csv=self.labels_csv.text().strip() or None,
+        )
+
     def config(self) -> RunConfig:
-        """The RunConfig the form describes, on top of the last loaded config."""
-        rep = self.representation.currentIndex()
-        weights = None if rep == SCRATCH else (self.weights.text().strip() or "imagenet")
-        pretext = 0 if rep == FROZEN else self.pretext_epochs.value()
-        return self._base.replace(**{
-            "clusters": self.clusters.value(),
-            "seed": self.seed.value(),
-            "ingest.image_size": self.image_size.value(),
-            "encoder.backbone": self.backbone.currentText(),
-            "encoder.weights": weights,
-            "pretext.epochs": pretext,
-            "scan.epochs": self.scan_epochs.value(),
-            "neighbours.k": self.k.value(),
-            "scan.entropy_weight": float(self.entropy.value()),
-            "scan.update_encoder": self.update_encoder.isChecked(),
-            "selflabel.enabled": self.selflabel.isChecked(),
-            "selflabel.epochs": self.selflabel_epochs.value(),
-        })  # fmt: skip
+        """The RunConfig the form describes (the core's factory), on top of the last loaded config."""
+        return build_config(self.choices(), self._base)
 
     def set_config(self, cfg: RunConfig) -> None:
         self._base = cfg
-        self.clusters.setValue(cfg.clusters)
-        self.seed.setValue(cfg.seed)
-        self.image_size.setValue(cfg.ingest.image_size)
-        self.backbone.setCurrentText(cfg.encoder.backbone)
-        if cfg.encoder.weights is None:
-            rep = SCRATCH
-        else:
-            self.weights.setText(str(cfg.encoder.weights))
-            rep = FROZEN if cfg.pretext.epochs == 0 else FINETUNED
-        self.representation.setCurrentIndex(rep)
-        if cfg.pretext.epochs:
-            self.pretext_epochs.setValue(cfg.pretext.epochs)
-        self.scan_epochs.setValue(cfg.scan.epochs)
-        self.k.setValue(cfg.neighbours.k)
-        self.entropy.setValue(cfg.scan.entropy_weight)
-        self.update_encoder.setChecked(cfg.scan.update_encoder)
-        self.selflabel.setChecked(cfg.selflabel.enabled)
-        self.selflabel_epochs.setValue(cfg.selflabel.epochs)
+        c = choices_of(cfg)
+        self.clusters.setValue(c.clusters)
+        self.seed.setValue(c.seed)
+        self.method.setCurrentIndex(max(0, self.method.findData(c.method)))
+        self.image_size.setValue(c.image_size or 0)
+        self.backbone.setCurrentText(c.backbone)
+        if c.weights is not None:
+            self.weights.setText(str(c.weights))
+        self.representation.setCurrentIndex(self.representation.findData(c.representation))
+        if c.pretext_epochs:
+            self.pretext_epochs.setValue(c.pretext_epochs)
+        self.scan_epochs.setValue(c.scan_epochs)
+        self.heads.setValue(c.heads)
+        self.head_hidden.setValue(c.head_hidden)
+        self.labels_csv.setText(c.labels_csv or "")
+        self.k.setValue(c.k)
+        self.entropy.setValue(c.entropy_weight)
+        self.update_encoder.setChecked(c.update_encoder)
+        self.selflabel.setChecked(c.selflabel)
+        self.selflabel_epochs.setValue(c.selflabel_epochs)
 
     def set_running(self, running: bool) -> None:
         self._running = running
@@ -263,12 +319,23 @@ class ParametersPanel(QWidget):
         self.run_button.setEnabled(can and not self._running)
 
     def _sync_enabled(self) -> None:
-        rep = self.representation.currentIndex()
+        rep = self.representation.currentData()
         if rep != SCRATCH and self.backbone.currentText() == "resnet_small":
             self.backbone.setCurrentText("mobilenet")  # resnet_small has no pretrained weights
         self.weights.setEnabled(rep != SCRATCH)
         self.pretext_epochs.setEnabled(rep != FROZEN)
         self.selflabel_epochs.setEnabled(self.selflabel.isChecked())
+        scan = self.method.currentData() == "scan"
+        for widget in (self.scan_epochs, self.heads, self.head_hidden, self.entropy,
+                       self.update_encoder, self.selflabel):  # fmt: skip
+            widget.setEnabled(scan)
+        if not scan:
+            self.selflabel.setChecked(False)
+
+    def _browse_labels(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "True labels", "", "CSV (*.csv)")
+        if path:
+            self.labels_csv.setText(path)
 
     def _browse_weights(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Backbone weights", "", "Keras weights (*.h5)")

@@ -227,7 +227,7 @@ def test_pretrained_representation_picks_a_backbone_that_has_weights(qtbot, wind
 
     params = window_factory().params
     assert params.backbone.currentText() == "resnet_small"
-    params.representation.setCurrentIndex(FROZEN)
+    params.representation.setCurrentIndex(params.representation.findData(FROZEN))
     assert params.backbone.currentText() == "mobilenet"
     cfg = params.config()
     cfg.validate()  # resnet_small with weights would be refused

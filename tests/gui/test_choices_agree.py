@@ -1,0 +1,75 @@
+"""The window and the command line build a run's settings with one factory: same choices, same config."""
+
+from __future__ import annotations
+
+import pytest
+
+from semclust.cli import _parser, config_from_args
+from semclust.core.choices import FINETUNED, FROZEN, SCRATCH
+from semclust.core.config import RunConfig
+
+# (command-line options, how the user sets the same in the window)
+CASES = [
+    ([], {}),
+    (["--weights", "imagenet"], {"representation": FROZEN}),
+    (["--weights", "w.weights.h5"], {"representation": FROZEN, "weights": "w.weights.h5"}),
+    (
+        ["--weights", "imagenet", "--pretext-epochs", "7"],
+        {"representation": FINETUNED, "pretext_epochs": 7},
+    ),
+    (
+        ["--clusters", "4", "--heads", "3", "--head-hidden", "128", "--labels-csv", "t.csv"],
+        {"clusters": 4, "heads": 3, "head_hidden": 128, "labels_csv": "t.csv"},
+    ),
+    (["--image-size", "64", "--seed", "5", "--k", "10"], {"image_size": 64, "seed": 5, "k": 10}),
+    (["--method", "kmeans"], {"method": "kmeans"}),
+    (["--selflabel", "--entropy-weight", "2.5"], {"selflabel": True, "entropy": 2.5}),
+    (
+        ["--backbone", "resnet50v2", "--weights", "imagenet"],
+        {"representation": FROZEN, "backbone": "resnet50v2"},
+    ),
+]
+
+
+def _set_in_window(params, choices: dict) -> None:
+    combo = {"representation": params.representation, "method": params.method}
+    for name, value in choices.items():
+        if name in combo:
+            combo[name].setCurrentIndex(combo[name].findData(value))
+        elif name == "backbone":
+            params.backbone.setCurrentText(value)
+        elif name in ("weights", "labels_csv"):
+            getattr(params, name).setText(value)
+        elif name == "selflabel":
+            params.selflabel.setChecked(value)
+        else:
+            getattr(params, name).setValue(value)
+
+
+@pytest.mark.parametrize("options, window", CASES)
+def test_window_and_command_line_agree(qtbot, window_factory, options, window):
+    params = window_factory().params
+    if window.get("representation", SCRATCH) == SCRATCH:
+        params.pretext_epochs.setValue(RunConfig().pretext.epochs)
+    _set_in_window(params, window)
+    from_cli = config_from_args(_parser().parse_args(["run", "imgs", "--out", "r", *options]))
+    from_gui = params.config()
+    assert from_gui.to_dict() == from_cli.to_dict()
+    from_gui.validate()
+
+
+def test_a_frozen_pretrained_backbone_runs_at_its_pretrained_size_in_both(qtbot, window_factory):
+    params = window_factory().params
+    params.representation.setCurrentIndex(params.representation.findData(FROZEN))
+    assert params.config().ingest.image_size == 96  # was 32 in the window, 96 on the command line
+
+
+def test_an_earlier_runs_settings_come_back_unchanged(qtbot, window_factory):
+    params = window_factory().params
+    cfg = config_from_args(
+        _parser().parse_args(
+            ["run", "i", "--out", "r", "--weights", "imagenet", "--heads", "2", "--labels-csv", "x"]
+        )
+    )
+    params.set_config(cfg)
+    assert params.config() == cfg
