@@ -162,7 +162,9 @@ def load_run(run_dir: str | Path, image_root: str | Path | None = None) -> RunDa
     probabilities = _rows(load_array(paths.probabilities), n, paths.probabilities, ndim=2)
     k = probabilities.shape[1]
     if k < 1 or not np.all(np.isfinite(probabilities)):
-        raise RunFolderError(f"{paths.probabilities} is damaged: no clusters, or not finite numbers.")
+        raise RunFolderError(
+            f"{paths.probabilities} is damaged: no clusters, or not finite numbers."
+        )
     neighbours = _rows(load_array(paths.neighbours), n, paths.neighbours, ndim=2)
     if neighbours is not None:
         _indices(neighbours, n, paths.neighbours, "image")
@@ -294,9 +296,63 @@ def _check_corrections(corrections: Corrections, n: int, k: int, where: Path) ->
         )
 
 
+@dataclass(frozen=True)
+class RunFolderInfo:
+    """What a run folder holds, finished or not, read without loading any array.
+
+    Attributes:
+        root: the run folder.
+        image_folder: the image folder the run recorded, or ``None`` when it recorded none yet.
+        config: the run's settings, or ``None`` when the folder holds no run yet.
+        n_images: images used (known once ingest finished), else ``None``.
+        class_names: true-label classes (empty: no labels; ``None``: not known yet).
+        skipped: files left out, with reasons (``None`` before ingest finished).
+        finished: the run has cluster probabilities and can be explored.
+    """
+
+    root: Path
+    image_folder: Path | None = None
+    config: RunConfig | None = None
+    n_images: int | None = None
+    class_names: list[str] | None = None
+    skipped: list[tuple[str, str]] | None = None
+    finished: bool = False
+
+
+def inspect_run_folder(run_dir: str | Path) -> RunFolderInfo:
+    """Reads what ``run_dir`` holds (nothing for a new folder), checking each file it reads.
+
+    Raises:
+        RunFolderError: a file is damaged or unsafe; the message names it.
+    """
+    paths = RunPaths(Path(run_dir))
+    if not paths.exists():
+        return RunFolderInfo(root=paths.root)
+    config_data = _mapping(read_json(paths.config), paths.config)
+    meta = config_data.get("_meta") if isinstance(config_data.get("_meta"), dict) else {}
+    folder = meta.get("image_folder")
+    info = {
+        "config": _parse(_valid_config, config_data, paths.config),
+        "image_folder": Path(folder) if isinstance(folder, str) and folder else None,
+        "finished": paths.probabilities.is_file(),
+    }
+    if paths.images.is_file():
+        root, image_paths, labels = read_images(paths)
+        info.update(
+            image_folder=root,
+            n_images=len(image_paths),
+            class_names=sorted({lab for lab in labels if lab is not None}) if labels else [],
+            skipped=read_skipped(paths),
+        )
+    return RunFolderInfo(root=paths.root, **info)
+
+
 def read_skipped(paths: RunPaths) -> list[tuple[str, str]]:
     """The files the ingest skipped, as (path, reason)."""
     if not paths.skipped.is_file():
         return []
-    with open(paths.skipped, encoding="utf-8", newline="") as f:
-        return [(row["path"], row["reason"]) for row in csv.DictReader(f)]
+    try:
+        with open(paths.skipped, encoding="utf-8", newline="") as f:
+            return [(row["path"], row["reason"]) for row in csv.DictReader(f)]
+    except (KeyError, UnicodeDecodeError, csv.Error):
+        raise RunFolderError(f"{paths.skipped} is damaged: not a path,reason CSV.") from None

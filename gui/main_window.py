@@ -1,7 +1,7 @@
 """The main window: composes the panels, menus and toolbar, drag and drop, recent folders.
 
-It owns no arrays: the run lives in :class:`~gui.session.Session`, the work in
-:class:`~gui.worker.RunController`.
+It owns no state: the explored run lives in :class:`~gui.session.Session`, the folders and what the run
+folder holds in :class:`~gui.workspace.Workspace`, the work in :class:`~gui.worker.RunController`.
 """
 
 from __future__ import annotations
@@ -20,9 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from semclust.core.artefacts import RunPaths, read_json
 from semclust.core.export import export_cluster_folders, export_labels
-from semclust.gui._core import RunConfig, load_run, read_skipped, survey_folder
 from semclust.gui.dialogs import SkippedDialog, show_message
 from semclust.gui.panels.accuracy import AccuracyPanel
 from semclust.gui.panels.clusters import ClustersPanel, choose_cluster
@@ -34,20 +32,10 @@ from semclust.gui.session import Session
 from semclust.gui.tasks import run_in_background
 from semclust.gui.thumbnails import ThumbnailLoader
 from semclust.gui.worker import RunController
+from semclust.gui.workspace import Workspace
 
 RESOURCES = Path(__file__).resolve().parent.parent / "resources"
 MAX_RECENT = 8
-
-
-def default_run_dir(folder: Path) -> Path:
-    """A sibling of the image folder: never write inside the user's images."""
-    folder = Path(folder).resolve()
-    return folder.parent / f"{folder.name}-semclust"
-
-
-def inside(path: Path, folder: Path) -> bool:
-    path, folder = Path(path).resolve(), Path(folder).resolve()
-    return path == folder or folder in path.parents
 
 
 class MainWindow(QMainWindow):
@@ -70,14 +58,13 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self.settings = settings or QSettings("semclust", "semclust")
         self.session = Session(self)
+        self.workspace = Workspace(self)
         self.loader = ThumbnailLoader(size=80, parent=self)
         self.controller = RunController(pipeline, self)
         # Connected before any panel, so that the loader knows the new run's files first.
         self.session.runChanged.connect(
             lambda: self.loader.set_source(self.session.absolute_path if self.session.run else None)
         )
-        self.image_folder: Path | None = None
-        self.skipped: list[tuple[str, str]] = []
         self.last_message = None
         self._close_when_idle = False
 
@@ -118,6 +105,12 @@ class MainWindow(QMainWindow):
         self.controller.failed.connect(self._on_failed)
         self.controller.cancelled.connect(self._on_cancelled)
         self.controller.runningChanged.connect(self._on_running)
+        self.workspace.foldersChanged.connect(self._on_folders)
+        self.workspace.surveyed.connect(self.params.set_survey)
+        self.workspace.skippedChanged.connect(self.params.set_skipped)
+        self.workspace.configFound.connect(self.params.set_config)
+        self.workspace.runFound.connect(self.session.set_run)
+        self.workspace.problem.connect(lambda title, text: self.message(title, text, error=True))
         self.session.runChanged.connect(self._sync_actions)
         self.session.assignmentChanged.connect(self._sync_actions)
         self.session.currentChanged.connect(lambda i: i >= 0 and self.side.setCurrentIndex(0))
@@ -201,80 +194,42 @@ class MainWindow(QMainWindow):
         self._rebuild_recent()
 
     # -- opening ----------------------------------------------------------------------------------
+    @property
+    def image_folder(self) -> Path | None:
+        return self.workspace.image_folder
+
     def open_path(self, path: str | Path) -> None:
         """A run folder (has config.json) opens for exploring; any other folder as images."""
-        path = Path(path).expanduser()
-        if RunPaths(path).exists():
-            self.open_run(path)
+        if Workspace.is_run_folder(path):
+            self.open_run(Path(path))
         else:
-            self.open_image_folder(path)
+            self.open_image_folder(Path(path))
 
     def open_image_folder(self, folder: Path, run_dir: Path | None = None) -> None:
-        folder = Path(folder).expanduser().resolve()
-        if not folder.is_dir():
-            self.message("Cannot open", f"{folder} is not a folder.", error=True)
-            return
-        self.image_folder = folder
-        self.params.set_folder(folder)
-        self.params.set_survey(None, None)
-        self.params.found_label.setText("counting…")
-        run_dir = Path(run_dir) if run_dir else default_run_dir(folder)
-        self.params.set_run_dir(run_dir)
-        self._add_recent(folder)
-        self.session.set_run(None)
-        self._load_existing_run(run_dir)
-        self.params.set_can_run(True)
-        self._sync_actions()
-        run_in_background(survey_folder, folder, on_result=self._on_survey,
-                          on_error=lambda e: self.params.found_label.setText(f"error: {e}"))  # fmt: skip
-        self.statusBar().showMessage(f"Opened {folder}. Set the parameters and press Run.")
-
-    def _on_survey(self, survey) -> None:
-        if self.image_folder is None or Path(survey.root).resolve() != self.image_folder:
-            return
-        self.params.set_survey(
-            len(survey.files), list(survey.class_names) if survey.has_labels else []
-        )
-
-    def _load_existing_run(self, run_dir: Path) -> None:
-        """If the run folder holds an earlier run: its parameters, skipped files, results."""
-        paths = RunPaths(run_dir)
-        self.skipped = read_skipped(paths) if paths.root.is_dir() else []
-        self.params.set_skipped(self.skipped if paths.images.is_file() else None)
-        if not paths.exists():
-            return
-        self.params.set_config(RunConfig.from_dict(read_json(paths.config)))
-        if paths.probabilities.is_file():
-            try:
-                self.session.set_run(load_run(run_dir))
-            except (OSError, ValueError, KeyError) as exc:
-                self.message("Cannot open run", f"{run_dir}: {exc}", error=True)
+        if self.workspace.open_image_folder(folder, run_dir):
+            if self.params.found_label.text() == "–":
+                self.params.found_label.setText("counting…")
+            self._add_recent(self.workspace.image_folder)
+            self.statusBar().showMessage(
+                f"Opened {self.workspace.image_folder}. Set the parameters and press Run."
+            )
 
     def open_run(self, run_dir: Path) -> None:
-        run_dir = Path(run_dir).expanduser().resolve()
-        paths = RunPaths(run_dir)
-        images = read_json(paths.images, {}) or {}
-        meta = (read_json(paths.config, {}) or {}).get("_meta", {})
-        root = images.get("root") or meta.get("image_folder")
-        folder = Path(root) if root else None
-        self.image_folder = folder
-        self.params.set_folder(folder)
-        self.params.set_run_dir(run_dir)
-        self.params.set_survey(len(images.get("paths", [])) or None, None)
-        if images.get("labels"):
-            labels = {str(t) for t in images["labels"] if t is not None}
-            self.params.set_survey(len(images["paths"]), sorted(labels))
-        self.session.set_run(None)
-        self._load_existing_run(run_dir)
-        self._add_recent(run_dir)
-        self.params.set_can_run(folder is not None)
-        if self.session.run is not None:
+        finished = self.workspace.open_run(run_dir)
+        self._add_recent(self.workspace.run_dir)
+        if finished and self.session.run is not None:
             self.tabs.setCurrentWidget(self.scatter)
-            self.statusBar().showMessage(f"Opened run {run_dir}.")
-        else:
+            self.statusBar().showMessage(f"Opened run {self.workspace.run_dir}.")
+        elif self.image_folder is not None:
             self.statusBar().showMessage(
-                f"The run in {run_dir} has not finished; press Run to continue."
+                f"The run in {self.workspace.run_dir} has not finished; press Run to continue."
             )
+
+    def _on_folders(self) -> None:
+        self.params.set_folder(self.workspace.image_folder)
+        self.params.set_run_dir(self.workspace.run_dir)
+        self.params.set_can_run(self.workspace.image_folder is not None)
+        self._sync_actions()
 
     def choose_image_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Open image folder")
@@ -290,8 +245,7 @@ class MainWindow(QMainWindow):
         folder = QFileDialog.getExistingDirectory(self, "Run folder (outside the image folder)")
         if folder:
             self.params.set_run_dir(Path(folder))
-            self.session.set_run(None)
-            self._load_existing_run(Path(folder))
+            self.workspace.set_run_dir(Path(folder))
 
     # -- recent folders ---------------------------------------------------------------------------
     def recent(self) -> list[str]:
@@ -325,17 +279,15 @@ class MainWindow(QMainWindow):
     def start_run(self) -> None:
         if self.controller.is_running or self.image_folder is None:
             return
-        run_dir = self.params.run_dir()
-        if run_dir is None:
-            self.message("No run folder", "Choose where the run keeps its files.", error=True)
-            return
-        if inside(run_dir, self.image_folder):
-            self.message("Run folder", "Choose a run folder outside the image folder.", error=True)
+        self.workspace.run_dir = self.params.run_dir()  # the user may have typed another one
+        problem = self.workspace.run_dir_problem()
+        if problem:
+            self.message("Run folder", problem, error=True)
             return
         config = self.params.config()
         try:
             config.validate()
-            self.controller.start(self.image_folder, run_dir, config)
+            self.controller.start(self.image_folder, self.workspace.run_dir, config)
         except (ValueError, RuntimeError) as exc:
             self.message("Cannot run", str(exc), error=True)
             return
@@ -358,15 +310,12 @@ class MainWindow(QMainWindow):
     def _on_progress(self, event) -> None:
         self.progress.on_progress(event)
         if event.stage == "ingest" and event.kind in ("finished", "skipped"):
-            run_dir = self.params.run_dir()
-            self.skipped = read_skipped(RunPaths(run_dir))
-            self.params.set_skipped(self.skipped)
+            self.workspace.reload_skipped()
 
     def _on_finished(self, run) -> None:
         self.progress.end_run("Finished.")
         self.session.set_run(run)
-        self.skipped = read_skipped(run.paths)
-        self.params.set_skipped(self.skipped)
+        self.workspace.reload_skipped()
         self.tabs.setCurrentWidget(self.scatter)
         self.statusBar().showMessage(
             f"Finished: {len(run.image_paths):,} images in {run.n_clusters} clusters."
@@ -425,7 +374,7 @@ class MainWindow(QMainWindow):
         )  # fmt: skip
 
     def show_skipped(self) -> None:
-        SkippedDialog(self.skipped, self).open()
+        SkippedDialog(self.workspace.skipped, self).open()
 
     def message(self, title: str, text: str, error: bool = False) -> None:
         self.statusBar().showMessage(text.splitlines()[0] if text else title)

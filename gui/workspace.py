@@ -1,0 +1,147 @@
+"""The window's working state beside :class:`~semclust.gui.session.Session`: which image folder and which
+run folder, and what the run folder already holds.
+
+The window composes panels and forwards the user's actions here; :class:`Workspace` reads run folders
+(through the core's checked readers) and says what it found through signals, so that the window holds no
+state of its own and a damaged or tampered run folder becomes a message, never a crash.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal
+
+from semclust.core.artefacts import RunFolderError, RunPaths
+from semclust.core.results import RunFolderInfo, inspect_run_folder, read_skipped
+from semclust.gui._core import load_run, survey_folder
+from semclust.gui.tasks import run_in_background
+
+
+def default_run_dir(folder: Path) -> Path:
+    """A sibling of the image folder: never write inside the user's images."""
+    folder = Path(folder).resolve()
+    return folder.parent / f"{folder.name}-semclust"
+
+
+def inside(path: Path, folder: Path) -> bool:
+    path, folder = Path(path).resolve(), Path(folder).resolve()
+    return path == folder or folder in path.parents
+
+
+class Workspace(QObject):
+    """The image folder and the run folder the window works on.
+
+    Signals:
+        foldersChanged(): the image folder or the run folder changed.
+        surveyed(object, object): images found (int or None) and class names (list, or None: unknown).
+        skippedChanged(object): the files left out with reasons, or None before ingest.
+        configFound(object): the run folder holds an earlier run's RunConfig.
+        runFound(object): the run folder holds a finished run (RunData), or None (cleared).
+        problem(str, str): a title and text to show the user.
+    """
+
+    foldersChanged = Signal()
+    surveyed = Signal(object, object)
+    skippedChanged = Signal(object)
+    configFound = Signal(object)
+    runFound = Signal(object)
+    problem = Signal(str, str)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.image_folder: Path | None = None
+        self.run_dir: Path | None = None
+        self.skipped: list[tuple[str, str]] = []
+
+    # -- opening ----------------------------------------------------------------------------------
+    @staticmethod
+    def is_run_folder(path: str | Path) -> bool:
+        return RunPaths(Path(path).expanduser()).exists()
+
+    def open_image_folder(self, folder: str | Path, run_dir: str | Path | None = None) -> bool:
+        """A folder of images to cluster; its run folder is a sibling unless given."""
+        folder = Path(folder).expanduser().resolve()
+        if not folder.is_dir():
+            self.problem.emit("Cannot open", f"{folder} is not a folder.")
+            return False
+        self.image_folder = folder
+        self.run_dir = Path(run_dir) if run_dir else default_run_dir(folder)
+        self.foldersChanged.emit()
+        self.surveyed.emit(None, None)
+        self.runFound.emit(None)
+        self._read_run_folder()
+        run_in_background(
+            survey_folder, folder, on_result=self._on_survey,
+            on_error=lambda e: self.problem.emit("Cannot read the folder", str(e)),
+        )  # fmt: skip
+        return True
+
+    def open_run(self, run_dir: str | Path) -> bool:
+        """A run folder, to explore (finished) or to continue (unfinished)."""
+        run_dir = Path(run_dir).expanduser().resolve()
+        self.run_dir = run_dir
+        self.runFound.emit(None)
+        info = self._read_run_folder()
+        self.image_folder = info.image_folder if info is not None else None
+        self.foldersChanged.emit()
+        if info is not None:
+            self.surveyed.emit(info.n_images, info.class_names)
+        return info is not None and info.finished
+
+    def set_run_dir(self, run_dir: str | Path | None) -> None:
+        """Another run folder for the same images; what it holds is read."""
+        self.run_dir = Path(run_dir).expanduser() if run_dir else None
+        self.runFound.emit(None)
+        self._read_run_folder()
+
+    def reload_skipped(self) -> None:
+        """After ingest: the files left out this time."""
+        if self.run_dir is None:
+            return
+        try:
+            self.skipped = read_skipped(RunPaths(self.run_dir))
+        except RunFolderError as exc:
+            self.problem.emit("Damaged run folder", str(exc))
+            return
+        self.skippedChanged.emit(self.skipped)
+
+    # -- checks -----------------------------------------------------------------------------------
+    def run_dir_problem(self) -> str | None:
+        """Why a run cannot start with these folders, or None."""
+        if self.image_folder is None:
+            return "Open a folder of images first."
+        if self.run_dir is None:
+            return "Choose where the run keeps its files."
+        if inside(self.run_dir, self.image_folder):
+            return "Choose a run folder outside the image folder."
+        return None
+
+    # -- internals --------------------------------------------------------------------------------
+    def _on_survey(self, survey) -> None:
+        if self.image_folder is None or Path(survey.root).resolve() != self.image_folder:
+            return  # a survey of a folder the user has since left
+        self.surveyed.emit(len(survey.files), list(survey.class_names) if survey.has_labels else [])
+
+    def _read_run_folder(self) -> RunFolderInfo | None:
+        """Emits what the run folder holds: settings, skipped files, a finished run."""
+        self.skipped = []
+        if self.run_dir is None:
+            self.skippedChanged.emit(None)
+            return None
+        try:
+            info = inspect_run_folder(self.run_dir)
+        except RunFolderError as exc:
+            self.skippedChanged.emit(None)
+            self.problem.emit("Cannot open run", str(exc))
+            return None
+        self.skipped = info.skipped or []
+        self.skippedChanged.emit(info.skipped)
+        if info.config is not None:
+            self.configFound.emit(info.config)
+        if info.finished:
+            try:
+                self.runFound.emit(load_run(self.run_dir))
+            except (OSError, ValueError) as exc:
+                self.problem.emit("Cannot open run", f"{self.run_dir}: {exc}")
+        return info

@@ -1,0 +1,57 @@
+"""The window's working state lives in Workspace: folders, what a run folder holds, damaged run folders."""
+
+from __future__ import annotations
+
+import json
+
+from semclust.core.artefacts import RunPaths
+from semclust.gui.workspace import Workspace, default_run_dir
+
+
+def test_a_tampered_run_folder_is_a_message_not_a_crash(qtbot, window_factory, finished_run):
+    images = RunPaths(finished_run.paths.root).images
+    data = json.loads(images.read_text(encoding="utf-8"))
+    data["paths"][0] = "../../../../etc/passwd"
+    images.write_text(json.dumps(data), encoding="utf-8")
+    w = window_factory()
+    w.open_path(finished_run.paths.root)
+    assert w.session.run is None
+    assert w.last_message is not None
+    assert "images.json" in w.last_message.text() and "refused" in w.last_message.text()
+    assert not w.export_folders_action.isEnabled()
+
+
+def test_a_corrupt_config_is_named(qtbot, window_factory, finished_run):
+    RunPaths(finished_run.paths.root).config.write_text("{ not json", encoding="utf-8")
+    w = window_factory()
+    w.open_path(finished_run.paths.root)
+    assert w.session.run is None
+    assert "config.json is damaged" in w.last_message.text()
+
+
+def test_workspace_reports_what_a_run_folder_holds(qtbot, finished_run, digits_folder):
+    ws = Workspace()
+    found = {}
+    ws.runFound.connect(lambda run: found.setdefault("runs", []).append(run))
+    ws.configFound.connect(lambda cfg: found.setdefault("config", cfg))
+    ws.surveyed.connect(lambda n, classes: found.setdefault("survey", []).append((n, classes)))
+    assert ws.open_run(finished_run.paths.root)
+    assert found["runs"][-1] is not None and len(found["runs"][-1].image_paths) == 300
+    assert found["config"].clusters == 10
+    assert found["survey"][-1][0] == 300 and len(found["survey"][-1][1]) == 10
+    assert ws.image_folder == digits_folder.resolve()
+    assert ws.run_dir_problem() is None
+
+
+def test_run_folder_checks(qtbot, tmp_path, digits_folder):
+    ws = Workspace()
+    assert ws.run_dir_problem() == "Open a folder of images first."
+    with qtbot.waitSignal(ws.surveyed, timeout=10_000, check_params_cb=lambda n, c: n is not None):
+        assert ws.open_image_folder(digits_folder)
+    assert ws.run_dir == default_run_dir(digits_folder)
+    ws.set_run_dir(digits_folder / "0" / "run")
+    assert "outside the image folder" in ws.run_dir_problem()
+    problems = []
+    ws.problem.connect(lambda title, text: problems.append(text))
+    assert not ws.open_image_folder(tmp_path / "missing")
+    assert "is not a folder" in problems[-1]
