@@ -84,6 +84,7 @@ class RunData:
         prototypes: cluster -> image indices, most confident first.
         metrics: the content of ``metrics.json``.
         corrections: the user's edits.
+        preview: the quick K-means preview of a run still training (read-only).
     """
 
     paths: RunPaths
@@ -98,6 +99,7 @@ class RunData:
     prototypes: dict[int, list[int]] = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
     corrections: Corrections = field(default_factory=Corrections)
+    preview: bool = False
 
     @property
     def n_clusters(self) -> int:
@@ -136,7 +138,9 @@ class RunData:
         write_json(self.paths.corrections, self.corrections.to_dict())
 
 
-def load_run(run_dir: str | Path, image_root: str | Path | None = None) -> RunData:
+def load_run(
+    run_dir: str | Path, image_root: str | Path | None = None, preview: bool = False
+) -> RunData:
     """Loads a finished run folder, checking every file it reads.
 
     A run folder may come from elsewhere (computed on a server, shared), so nothing in it is trusted:
@@ -147,6 +151,7 @@ def load_run(run_dir: str | Path, image_root: str | Path | None = None) -> RunDa
         run_dir: the run folder.
         image_root: where the images are now, when they moved (say, a run computed on another machine);
             default: the folder the run recorded.
+        preview: load the K-means preview of a run that is still clustering, without corrections.
 
     Raises:
         FileNotFoundError: the folder is not a run folder, or the run has not finished.
@@ -155,23 +160,24 @@ def load_run(run_dir: str | Path, image_root: str | Path | None = None) -> RunDa
     paths = RunPaths(Path(run_dir))
     if not paths.exists():
         raise FileNotFoundError(f"{run_dir} is not a run folder (no config.json).")
-    if not paths.probabilities.is_file():
-        raise FileNotFoundError(f"The run in {run_dir} has not finished: no probabilities.npy yet.")
+    probs_path = paths.preview if preview else paths.probabilities
+    if not probs_path.is_file():
+        raise FileNotFoundError(f"The run in {run_dir} has not finished: no {probs_path.name} yet.")
     root, image_paths, true_labels = read_images(paths, image_root)
     n = len(image_paths)
-    probabilities = _rows(load_array(paths.probabilities), n, paths.probabilities, ndim=2)
+    probabilities = _rows(load_array(probs_path), n, probs_path, ndim=2)
     k = probabilities.shape[1]
     if k < 1 or not np.all(np.isfinite(probabilities)):
-        raise RunFolderError(
-            f"{paths.probabilities} is damaged: no clusters, or not finite numbers."
-        )
+        raise RunFolderError(f"{probs_path} is damaged: no clusters, or not finite numbers.")
     neighbours = _rows(load_array(paths.neighbours), n, paths.neighbours, ndim=2)
     if neighbours is not None:
         _indices(neighbours, n, paths.neighbours, "image")
     prototypes = _prototypes(read_json(paths.prototypes, {}), n, k, paths.prototypes)
     config = _parse(_valid_config, read_json(paths.config), paths.config)
-    corrections = _parse(Corrections.from_dict, read_json(paths.corrections), paths.corrections)
-    _check_corrections(corrections, n, k, paths.corrections)
+    corrections = Corrections()
+    if not preview:
+        corrections = _parse(Corrections.from_dict, read_json(paths.corrections), paths.corrections)
+        _check_corrections(corrections, n, k, paths.corrections)
     return RunData(
         paths=paths,
         config=config,
@@ -182,9 +188,10 @@ def load_run(run_dir: str | Path, image_root: str | Path | None = None) -> RunDa
         embeddings=_rows(load_array(paths.embeddings), n, paths.embeddings, ndim=2),
         neighbours=neighbours,
         umap=_rows(load_array(paths.umap), n, paths.umap, ndim=2),
-        prototypes=prototypes,
-        metrics=_mapping(read_json(paths.metrics, {}), paths.metrics),
+        prototypes={} if preview else prototypes,
+        metrics={} if preview else _mapping(read_json(paths.metrics, {}), paths.metrics),
         corrections=corrections,
+        preview=preview,
     )
 
 

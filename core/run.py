@@ -23,6 +23,7 @@ import numpy as np
 from semclust.core import artefacts as io
 from semclust.core.artefacts import RunPaths, StageRecord
 from semclust.core.augment import StrongAugment, ViewAugment
+from semclust.core.classic import kmeans_probabilities, ward_probabilities
 from semclust.core.config import RunConfig, fingerprint
 from semclust.core.encoders import build_encoder
 from semclust.core.export import export_labels
@@ -98,9 +99,11 @@ def run_pipeline(
     stages.record.mark_done("ingest", fp_ingest, stages.last_seconds)  # for stage_seconds
     fp_pretext = fingerprint(fp_ingest, config.encoder, config.pretext, config.seed)
     fp_neigh = fingerprint(fp_pretext, config.neighbours)
-    fp_scan = fingerprint(fp_neigh, config.scan, config.clusters, config.seed)
-    fp_self = fingerprint(fp_scan, config.selflabel)
     fp_proj = fingerprint(fp_neigh, config.projection, config.seed)
+    fp_preview = fingerprint(fp_pretext, config.clusters, config.seed, "kmeans")
+    method = [] if config.method == "scan" else [config.method]  # SCAN runs keep their old prints
+    fp_scan = fingerprint(fp_neigh, config.scan, config.clusters, config.seed, *method)
+    fp_self = fingerprint(fp_scan, config.selflabel)
 
     ctx = _Context(config, data, paths, progress, cancel)
     stages.run(
@@ -110,14 +113,13 @@ def run_pipeline(
         ctx.pretext,
     )
     stages.run("neighbours", fp_neigh, [paths.neighbours], ctx.neighbours)
-    stages.run(
-        "scan",
-        fp_scan,
-        [paths.scan_weights, paths.scan_probabilities, paths.scan_summary],
-        ctx.scan,
-    )
-    stages.run("selflabel", fp_self, [paths.probabilities], ctx.selflabel)
     stages.run("projection", fp_proj, [paths.umap], ctx.projection)
+    stages.run("preview", fp_preview, [paths.preview], ctx.preview)
+    scan_artefacts = [paths.scan_probabilities, paths.scan_summary]
+    if config.method == "scan":
+        scan_artefacts.append(paths.scan_weights)
+    stages.run("scan", fp_scan, scan_artefacts, ctx.scan)
+    stages.run("selflabel", fp_self, [paths.probabilities], ctx.selflabel)
     stages.run_always("report", ctx.report)
     return load_run(out)
 
@@ -215,7 +217,18 @@ class _Context:
         )
         io.save_array(self.paths.neighbours, nb)
 
+    def preview(self) -> None:
+        """K-means on the features: seconds, shown while the chosen method trains."""
+        self.progress(Progress("preview", "progress", 0, 1, message="K-means on the features"))
+        probs = kmeans_probabilities(
+            np.load(self.paths.features), self.config.clusters, self.config.seed
+        )
+        io.save_array(self.paths.preview, probs)
+
     def scan(self) -> None:
+        if self.config.method != "scan":
+            self._classic()
+            return
         cfg = self.config
         seed_everything(cfg.seed + 1)
         heads, data = self._heads(load=False)
@@ -311,6 +324,7 @@ class _Context:
         }
         scan_summary = io.read_json(self.paths.scan_summary, {}) or {}
         metrics["scan_best_head"] = scan_summary.get("best_head")
+        metrics["method"] = self.config.method
         if labels is not None:
             metrics["neighbour_purity"] = neighbour_purity(np.load(self.paths.neighbours), labels)
             metrics.update(evaluate(labels, assignment, k))
@@ -323,6 +337,30 @@ class _Context:
         export_labels(load_run(self.paths.root), self.paths.labels_csv)
 
     # --- helpers ------------------------------------------------------------------------------
+    def _classic(self) -> None:
+        """The clustering stage with K-means, Ward or DEC on the features instead of SCAN."""
+        cfg, features = self.config, np.load(self.paths.features)
+        self.progress(Progress("scan", "progress", 0, 1, message=f"{cfg.method} on the features"))
+        if cfg.method == "kmeans":
+            probs = np.load(self.paths.preview)
+        elif cfg.method == "ward":
+            try:
+                probs = ward_probabilities(features, cfg.clusters)
+            except ValueError as exc:
+                raise InputError(str(exc)) from None
+        else:  # dec
+            from semclust.core.dec import train_dec
+
+            def as_scan(event: Progress) -> None:  # DEC's events shown as the clustering stage's
+                self.progress(dataclasses.replace(event, stage="scan"))
+
+            probs = train_dec(
+                features, cfg.clusters, seed=cfg.seed, progress=as_scan, cancel=self.cancel
+            ).probabilities
+        self.paths.scan_weights.unlink(missing_ok=True)  # no SCAN heads in this run
+        io.save_array(self.paths.scan_probabilities, probs)
+        io.write_json(self.paths.scan_summary, {"method": cfg.method})
+
     def _set_aside_corrections(self) -> None:
         """New clusters make the user's edits of the old ones meaningless; keep them, but apart."""
         if self.paths.corrections.exists():

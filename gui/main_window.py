@@ -101,6 +101,7 @@ class MainWindow(QMainWindow):
         self.params.runDirChangeRequested.connect(self._choose_run_dir)
         self.selection.moveRequested.connect(self.move_selection)
         self.controller.progress.connect(self._on_progress)
+        self.controller.preview.connect(self._on_preview)
         self.controller.finished.connect(self._on_finished)
         self.controller.failed.connect(self._on_failed)
         self.controller.cancelled.connect(self._on_cancelled)
@@ -312,6 +313,13 @@ class MainWindow(QMainWindow):
         if event.stage == "ingest" and event.kind in ("finished", "skipped"):
             self.workspace.reload_skipped()
 
+    def _on_preview(self, run) -> None:
+        if self.session.run is None or self.session.run.preview:
+            self.session.set_run(run)
+            self.statusBar().showMessage(
+                "Preview: K-means on the features, while the clustering trains (read-only)."
+            )
+
     def _on_finished(self, run) -> None:
         self.progress.end_run("Finished.")
         self.session.set_run(run)
@@ -381,7 +389,7 @@ class MainWindow(QMainWindow):
         self.last_message = show_message(self, title, text, error)
 
     def _sync_actions(self, *_) -> None:
-        has_run = self.session.run is not None
+        has_run = self.session.editable
         running = self.controller.is_running
         self.export_csv_action.setEnabled(has_run)
         self.export_folders_action.setEnabled(has_run)

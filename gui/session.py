@@ -168,8 +168,13 @@ class Session(QObject):
         self._run.corrections = Corrections.from_dict(self._undo.pop())
         self._after_correction()
 
+    @property
+    def editable(self) -> bool:
+        """Corrections apply to a finished run, not to the preview of one still training."""
+        return self._run is not None and not self._run.preview
+
     def _correct(self, edit) -> None:
-        if self._run is None:
+        if not self.editable:
             return
         self._undo.append(self._run.corrections.to_dict())
         edit(self._run.corrections)

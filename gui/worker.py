@@ -57,11 +57,13 @@ class PipelineWorker(QObject):
         progress(Progress): a progress event (``progress`` kinds coalesced to ~20 per second).
         finished(RunData): the run completed.
         failed(str): the run stopped on an error; a readable message.
+        preview(RunData): the K-means preview, read once its stage is done, while the run goes on.
         cancelled(): the user stopped the run; finished stages are kept.
         done(): emitted last, whatever happened.
     """
 
     progress = Signal(object)
+    preview = Signal(object)
     finished = Signal(object)
     failed = Signal(str)
     cancelled = Signal()
@@ -84,6 +86,8 @@ class PipelineWorker(QObject):
         # 'progress' events are coalesced to one per MIN_INTERVAL so that a fast pipeline cannot
         # flood the GUI thread; the latest partial result always rides on the next event emitted,
         # and the last dropped event is flushed before the stage's next 'finished' event.
+        if event.stage == "preview" and event.kind in ("finished", "skipped"):
+            self._emit_preview()
         now = time.monotonic()
         if event.kind == "progress":
             if event.partial:
@@ -98,6 +102,12 @@ class PipelineWorker(QObject):
         self._pending = self._partial = None
         self._last_emit = now
         self.progress.emit(event)
+
+    def _emit_preview(self) -> None:
+        try:  # read here, on the worker thread: the window only receives the loaded run
+            self.preview.emit(_core.load_run(self._args[1], preview=True))
+        except (OSError, ValueError) as exc:
+            log.warning("no preview: %s", exc)
 
     @Slot()
     def run(self) -> None:
@@ -123,6 +133,7 @@ class RunController(QObject):
     """
 
     progress = Signal(object)
+    preview = Signal(object)
     finished = Signal(object)
     failed = Signal(str)
     cancelled = Signal()
@@ -159,6 +170,7 @@ class RunController(QObject):
         worker.moveToThread(thread)
         # Worker -> controller connections are queued: they arrive on the GUI thread.
         worker.progress.connect(self.progress)
+        worker.preview.connect(self.preview)
         worker.finished.connect(self.finished)
         worker.failed.connect(self.failed)
         worker.cancelled.connect(self.cancelled)

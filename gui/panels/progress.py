@@ -24,9 +24,10 @@ STAGE_TITLES = {
     "ingest": "Read images",
     "pretext": "Learn features (SimCLR)",
     "neighbours": "Mine neighbours",
-    "scan": "Cluster (SCAN)",
-    "selflabel": "Self-label",
     "projection": "Map (UMAP)",
+    "preview": "Preview (K-means)",
+    "scan": "Cluster",
+    "selflabel": "Self-label",
     "report": "Report",
 }
 LOSS_PENS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e"]

@@ -169,6 +169,12 @@ def fake_pipeline(folder, out, config: RunConfig, progress=ignore_progress,
             progress(Progress(stage, "progress", step=step, total=n,
                               losses={"loss": 2.0 / step, "entropy": 1.0 + 0.1 * step} if stage in ("pretext", "scan", "selflabel") else {},
                               partial=partial))  # fmt: skip
+        if (
+            stage == "preview"
+        ):  # the real pipeline's K-means preview: probabilities of a run to come
+            paths = RunPaths(out)
+            save_array(paths.preview, make_run(folder, out, config).probabilities)
+            paths.probabilities.unlink()
         if stage == "report":
             result = make_run(folder, out, config)
         record.mark_done(stage, "fake", time.monotonic() - t0)

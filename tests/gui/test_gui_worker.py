@@ -61,7 +61,7 @@ def test_cancel_keeps_finished_stages_and_run_continues(qtbot, digits_folder, tm
         fast.start(digits_folder, out, RunConfig(clusters=10))
     fast.shutdown()
     skipped = [e.stage for e in events if e.kind == "skipped"]
-    assert skipped == ["ingest", "pretext", "neighbours"]
+    assert skipped == ["ingest", "pretext", "neighbours", "projection", "preview"]
     assert [e.stage for e in events if e.kind == "started"][0] == "scan"
 
 
@@ -95,3 +95,22 @@ def test_one_run_at_a_time(qtbot, digits_folder, tmp_path):
 )
 def test_error_messages_are_readable(exc, words):
     assert words in describe_error(exc)
+
+
+def test_the_kmeans_preview_is_shown_read_only_while_the_clustering_trains(
+    qtbot, window_factory, digits_folder, tmp_path
+):
+    slow = functools.partial(fake_pipeline, slow_stage="scan", delay=0.01)
+    w = window_factory(slow)
+    w.open_image_folder(digits_folder, run_dir=tmp_path / "run")
+    with qtbot.waitSignal(w.controller.preview, timeout=30_000):
+        w.start_run()
+    run = w.session.run
+    assert run is not None and run.preview and w.controller.is_running
+    assert w.scatter.n_points() == len(run.image_paths)
+    assert not w.export_csv_action.isEnabled() and not w.session.editable
+    w.session.move([0, 1], 3)  # ignored: the preview is not the run's result
+    assert not run.corrections.moves
+    with qtbot.waitSignal(w.controller.finished, timeout=60_000):
+        pass
+    assert not w.session.run.preview and w.export_csv_action.isEnabled()

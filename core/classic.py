@@ -1,0 +1,62 @@
+"""The classic alternatives on a run's features: K-means and Ward's agglomerative clustering.
+
+They take seconds where SCAN takes minutes, so the app shows K-means first as a preview while SCAN
+trains, and offers both as methods of their own (``--method kmeans|ward``). Both give soft cluster
+probabilities so that confidence means the same everywhere: a Student-t kernel on the distances to the
+cluster centres (the soft assignment of DEC, Xie et al. 2016, with alpha = 1).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.cluster import AgglomerativeClustering, KMeans, MiniBatchKMeans
+
+#: Above this many images K-means runs in mini-batches (memory and time stay bounded).
+MINIBATCH_ABOVE = 50_000
+#: Ward keeps a dense distance structure that grows as the square of the image count.
+WARD_MAX_IMAGES = 20_000
+
+
+def student_t(features: np.ndarray, centres: np.ndarray, alpha: float = 1.0) -> np.ndarray:
+    """q_ij proportional to (1 + |x_i - mu_j|^2 / alpha)^-(alpha + 1) / 2, rows summing to 1."""
+    x = features.astype(np.float32)
+    mu = centres.astype(np.float32)
+    d2 = (x * x).sum(1)[:, None] - 2.0 * x @ mu.T + (mu * mu).sum(1)[None, :]
+    q = (1.0 + np.maximum(d2, 0.0) / alpha) ** (-(alpha + 1.0) / 2.0)
+    return (q / q.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def kmeans_probabilities(features: np.ndarray, clusters: int, seed: int = 0) -> np.ndarray:
+    """K-means (k-means++, 10 starts; mini-batches above :data:`MINIBATCH_ABOVE` images).
+
+    Returns:
+        (N, clusters) probabilities whose arg-max is the K-means cluster of every image.
+    """
+    if len(features) > MINIBATCH_ABOVE:
+        model = MiniBatchKMeans(clusters, n_init=3, random_state=seed, batch_size=4096)
+    else:
+        model = KMeans(clusters, n_init=10, random_state=seed)
+    model.fit(features)
+    return student_t(features, model.cluster_centers_)
+
+
+def ward_probabilities(features: np.ndarray, clusters: int) -> np.ndarray:
+    """Ward's agglomerative clustering; deterministic.
+
+    Returns:
+        (N, clusters) probabilities: half Ward's hard cluster, half the Student-t kernel to the cluster
+        means, so that the arg-max is Ward's cluster and the confidence still says how near its centre an
+        image lies.
+
+    Raises:
+        ValueError: more than :data:`WARD_MAX_IMAGES` images (memory grows as their square).
+    """
+    if len(features) > WARD_MAX_IMAGES:
+        raise ValueError(
+            f"Ward clustering needs memory growing with the square of the image count; "
+            f"{len(features):,} images is more than {WARD_MAX_IMAGES:,}: use K-means or SCAN."
+        )
+    labels = AgglomerativeClustering(clusters, linkage="ward").fit_predict(features)
+    centres = np.stack([features[labels == c].mean(axis=0) for c in range(clusters)])
+    hard = np.eye(clusters, dtype=np.float32)[labels]
+    return 0.5 * hard + 0.5 * student_t(features, centres)

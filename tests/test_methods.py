@@ -1,0 +1,93 @@
+"""The quick alternatives to SCAN on a run's features: K-means (also the preview), Ward, DEC."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.cluster import AgglomerativeClustering, KMeans
+from sklearn.datasets import make_blobs
+
+from semclust.core import classic
+from semclust.core.artefacts import RunPaths
+from semclust.core.config import RunConfig
+from semclust.core.metrics import evaluate
+from semclust.core.results import load_run
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    x, y = make_blobs(n_samples=600, centers=6, n_features=16, cluster_std=1.5, random_state=3)
+    return x.astype(np.float32), y
+
+
+def test_student_t_matches_a_plain_reference():
+    x = np.array([[0.0, 0.0], [3.0, 4.0]], np.float32)
+    mu = np.array([[0.0, 0.0], [3.0, 0.0]], np.float32)
+    q = classic.student_t(x, mu)
+    # (1 + d^2)^-1, normalised: row 0 d^2 = 0, 9; row 1 d^2 = 25, 16
+    ref = np.array([[1 / 1, 1 / 10], [1 / 26, 1 / 17]])
+    assert np.allclose(q, ref / ref.sum(1, keepdims=True), atol=1e-6)
+
+
+def test_kmeans_probabilities_follow_kmeans(blobs):
+    x, y = blobs
+    probs = classic.kmeans_probabilities(x, 6, seed=0)
+    labels = KMeans(6, n_init=10, random_state=0).fit_predict(x)
+    assert probs.shape == (600, 6) and np.allclose(probs.sum(1), 1, atol=1e-5)
+    assert np.array_equal(probs.argmax(1), labels)
+    assert evaluate([str(v) for v in y], probs.argmax(1), 6)["acc"] > 0.95
+
+
+def test_ward_probabilities_keep_wards_clusters(blobs):
+    x, _ = blobs
+    probs = classic.ward_probabilities(x, 6)
+    labels = AgglomerativeClustering(6, linkage="ward").fit_predict(x)
+    assert np.array_equal(probs.argmax(1), labels)
+    assert probs.max(1).min() >= 0.5 and np.allclose(probs.sum(1), 1, atol=1e-5)
+
+
+def test_ward_refuses_too_many_images(monkeypatch, blobs):
+    monkeypatch.setattr(classic, "WARD_MAX_IMAGES", 100)
+    with pytest.raises(ValueError, match="K-means or SCAN"):
+        classic.ward_probabilities(blobs[0], 6)
+
+
+def test_an_unknown_method_or_self_labelling_without_scan_is_refused():
+    with pytest.raises(ValueError, match="Unknown method"):
+        RunConfig(method="spectral").validate()
+    with pytest.raises(ValueError, match="needs the scan method"):
+        RunConfig(method="kmeans").replace(**{"selflabel.enabled": True}).validate()
+
+
+METHODS = ["kmeans", "ward"]
+
+
+@pytest.mark.slow
+def test_methods_in_a_run_reuse_the_representation(tmp_path, digits_folder):
+    from semclust.core.run import run_pipeline
+
+    base = RunConfig(clusters=10, seed=0).replace(
+        **{"pretext.epochs": 3, "pretext.batch_size": 128, "neighbours.k": 10, "scan.epochs": 5}
+    )
+    out = tmp_path / "run"
+    events = []
+    run_pipeline(digits_folder, out, base, events.append, cache_dir=tmp_path / "cache")
+    assert RunPaths(out).preview.is_file()
+    order = [e.stage for e in events if e.kind == "started"]
+    assert order.index("projection") < order.index("preview") < order.index("scan")
+    preview = load_run(out, preview=True)
+    assert preview.preview and preview.probabilities.shape == (600, 10)
+    for method in METHODS:
+        events = []
+        run = run_pipeline(
+            digits_folder, out, base.replace(method=method), events.append, cache_dir=tmp_path / "c"
+        )
+        skipped = {e.stage for e in events if e.kind == "skipped"}
+        assert {"pretext", "neighbours", "projection", "preview"} <= skipped, method
+        assert run.metrics["method"] == method
+        assert run.metrics["clusters_used"] >= 8, method
+        assert run.metrics["acc"] > 0.35, (method, run.metrics["acc"])  # chance: 0.1
+        assert not RunPaths(out).scan_weights.exists()
+    if "kmeans" in METHODS:
+        kmeans = run_pipeline(digits_folder, out, base.replace(method="kmeans"))
+        assert np.array_equal(kmeans.predicted, preview.predicted)
