@@ -204,26 +204,39 @@ def get_spec(name: str) -> BackboneSpec:
 
 
 def _spec_from_preset_config(name: str, config_file: Path) -> BackboneSpec:
-    """Reads family, native size and feature width from a local preset's ``config.json``."""
+    """Family, native size and feature width from a local preset's ``config.json`` (a Keras preset,
+    or a Hugging Face transformers checkpoint, which keras-hub converts on loading)."""
     try:
         config = json.loads(config_file.read_text())
-        class_name, cfg = config["class_name"], config["config"]
-    except (OSError, ValueError, KeyError) as exc:
+        if "model_type" in config:  # transformers
+            family, cfg = config["model_type"], config
+            vision = config.get("vision_config", config)
+            size, width = vision.get("image_size", 224), vision.get("hidden_size")
+            size = 224 if family == "dinov2" else size  # 518 are its position embeddings
+            kind = f"transformers {family}"
+        else:
+            kind, cfg = config["class_name"], config["config"]
+            family = {
+                "DINOV2Backbone": "dinov2",
+                "CLIPBackbone": "clip",
+                "SigLIPBackbone": "siglip",
+            }
+            family = family.get(kind, "keras_hub")
+            vision = cfg.get("vision_encoder", {}).get("config", cfg)
+            size, width = (vision.get("image_shape") or [224])[0], vision.get("hidden_dim")
+    except (OSError, ValueError, KeyError, AttributeError) as exc:
         raise ValueError(
             f"{config_file.parent} is not a keras-hub preset directory: {config_file.name} "
             f"is missing or unreadable ({exc})."
         ) from None
-    families = {"DINOV2Backbone": "dinov2", "CLIPBackbone": "clip", "SigLIPBackbone": "siglip"}
-    family = families.get(class_name, "keras_hub")
-    vision = cfg.get("vision_encoder", {}).get("config", cfg)
-    size = int((vision.get("image_shape") or [224])[0] or 224)
-    dim = {"dinov2": cfg.get("hidden_dim"), "clip": cfg.get("projection_dim")}.get(
-        family, vision.get("hidden_dim")
-    )
+    if family not in KERAS_HUB_FAMILIES:
+        family = "keras_hub"
+    if family == "clip":
+        width = cfg.get("projection_dim", width)
     prep = {"dinov2": _IMAGENET, "clip": _CLIP, "siglip": _MINUS_ONE}.get(family, "from the preset")
     return BackboneSpec(
-        name, family, size, prep, dim, True, f"local preset directory {name}", name, (), None,
-        f"{class_name} from {name}",
+        name, family, int(size or 224), prep, width, True, f"local preset directory {name}", name,
+        (), None, f"{kind} from {name}",
     )  # fmt: skip
 
 
@@ -241,14 +254,18 @@ def weights_search_dirs(cache_dir: str | Path | None = None) -> list[Path]:
     ``$SEMCLUST_WEIGHTS`` (``os.pathsep``-separated), ``<cache>/weights``, the Keras cache, and the
     ``shared/weights`` folder beside a development checkout.
     """
-    from semclust.core.images import default_cache_dir  # noqa: PLC0415
-
     dirs = [Path(p).expanduser() for p in os.environ.get("SEMCLUST_WEIGHTS", "").split(os.pathsep)]
     dirs = [d for d in dirs if str(d) not in ("", ".")]
-    dirs.append((Path(cache_dir) if cache_dir else default_cache_dir()) / "weights")
+    dirs.append(_semclust_weights_dir(cache_dir))
     dirs.append(keras_cache_dir())
     dirs.append(Path(__file__).resolve().parents[2] / "shared" / "weights")
     return dirs
+
+
+def _semclust_weights_dir(cache_dir: str | Path | None) -> Path:
+    from semclust.core.images import default_cache_dir  # noqa: PLC0415
+
+    return (Path(cache_dir) if cache_dir else default_cache_dir()) / "weights"
 
 
 def find_local_weights(spec: BackboneSpec, cache_dir: str | Path | None = None) -> Path | None:
@@ -274,7 +291,11 @@ def preset_cached(handle: str) -> bool:
             from huggingface_hub import try_to_load_from_cache  # noqa: PLC0415
 
             repo = handle.removeprefix("hf://")
-            return all(isinstance(try_to_load_from_cache(repo, f), str) for f in files)
+            here = [
+                isinstance(try_to_load_from_cache(repo, f), str)
+                for f in ("config.json", "model.weights.h5", "model.safetensors")
+            ]
+            return here[0] and any(here[1:])  # a Keras preset, or a transformers checkpoint
     except Exception:  # noqa: BLE001 - a broken cache counts as no cache
         return False
     return False
@@ -362,11 +383,15 @@ def ensure_weights(
             return str(local)
         if allow_download and network_available(_host(spec)):
             return "imagenet"
-        raise WeightsUnavailable(_missing_application_message(spec, cache_dir))
+        raise WeightsUnavailable(missing_application_message(spec, cache_dir))
     source = spec.source or spec.name
     if Path(source).expanduser().is_dir():
-        if not (Path(source).expanduser() / "model.weights.h5").is_file():
-            raise WeightsUnavailable(f"The preset directory {source} has no model.weights.h5.")
+        folder = Path(source).expanduser()
+        if not any((folder / f).is_file() for f in ("model.weights.h5", "model.safetensors")):
+            raise WeightsUnavailable(
+                f"The preset directory {source} has no weights (model.weights.h5, or "
+                "model.safetensors for a transformers checkpoint)."
+            )
         return source
     if preset_cached(source) or (allow_download and network_available(_host(spec))):
         return source
@@ -387,13 +412,14 @@ def weights_available(
     return True
 
 
-def _missing_application_message(spec: BackboneSpec, cache_dir: str | Path | None) -> str:
+def missing_application_message(spec: BackboneSpec, cache_dir: str | Path | None = None) -> str:
+    """What to do when keras.applications ImageNet weights are neither here nor downloadable."""
     return (
         f"No network to download the ImageNet weights of {spec.name} and no copy here. On a machine "
         f'with internet run `python -c "import keras; keras.applications.{spec.source}'
         f"(include_top=False, weights='imagenet')\"` and copy the file it writes, "
         f"~/.keras/models/{spec.cache_files[0]}, into {keras_cache_dir()} or "
-        f"{weights_search_dirs(cache_dir)[-3]} here, or give that file as the weights."
+        f"{_semclust_weights_dir(cache_dir)} here, or give that file as the weights."
     )
 
 
@@ -416,7 +442,7 @@ def missing_preset_message(spec: BackboneSpec) -> str:
     return (
         f"No network to download the keras-hub preset {source} of {spec.name}, and it is not "
         f'cached. On a machine with internet run `python -c "{fetch}"`, copy the preset folder it '
-        "prints (config.json, model.weights.h5, image_converter.json) here, and give that folder "
+        "prints (config.json, the weights, image_converter.json) here, and give that folder "
         f"as the backbone{also}."
     )
 

@@ -29,6 +29,7 @@ from semclust.core.backbones import (
     WeightsUnavailable,
     ensure_weights,
     get_spec,
+    missing_application_message,
     missing_preset_message,
 )
 from semclust.core.config import EncoderConfig
@@ -72,7 +73,7 @@ def build_encoder(
         x = keras.layers.Rescaling(1 / 127.5, offset=-1.0)(inputs)
         features = _resnet_small(x, config.width, seed)
     elif spec.family == "keras_applications":
-        features = _application(spec, inputs, weights)
+        features = _application(spec, inputs, weights, cache_dir)
     elif spec.family == "efficientnet_lite":
         features = _efficientnet_lite(inputs, weights)
     else:
@@ -81,16 +82,25 @@ def build_encoder(
     return keras.Model(inputs, features, name=f"encoder_{name}")
 
 
-def _application(spec: BackboneSpec, inputs, weights: str | None):
+def _application(
+    spec: BackboneSpec, inputs, weights: str | None, cache_dir: str | Path | None = None
+):
     x = inputs
     if spec.name in ("resnet50v2", "mobilenet"):  # = their preprocess_input
         x = keras.layers.Rescaling(1 / 127.5, offset=-1.0)(x)
-    base = getattr(keras.applications, spec.source)(
-        include_top=False,
-        weights=weights,
-        input_shape=tuple(inputs.shape[1:]),
-        pooling="avg",
-    )
+    try:
+        base = getattr(keras.applications, spec.source)(
+            include_top=False,
+            weights=weights,
+            input_shape=tuple(inputs.shape[1:]),
+            pooling="avg",
+        )
+    except Exception as exc:  # keras.utils.get_file raises a bare Exception on a failed download
+        if weights == "imagenet" and (isinstance(exc, OSError) or "fetch failure" in str(exc)):
+            raise WeightsUnavailable(
+                f"{missing_application_message(spec, cache_dir)} ({exc})"
+            ) from None
+        raise
     return base(x)
 
 
@@ -111,9 +121,9 @@ def _keras_hub(spec: BackboneSpec, inputs, weights: str | None):
     pretrained = weights is not None and weights == source
     size = int(inputs.shape[1])
     kwargs = {}
-    if spec.family == "dinov2" and size % 14 == 0:  # interpolated position embeddings: any size
-        kwargs["image_shape"] = (size, size, 3)
     try:
+        if spec.family == "dinov2" and size % _patch_size(source) == 0:
+            kwargs["image_shape"] = (size, size, 3)  # interpolated position embeddings: any size
         backbone = keras_hub.models.Backbone.from_preset(source, load_weights=pretrained, **kwargs)
     except (OSError, ConnectionError, FileNotFoundError) as exc:
         raise WeightsUnavailable(f"{missing_preset_message(spec)} ({exc})") from None
@@ -133,6 +143,13 @@ def _keras_hub(spec: BackboneSpec, inputs, weights: str | None):
     if len(out.shape) == 4:  # a CNN's feature map
         return keras.layers.GlobalAveragePooling2D()(out)
     return out
+
+
+def _patch_size(source: str) -> int:
+    from keras_hub.src.utils.preset_utils import load_json  # noqa: PLC0415
+
+    config = load_json(source)
+    return int(config.get("config", config).get("patch_size", 14))
 
 
 def _image_shape(backbone) -> int | None:
