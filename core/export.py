@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import re
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 from semclust.core.artefacts import restore_cell, write_csv
@@ -18,14 +19,21 @@ from semclust.core.results import RunData
 LABEL_COLUMNS = ("path", "cluster", "cluster_name", "confidence", "true_label")
 
 
-def export_labels(run: RunData, path: str | Path) -> Path:
-    """Writes the labels CSV of a run (with the user's corrections) and returns its path."""
+def export_labels(run: RunData, path: str | Path, indices: Sequence[int] | None = None) -> Path:
+    """Writes the labels CSV of a run (with the user's corrections) and returns its path.
+
+    Args:
+        run: the run.
+        path: the CSV to write.
+        indices: only these images (say, a selection made in the map), in this order; default: all.
+    """
     assignment = run.assignment
     confidence = run.confidence
     has_truth = run.true_labels is not None
     header = LABEL_COLUMNS if has_truth else LABEL_COLUMNS[:-1]
     rows = []
-    for i, rel in enumerate(run.image_paths):
+    for i in range(len(run.image_paths)) if indices is None else [int(i) for i in indices]:
+        rel = run.image_paths[i]
         c = int(assignment[i])
         moved = i in run.corrections.moves
         # A moved image was placed by the user: the model's confidence no longer applies.

@@ -100,6 +100,7 @@ class MainWindow(QMainWindow):
         self.params.skippedRequested.connect(self.show_skipped)
         self.params.runDirChangeRequested.connect(self._choose_run_dir)
         self.selection.moveRequested.connect(self.move_selection)
+        self.selection.exportRequested.connect(self.export_selection)
         self.controller.progress.connect(self._on_progress)
         self.controller.preview.connect(self._on_preview)
         self.controller.finished.connect(self._on_finished)
@@ -118,6 +119,7 @@ class MainWindow(QMainWindow):
         self.session.selectionChanged.connect(
             lambda: len(self.session.selection) and self.side.setCurrentIndex(1)
         )
+        self.session.selectionChanged.connect(self._sync_actions)
         self._sync_actions()
         self.statusBar().showMessage("Open a folder of images, or a previous run folder.")
 
@@ -166,13 +168,19 @@ class MainWindow(QMainWindow):
             "Undo correction", self.session.undo, QKeySequence.StandardKey.Undo
         )
         self.move_action = self._action("Move selection to cluster…", self.move_selection, "Ctrl+M")
+        self.export_selection_action = self._action(
+            "Export selection (CSV)…", self.export_selection, None,
+            "Write the labels of the selected images only (box or lasso in the map).",
+        )  # fmt: skip
         quit_action = self._action("Quit", self.close, QKeySequence.StandardKey.Quit)
 
         file_menu = self.menuBar().addMenu("&File")
         file_menu.addActions([self.open_folder_action, self.open_run_action])
         self.recent_menu = file_menu.addMenu("Open recent")
         file_menu.addSeparator()
-        file_menu.addActions([self.export_csv_action, self.export_folders_action])
+        file_menu.addActions(
+            [self.export_csv_action, self.export_selection_action, self.export_folders_action]
+        )
         file_menu.addSeparator()
         file_menu.addAction(quit_action)
         edit_menu = self.menuBar().addMenu("&Edit")
@@ -347,18 +355,26 @@ class MainWindow(QMainWindow):
         if target is not None:
             self.session.move(self.session.selection, target)
 
-    def export_csv(self, path: Path | None = None) -> Path | None:
+    def export_selection(self, path: Path | None = None) -> Path | None:
+        """The labels of the selected images only (say, a lasso in the map), as a CSV."""
+        if not len(self.session.selection):
+            return None
+        return self.export_csv(path, indices=self.session.selection, name="selection.csv")
+
+    def export_csv(
+        self, path: Path | None = None, indices=None, name: str = "labels_export.csv"
+    ) -> Path | None:
         run = self.session.run
-        if run is None:
+        if run is None or not self.session.editable:
             return None
         if path is None:
-            name, _ = QFileDialog.getSaveFileName(self, "Export labels", str(run.paths.root / "labels_export.csv"),
-                                                  "CSV (*.csv)")  # fmt: skip
-            if not name:
+            chosen, _ = QFileDialog.getSaveFileName(self, "Export labels", str(run.paths.root / name),
+                                                    "CSV (*.csv)")  # fmt: skip
+            if not chosen:
                 return None
-            path = Path(name)
+            path = Path(chosen)
         try:
-            export_labels(run, path)
+            export_labels(run, path, indices)
         except OSError as exc:
             self.message("Export failed", str(exc), error=True)
             return None
@@ -397,6 +413,7 @@ class MainWindow(QMainWindow):
         self.cancel_action.setEnabled(running)
         self.undo_action.setEnabled(self.session.can_undo())
         self.move_action.setEnabled(has_run)
+        self.export_selection_action.setEnabled(has_run and bool(len(self.session.selection)))
         self.tabs.setTabEnabled(3, self.session.has_labels)
 
     def closeEvent(self, event: QCloseEvent) -> None:

@@ -82,11 +82,11 @@ class Session(QObject):
     def absolute_path(self, i: int) -> Path:
         return self._run.absolute_path(i)
 
-    def members(self, cluster: int) -> np.ndarray:
-        """Images of ``cluster``, most confident first (the doubtful ones last)."""
+    def members(self, cluster: int, least_confident_first: bool = False) -> np.ndarray:
+        """Images of ``cluster``, most confident first, or the doubtful ones first (to review)."""
         idx = np.flatnonzero(self._assignment == cluster)
         conf = self._run.confidence[idx]
-        return idx[np.argsort(-conf, kind="stable")]
+        return idx[np.argsort(conf if least_confident_first else -conf, kind="stable")]
 
     def prototypes(self, cluster: int, n: int = 8) -> np.ndarray:
         """The run's prototypes still in ``cluster``, else its most confident members."""

@@ -8,6 +8,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QComboBox,
     QHBoxLayout,
     QHeaderView,
     QInputDialog,
@@ -98,14 +99,20 @@ class ClustersPanel(QWidget):
         rv.addWidget(self.prototypes)
         pager = QHBoxLayout()
         self.members_title = QLabel("")
+        self.order = QComboBox()
+        self.order.addItems(["Most confident first", "Least confident first (to review)"])
+        self.order.setToolTip(
+            "Least confident first lists the images the model is least sure of: the ones to check."
+        )
         self.prev_button = QPushButton("◀ Previous")
         self.next_button = QPushButton("Next ▶")
         pager.addWidget(self.members_title, 1)
+        pager.addWidget(self.order)
         pager.addWidget(self.prev_button)
         pager.addWidget(self.next_button)
         rv.addLayout(pager)
         self.members = ThumbnailGrid(loader, multi=True)
-        self.members.setToolTip("Most confident first; the doubtful images are on the last pages.")
+        self.members.setToolTip("Ordered by the model's confidence; see the order menu above.")
         configure_grid(self.members, session)
         rv.addWidget(self.members, 1)
         split.addWidget(right)
@@ -115,6 +122,7 @@ class ClustersPanel(QWidget):
         self.rename_button.clicked.connect(lambda: self.rename())
         self.merge_button.clicked.connect(lambda: self.merge())
         self.move_button.clicked.connect(lambda: self.move_selection())
+        self.order.currentIndexChanged.connect(lambda: self._show_cluster(self.chosen()))
         self.prev_button.clicked.connect(lambda: self.show_page(self._page - 1))
         self.next_button.clicked.connect(lambda: self.show_page(self._page + 1))
         for grid in (self.prototypes, self.members):
@@ -192,8 +200,12 @@ class ClustersPanel(QWidget):
         protos = s.prototypes(c)
         self.proto_title.setText(f"Prototypes of {s.cluster_name(c)} (most confident):")
         self.prototypes.set_items(protos)
-        self._members = s.members(c)
+        self._members = s.members(c, least_confident_first=self.least_confident_first)
         self.show_page(self._page if keep_page else 0)
+
+    @property
+    def least_confident_first(self) -> bool:
+        return self.order.currentIndex() == 1
 
     def show_page(self, page: int) -> None:
         pages = max(1, -(-len(self._members) // PAGE))
@@ -204,7 +216,8 @@ class ClustersPanel(QWidget):
         if len(self._members):
             self.members_title.setText(
                 f"Members {start + 1}–{start + len(chunk)} of {len(self._members):,}, "
-                f"most confident first (page {self._page + 1} of {pages})"
+                f"{'least' if self.least_confident_first else 'most'} confident first "
+                f"(page {self._page + 1} of {pages})"
             )
         else:
             self.members_title.setText("This cluster is empty.")

@@ -98,9 +98,11 @@ class SelectionPanel(QWidget):
 
     Signals:
         moveRequested(): the user wants to move the selected images to another cluster.
+        exportRequested(): the user wants the selected images' labels as a CSV.
     """
 
     moveRequested = Signal()
+    exportRequested = Signal()
 
     def __init__(self, session: Session, loader: ThumbnailLoader, parent: QWidget | None = None):
         super().__init__(parent)
@@ -111,8 +113,12 @@ class SelectionPanel(QWidget):
         self.move_button = QPushButton("Move to cluster…")
         self.move_button.setToolTip("Put the selected images into another cluster (a correction).")
         self.move_button.clicked.connect(self.moveRequested)
+        self.export_button = QPushButton("Export…")
+        self.export_button.setToolTip("Write the selected images' paths and clusters to a CSV.")
+        self.export_button.clicked.connect(self.exportRequested)
         top.addWidget(self.count, 1)
         top.addWidget(self.move_button)
+        top.addWidget(self.export_button)
         layout.addLayout(top)
         self.grid = ThumbnailGrid(loader)
         configure_grid(self.grid, session)
@@ -125,5 +131,6 @@ class SelectionPanel(QWidget):
     def refresh(self) -> None:
         sel = self.session.selection
         self.count.setText(f"{len(sel):,} images selected" if len(sel) else "No images selected.")
-        self.move_button.setEnabled(bool(len(sel)))
+        self.move_button.setEnabled(bool(len(sel)) and self.session.editable)
+        self.export_button.setEnabled(bool(len(sel)) and self.session.editable)
         self.grid.set_items(sel)
