@@ -3,9 +3,13 @@ click to select one image and box or lasso selection of many.
 
 In the spirit of Orange's scatter plot: ``reset_graph`` runs only when the run changes; a colour change
 (``update_colors``) only regroups points. Each colour is one ``pg.ScatterPlotItem`` with a single brush,
-which pyqtgraph draws from one cached symbol: a per-point brush array of 50,000 entries makes every
-recolour cost hundreds of milliseconds and pyqtgraph's own hover test does a full scan per mouse move,
-so hover and click use a k-d tree instead (one lookup: microseconds).
+which pyqtgraph draws from one cached symbol.
+
+Level of detail (see ``map_lod``): a run of up to ``ScatterPanel.exact_limit`` images is drawn point by
+point. A bigger one is drawn point by point only where the view holds at most that many points (zoomed
+in), and as a density image otherwise, re-binned at screen resolution as the view changes, so that a
+frame costs about the same at 50,000 or 1,000,000 points. Hover and click use a k-d tree, box and lasso
+a grid index, both over every point, so they are exact whatever is drawn.
 """
 
 from __future__ import annotations
@@ -17,32 +21,21 @@ from PySide6.QtWidgets import QComboBox, QFrame, QHBoxLayout, QLabel, QVBoxLayou
 from scipy.spatial import cKDTree
 
 from semclust.gui import palette
+from semclust.gui.panels.map_lod import (
+    DensityItem,
+    GridIndex,
+    Rect,
+    points_in_polygon,
+    rect_contains,
+)
 from semclust.gui.session import Session
 from semclust.gui.thumbnails import ThumbnailLoader
 
 PAN, BOX, LASSO = "Pan and zoom", "Box select", "Lasso select"
 BY_CLUSTER, BY_LABEL = "Cluster", "True label"
+POINTS, DENSITY = "points", "density"
 
-
-def points_in_polygon(xy: np.ndarray, polygon: np.ndarray) -> np.ndarray:
-    """Indices of the points ``xy`` (N, 2) inside ``polygon`` (M, 2), by ray casting."""
-    if len(polygon) < 3 or len(xy) == 0:
-        return np.zeros(0, dtype=int)
-    if len(polygon) > 256:
-        polygon = polygon[np.linspace(0, len(polygon) - 1, 256).astype(int)]
-    lo, hi = polygon.min(axis=0), polygon.max(axis=0)
-    cand = np.flatnonzero(np.all((xy >= lo) & (xy <= hi), axis=1))
-    x, y = xy[cand, 0], xy[cand, 1]
-    inside = np.zeros(len(cand), dtype=bool)
-    px, py = polygon[:, 0], polygon[:, 1]
-    j = len(polygon) - 1
-    for i in range(len(polygon)):
-        crosses = (py[i] > y) != (py[j] > y)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            xc = (px[j] - px[i]) * (y - py[i]) / (py[j] - py[i]) + px[i]
-        inside ^= crosses & (x < xc)
-        j = i
-    return cand[inside]
+__all__ = ["BY_CLUSTER", "BY_LABEL", "ScatterPanel", "SelectViewBox", "points_in_polygon"]
 
 
 class SelectViewBox(pg.ViewBox):
@@ -84,7 +77,13 @@ class SelectViewBox(pg.ViewBox):
 
 
 class ScatterPanel(QWidget):
-    """The UMAP map of the session's run."""
+    """The UMAP map of the session's run.
+
+    Attributes:
+        exact_limit: the most points drawn one by one; a view holding more shows the density image.
+    """
+
+    exact_limit = 20_000
 
     def __init__(self, session: Session, loader: ThumbnailLoader, parent: QWidget | None = None):
         super().__init__(parent)
@@ -114,9 +113,17 @@ class ScatterPanel(QWidget):
         self.plot.hideAxis("bottom")
         self.plot.setAspectLocked(True)
         layout.addWidget(self.plot, 1)
+        self.density = DensityItem()
+        self.plot.addItem(self.density)
         self._layers: list[pg.ScatterPlotItem] = []
+        self._xy: np.ndarray | None = None  # float64 copy of the run's UMAP, for exact queries
         self._tree: cKDTree | None = None
+        self._index: GridIndex | None = None
+        self._drawn = np.zeros(0, dtype=np.int64)  # the points drawn one by one (ascending)
+        self._drawn_rect: Rect | None = None  # the area whose points are all in ``_drawn``
+        self._label_codes: tuple[np.ndarray, list[str]] | None = None
         self._size = 6
+        self.level = POINTS
         self.selected_marker = pg.ScatterPlotItem(
             pen=pg.mkPen("k", width=1.5), brush=None, size=9, antialias=False)  # fmt: skip
         self.current_marker = pg.ScatterPlotItem(
@@ -150,6 +157,7 @@ class ScatterPanel(QWidget):
         )
         scene.sigMouseClicked.connect(self._on_mouse_clicked)
         self.view.sigPolygonSelected.connect(self._on_polygon)
+        self.view.sigRangeChanged.connect(self.update_level)
         loader.loaded.connect(self._on_thumbnail)
         session.runChanged.connect(self.reset_graph)
         session.assignmentChanged.connect(self.update_colors)
@@ -158,22 +166,25 @@ class ScatterPanel(QWidget):
         self.reset_graph()
 
     # -- drawing ----------------------------------------------------------------------------------
-    def _xy(self) -> np.ndarray | None:
-        run = self.session.run
-        return None if run is None or run.umap is None else np.asarray(run.umap, dtype=float)
-
     def reset_graph(self) -> None:
-        """Rebuilds the points: only when the run changes."""
-        xy = self._xy()
+        """Rebuilds the points and their indexes: only when the run changes."""
+        run = self.session.run
+        self._xy = None if run is None or run.umap is None else np.asarray(run.umap, dtype=float)
+        self._label_codes = None
         self.color_by.blockSignals(True)
         self.color_by.clear()
         self.color_by.addItem(BY_CLUSTER)
         if self.session.has_labels:
             self.color_by.addItem(BY_LABEL)
         self.color_by.blockSignals(False)
+        xy = self._xy
+        self._drawn_rect = None
         if xy is None:
-            self._tree = None
-            self._draw_layers()
+            self._tree = self._index = None
+            self._drawn = np.zeros(0, dtype=np.int64)
+            self.density.set_points(None)
+            self._set_level(POINTS)
+            self.update_colors()
             self.info.setText(
                 "No map: this run has no UMAP projection." if self.session.run else ""
             )
@@ -182,37 +193,91 @@ class ScatterPanel(QWidget):
             return
         n = len(xy)
         self._size = 6 if n < 5000 else 4 if n < 20000 else 3
-        self._tree = cKDTree(xy)
-        self._draw_layers()
+        self._tree = cKDTree(xy, balanced_tree=False, compact_nodes=False)
+        self._index = GridIndex(xy)
+        self.density.set_points(self._index)
+        self._drawn = np.arange(n) if n <= self.exact_limit else np.zeros(0, dtype=np.int64)
         self.info.setText(f"{n:,} images")
+        self.update_colors()
         self.update_selection()
         self.update_current()
         self.plot.autoRange()
+        self.update_level()
 
     def n_points(self) -> int:
+        """How many points are drawn one by one now."""
         return sum(len(layer.data) for layer in self._layers)
+
+    def update_level(self, *_) -> None:
+        """Draws the view point by point or as a density image, by how many points it holds."""
+        xy, index = self._xy, self._index
+        if xy is None or index is None:
+            return
+        if len(xy) <= self.exact_limit:
+            self._set_level(POINTS)
+            return
+        vr = self.view.viewRect()
+        view = (vr.left(), vr.top(), vr.right(), vr.bottom())
+        # A margin against flicker: once drawn point by point, a view may hold a little more.
+        limit = self.exact_limit * (1.2 if self.level == POINTS else 1.0)
+        if index.count_in_rect(view) > limit:
+            self._set_level(DENSITY)
+            return
+        if not rect_contains(self._drawn_rect, view):
+            # Draw a margin around the view too, so that small pans redraw nothing.
+            w, h = view[2] - view[0], view[3] - view[1]
+            for margin in (0.25, 0.1, 0.0):
+                area = (view[0] - margin * w, view[1] - margin * h,
+                        view[2] + margin * w, view[3] + margin * h)  # fmt: skip
+                if margin == 0 or index.count_in_rect(area) <= 1.5 * self.exact_limit:
+                    break
+            self._drawn = index.in_rect(area)
+            self._drawn_rect = area
+            self._draw_layers()
+            self._update_selected_marker()
+        self._set_level(POINTS)
+
+    def _set_level(self, level: str) -> None:
+        if level == self.level:
+            return
+        self.level = level
+        self.density.set_active(level == DENSITY)
+        if level == DENSITY:
+            self._drawn = np.zeros(0, dtype=np.int64)
+            self._drawn_rect = None
+            self._draw_layers()
+        self._update_selected_marker()
 
     def _codes(self) -> tuple[np.ndarray, list[str]]:
         """Colour index per image and the legend names."""
         s = self.session
         if self.color_by.currentText() == BY_LABEL and s.has_labels:
-            names = s.class_names()
-            lookup = {n: i for i, n in enumerate(names)}
-            codes = np.array([lookup.get(str(t), len(names)) for t in s.run.true_labels])
-            if (codes == len(names)).any():
-                names = names + ["(no label)"]
-            return codes, names
+            if self._label_codes is None:  # true labels never change within a run: once per run
+                labels = s.run.true_labels
+                # Work on the distinct values (a few), not per image: 1M labels in ~0.1 s.
+                names = sorted({str(t) for t in set(labels) if t is not None})
+                lookup = {n: i for i, n in enumerate(names)}
+                table = {t: lookup.get(str(t), len(names)) for t in set(labels)}
+                codes = np.fromiter(
+                    map(table.__getitem__, labels), dtype=np.int64, count=len(labels)
+                )
+                if (codes == len(names)).any():
+                    names = names + ["(no label)"]
+                self._label_codes = codes, names
+            return self._label_codes
         return s.assignment, [s.cluster_name(c) for c in range(s.n_clusters)]
 
-    def _draw_layers(self) -> None:
-        """One scatter item per colour, each with one brush."""
-        xy = self._xy()
+    def _draw_layers(self, codes: np.ndarray | None = None, n_colors: int = 0) -> None:
+        """One scatter item per colour, each with one brush, for the points drawn one by one."""
         groups: list[np.ndarray] = []
-        if xy is not None:
-            codes, names = self._codes()
-            order = np.argsort(codes, kind="stable")
-            bounds = np.searchsorted(codes[order], np.arange(len(names) + 1))
-            groups = [order[bounds[c] : bounds[c + 1]] for c in range(len(names))]
+        if self._xy is not None and len(self._drawn):
+            if codes is None:
+                codes, names = self._codes()
+                n_colors = len(names)
+            sub = codes[self._drawn]
+            order = np.argsort(sub, kind="stable")
+            bounds = np.searchsorted(sub[order], np.arange(n_colors + 1))
+            groups = [self._drawn[order[bounds[c] : bounds[c + 1]]] for c in range(n_colors)]
         while len(self._layers) < len(groups):
             layer = pg.ScatterPlotItem(pen=None, antialias=False)
             self.plot.addItem(layer)
@@ -220,17 +285,27 @@ class ScatterPanel(QWidget):
         brushes = palette.brushes(len(groups)) if groups else ()
         for c, layer in enumerate(self._layers):
             if c < len(groups) and len(groups[c]):
-                layer.setData(pos=xy[groups[c]], size=self._size, pen=None, brush=brushes[c])
+                layer.setData(pos=self._xy[groups[c]], size=self._size, pen=None, brush=brushes[c])
             else:
                 layer.clear()
-        self._update_legend()
 
     def update_colors(self) -> None:
-        """Cheap: regroups the points by colour; positions and the view stay."""
-        self._draw_layers()
+        """Cheap: regroups the drawn points by colour and recolours the density image; positions
+        and the view stay."""
+        if self._xy is None:
+            self._draw_layers()
+            self._update_legend()
+            return
+        codes, names = self._codes()
+        self._draw_layers(codes, len(names))
+        if len(self._xy) > self.exact_limit:
+            self.density.set_colors(codes, list(palette.colors(len(names))))
+        self._update_legend()
 
     def _update_legend(self) -> None:
         self.legend.clear()
+        if self._xy is None:
+            return
         codes, names = self._codes()
         counts = np.bincount(codes, minlength=len(names)) if len(codes) else np.zeros(len(names))
         shown = [i for i in range(len(names)) if counts[i] > 0]
@@ -243,14 +318,26 @@ class ScatterPanel(QWidget):
             )
 
     def update_selection(self) -> None:
-        xy, sel = self._xy(), self.session.selection
-        if xy is None or not len(sel):
+        xy, sel = self._xy, self.session.selection
+        if xy is not None and len(xy) > self.exact_limit:
+            self.density.set_selected(sel)
+        self._update_selected_marker()
+
+    def _update_selected_marker(self) -> None:
+        """Rings the selected points among those drawn one by one (the density image shows the
+        others darker)."""
+        xy, sel = self._xy, self.session.selection
+        if xy is None or not len(sel) or not len(self._drawn):
             self.selected_marker.clear()
             return
+        if len(self._drawn) < len(xy):
+            drawn = np.zeros(len(xy), dtype=bool)
+            drawn[self._drawn] = True
+            sel = sel[drawn[sel]]
         self.selected_marker.setData(pos=xy[sel])
 
     def update_current(self, *_) -> None:
-        xy, i = self._xy(), self.session.current
+        xy, i = self._xy, self.session.current
         if xy is None or i < 0:
             self.current_marker.clear()
             return
@@ -271,6 +358,12 @@ class ScatterPanel(QWidget):
             return -1
         return int(i)
 
+    def points_in(self, polygon: np.ndarray) -> np.ndarray:
+        """Indices (ascending) of every image whose point lies inside ``polygon`` (M, 2)."""
+        if self._index is None:
+            return np.zeros(0, dtype=np.int64)
+        return self._index.in_polygon(polygon)
+
     def _on_mouse_clicked(self, ev) -> None:
         if ev.button() == Qt.MouseButton.LeftButton:
             i = self.point_at(ev.scenePos())
@@ -278,9 +371,8 @@ class ScatterPanel(QWidget):
                 self.session.set_current(i)
 
     def _on_polygon(self, polygon: np.ndarray) -> None:
-        xy = self._xy()
-        if xy is not None:
-            self.session.set_selection(points_in_polygon(xy, polygon))
+        if self._index is not None:
+            self.session.set_selection(self.points_in(polygon))
 
     def _on_mouse_moved(self, args) -> None:
         i = self.point_at(args[0])
