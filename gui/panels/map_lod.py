@@ -206,7 +206,7 @@ TILE_BITS = 8  # a tile is 256 x 256 bins
 
 
 def density_strength(
-    n_levels: int = 32, max_count: int = 1024, full: int = 24, floor: float = 0.6
+    n_levels: int = 32, max_count: int = 1024, full: int = 16, floor: float = 0.75
 ) -> np.ndarray:
     """Colour strength index (0 .. n_levels - 1) of a bin holding 0 .. max_count points.
 
@@ -228,7 +228,7 @@ def color_table(colors: list[QColor], n_levels: int = 32) -> np.ndarray:
     rgb = np.array([[c.red(), c.green(), c.blue()] for c in colors], dtype=float).reshape(-1, 3)
     a = np.linspace(0, 1, n_levels)[None, :, None]
     plain = 255 + (rgb[:, None, :] - 255) * a  # (K, L, 3)
-    dark = plain * 0.35
+    dark = plain * 0.5
     table = np.zeros((2, len(rgb) + 1, n_levels), dtype=np.uint32)
     for s, shade in enumerate((plain, dark)):
         px = np.clip(np.rint(shade), 0, 255).astype(np.uint32)
@@ -288,7 +288,7 @@ class DensityItem(pg.GraphicsObject):
         max_tiles: how many tiles are kept (a 256 x 256 tile takes 256 KiB).
     """
 
-    def __init__(self, bin_px: float = 2.0, max_tiles: int = 96) -> None:
+    def __init__(self, bin_px: float = 2.5, max_tiles: int = 96) -> None:
         super().__init__()
         self.bin_px = bin_px
         self.max_tiles = max_tiles
