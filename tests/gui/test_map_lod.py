@@ -272,6 +272,11 @@ def test_zoomed_out_is_density_zoomed_in_is_every_visible_point(panel):
     before = p._drawn
     p.view.translateBy(x=0.05)
     assert p._drawn is before
+    # A long pan leaves it: the points now in view are drawn.
+    p.view.translateBy(x=3 * p.view.viewRect().width())
+    _, inside = visible(p)
+    assert 0 < len(inside) <= p.exact_limit and p.level == POINTS
+    assert {tuple(v) for v in xy[inside]} <= {tuple(v) for v in drawn(p)}
     # Zoomed out again: the density image, no points drawn one by one.
     p.plot.autoRange()
     assert p.level == DENSITY and p.n_points() == 0
