@@ -1,13 +1,13 @@
 """Level of detail for the map: exact spatial queries over every point, and a density image for views
 that hold too many points to draw one by one.
 
-The map of a million images cannot draw a million pyqtgraph spots per frame (about a second a frame).
-Zoomed out, :class:`DensityItem` draws the points as an image at screen resolution instead: each
-pixel holds the number of points under it (shown as colour strength) and the colour of one of them,
-drawn in a fixed shuffled order, the way an overplotted scatter would show it. Zoomed in, when the
-view holds few enough points, the panel draws those points one by one. Hover, click, box and lasso
-never look at what is drawn: :class:`GridIndex` answers them exactly from the full coordinates.
-"""
+The map of a million images cannot draw a million pyqtgraph spots per frame (measured: 0.4 s of CPU
+a frame, 1.5 s on a busy machine). Zoomed out, :class:`DensityItem` draws the points as an image of
+bins about 2.5 screen pixels wide, in cached tiles: each bin shows how many points it holds (as colour
+strength) and the colour of one of them, drawn in a fixed shuffled order, the way an overplotted
+scatter would show it. Zoomed in, when the view holds few enough points, the panel draws those points
+one by one. Hover, click, box and lasso never look at what is drawn: :class:`GridIndex` (and the
+panel's k-d tree) answer them exactly from the full coordinates."""
 
 from __future__ import annotations
 

@@ -7,9 +7,9 @@ which pyqtgraph draws from one cached symbol.
 
 Level of detail (see ``map_lod``): a run of up to ``ScatterPanel.exact_limit`` images is drawn point by
 point. A bigger one is drawn point by point only where the view holds at most that many points (zoomed
-in), and as a density image otherwise, re-binned at screen resolution as the view changes, so that a
-frame costs about the same at 50,000 or 1,000,000 points. Hover and click use a k-d tree, box and lasso
-a grid index, both over every point, so they are exact whatever is drawn.
+in), and as a density image of cached tiles otherwise, so that a frame costs about the same at 50,000
+or 1,000,000 points. Hover and click use a k-d tree, box and lasso a grid index, both over every
+point, so they are exact whatever is drawn.
 """
 
 from __future__ import annotations
@@ -254,7 +254,7 @@ class ScatterPanel(QWidget):
         if self.color_by.currentText() == BY_LABEL and s.has_labels:
             if self._label_codes is None:  # true labels never change within a run: once per run
                 labels = s.run.true_labels
-                # Work on the distinct values (a few), not per image: 1M labels in ~0.1 s.
+                # Work on the distinct values (a few), not per image: 1M labels in ~0.15 s.
                 names = sorted({str(t) for t in set(labels) if t is not None})
                 lookup = {n: i for i, n in enumerate(names)}
                 table = {t: lookup.get(str(t), len(names)) for t in set(labels)}
