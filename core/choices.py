@@ -13,7 +13,7 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from semclust.core.config import RunConfig
 
@@ -21,10 +21,11 @@ SCRATCH, FROZEN, FINETUNED = "scratch", "frozen", "finetuned"
 #: The three ways to get a representation, in the order the GUI lists them.
 REPRESENTATIONS = (SCRATCH, FROZEN, FINETUNED)
 
-#: Image side for a pretrained backbone whose own size is not known (MobileNet, ResNet50V2): 96 px
-#: kept ImageNet MobileNet's kNN accuracy on 28 px silhouettes at 0.80-0.91 (../shared/DATA.md) at a
-#: CPU cost a user can wait for.
+#: Image side for the older pretrained backbones (MobileNet, ResNet50V2), below their native 224 px:
+#: 96 px kept ImageNet MobileNet's kNN accuracy on 28 px silhouettes at 0.80-0.91 (../shared/DATA.md) at
+#: a CPU cost a user can wait for. The other backbones run at their native size (core/backbones.py).
 PRETRAINED_IMAGE_SIZE = 96
+REDUCED_SIZE_BACKBONES = ("mobilenet", "resnet50v2")
 #: The pretrained backbone used when weights are given without a backbone.
 PRETRAINED_BACKBONE = "mobilenet"
 
@@ -67,6 +68,28 @@ class RunChoices:
     labels_csv: str | None = None
 
 
+def with_default_representation(choices: RunChoices, default) -> RunChoices:
+    """``choices`` with the default representation filled in, when the user named none.
+
+    Args:
+        choices: what the user chose; nothing about the representation (no representation, backbone,
+            weights or pretext epochs) means "the default".
+        default: a :class:`semclust.core.backbones.Representation` (``default_representation()``): a
+            pretrained backbone available here, frozen, or from scratch when there is none.
+    """
+    if any(
+        v is not None
+        for v in (choices.representation, choices.backbone, choices.weights, choices.pretext_epochs)
+    ):
+        return choices
+    return replace(
+        choices,
+        representation=FROZEN if default.pretrained else SCRATCH,
+        backbone=default.backbone,
+        weights=default.weights,
+    )
+
+
 def representation_of(choices: RunChoices) -> str:
     """The representation the choices ask for, resolving ``None`` from the weights."""
     if choices.representation is not None:
@@ -81,10 +104,17 @@ def representation_of(choices: RunChoices) -> str:
 
 
 def default_image_size(backbone: str, pretrained: bool) -> int:
-    """The image side a backbone runs at by default: 32 px from scratch, larger when pretrained."""
+    """The image side a backbone runs at by default: 32 px from scratch, else its native size."""
     if not pretrained:
         return RunConfig().ingest.image_size
-    return PRETRAINED_IMAGE_SIZE
+    if backbone in REDUCED_SIZE_BACKBONES:
+        return PRETRAINED_IMAGE_SIZE
+    from semclust.core.backbones import get_spec  # no Keras at import time
+
+    try:
+        return get_spec(backbone).input_size
+    except ValueError:
+        return PRETRAINED_IMAGE_SIZE  # an unknown name: validation says so later
 
 
 def build_config(choices: RunChoices, base: RunConfig | None = None) -> RunConfig:

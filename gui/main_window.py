@@ -35,6 +35,14 @@ from semclust.gui.worker import RunController
 from semclust.gui.workspace import Workspace
 
 RESOURCES = Path(__file__).resolve().parent.parent / "resources"
+
+
+def _default_representation():
+    from semclust.core.backbones import default_representation  # may look at weight files
+
+    return default_representation()
+
+
 MAX_RECENT = 8
 
 
@@ -44,11 +52,14 @@ class MainWindow(QMainWindow):
     Args:
         pipeline: ``run_pipeline``-like callable (tests pass a fast dummy); default: ``core.run``.
         settings: where recent folders are kept; default: the user's QSettings.
+        find_default: returns the representation a new run starts from; default:
+            ``core.backbones.default_representation`` (looked up in the background).
     """
 
     TABS = ("Progress", "Map", "Clusters", "Accuracy")
 
-    def __init__(self, pipeline: Callable | None = None, settings: QSettings | None = None) -> None:
+    def __init__(self, pipeline: Callable | None = None, settings: QSettings | None = None,
+                 find_default: Callable | None = None) -> None:  # fmt: skip
         super().__init__()
         self.setWindowTitle("semclust")
         icon = RESOURCES / "semclust.svg"
@@ -122,6 +133,9 @@ class MainWindow(QMainWindow):
         self.session.selectionChanged.connect(self._sync_actions)
         self._sync_actions()
         self.statusBar().showMessage("Open a folder of images, or a previous run folder.")
+        run_in_background(find_default or _default_representation,
+                          on_result=self.params.set_default_representation,
+                          on_error=lambda e: self.params.representation_note.setText(str(e)))  # fmt: skip
 
     def showEvent(self, event) -> None:
         super().showEvent(event)

@@ -29,6 +29,7 @@ from semclust.core.choices import (
     RunChoices,
     build_config,
     choices_of,
+    with_default_representation,
 )
 from semclust.core.config import BACKBONES, METHODS
 from semclust.gui._core import RunConfig
@@ -74,6 +75,7 @@ class ParametersPanel(QWidget):
         super().__init__(parent)
         d = RunConfig()
         self._base = d
+        self._config_shown = False  # an earlier run's settings are shown (not the defaults)
         layout = QVBoxLayout(self)
 
         data = QGroupBox("Images")
@@ -128,8 +130,12 @@ class ParametersPanel(QWidget):
             "image and its neighbours agree;\nthe others are the classic alternatives on the same "
             "features (K-means is also shown as a preview while SCAN trains)."
         )
+        self.representation_note = QLabel("")
+        self.representation_note.setWordWrap(True)
+        self.representation_note.setStyleSheet("color: palette(mid);")
         self.backbone = QComboBox()
         self.backbone.addItems(list(BACKBONES))
+        self.backbone.setEditable(True)  # a keras-hub preset id, an hf:// id or a preset folder too
         self.backbone.setCurrentText(d.encoder.backbone)
         self.backbone.setToolTip(
             "resnet_small: compact ResNet for small images (CPU default).\n"
@@ -194,6 +200,7 @@ class ParametersPanel(QWidget):
         form.addRow("Clusters:", self.clusters)
         form.addRow("Method:", self.method)
         form.addRow("Representation:", self.representation)
+        form.addRow(self.representation_note)
         form.addRow("Backbone:", self.backbone)
         form.addRow("Weights:", weights_row)
         form.addRow("Image size:", self.image_size)
@@ -286,7 +293,21 @@ class ParametersPanel(QWidget):
         """The RunConfig the form describes (the core's factory), on top of the last loaded config."""
         return build_config(self.choices(), self._base)
 
+    def set_default_representation(self, default) -> None:
+        """Shows the representation a new run starts from (a pretrained backbone available here, else
+        from scratch) and why; a form showing an earlier run's settings keeps them."""
+        self.representation_note.setText(default.reason)
+        self.representation_note.setToolTip(default.reason)
+        if self._config_shown:
+            return
+        c = with_default_representation(RunChoices(), default)
+        self.backbone.setCurrentText(c.backbone)
+        if c.weights is not None:
+            self.weights.setText(str(c.weights))
+        self.representation.setCurrentIndex(self.representation.findData(c.representation))
+
     def set_config(self, cfg: RunConfig) -> None:
+        self._config_shown = True
         self._base = cfg
         c = choices_of(cfg)
         self.clusters.setValue(c.clusters)

@@ -41,8 +41,12 @@ def window_factory(qtbot, settings):
 
     windows = []
 
+    from semclust.core.backbones import Representation
+
+    scratch = Representation("resnet_small", None, False, "From scratch: (test)")
+
     def make(pipeline=None):
-        w = MainWindow(pipeline=pipeline, settings=settings)
+        w = MainWindow(pipeline=pipeline, settings=settings, find_default=lambda: scratch)
         qtbot.addWidget(w)
         w.show()
         windows.append(w)

@@ -73,3 +73,25 @@ def test_an_earlier_runs_settings_come_back_unchanged(qtbot, window_factory):
     )
     params.set_config(cfg)
     assert params.config() == cfg
+
+
+def test_the_window_starts_from_the_default_representation_and_says_why(qtbot, settings):
+    from semclust.core.backbones import Representation
+    from semclust.gui.main_window import MainWindow
+
+    pretrained = Representation(
+        "efficientnet_lite2", "/w/lite2.weights.h5", True, "Pretrained: found offline.", 260
+    )
+    w = MainWindow(settings=settings, find_default=lambda: pretrained)
+    qtbot.addWidget(w)
+    qtbot.waitUntil(lambda: w.params.representation_note.text() == "Pretrained: found offline.")
+    cfg = w.params.config()
+    assert (cfg.encoder.backbone, cfg.encoder.weights, cfg.pretext.epochs) == (
+        "efficientnet_lite2",
+        "/w/lite2.weights.h5",
+        0,
+    )
+    assert cfg.ingest.image_size == 260  # the backbone's own size
+    args = _parser().parse_args(["run", "i", "--out", "r"])
+    assert config_from_args(args, pretrained) == cfg  # the command line starts from the same
+    w.loader.shutdown()
