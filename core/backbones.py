@@ -412,6 +412,15 @@ def weights_available(
     return True
 
 
+def needs_download(
+    spec: BackboneSpec, weights: str | None, cache_dir: str | Path | None = None
+) -> bool:
+    """Whether building ``spec`` with ``weights`` will download them first (to say so in the GUI)."""
+    if weights not in PRETRAINED or not spec.pretrained:
+        return False
+    return not weights_available(spec, weights, cache_dir, allow_download=False)
+
+
 def missing_application_message(spec: BackboneSpec, cache_dir: str | Path | None = None) -> str:
     """What to do when keras.applications ImageNet weights are neither here nor downloadable."""
     return (

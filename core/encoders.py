@@ -129,6 +129,9 @@ def _keras_hub(spec: BackboneSpec, inputs, weights: str | None):
         raise WeightsUnavailable(f"{missing_preset_message(spec)} ({exc})") from None
     if weights is not None and not pretrained:  # a .weights.h5 file of this backbone
         backbone.load_weights(weights)
+    mask_token = getattr(getattr(backbone, "embeddings", None), "mask_token", None)
+    if mask_token is not None:  # DINOv2's, for masked-image pretraining only: never has a gradient
+        mask_token.trainable = False
     x = inputs
     native = _image_shape(backbone)
     if native is not None and native != size:

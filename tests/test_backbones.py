@@ -122,6 +122,41 @@ def test_preset_directory_without_weights_is_a_clear_error(presets, tmp_path):
         build_encoder(EncoderConfig(backbone=str(folder), weights="pretrained"), SIZE)
 
 
+@needs_hub
+@pytest.mark.slow
+def test_pipeline_runs_on_a_preset_frozen_and_fine_tuned(presets, tmp_path):
+    """A run on a keras-hub preset directory: frozen features, then SimCLR + SCAN updating the ViT
+    (the encoder is rebuilt from the preset and the run folder's weights)."""
+    import warnings
+
+    from semclust.core.demo import write_digits_folder
+    from semclust.core.run import run_pipeline
+
+    digits_folder = write_digits_folder(tmp_path / "digits", limit=10)
+
+    frozen = RunConfig(clusters=10).replace(
+        **{
+            "encoder.backbone": str(presets["dinov2"][0]),
+            "encoder.weights": "pretrained",
+            "ingest.image_size": 32,
+            "pretext.epochs": 0,
+            "scan.epochs": 2,
+        }
+    )
+    run = run_pipeline(digits_folder, tmp_path / "frozen", frozen, cache_dir=tmp_path / "cache")
+    assert run.probabilities.shape == (100, 10)
+    assert np.load(tmp_path / "frozen" / "features.npy").shape == (100, 16)
+
+    tuned = frozen.replace(
+        **{"pretext.epochs": 1, "scan.update_encoder": True, "selflabel.enabled": True}
+    )
+    tuned = tuned.replace(**{"selflabel.epochs": 1, "scan.epochs": 1})
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="Gradients do not exist")
+        run = run_pipeline(digits_folder, tmp_path / "tuned", tuned, cache_dir=tmp_path / "cache")
+    assert np.allclose(run.probabilities.sum(axis=1), 1.0, atol=1e-4)
+
+
 def test_preset_names_are_known_without_importing_keras_hub():
     assert backbones.is_preset_reference("hf://facebook/dinov2-small")
     if HAS_HUB:
@@ -187,6 +222,8 @@ def offline(monkeypatch, tmp_path):
 
 
 def test_offline_preset_is_a_clear_error_and_falls_back_to_scratch(offline):
+    assert backbones.needs_download(REGISTRY["dinov2_small"], "pretrained")
+    assert not backbones.needs_download(REGISTRY["dinov2_small"], None)
     start = time.monotonic()
     with pytest.raises(WeightsUnavailable) as info:
         build_encoder(EncoderConfig(backbone="dinov2_small", weights="pretrained"), 224)
