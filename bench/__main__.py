@@ -30,7 +30,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="tiny sizes and epochs: a smoke test, not numbers to quote",
     )
-    p.add_argument("--datasets", default=None, help="comma-separated: digits,mnist5k,animals10k")
+    p.add_argument(
+        "--datasets",
+        default=None,
+        help="comma-separated: digits,mnist5k,animals10k,gcompris4,food7 (the last two are real "
+        "colour photos fetched with apt-get / npm)",
+    )
     p.add_argument("--seeds", type=int, default=None, help="seeds per method (default 3, quick 1)")
     p.add_argument(
         "--only",
