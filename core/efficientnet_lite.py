@@ -234,15 +234,15 @@ def read_torch_state_dict(source: str | Path | BinaryIO) -> dict[str, np.ndarray
         with open(source, "rb") as f:
             return read_torch_state_dict(f)
     f = source
-    try:
-        magic = pickle.load(f)
+    storages: dict[str, _Storage] = {}
+    try:  # every pickle in the file goes through the restricted unpickler
+        magic = _Unpickler(f, storages).load()
         if magic != 0x1950A86A20F9469CFC6C:
-            raise ValueError("not a legacy PyTorch checkpoint (wrong magic number)")
-        pickle.load(f)  # protocol version
-        sys_info = pickle.load(f)
-        storages: dict[str, _Storage] = {}
+            raise pickle.UnpicklingError("wrong magic number; only the legacy (pre-zip) format")
+        _Unpickler(f, storages).load()  # protocol version
+        sys_info = _Unpickler(f, storages).load()
         state = _Unpickler(f, storages, bool(sys_info.get("little_endian", True))).load()
-        keys = pickle.load(f)
+        keys = _Unpickler(f, storages).load()
         for key in keys:
             storage = storages[key]
             count = int(np.frombuffer(f.read(8), dtype="<i8")[0])
@@ -250,7 +250,7 @@ def read_torch_state_dict(source: str | Path | BinaryIO) -> dict[str, np.ndarray
             if count != storage.size or len(raw) != count * storage.dtype.itemsize:
                 raise ValueError(f"storage {key} is truncated or has the wrong size")
             storage.data = np.frombuffer(raw, dtype=storage.dtype)
-    except (pickle.UnpicklingError, EOFError, KeyError, IndexError, AttributeError) as err:
+    except (pickle.UnpicklingError, EOFError, LookupError, AttributeError, TypeError) as err:
         raise ValueError(f"Cannot read the PyTorch checkpoint: {err}") from err
     for nested in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(nested), dict):

@@ -266,12 +266,14 @@ def test_converter_rejects_a_checkpoint_that_does_not_fit(tmp_path, monkeypatch)
         read_torch_state_dict(tmp_path / "bad.pth")
 
 
-def test_reader_refuses_arbitrary_pickled_objects(tmp_path):
+@pytest.mark.parametrize("position", [0, 3])
+def test_reader_refuses_arbitrary_pickled_objects(tmp_path, position):
+    header = [0x1950A86A20F9469CFC6C, 1001, {"little_endian": True}, {}]
+    header[position] = {"x": subprocess.Popen}  # a global that must never be loaded
     path = tmp_path / "evil.pth"
     with open(path, "wb") as f:
-        for obj in (0x1950A86A20F9469CFC6C, 1001, {"little_endian": True}):
+        for obj in header:
             pickle.dump(obj, f, protocol=2)
-        pickle.dump({"x": subprocess.Popen}, f, protocol=2)
     with pytest.raises(ValueError, match="Refusing"):
         read_torch_state_dict(path)
 
