@@ -1,4 +1,5 @@
-"""Baselines: K-means on raw pixels, and ImageNet MobileNet features + K-means or Ward clustering.
+"""Baselines: K-means on raw pixels, and ImageNet MobileNet features + K-means, Ward clustering or Deep
+Embedded Clustering (DEC).
 
 Each baseline takes decoded images (as :func:`bench.datasets.load_folder` returns them) and gives a
 cluster per image plus the wall seconds of each of its stages.
@@ -7,11 +8,15 @@ cluster per image plus the wall seconds of each of its stages.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 from sklearn.cluster import AgglomerativeClustering, KMeans
 
 from bench.timing import StageTimer
+
+if TYPE_CHECKING:
+    from semclust.core.dec import DECConfig, DECResult
 
 
 @dataclass
@@ -105,3 +110,36 @@ def mobilenet_baselines(
             ward, {"features": fs, "cluster": timer.seconds["ward"]}
         ),
     }
+
+
+def mobilenet_dec(
+    features: np.ndarray,
+    clusters: int,
+    seed: int = 0,
+    feature_seconds: float = 0.0,
+    config: DECConfig | None = None,
+) -> tuple[BaselineResult, DECResult]:
+    """Deep Embedded Clustering (:func:`semclust.core.dec.train_dec`) of MobileNet features.
+
+    Takes the features the K-means and Ward rows use (and their time, reported as the ``features``
+    stage); the DEC stage covers the autoencoder, K-means on its embedding and the clustering phase.
+
+    Returns:
+        The baseline result and DEC's own result (iterations run, last fraction of changed assignments).
+    """
+    from semclust.core.dec import DECConfig, train_dec
+
+    timer = StageTimer()
+    with timer("dec"):
+        result = train_dec(features, clusters, config or DECConfig(), seed)
+    seconds = {"features": float(feature_seconds), "cluster": timer.seconds["dec"]}
+    return BaselineResult(result.probabilities.argmax(axis=1), seconds), result
+
+
+def dec_summary(config: DECConfig | None = None) -> dict:
+    """The DEC settings a benchmark record lists (all of :class:`DECConfig`)."""
+    import dataclasses
+
+    from semclust.core.dec import DECConfig
+
+    return dataclasses.asdict(config or DECConfig())

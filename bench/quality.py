@@ -27,6 +27,7 @@ METHODS = (
     "kmeans-pixels",
     "mobilenet+kmeans",
     "mobilenet+agglomerative",
+    "mobilenet+dec",
     "kerasio-recipe",
     "ours-scratch",
     "ours-scratch+selflabel",
@@ -41,7 +42,7 @@ class QualitySettings:
     """What the quality benchmark runs.
 
     Attributes:
-        datasets: dataset names (see :data:`bench.datasets.LOADERS`).
+        datasets: dataset names (see :data:`bench.datasets.DATASETS`).
         seeds: one run per seed for every method.
         methods: subset of :data:`METHODS`.
         scratch_overrides: dotted RunConfig changes for our from-scratch runs (e.g. fewer epochs).
@@ -125,19 +126,34 @@ def run_quality(
                         dataset, "kmeans-pixels", seed, evaluate(labels, r.assignment), r.seconds
                     )
                 )
-            if {"mobilenet+kmeans", "mobilenet+agglomerative"} & set(settings.methods):
+            mobilenet_rows = {"mobilenet+kmeans", "mobilenet+agglomerative"} & set(settings.methods)
+            if mobilenet_rows or "mobilenet+dec" in settings.methods:
                 if feats is None:  # deterministic: computed once, its time charged to every seed
                     import time
 
                     t = time.perf_counter()
                     feats = baselines.mobilenet_features(images, bench.weights)
                     feat_seconds = time.perf_counter() - t
+            if mobilenet_rows:
                 res = baselines.mobilenet_baselines(
                     images, k, bench.weights, seed, features=feats, feature_seconds=feat_seconds
                 )
                 for name, r in res.items():
                     if name in settings.methods:
                         add(_record(dataset, name, seed, evaluate(labels, r.assignment), r.seconds))
+            if "mobilenet+dec" in settings.methods:
+                r, dec = baselines.mobilenet_dec(feats, k, seed, feat_seconds)
+                add(
+                    _record(
+                        dataset,
+                        "mobilenet+dec",
+                        seed,
+                        evaluate(labels, r.assignment),
+                        r.seconds,
+                        dec={"iterations": dec.iterations, "changed": round(dec.changed, 5)},
+                        config=baselines.dec_summary(),
+                    )
+                )
 
             scratch_seconds = None
             if have_pipeline:

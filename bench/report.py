@@ -178,7 +178,7 @@ def quality_section(quality: dict) -> str:
         if r.get("config"):
             configs.setdefault(r["method"], r["config"])
     if configs:
-        out.append("Settings of our runs:\n")
+        out.append("Settings of our runs (and of DEC):\n")
         out.append(
             "\n".join(
                 f"- {m}: " + ", ".join(f"{k}={v}" for k, v in c.items()) for m, c in configs.items()
@@ -202,6 +202,29 @@ def quality_section(quality: dict) -> str:
                     ]
                     for r in recipe
                 ],
+            )
+            + "\n"
+        )
+    dec = [r for r in quality["records"] if r.get("dec")]
+    if dec:
+        out.append(
+            "Deep Embedded Clustering (mobilenet+dec): clustering iterations run and the fraction of "
+            "assignments that changed at the last target refresh (it stops below the tolerance):\n"
+        )
+        out.append(
+            markdown_table(
+                ["dataset", "seed", "iterations", "changed", "seconds used"],
+                [
+                    [
+                        r["dataset"],
+                        r["seed"],
+                        r["dec"]["iterations"],
+                        f"{100 * r['dec']['changed']:.2f}%",
+                        _stages(r["seconds"]),
+                    ]
+                    for r in dec
+                ],
+                "lrrrl",
             )
             + "\n"
         )
