@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import pytest
 
-from semclust.core import backbones
+from semclust.core import backbones, pretrained
 from semclust.core.backbones import (
     REGISTRY,
     WeightsUnavailable,
@@ -207,10 +207,10 @@ def offline(monkeypatch, tmp_path):
     """No network, empty caches, no local weights anywhere; yields the folder searched for weights."""
     weights_dir = tmp_path / "weights"
     weights_dir.mkdir()
-    monkeypatch.setattr(backbones, "network_available", lambda host, timeout=0: False)
-    monkeypatch.setattr(backbones, "preset_cached", lambda handle: False)
-    monkeypatch.setattr(backbones, "keras_cache_dir", lambda: tmp_path / "keras")
-    monkeypatch.setattr(backbones, "weights_search_dirs", lambda cache_dir=None: [weights_dir])
+    monkeypatch.setattr(pretrained, "network_available", lambda host, timeout=0: False)
+    monkeypatch.setattr(pretrained, "preset_cached", lambda handle: False)
+    monkeypatch.setattr(pretrained, "keras_cache_dir", lambda: tmp_path / "keras")
+    monkeypatch.setattr(pretrained, "weights_search_dirs", lambda cache_dir=None: [weights_dir])
     if HAS_LITE:
         from semclust.core import efficientnet_lite
 
@@ -222,8 +222,8 @@ def offline(monkeypatch, tmp_path):
 
 
 def test_offline_preset_is_a_clear_error_and_falls_back_to_scratch(offline):
-    assert backbones.needs_download(REGISTRY["dinov2_small"], "pretrained")
-    assert not backbones.needs_download(REGISTRY["dinov2_small"], None)
+    assert pretrained.needs_download(REGISTRY["dinov2_small"], "pretrained")
+    assert not pretrained.needs_download(REGISTRY["dinov2_small"], None)
     start = time.monotonic()
     with pytest.raises(WeightsUnavailable) as info:
         build_encoder(EncoderConfig(backbone="dinov2_small", weights="pretrained"), 224)
@@ -276,18 +276,18 @@ def test_a_failed_download_is_weights_unavailable(monkeypatch, tmp_path):
     def refuse(*args, **kwargs):
         raise Exception("URL fetch failure on https://example: None -- no route")  # noqa: TRY002
 
-    monkeypatch.setattr(backbones, "network_available", lambda host, timeout=0: True)
-    monkeypatch.setattr(backbones, "keras_cache_dir", lambda: tmp_path)
-    monkeypatch.setattr(backbones, "weights_search_dirs", lambda cache_dir=None: [tmp_path])
+    monkeypatch.setattr(pretrained, "network_available", lambda host, timeout=0: True)
+    monkeypatch.setattr(pretrained, "keras_cache_dir", lambda: tmp_path)
+    monkeypatch.setattr(pretrained, "weights_search_dirs", lambda cache_dir=None: [tmp_path])
     monkeypatch.setattr(file_utils, "get_file", refuse)
     with pytest.raises(WeightsUnavailable, match="efficientnetv2-b0_notop.h5"):
         build_encoder(EncoderConfig(backbone="efficientnetv2_b0", weights="imagenet"), 64)
 
 
 def test_network_probe_gives_up_quickly():
-    backbones._NETWORK.pop("semclust-test.invalid", None)
+    pretrained._NETWORK.pop("semclust-test.invalid", None)
     start = time.monotonic()
-    assert not backbones.network_available("semclust-test.invalid", timeout=1.0)
+    assert not pretrained.network_available("semclust-test.invalid", timeout=1.0)
     assert time.monotonic() - start < 2.5
 
 

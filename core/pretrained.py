@@ -1,0 +1,243 @@
+"""Where a backbone's pretrained weights are: local files, download caches, or the network.
+
+:func:`ensure_weights` answers before anything is built: the weights are local (a file, a preset
+directory), cached (``~/.keras/models``, ``~/.cache/kagglehub``, the Hugging Face cache, semclust's own
+``<cache>/weights``), or downloadable now, which a quick probe of the host decides (a few seconds at
+most, so an offline machine never hangs on a download). Otherwise :class:`WeightsUnavailable` says
+which file or preset directory to provide, and where.
+
+Like :mod:`semclust.core.backbones`, this module imports no Keras.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from semclust.core.backbones import BackboneSpec
+
+#: ``EncoderConfig.weights`` values meaning "this backbone's own pretrained weights" (``imagenet`` for
+#: the keras.applications convention; both work for every pretrained backbone).
+PRETRAINED = ("pretrained", "imagenet")
+NETWORK_TIMEOUT_S = 3.0
+
+
+class WeightsUnavailable(ValueError):
+    """A backbone's pretrained weights are neither local, nor cached, nor downloadable now."""
+
+
+def keras_cache_dir() -> Path:
+    """Where keras.utils.get_file caches downloads (``$KERAS_HOME/models``, default ~/.keras)."""
+    return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")).expanduser() / "models"
+
+
+def weights_search_dirs(cache_dir: str | Path | None = None) -> list[Path]:
+    """Folders searched for local weights files, in order.
+
+    ``$SEMCLUST_WEIGHTS`` (``os.pathsep``-separated), ``<cache>/weights``, the Keras cache, and the
+    ``shared/weights`` folder beside a development checkout.
+    """
+    dirs = [Path(p).expanduser() for p in os.environ.get("SEMCLUST_WEIGHTS", "").split(os.pathsep)]
+    dirs = [d for d in dirs if str(d) not in ("", ".")]
+    dirs.append(_semclust_weights_dir(cache_dir))
+    dirs.append(keras_cache_dir())
+    dirs.append(Path(__file__).resolve().parents[2] / "shared" / "weights")
+    return dirs
+
+
+def _semclust_weights_dir(cache_dir: str | Path | None) -> Path:
+    from semclust.core.images import default_cache_dir  # noqa: PLC0415
+
+    return (Path(cache_dir) if cache_dir else default_cache_dir()) / "weights"
+
+
+def find_local_weights(spec: BackboneSpec, cache_dir: str | Path | None = None) -> Path | None:
+    """A weights file of ``spec`` in :func:`weights_search_dirs`, or ``None``."""
+    for folder in weights_search_dirs(cache_dir):
+        for file in spec.cache_files:
+            if (folder / file).is_file():
+                return folder / file
+    return None
+
+
+def preset_cached(handle: str) -> bool:
+    """Whether a ``kaggle://`` or ``hf://`` preset's config and weights are in the local cache."""
+    files = ("config.json", "model.weights.h5")
+    try:
+        if handle.startswith("kaggle://"):
+            from kagglehub import cache  # noqa: PLC0415
+            from kagglehub.handle import parse_model_handle  # noqa: PLC0415
+
+            h = parse_model_handle(handle.removeprefix("kaggle://"))
+            return all(cache.load_from_cache(h, f) for f in files)
+        if handle.startswith("hf://"):
+            from huggingface_hub import try_to_load_from_cache  # noqa: PLC0415
+
+            repo = handle.removeprefix("hf://")
+            here = [
+                isinstance(try_to_load_from_cache(repo, f), str)
+                for f in ("config.json", "model.weights.h5", "model.safetensors")
+            ]
+            return here[0] and any(here[1:])  # a Keras preset, or a transformers checkpoint
+    except Exception:  # noqa: BLE001 - a broken cache counts as no cache
+        return False
+    return False
+
+
+_NETWORK: dict[str, bool] = {}
+_NETWORK_LOCK = threading.Lock()
+
+
+def network_available(host: str, timeout: float = NETWORK_TIMEOUT_S) -> bool:
+    """Whether ``host:443`` answers within ``timeout`` seconds (DNS included); remembered per process."""
+    with _NETWORK_LOCK:
+        if host in _NETWORK:
+            return _NETWORK[host]
+    result: list[bool] = []
+
+    def probe() -> None:
+        try:
+            socket.create_connection((host, 443), timeout=timeout).close()
+            result.append(True)
+        except OSError:
+            result.append(False)
+
+    thread = threading.Thread(target=probe, daemon=True)  # getaddrinfo itself has no timeout
+    thread.start()
+    thread.join(timeout)
+    ok = bool(result and result[0])
+    with _NETWORK_LOCK:
+        _NETWORK[host] = ok
+    return ok
+
+
+def _host(spec: BackboneSpec) -> str:
+    source = spec.source or ""
+    if source.startswith("hf://"):
+        return "huggingface.co"
+    if spec.family == "keras_applications":
+        return "storage.googleapis.com"
+    return "www.kaggle.com"
+
+
+def ensure_weights(
+    spec: BackboneSpec,
+    weights: str | None,
+    cache_dir: str | Path | None = None,
+    allow_download: bool = True,
+) -> str | None:
+    """What to load for ``weights`` of ``spec``, checking first that it is here or downloadable now.
+
+    Args:
+        spec: the backbone.
+        weights: ``None``, ``"pretrained"`` / ``"imagenet"``, or a ``.weights.h5`` file.
+        cache_dir: semclust's cache root (default ``default_cache_dir()``).
+        allow_download: ``False`` accepts only local or cached weights (no network probe).
+
+    Returns:
+        ``None`` (random initialisation), a local file path, ``"imagenet"`` (keras.applications,
+        cached or to download), or a preset handle or directory (keras-hub).
+
+    Raises:
+        ValueError: a weights file that does not exist, or weights for a backbone that has none.
+        WeightsUnavailable: pretrained weights not local, not cached, and no network.
+    """
+    if weights is None:
+        return None
+    if weights not in PRETRAINED:
+        path = Path(weights).expanduser()
+        if not path.is_file():
+            raise ValueError(f"The weights file {path} does not exist.")
+        return str(path)
+    if not spec.pretrained:
+        raise ValueError(f"{spec.name} has no pretrained weights: train it from scratch.")
+    if spec.family == "efficientnet_lite":
+        try:
+            from semclust.core.efficientnet_lite import find_or_convert_weights  # noqa: PLC0415
+
+            return str(find_or_convert_weights(cache_dir=cache_dir))
+        except (ImportError, OSError, ValueError) as exc:
+            raise WeightsUnavailable(f"EfficientNet-Lite2 weights unavailable: {exc}") from None
+    if spec.family == "keras_applications":
+        if (keras_cache_dir() / spec.cache_files[0]).is_file():
+            return "imagenet"
+        local = find_local_weights(spec, cache_dir)
+        if local is not None:
+            return str(local)
+        if allow_download and network_available(_host(spec)):
+            return "imagenet"
+        raise WeightsUnavailable(missing_application_message(spec, cache_dir))
+    source = spec.source or spec.name
+    if Path(source).expanduser().is_dir():
+        folder = Path(source).expanduser()
+        if not any((folder / f).is_file() for f in ("model.weights.h5", "model.safetensors")):
+            raise WeightsUnavailable(
+                f"The preset directory {source} has no weights (model.weights.h5, or "
+                "model.safetensors for a transformers checkpoint)."
+            )
+        return source
+    if preset_cached(source) or (allow_download and network_available(_host(spec))):
+        return source
+    raise WeightsUnavailable(missing_preset_message(spec))
+
+
+def weights_available(
+    spec: BackboneSpec,
+    weights: str | None,
+    cache_dir: str | Path | None = None,
+    allow_download: bool = True,
+) -> bool:
+    """Whether :func:`ensure_weights` would succeed (with ``allow_download``, perhaps by downloading)."""
+    try:
+        ensure_weights(spec, weights, cache_dir, allow_download)
+    except ValueError:
+        return False
+    return True
+
+
+def needs_download(
+    spec: BackboneSpec, weights: str | None, cache_dir: str | Path | None = None
+) -> bool:
+    """Whether building ``spec`` with ``weights`` will download them first (to say so in the GUI)."""
+    if weights not in PRETRAINED or not spec.pretrained:
+        return False
+    return not weights_available(spec, weights, cache_dir, allow_download=False)
+
+
+def missing_application_message(spec: BackboneSpec, cache_dir: str | Path | None = None) -> str:
+    """What to do when keras.applications ImageNet weights are neither here nor downloadable."""
+    return (
+        f"No network to download the ImageNet weights of {spec.name} and no copy here. On a machine "
+        f'with internet run `python -c "import keras; keras.applications.{spec.source}'
+        f"(include_top=False, weights='imagenet')\"` and copy the file it writes, "
+        f"~/.keras/models/{spec.cache_files[0]}, into {keras_cache_dir()} or "
+        f"{_semclust_weights_dir(cache_dir)} here, or give that file as the weights."
+    )
+
+
+def missing_preset_message(spec: BackboneSpec) -> str:
+    """What to do when a keras-hub preset is neither cached nor downloadable."""
+    source = spec.source or spec.name
+    if source.startswith("kaggle://"):
+        handle = source.removeprefix("kaggle://")
+        fetch = f"import kagglehub; print(kagglehub.model_download('{handle}'))"
+        also = f" (or copy the whole ~/.cache/kagglehub folder here: then {spec.name} works as is)"
+    elif source.startswith("hf://"):
+        fetch = (
+            "import huggingface_hub; "
+            f"print(huggingface_hub.snapshot_download('{source.removeprefix('hf://')}'))"
+        )
+        also = ""
+    else:
+        fetch = f"import keras_hub; keras_hub.models.Backbone.from_preset('{source}')"
+        also = " (it prints where the preset was saved)"
+    return (
+        f"No network to download the keras-hub preset {source} of {spec.name}, and it is not "
+        f'cached. On a machine with internet run `python -c "{fetch}"`, copy the preset folder it '
+        "prints (config.json, the weights, image_converter.json) here, and give that folder "
+        f"as the backbone{also}."
+    )
