@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -88,15 +89,21 @@ def preset_cached(handle: str) -> bool:
     return False
 
 
-_NETWORK: dict[str, bool] = {}
+NETWORK_MEMORY_S = 60.0
+_NETWORK: dict[str, tuple[bool, float]] = {}
 _NETWORK_LOCK = threading.Lock()
 
 
 def network_available(host: str, timeout: float = NETWORK_TIMEOUT_S) -> bool:
-    """Whether ``host:443`` answers within ``timeout`` seconds (DNS included); remembered per process."""
+    """Whether ``host:443`` answers within ``timeout`` seconds (DNS included).
+
+    The answer is remembered for :data:`NETWORK_MEMORY_S` seconds, so that a session that comes
+    online later (the GUI stays open) sees it.
+    """
     with _NETWORK_LOCK:
-        if host in _NETWORK:
-            return _NETWORK[host]
+        known = _NETWORK.get(host)
+        if known is not None and time.monotonic() - known[1] < NETWORK_MEMORY_S:
+            return known[0]
     result: list[bool] = []
 
     def probe() -> None:
@@ -111,7 +118,7 @@ def network_available(host: str, timeout: float = NETWORK_TIMEOUT_S) -> bool:
     thread.join(timeout)
     ok = bool(result and result[0])
     with _NETWORK_LOCK:
-        _NETWORK[host] = ok
+        _NETWORK[host] = (ok, time.monotonic())
     return ok
 
 
