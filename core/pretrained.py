@@ -163,6 +163,9 @@ def ensure_weights(
     if not spec.pretrained:
         raise ValueError(f"{spec.name} has no pretrained weights: train it from scratch.")
     if spec.family == "efficientnet_lite":
+        local = find_local_weights(spec, cache_dir)  # converted before: no Keras import needed
+        if local is not None:
+            return str(local)
         try:
             from semclust.core.efficientnet_lite import find_or_convert_weights  # noqa: PLC0415
 
