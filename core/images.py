@@ -2,7 +2,9 @@
 
 The user's folder is only ever read. Files that cannot be used are skipped with a reason and the run goes
 on. Decoded images are cached outside the folder (``~/.cache/semclust`` or ``$SEMCLUST_CACHE``), keyed by
-relative path, file size, modification time and image size, so a second run does not decode again.
+relative path, file size, modification time and image size, so a second run does not decode again. The
+cache is a memory-mapped array on disk (:mod:`semclust.core.image_store`): the images of a run are never
+all in memory, whatever the size of the folder.
 """
 
 from __future__ import annotations
@@ -18,12 +20,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from semclust.core.artefacts import atomic_path
 from semclust.core.config import IngestConfig
+from semclust.core.image_store import ImageStore
 from semclust.core.progress import CancelToken, Progress, ProgressCallback, ignore_progress
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: a memory-mapped store per folder and size (core.image_store)
 
 
 class InputError(ValueError):
@@ -64,7 +66,7 @@ class IngestResult:
     Attributes:
         root: the image folder.
         paths: relative paths of the images kept.
-        images: (N, S, S, 3) uint8 RGB.
+        images: (N, S, S, 3) uint8 RGB, memory-mapped read-only from the cache; index it in batches.
         labels: true label per image, or ``None`` when unknown.
         skipped: (relative path, reason) of every file that was left out.
         cached: how many images came from the cache rather than being decoded.
@@ -234,57 +236,46 @@ def ingest(
         raise InputError(
             f"No images found in {survey.root} (looked for {', '.join(IMAGE_EXTENSIONS)})."
         )
-    cache_file = _cache_file(
-        Path(cache_dir) if cache_dir else default_cache_dir(), survey.root, config
+    store = ImageStore(
+        _store_folder(Path(cache_dir) if cache_dir else default_cache_dir(), survey.root, config),
+        config.image_size,
     )
-    cached_images, cached_errors = _read_cache(cache_file)
     keys = [_file_key(survey.root, rel) for rel in survey.files]
-    todo = [
-        i for i, key in enumerate(keys) if key not in cached_images and key not in cached_errors
-    ]
-
-    decoded: dict[str, np.ndarray] = {}
-    errors: dict[str, str] = {}
+    cached_rows = store.rows
+    todo = [i for i, key in enumerate(keys) if key not in cached_rows and key not in store.errors]
     total = len(survey.files)
     progress(Progress("ingest", "progress", total - len(todo), total, message="decoding images"))
 
-    def decode(i: int) -> tuple[int, np.ndarray | None, str]:
-        try:
-            return (
-                i,
-                load_image(
-                    survey.root / survey.files[i], config.image_size, config.max_image_pixels
-                ),
-                "",
-            )
-        except ImageError as exc:
-            return i, None, str(exc)
+    def decode_all(positions: list[int]):
+        def decode(i: int) -> tuple[int, np.ndarray | None, str]:
+            try:
+                path = survey.root / survey.files[i]
+                return i, load_image(path, config.image_size, config.max_image_pixels), ""
+            except ImageError as exc:
+                return i, None, str(exc)
 
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        chunk = 256
-        for start in range(0, len(todo), chunk):
-            if cancel is not None:
-                cancel.raise_if_cancelled()
-            for i, arr, reason in pool.map(decode, todo[start : start + chunk]):
-                if arr is None:
-                    errors[keys[i]] = reason
-                else:
-                    decoded[keys[i]] = arr
-            done = total - len(todo) + min(start + chunk, len(todo))
-            progress(Progress("ingest", "progress", done, total, message="decoding images"))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for start in range(0, len(positions), 256):
+                if cancel is not None:
+                    cancel.raise_if_cancelled()
+                yield from pool.map(decode, positions[start : start + 256])
+                done = total - len(todo) + min(start + 256, len(todo))
+                progress(Progress("ingest", "progress", done, total, message="decoding images"))
+        if cancel is not None:
+            cancel.raise_if_cancelled()
 
-    if todo:
-        _write_cache(cache_file, {**cached_images, **decoded}, {**cached_errors, **errors})
+    usable = [k for k in keys if k not in store.errors]
+    if todo or not store.holds_exactly(usable):
+        store.write(keys, decode_all, todo)
 
     labels_map = read_labels_csv(config.labels_csv) if config.labels_csv else None
-    paths, arrays, labels, skipped = [], [], [], []
+    kept = set(store.keys)
+    paths, labels, skipped = [], [], []
     for rel, key in zip(survey.files, keys, strict=True):
-        arr = decoded.get(key, cached_images.get(key))
-        if arr is None:
-            skipped.append((rel, errors.get(key, cached_errors.get(key, "unreadable"))))
+        if key not in kept:
+            skipped.append((rel, store.errors.get(key, "unreadable")))
             continue
         paths.append(rel)
-        arrays.append(arr)
         labels.append(labels_map.get(rel) if labels_map is not None else survey.label_of(rel))
     if not paths:
         raise InputError(f"None of the {total} image files in {survey.root} could be read.")
@@ -292,7 +283,7 @@ def ingest(
     return IngestResult(
         root=survey.root,
         paths=paths,
-        images=np.stack(arrays),
+        images=store.images,
         labels=labels if has_labels else None,
         skipped=skipped,
         cached=total - len(todo),
@@ -304,35 +295,8 @@ def _file_key(root: Path, rel: str) -> str:
     return f"{rel}|{st.st_size}|{st.st_mtime_ns}"
 
 
-def _cache_file(cache_dir: Path, root: Path, config: IngestConfig) -> Path:
+def _store_folder(cache_dir: Path, root: Path, config: IngestConfig) -> Path:
     tag = hashlib.sha256(
         f"{root}|{config.image_size}|{config.max_image_pixels}".encode()
     ).hexdigest()[:20]
-    return cache_dir / "images" / f"v{CACHE_VERSION}_{tag}_{config.image_size}px.npz"
-
-
-def _read_cache(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            keys, images = data["keys"].tolist(), data["images"]
-            error_keys, reasons = data["error_keys"].tolist(), data["error_reasons"].tolist()
-    except (OSError, KeyError, ValueError):
-        return {}, {}
-    return dict(zip(keys, images, strict=True)), dict(zip(error_keys, reasons, strict=True))
-
-
-def _write_cache(path: Path, images: dict[str, np.ndarray], errors: dict[str, str]) -> None:
-    try:
-        keys = sorted(images)
-        with atomic_path(path, suffix=".npz") as tmp:
-            np.savez(
-                tmp,
-                keys=np.array(keys, dtype=str),
-                images=np.stack([images[k] for k in keys])
-                if keys
-                else np.zeros((0, 1, 1, 3), np.uint8),
-                error_keys=np.array(sorted(errors), dtype=str),
-                error_reasons=np.array([errors[k] for k in sorted(errors)], dtype=str),
-            )
-    except OSError:
-        pass  # a cache that cannot be written only costs time
+    return cache_dir / "images" / f"v{CACHE_VERSION}_{tag}_{config.image_size}px"

@@ -165,11 +165,9 @@ def train_simclr(
         # AdamW's step counter drives the cosine schedule: continue it where the checkpoint stopped.
         model.optimizer.iterations.assign(initial_epoch * n_steps)
         model.fit(
-            images,
-            batch_size=batch,
+            ImageBatches(images, batch, seed, initial_epoch),
             epochs=config.epochs,
             initial_epoch=initial_epoch,
-            shuffle=True,
             verbose=0,
             callbacks=callbacks,
         )
@@ -196,6 +194,33 @@ class _EpochCheckpoint(keras.callbacks.Callback):
             return
         save_weights(self.path, self._model_to_save)
         write_json(self.state_path, {"epoch": epoch + 1, "epochs_total": self.epochs_total})
+
+
+class ImageBatches(keras.utils.PyDataset):
+    """Shuffled batches of images read from an array that may be memory-mapped (bounded memory).
+
+    Each epoch's order comes from ``(seed, epoch)``, so a resumed run draws the batches the uninterrupted
+    run would have drawn; a batch's rows are read in increasing order (sequential reads on disk).
+    """
+
+    def __init__(self, images: np.ndarray, batch_size: int, seed: int, epoch: int = 0):
+        super().__init__()
+        self.images, self.batch_size, self.seed, self.epoch = images, batch_size, seed, epoch
+        self._shuffle()
+
+    def _shuffle(self) -> None:
+        self.order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.images))
+
+    def __len__(self) -> int:
+        return steps(len(self.images), self.batch_size)
+
+    def __getitem__(self, i: int):
+        idx = np.sort(self.order[i * self.batch_size : (i + 1) * self.batch_size])
+        return (np.asarray(self.images[idx]),)
+
+    def on_epoch_end(self) -> None:
+        self.epoch += 1
+        self._shuffle()
 
 
 def l2_normalise(x: np.ndarray) -> np.ndarray:

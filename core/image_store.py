@@ -1,0 +1,123 @@
+"""The decoded-image cache: one memory-mapped uint8 array per image folder and image size, on disk.
+
+Ingest writes decoded, resized images here and the pipeline reads batches from the returned
+``np.memmap``, so memory stays bounded whatever the size of the folder (a million 96 px images are
+27 GB: on disk, not in memory). A store is a folder holding ``index.json`` (the file key of every row,
+and the files that could not be decoded, with reasons) and the array ``images-<generation>.npy`` it names.
+A new generation is written beside the old one and ``index.json`` is replaced atomically last, so a store
+is always whole: an interrupted write leaves the old generation in use.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from semclust.core.artefacts import write_json
+
+#: Rows copied or decoded at a time when a store is written (bounds memory: 4096 x 96 x 96 x 3 = 113 MB).
+CHUNK = 4096
+
+
+class ImageStore:
+    """A cache folder of decoded images, keyed by file (path, size, modification time).
+
+    Args:
+        folder: the store's folder (created when first written).
+        size: the side of the square images it holds.
+    """
+
+    def __init__(self, folder: Path, size: int) -> None:
+        self.folder = Path(folder)
+        self.size = size
+        self.keys: list[str] = []
+        self.errors: dict[str, str] = {}
+        self.images: np.ndarray = np.zeros((0, size, size, 3), np.uint8)
+        self._read()
+
+    @property
+    def rows(self) -> dict[str, int]:
+        return {key: row for row, key in enumerate(self.keys)}
+
+    def _read(self) -> None:
+        try:
+            index = json.loads((self.folder / "index.json").read_text(encoding="utf-8"))
+            images = np.load(self.folder / index["file"], mmap_mode="r", allow_pickle=False)
+            keys, errors = list(index["keys"]), dict(index["errors"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return  # no store yet, or a damaged one: it is rebuilt
+        if images.shape[1:] != (self.size, self.size, 3) or len(images) != len(keys):
+            return
+        self.keys, self.errors, self.images = keys, errors, images
+
+    def holds_exactly(self, keys: Sequence[str]) -> bool:
+        """True when the store's rows are these keys in this order (nothing to write)."""
+        return self.keys == list(keys)
+
+    def write(
+        self,
+        keys: Sequence[str],
+        decode: Callable[[list[int]], Iterable[tuple[int, np.ndarray | None, str]]],
+        todo: Sequence[int],
+    ) -> None:
+        """Writes a new generation holding ``keys`` (in order, less those that fail to decode).
+
+        Args:
+            keys: the file key of every image wanted, in the order of the rows.
+            decode: decodes a list of positions in ``keys``; yields (position, image or None, reason).
+            todo: positions in ``keys`` to decode; the others are copied from the current generation.
+        """
+        self.folder.mkdir(parents=True, exist_ok=True)
+        generation = uuid.uuid4().hex[:12]
+        fresh_path = self.folder / f".fresh-{generation}.u8"
+        decoded: dict[int, int] = {}  # position in keys -> row of the fresh file
+        errors = {k: v for k, v in self.errors.items() if k in set(keys)}
+        try:
+            with open(fresh_path, "wb") as fresh:
+                for start in range(0, len(todo), CHUNK):
+                    for i, image, reason in decode(list(todo[start : start + CHUNK])):
+                        if image is None:
+                            errors[keys[i]] = reason
+                        else:
+                            decoded[i] = len(decoded)
+                            fresh.write(np.ascontiguousarray(image, np.uint8).tobytes())
+            shape = (self.size, self.size, 3)
+            new = (
+                np.memmap(fresh_path, np.uint8, "r", shape=(len(decoded), *shape))
+                if decoded
+                else None
+            )
+            old_rows = self.rows
+            order = [i for i, k in enumerate(keys) if i in decoded or k in old_rows]
+            file = f"images-{generation}.npy"
+            target = np.lib.format.open_memmap(
+                self.folder / file, mode="w+", dtype=np.uint8, shape=(len(order), *shape)
+            )
+            for start in range(0, len(order), CHUNK):
+                part = order[start : start + CHUNK]
+                target[start : start + len(part)] = np.stack(
+                    [
+                        new[decoded[i]] if i in decoded else self.images[old_rows[keys[i]]]
+                        for i in part
+                    ]
+                )
+            target.flush()
+            del target
+            old_file = self._file()
+            write_json(
+                self.folder / "index.json",
+                {"file": file, "keys": [keys[i] for i in order], "errors": errors},
+            )
+        finally:
+            fresh_path.unlink(missing_ok=True)
+        if old_file is not None and old_file.name != file:
+            old_file.unlink(missing_ok=True)  # an open memmap of it stays valid (POSIX)
+        self._read()
+
+    def _file(self) -> Path | None:
+        name = getattr(self.images, "filename", None)
+        return Path(name) if name else None

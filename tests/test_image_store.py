@@ -1,0 +1,92 @@
+"""The decoded-image cache is a memory-mapped array on disk: bounded memory, updated incrementally."""
+
+from __future__ import annotations
+
+import json
+import tracemalloc
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from semclust.core import image_store
+from semclust.core.config import IngestConfig
+from semclust.core.images import ingest
+from semclust.core.progress import Cancelled, CancelToken, Progress
+
+
+def _folder(root, n, start=0):
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(start)
+    for i in range(start, start + n):
+        Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(
+            root / f"{i:05d}.png"
+        )
+    return root
+
+
+def test_images_come_memory_mapped_and_equal_a_fresh_decode(tmp_path):
+    folder = _folder(tmp_path / "imgs", 30)
+    first = ingest(folder, IngestConfig(image_size=32), cache_dir=tmp_path / "c")
+    second = ingest(folder, IngestConfig(image_size=32), cache_dir=tmp_path / "c")
+    assert isinstance(second.images, np.memmap) and second.cached == 30
+    assert not second.images.flags.writeable  # the cache cannot be changed through a run
+    assert np.array_equal(first.images, second.images)
+
+
+def test_new_and_removed_files_update_the_store_in_order(tmp_path):
+    folder = _folder(tmp_path / "imgs", 20)
+    cfg = IngestConfig(image_size=32)
+    before = ingest(folder, cfg, cache_dir=tmp_path / "c")
+    _folder(folder, 5, start=100)
+    (folder / "00003.png").unlink()
+    after = ingest(folder, cfg, cache_dir=tmp_path / "c")
+    assert after.cached == 19 and len(after.paths) == 24
+    assert after.paths == sorted(after.paths)
+    for rel, image in zip(before.paths, before.images, strict=True):
+        if rel != "00003.png":
+            assert np.array_equal(after.images[after.paths.index(rel)], image)
+    fresh = ingest(folder, cfg, cache_dir=tmp_path / "fresh")
+    assert np.array_equal(fresh.images, after.images)
+    stores = list((tmp_path / "c" / "images").iterdir())
+    assert len(stores) == 1 and len(list(stores[0].glob("images-*.npy"))) == 1  # old one removed
+
+
+def test_a_damaged_index_is_rebuilt(tmp_path):
+    folder = _folder(tmp_path / "imgs", 10)
+    ingest(folder, IngestConfig(image_size=32), cache_dir=tmp_path / "c")
+    (index,) = (tmp_path / "c" / "images").glob("*/index.json")
+    index.write_text("{ damaged", encoding="utf-8")
+    again = ingest(folder, IngestConfig(image_size=32), cache_dir=tmp_path / "c")
+    assert again.cached == 0 and len(again.paths) == 10
+    assert json.loads(index.read_text(encoding="utf-8"))["keys"]
+
+
+def test_a_cancelled_ingest_keeps_the_last_whole_store(tmp_path):
+    folder = _folder(tmp_path / "imgs", 12)
+    cfg = IngestConfig(image_size=32)
+    ingest(folder, cfg, cache_dir=tmp_path / "c")
+    _folder(folder, 600, start=1000)
+    token = CancelToken()
+
+    def cancel_soon(p: Progress) -> None:
+        if p.step > 12:
+            token.cancel()
+
+    with pytest.raises(Cancelled):
+        ingest(folder, cfg, cache_dir=tmp_path / "c", progress=cancel_soon, cancel=token)
+    (store,) = (tmp_path / "c" / "images").iterdir()
+    index = json.loads((store / "index.json").read_text(encoding="utf-8"))
+    assert len(index["keys"]) == 12 and not index["errors"]  # nothing half-written, no false errors
+    assert not list(store.glob(".fresh-*"))
+
+
+def test_memory_stays_bounded_while_writing(tmp_path, monkeypatch):
+    monkeypatch.setattr(image_store, "CHUNK", 64)
+    folder = _folder(tmp_path / "imgs", 1200)
+    tracemalloc.start()
+    result = ingest(folder, IngestConfig(image_size=64), cache_dir=tmp_path / "c", workers=2)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    total = result.images.nbytes  # 1200 x 64 x 64 x 3 = 14.7 MB
+    assert peak < total / 3, (peak, total)
