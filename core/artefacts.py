@@ -48,6 +48,7 @@ class RunPaths:
     probabilities = property(lambda s: s.root / "probabilities.npy")
     umap = property(lambda s: s.root / "umap.npy")
     prototypes = property(lambda s: s.root / "prototypes.json")
+    names = property(lambda s: s.root / "names.json")
     metrics = property(lambda s: s.root / "metrics.json")
     labels_csv = property(lambda s: s.root / "labels.csv")
     corrections = property(lambda s: s.root / "corrections.json")

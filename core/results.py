@@ -84,6 +84,7 @@ class RunData:
         prototypes: cluster -> image indices, most confident first.
         metrics: the content of ``metrics.json``.
         corrections: the user's edits.
+        suggested_names: cluster -> name suggested by the backbone (its classifier or text tower).
         preview: the quick K-means preview of a run still training (read-only).
     """
 
@@ -99,6 +100,7 @@ class RunData:
     prototypes: dict[int, list[int]] = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
     corrections: Corrections = field(default_factory=Corrections)
+    suggested_names: dict[int, str] = field(default_factory=dict)
     preview: bool = False
 
     @property
@@ -119,7 +121,9 @@ class RunData:
         return self.corrections.apply(self.predicted)
 
     def cluster_name(self, cluster: int) -> str:
-        return self.corrections.names.get(int(cluster), f"cluster {int(cluster)}")
+        """The user's name, else the backbone's suggestion, else the cluster's number."""
+        c = int(cluster)
+        return self.corrections.names.get(c) or self.suggested_names.get(c) or f"cluster {c}"
 
     def absolute_path(self, index: int) -> Path:
         """The image file, checked to lie inside the image folder once links are followed.
@@ -191,6 +195,7 @@ def load_run(
         prototypes={} if preview else prototypes,
         metrics={} if preview else _mapping(read_json(paths.metrics, {}), paths.metrics),
         corrections=corrections,
+        suggested_names={} if preview else _names(read_json(paths.names, {}), k, paths.names),
         preview=preview,
     )
 
@@ -292,6 +297,18 @@ def _prototypes(data: object, n: int, k: int, where: Path) -> dict[int, list[int
         if not 0 <= c < k:
             raise RunFolderError(f"{where} is damaged: it names cluster {c} of {k}.")
     return prototypes
+
+
+def _names(data: object, k: int, where: Path) -> dict[int, str]:
+    try:
+        names = {int(c): str(name) for c, name in _mapping(data, where).items()}
+    except (TypeError, ValueError):
+        raise RunFolderError(f"{where} is damaged: not cluster -> name.") from None
+    if any(not 0 <= c < k for c in names):
+        raise RunFolderError(
+            f"{where} does not match the run: it names clusters that do not exist."
+        )
+    return names
 
 
 def _check_corrections(corrections: Corrections, n: int, k: int, where: Path) -> None:

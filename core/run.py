@@ -24,6 +24,7 @@ from semclust.core import artefacts as io
 from semclust.core.artefacts import RunPaths, StageRecord
 from semclust.core.augment import StrongAugment, ViewAugment
 from semclust.core.classic import kmeans_probabilities, ward_probabilities
+from semclust.core.cluster_names import suggest_names
 from semclust.core.config import RunConfig, fingerprint
 from semclust.core.encoders import build_encoder
 from semclust.core.export import export_labels
@@ -93,9 +94,7 @@ def run_pipeline(
             shutil.rmtree(out, ignore_errors=True)
         raise
 
-    fp_ingest = fingerprint(
-        config.ingest, data.paths, hashlib.sha256(data.images.tobytes()).hexdigest()
-    )
+    fp_ingest = fingerprint(config.ingest, data.paths, _digest(data.images))
     stages.record.mark_done("ingest", fp_ingest, stages.last_seconds)  # for stage_seconds
     fp_pretext = fingerprint(fp_ingest, config.encoder, config.pretext, config.seed)
     fp_neigh = fingerprint(fp_pretext, config.neighbours)
@@ -207,7 +206,7 @@ class _Context:
             stale.unlink(missing_ok=True)
 
     def neighbours(self) -> None:
-        embeddings = np.load(self.paths.embeddings)
+        embeddings = np.load(self.paths.embeddings, mmap_mode="r")
         nb = mine_neighbours(
             embeddings,
             self.config.neighbours.k,
@@ -221,7 +220,7 @@ class _Context:
         """K-means on the features: seconds, shown while the chosen method trains."""
         self.progress(Progress("preview", "progress", 0, 1, message="K-means on the features"))
         probs = kmeans_probabilities(
-            np.load(self.paths.features), self.config.clusters, self.config.seed
+            np.load(self.paths.features, mmap_mode="r"), self.config.clusters, self.config.seed
         )
         io.save_array(self.paths.preview, probs)
 
@@ -292,7 +291,7 @@ class _Context:
         io.save_array(
             self.paths.umap,
             umap_2d(
-                np.load(self.paths.embeddings),
+                np.load(self.paths.embeddings, mmap_mode="r"),
                 self.config.projection,
                 self.config.seed,
                 neighbours=np.load(self.paths.neighbours),
@@ -311,6 +310,13 @@ class _Context:
                 :PROTOTYPES_PER_CLUSTER
             ].tolist()
         io.write_json(self.paths.prototypes, prototypes)
+        names = suggest_names(
+            self.config,
+            np.load(self.paths.features, mmap_mode="r"),
+            assignment,
+            {int(c): members for c, members in prototypes.items()},
+        )
+        io.write_json(self.paths.names, {str(c): name for c, name in names.items() if name})
         stage_record = io.read_json(self.paths.stages, {}) or {}
         metrics = {
             "n_images": len(assignment),
@@ -339,7 +345,7 @@ class _Context:
     # --- helpers ------------------------------------------------------------------------------
     def _classic(self) -> None:
         """The clustering stage with K-means, Ward or DEC on the features instead of SCAN."""
-        cfg, features = self.config, np.load(self.paths.features)
+        cfg, features = self.config, np.load(self.paths.features, mmap_mode="r")
         self.progress(Progress("scan", "progress", 0, 1, message=f"{cfg.method} on the features"))
         if cfg.method == "kmeans":
             probs = np.load(self.paths.preview)
@@ -379,7 +385,7 @@ class _Context:
     def _heads(self, load: bool) -> tuple[ClusterHeads, np.ndarray]:
         """Clustering heads on the frozen features or on the images (when the encoder is updated)."""
         cfg = self.config
-        features = np.load(self.paths.features)
+        features = np.load(self.paths.features, mmap_mode="r")
         if cfg.scan.update_encoder:
             heads = ClusterHeads(
                 cfg.clusters,
@@ -425,6 +431,14 @@ class AugmentedEncoder(keras.Model):
 
     def call(self, x, training=False):
         return self.encoder(self.augment(x, training=True), training=False)
+
+
+def _digest(images: np.ndarray, chunk: int = 4096) -> str:
+    """sha256 of the pixels, read a chunk of images at a time (they may be memory-mapped)."""
+    h = hashlib.sha256()
+    for start in range(0, len(images), chunk):
+        h.update(np.ascontiguousarray(images[start : start + chunk]).tobytes())
+    return h.hexdigest()
 
 
 def _meta(root: Path) -> dict:
