@@ -17,7 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
+import semclust
+
 CLASS_NAMES_FILE = Path(__file__).resolve().parent.parent / "resources" / "imagenet_classes.txt"
+"""The repository's copy; an installed package may carry it as ``semclust/resources/...``."""
 
 
 @lru_cache(maxsize=1)
@@ -30,8 +33,18 @@ def _read_class_names(path: Path) -> tuple[str, ...]:
 
 
 def load_imagenet_class_names() -> list[str]:
-    """The 1000 ImageNet-1k class names, short and readable, in class-index order."""
-    return list(_read_class_names(CLASS_NAMES_FILE))
+    """The 1000 ImageNet-1k class names, short and readable, in class-index order.
+
+    Raises:
+        FileNotFoundError: the resource file is missing from this installation.
+    """
+    packaged = Path(semclust.__file__).resolve().parent / "resources" / CLASS_NAMES_FILE.name
+    for path in (CLASS_NAMES_FILE, packaged):
+        if path.is_file():
+            return list(_read_class_names(path))
+    raise FileNotFoundError(
+        f"The ImageNet class names are missing: neither {CLASS_NAMES_FILE} nor {packaged}."
+    )
 
 
 def top_classes(
