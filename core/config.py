@@ -81,10 +81,11 @@ class EncoderConfig:
     """The backbone network that turns an image into a feature vector.
 
     Attributes:
-        backbone: ``resnet_small`` (compact ResNet for small images, the CPU default), ``resnet50v2``
-            (as in the keras.io example) or ``mobilenet`` (ImageNet MobileNet v1).
-        weights: ``None`` for random initialisation, ``"imagenet"`` to download Keras' ImageNet weights,
-            or the path of a local ``.weights.h5`` file.
+        backbone: a name of :data:`BACKBONES` (core/backbones.py: ``resnet_small`` from scratch,
+            ``mobilenet``, ``efficientnet_lite2``, EfficientNetV2, ConvNeXt, DINOv2, CLIP, SigLIP...), or a
+            keras-hub preset id, ``hf://`` id or local preset folder.
+        weights: ``None`` for random initialisation, ``"pretrained"`` (or ``"imagenet"``) for the
+            backbone's own pretrained weights (downloaded once and cached), or a local weights file.
         width: base number of filters of ``resnet_small``.
     """
 

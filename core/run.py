@@ -23,6 +23,8 @@ import numpy as np
 from semclust.core import artefacts as io
 from semclust.core.artefacts import RunPaths, StageRecord
 from semclust.core.augment import StrongAugment, ViewAugment
+from semclust.core.backbones import resolve_backbone
+from semclust.core.choices import default_image_size
 from semclust.core.classic import kmeans_probabilities, ward_probabilities
 from semclust.core.cluster_names import suggest_names
 from semclust.core.config import RunConfig, fingerprint
@@ -62,7 +64,8 @@ def run_pipeline(
     """
     try:
         config.validate()
-    except ValueError as exc:
+        config = _available_backbone(config, progress, cache_dir)
+    except ValueError as exc:  # WeightsUnavailable too: it says which file to provide
         raise InputError(str(exc)) from None
     folder, out = require_folder(folder), Path(out).expanduser()
     if out.resolve() == folder or folder in out.resolve().parents:
@@ -431,6 +434,27 @@ class AugmentedEncoder(keras.Model):
 
     def call(self, x, training=False):
         return self.encoder(self.augment(x, training=True), training=False)
+
+
+def _available_backbone(
+    config: RunConfig, progress: ProgressCallback, cache_dir: str | Path | None
+) -> RunConfig:
+    """The config with a backbone whose weights are here or downloadable; else a fallback, said why."""
+    spec, weights, note = resolve_backbone(
+        config.encoder.backbone, config.encoder.weights, cache_dir
+    )
+    if not note:
+        return config
+    changes = {"encoder.backbone": spec.name, "encoder.weights": weights}
+    if spec.pretrained:
+        changes["ingest.image_size"] = default_image_size(spec.name, pretrained=True)
+    else:  # from scratch: the representation must be learnt
+        changes["ingest.image_size"] = default_image_size(spec.name, pretrained=False)
+        changes["pretext.epochs"] = config.pretext.epochs or RunConfig().pretext.epochs
+    progress(Progress("ingest", "progress", 0, 0, message=note))
+    fallback = config.replace(**changes)
+    fallback.validate()
+    return fallback
 
 
 def _digest(images: np.ndarray, chunk: int = 4096) -> str:

@@ -81,7 +81,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--weights",
         default=None,
-        help="'imagenet' (downloads once) or a local weights file for the backbone",
+        help="'pretrained' (or 'imagenet': downloaded once and cached) or a local weights file",
     )
     p.add_argument(
         "--image-size",
