@@ -40,6 +40,7 @@ class RunPaths:
     embeddings = property(lambda s: s.root / "embeddings.npy")
     features = property(lambda s: s.root / "features.npy")
     neighbours = property(lambda s: s.root / "neighbours.npy")
+    choose_k = property(lambda s: s.root / "choose_k.json")
     preview = property(lambda s: s.root / "preview_probabilities.npy")
     scan_weights = property(lambda s: s.root / "scan_heads.weights.h5")
     scan_probabilities = property(lambda s: s.root / "scan_probabilities.npy")

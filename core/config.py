@@ -180,9 +180,15 @@ class ProjectionConfig:
 
 @dataclass(frozen=True)
 class RunConfig:
-    """Everything that defines a run. Same config, same data, same machine: same clusters."""
+    """Everything that defines a run. Same config, same data, same machine: same clusters.
+
+    ``auto_clusters``: ``None`` clusters into ``clusters``; a ``(low, high)`` range chooses the number
+    without labels first (``--clusters auto``, :mod:`semclust.core.choose_k`), and the run then sets
+    ``clusters`` to the choice.
+    """
 
     clusters: int = 10
+    auto_clusters: tuple[int, int] | None = None
     seed: int = 0
     method: str = "scan"
     ingest: IngestConfig = IngestConfig()
@@ -209,6 +215,10 @@ class RunConfig:
         """Raises ValueError with a readable message for impossible settings."""
         if self.clusters < 2:
             raise ValueError("The number of clusters must be at least 2.")
+        if self.auto_clusters is not None:
+            low, high = self.auto_clusters
+            if not 2 <= low <= high:
+                raise ValueError("The range of clusters to choose from must be 2 <= low <= high.")
         if self.method not in METHODS:
             raise ValueError(f"Unknown method {self.method!r}; choose one of {METHODS}.")
         if self.selflabel.enabled and self.method != "scan":
@@ -252,7 +262,7 @@ def _from_dict(cls: type, data: dict[str, Any]) -> Any:
         ftype = f.type if isinstance(f.type, type) else _resolve(f.type)
         if ftype is not None and dataclasses.is_dataclass(ftype) and isinstance(value, dict):
             value = _from_dict(ftype, value)
-        elif isinstance(value, list) and isinstance(f.default, tuple):
+        elif isinstance(value, list) and (isinstance(f.default, tuple) or "tuple" in str(f.type)):
             value = tuple(value)
         kwargs[f.name] = value
     return cls(**kwargs)

@@ -117,6 +117,22 @@ def survey_folder(folder: str | Path, labels_from_subfolders: bool = True) -> Fo
     return FolderSurvey(root=root, files=files, class_names=classes)
 
 
+def typical_side(survey: FolderSurvey, sample: int = 64) -> int | None:
+    """The median shorter side of an even sample of the folder's images, read from their headers only.
+
+    ``None`` when no sampled file could be opened.
+    """
+    files = survey.files[:: max(1, len(survey.files) // sample)][:sample]
+    sides = []
+    for rel in files:
+        try:
+            with Image.open(survey.root / rel) as img:
+                sides.append(min(img.size))
+        except (OSError, ValueError, SyntaxError):
+            continue
+    return int(np.median(sides)) if sides else None
+
+
 def require_folder(folder: str | Path) -> Path:
     """The folder as an absolute path.
 

@@ -19,11 +19,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-#: The stages of a run, in order. The map (``projection``) and a K-means ``preview`` come before the
+#: The stages of a run, in order. ``choose_k`` picks the number of clusters (``--clusters auto``). The map (``projection``) and a K-means ``preview`` come before the
 #: clustering (``scan``, or the method chosen), so the app can show them while SCAN trains.
 #: ``report`` writes metrics, prototypes and CSVs.
 STAGES = (
-    "ingest", "pretext", "neighbours", "projection", "preview", "scan", "selflabel", "report"
+    "ingest", "pretext", "neighbours", "choose_k", "projection", "preview", "scan", "selflabel",
+    "report",
 )  # fmt: skip
 
 #: Event kinds: a stage starts, advances, finishes, or is skipped because its artefacts exist.

@@ -85,6 +85,7 @@ class RunData:
         metrics: the content of ``metrics.json``.
         corrections: the user's edits.
         suggested_names: cluster -> name suggested by the backbone (its classifier or text tower).
+        k_choice: ``choose_k.json`` when the number of clusters was chosen without labels, else None.
         preview: the quick K-means preview of a run still training (read-only).
     """
 
@@ -101,6 +102,7 @@ class RunData:
     metrics: dict = field(default_factory=dict)
     corrections: Corrections = field(default_factory=Corrections)
     suggested_names: dict[int, str] = field(default_factory=dict)
+    k_choice: dict | None = None
     preview: bool = False
 
     @property
@@ -196,6 +198,9 @@ def load_run(
         metrics={} if preview else _mapping(read_json(paths.metrics, {}), paths.metrics),
         corrections=corrections,
         suggested_names={} if preview else _names(read_json(paths.names, {}), k, paths.names),
+        k_choice=_k_choice(read_json(paths.choose_k), paths.choose_k)
+        if config.auto_clusters
+        else None,
         preview=preview,
     )
 
@@ -297,6 +302,24 @@ def _prototypes(data: object, n: int, k: int, where: Path) -> dict[int, list[int
         if not 0 <= c < k:
             raise RunFolderError(f"{where} is damaged: it names cluster {c} of {k}.")
     return prototypes
+
+
+def _k_choice(data: object, where: Path) -> dict | None:
+    if data is None:
+        return None
+    data = _mapping(data, where)
+    try:
+        ks, score, best = (
+            [int(k) for k in data["ks"]],
+            [float(v) for v in data["score"]],
+            int(data["best"]),
+        )
+        curves = {str(n): [float(v) for v in c] for n, c in data.get("curves", {}).items()}
+    except (KeyError, TypeError, ValueError):
+        raise RunFolderError(f"{where} is damaged: not a choice of k.") from None
+    if len(score) != len(ks) or best not in ks or any(len(c) != len(ks) for c in curves.values()):
+        raise RunFolderError(f"{where} is damaged: its curves do not match the k tried.")
+    return {**data, "ks": ks, "score": score, "best": best, "curves": curves}
 
 
 def _names(data: object, k: int, where: Path) -> dict[int, str]:

@@ -101,12 +101,6 @@ def run_pipeline(
     stages.record.mark_done("ingest", fp_ingest, stages.last_seconds)  # for stage_seconds
     fp_pretext = fingerprint(fp_ingest, config.encoder, config.pretext, config.seed)
     fp_neigh = fingerprint(fp_pretext, config.neighbours)
-    fp_proj = fingerprint(fp_neigh, config.projection, config.seed)
-    fp_preview = fingerprint(fp_pretext, config.clusters, config.seed, "kmeans")
-    method = [] if config.method == "scan" else [config.method]  # SCAN runs keep their old prints
-    fp_scan = fingerprint(fp_neigh, config.scan, config.clusters, config.seed, *method)
-    fp_self = fingerprint(fp_scan, config.selflabel)
-
     ctx = _Context(config, data, paths, progress, cancel)
     stages.run(
         "pretext",
@@ -115,6 +109,19 @@ def run_pipeline(
         ctx.pretext,
     )
     stages.run("neighbours", fp_neigh, [paths.neighbours], ctx.neighbours)
+    if config.auto_clusters is not None:
+        fp_choose = fingerprint(fp_neigh, config.auto_clusters, config.seed, "choose_k")
+        stages.run("choose_k", fp_choose, [paths.choose_k], ctx.choose_k)
+        ctx.config = config = config.replace(clusters=int(io.read_json(paths.choose_k)["best"]))
+        io.write_json(paths.config, {**config.to_dict(), "_meta": _meta(folder)})  # the k chosen
+    else:
+        progress(Progress("choose_k", "skipped", 1, 1, message=f"{config.clusters} clusters asked"))
+
+    fp_proj = fingerprint(fp_neigh, config.projection, config.seed)
+    fp_preview = fingerprint(fp_pretext, config.clusters, config.seed, "kmeans")
+    method = [] if config.method == "scan" else [config.method]  # SCAN runs keep their old prints
+    fp_scan = fingerprint(fp_neigh, config.scan, config.clusters, config.seed, *method)
+    fp_self = fingerprint(fp_scan, config.selflabel)
     stages.run("projection", fp_proj, [paths.umap], ctx.projection)
     stages.run("preview", fp_preview, [paths.preview], ctx.preview)
     scan_artefacts = [paths.scan_probabilities, paths.scan_summary]
@@ -218,6 +225,20 @@ class _Context:
             self.cancel,
         )
         io.save_array(self.paths.neighbours, nb)
+
+    def choose_k(self) -> None:
+        """The number of clusters, chosen without labels over ``config.auto_clusters``."""
+        from semclust.core.choose_k import choose_clusters
+
+        choice = choose_clusters(
+            np.load(self.paths.features, mmap_mode="r"),
+            np.load(self.paths.neighbours),
+            self.config.auto_clusters,
+            seed=self.config.seed,
+            progress=self.progress,
+            cancel=self.cancel,
+        )
+        io.write_json(self.paths.choose_k, choice.to_dict())
 
     def preview(self) -> None:
         """K-means on the features: seconds, shown while the chosen method trains."""
@@ -334,6 +355,8 @@ class _Context:
         scan_summary = io.read_json(self.paths.scan_summary, {}) or {}
         metrics["scan_best_head"] = scan_summary.get("best_head")
         metrics["method"] = self.config.method
+        if self.config.auto_clusters is not None:
+            metrics["auto_clusters"] = {"range": list(self.config.auto_clusters), "chosen": k}
         if labels is not None:
             metrics["neighbour_purity"] = neighbour_purity(np.load(self.paths.neighbours), labels)
             metrics.update(evaluate(labels, assignment, k))

@@ -120,6 +120,7 @@ class MainWindow(QMainWindow):
         self.controller.runningChanged.connect(self._on_running)
         self.workspace.foldersChanged.connect(self._on_folders)
         self.workspace.surveyed.connect(self.params.set_survey)
+        self.workspace.imageSideFound.connect(lambda side: setattr(self.params, "image_side", side))
         self.workspace.skippedChanged.connect(self.params.set_skipped)
         self.workspace.configFound.connect(self.params.set_config)
         self.workspace.runFound.connect(self.session.set_run)

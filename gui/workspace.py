@@ -13,6 +13,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 
 from semclust.core.artefacts import RunFolderError, RunPaths
+from semclust.core.images import typical_side
 from semclust.core.results import RunFolderInfo, inspect_run_folder, read_skipped
 from semclust.gui._core import load_run, survey_folder
 from semclust.gui.tasks import run_in_background
@@ -22,6 +23,12 @@ def default_run_dir(folder: Path) -> Path:
     """A sibling of the image folder: never write inside the user's images."""
     folder = Path(folder).resolve()
     return folder.parent / f"{folder.name}-semclust"
+
+
+def _survey(folder: Path):
+    """The folder's image files and their typical side (on a pool thread: it reads file headers)."""
+    survey = survey_folder(folder)
+    return survey, typical_side(survey)
 
 
 def inside(path: Path, folder: Path) -> bool:
@@ -35,6 +42,7 @@ class Workspace(QObject):
     Signals:
         foldersChanged(): the image folder or the run folder changed.
         surveyed(object, object): images found (int or None) and class names (list, or None: unknown).
+        imageSideFound(object): the typical shorter side of the images in pixels (or None).
         skippedChanged(object): the files left out with reasons, or None before ingest.
         configFound(object): the run folder holds an earlier run's RunConfig.
         runFound(object): the run folder holds a finished run (RunData), or None (cleared).
@@ -43,6 +51,7 @@ class Workspace(QObject):
 
     foldersChanged = Signal()
     surveyed = Signal(object, object)
+    imageSideFound = Signal(object)
     skippedChanged = Signal(object)
     configFound = Signal(object)
     runFound = Signal(object)
@@ -72,7 +81,7 @@ class Workspace(QObject):
         self.runFound.emit(None)
         self._read_run_folder()
         run_in_background(
-            survey_folder, folder, on_result=self._on_survey,
+            _survey, folder, on_result=self._on_survey,
             on_error=lambda e: self.problem.emit("Cannot read the folder", str(e)),
         )  # fmt: skip
         return True
@@ -118,10 +127,12 @@ class Workspace(QObject):
         return None
 
     # -- internals --------------------------------------------------------------------------------
-    def _on_survey(self, survey) -> None:
+    def _on_survey(self, result) -> None:
+        survey, side = result
         if self.image_folder is None or Path(survey.root).resolve() != self.image_folder:
             return  # a survey of a folder the user has since left
         self.surveyed.emit(len(survey.files), list(survey.class_names) if survey.has_labels else [])
+        self.imageSideFound.emit(side)
 
     def _read_run_folder(self) -> RunFolderInfo | None:
         """Emits what the run folder holds: settings, skipped files, a finished run."""

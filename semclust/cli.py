@@ -9,7 +9,13 @@ import sys
 import time
 from pathlib import Path
 
-from semclust.core.choices import RunChoices, build_config, with_default_representation
+from semclust.core.choices import (
+    AUTO,
+    AUTO_RANGE,
+    RunChoices,
+    build_config,
+    with_default_representation,
+)
 from semclust.core.config import BACKBONES, METHODS, RunConfig
 
 #: SimCLR epochs of ``semclust demo``: measured ACC 0.86 on the 1,797 digits in about 3 minutes on 2 cores.
@@ -61,7 +67,17 @@ def _parser() -> argparse.ArgumentParser:
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     d = RunConfig()
     p.add_argument(
-        "--clusters", type=int, default=d.clusters, help="number of clusters (default %(default)s)"
+        "--clusters",
+        type=_clusters,
+        default=d.clusters,
+        help="number of clusters, or 'auto': chosen without labels (default %(default)s)",
+    )
+    p.add_argument(
+        "--clusters-range",
+        type=_range,
+        default=AUTO_RANGE,
+        metavar="LOW,HIGH",
+        help="the numbers of clusters 'auto' tries (default 2,30)",
     )
     p.add_argument(
         "--method",
@@ -127,16 +143,46 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true")
 
 
-def config_from_args(args: argparse.Namespace, default=None) -> RunConfig:
+def _image_side(folder: str) -> int | None:
+    from semclust.core.images import InputError, survey_folder, typical_side
+
+    try:
+        return typical_side(survey_folder(folder))
+    except InputError:
+        return None  # the run says what is wrong with the folder
+
+
+def _clusters(text: str) -> int | str:
+    if text.strip().lower() == AUTO:
+        return AUTO
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither a number nor 'auto'") from None
+
+
+def _range(text: str) -> tuple[int, int]:
+    try:
+        low, high = (int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not LOW,HIGH (say 2,30)") from None
+    return low, high
+
+
+def config_from_args(
+    args: argparse.Namespace, default=None, image_side: int | None = None
+) -> RunConfig:
     """The run configuration of ``run``/``demo``'s options, through the factory the GUI uses too.
 
     Args:
         args: the parsed options.
         default: the representation to use when the options name none (a
             :class:`~semclust.core.backbones.Representation`); ``None``: from scratch.
+        image_side: the typical shorter side of the images (sets a pretrained backbone's size).
     """
     choices = RunChoices(
         clusters=args.clusters,
+        clusters_range=args.clusters_range,
         backbone=args.backbone,
         weights=args.weights,
         image_size=args.image_size,
@@ -156,14 +202,14 @@ def config_from_args(args: argparse.Namespace, default=None) -> RunConfig:
     )
     if default is not None:
         choices = with_default_representation(choices, default)
-    return build_config(choices)
+    return build_config(choices, image_side=image_side)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from semclust.core.backbones import default_representation
 
     default = default_representation(args.cache_dir)
-    config = config_from_args(args, default)
+    config = config_from_args(args, default, _image_side(args.folder))
     if config.encoder.backbone == default.backbone and not args.quiet:
         print(f"Representation: {default.reason}")
     return _run(args.folder, args.out, config, args)
@@ -211,6 +257,11 @@ def summary(metrics: dict, csv_path: Path) -> str:
         f"\n{metrics['n_images']} images in {metrics['clusters']} clusters "
         f"({metrics['clusters_used']} used); {metrics['n_skipped']} files skipped."
     ]
+    if "auto_clusters" in metrics:
+        low, high = metrics["auto_clusters"]["range"]
+        lines.append(
+            f"number of clusters chosen without labels among {low}-{high}: {metrics['clusters']}"
+        )
     if "acc" in metrics:
         lines.append(
             f"ACC {metrics['acc']:.3f}   NMI {metrics['nmi']:.3f}   ARI {metrics['ari']:.3f}"

@@ -91,3 +91,22 @@ def test_methods_in_a_run_reuse_the_representation(tmp_path, digits_folder):
     if "kmeans" in METHODS:
         kmeans = run_pipeline(digits_folder, out, base.replace(method="kmeans"))
         assert np.array_equal(kmeans.predicted, preview.predicted)
+
+
+@pytest.mark.slow
+def test_clusters_auto_chooses_k_then_clusters_into_it(tmp_path, digits_folder):
+    from semclust.core.run import run_pipeline
+
+    config = RunConfig(clusters=4, auto_clusters=(4, 14), seed=0).replace(
+        **{"pretext.epochs": 3, "pretext.batch_size": 128, "neighbours.k": 10, "scan.epochs": 5}
+    )
+    out = tmp_path / "run"
+    run = run_pipeline(digits_folder, out, config, cache_dir=tmp_path / "cache")
+    choice = run.k_choice
+    assert choice is not None and choice["ks"] == list(range(4, 15))
+    assert run.n_clusters == choice["best"] == run.config.clusters == run.metrics["clusters"]
+    assert run.metrics["auto_clusters"] == {"range": [4, 14], "chosen": choice["best"]}
+    events = []
+    again = run_pipeline(digits_folder, out, config, events.append, cache_dir=tmp_path / "cache")
+    assert "choose_k" in {e.stage for e in events if e.kind == "skipped"}
+    assert again.n_clusters == choice["best"]

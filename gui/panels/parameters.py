@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from semclust.core.choices import (
+    AUTO,
     FINETUNED,
     FROZEN,
     REPRESENTATIONS,
@@ -76,6 +77,7 @@ class ParametersPanel(QWidget):
         d = RunConfig()
         self._base = d
         self._config_shown = False  # an earlier run's settings are shown (not the defaults)
+        self.image_side: int | None = None  # the images' typical side, once the folder is surveyed
         layout = QVBoxLayout(self)
 
         data = QGroupBox("Images")
@@ -113,7 +115,10 @@ class ParametersPanel(QWidget):
 
         box = QGroupBox("Parameters")
         form = QFormLayout(box)
-        self.clusters = _spin(2, 1000, d.clusters, "Number of clusters to find (SCAN's K).")
+        self.clusters = _spin(1, 1000, d.clusters, "Number of clusters to find (SCAN's K); auto: "
+                              "chosen without labels between 2 and 30 (its curve is in the "
+                              "Clusters tab).")  # fmt: skip
+        self.clusters.setSpecialValueText("auto")
         self.representation = QComboBox()
         for rep in REPRESENTATIONS:
             self.representation.addItem(REPRESENTATION_TITLES[rep], rep)
@@ -270,7 +275,7 @@ class ParametersPanel(QWidget):
         """What the form shows, in the words the command line uses too."""
         rep = self.representation.currentData()
         return RunChoices(
-            clusters=self.clusters.value(),
+            clusters=AUTO if self.clusters.value() == 1 else self.clusters.value(),
             representation=rep,
             backbone=self.backbone.currentText(),
             weights=None if rep == SCRATCH else (self.weights.text().strip() or "imagenet"),
@@ -291,7 +296,7 @@ class ParametersPanel(QWidget):
 
     def config(self) -> RunConfig:
         """The RunConfig the form describes (the core's factory), on top of the last loaded config."""
-        return build_config(self.choices(), self._base)
+        return build_config(self.choices(), self._base, self.image_side)
 
     def set_default_representation(self, default) -> None:
         """Shows the representation a new run starts from (a pretrained backbone available here, else
@@ -310,7 +315,7 @@ class ParametersPanel(QWidget):
         self._config_shown = True
         self._base = cfg
         c = choices_of(cfg)
-        self.clusters.setValue(c.clusters)
+        self.clusters.setValue(1 if c.clusters == AUTO else c.clusters)
         self.seed.setValue(c.seed)
         self.method.setCurrentIndex(max(0, self.method.findData(c.method)))
         self.image_size.setValue(c.image_size or 0)

@@ -24,6 +24,7 @@ STAGE_TITLES = {
     "ingest": "Read images",
     "pretext": "Learn features (SimCLR)",
     "neighbours": "Mine neighbours",
+    "choose_k": "Choose the number of clusters",
     "projection": "Map (UMAP)",
     "preview": "Preview (K-means)",
     "scan": "Cluster",

@@ -23,6 +23,7 @@ CASES = [
     ),
     (["--image-size", "64", "--seed", "5", "--k", "10"], {"image_size": 64, "seed": 5, "k": 10}),
     (["--method", "kmeans"], {"method": "kmeans"}),
+    (["--clusters", "auto"], {"clusters": 1}),  # the spin box's lowest value reads "auto"
     (["--selflabel", "--entropy-weight", "2.5"], {"selflabel": True, "entropy": 2.5}),
     (
         ["--backbone", "resnet50v2", "--weights", "imagenet"],
@@ -95,3 +96,33 @@ def test_the_window_starts_from_the_default_representation_and_says_why(qtbot, s
     args = _parser().parse_args(["run", "i", "--out", "r"])
     assert config_from_args(args, pretrained) == cfg  # the command line starts from the same
     w.loader.shutdown()
+
+
+def test_small_images_keep_a_pretrained_backbone_small_in_both(
+    qtbot, window_factory, digits_folder
+):
+    from semclust.core.backbones import Representation
+    from semclust.core.images import survey_folder, typical_side
+
+    w = window_factory()
+    with qtbot.waitSignal(w.workspace.imageSideFound, timeout=10_000):
+        w.open_image_folder(digits_folder)
+    side = typical_side(survey_folder(digits_folder))
+    assert w.params.image_side == side == 32  # the digits written at 32 px
+    lite2 = Representation("efficientnet_lite2", "/w/l.weights.h5", True, "Pretrained.", 260)
+    w.params.set_default_representation(lite2)
+    args = _parser().parse_args(["run", str(digits_folder), "--out", "r"])
+    from_cli = config_from_args(args, lite2, side)
+    assert from_cli == w.params.config()
+    assert from_cli.ingest.image_size == 96  # not 260: the images hold 32 px
+
+
+def test_a_photo_sized_folder_runs_a_convnet_near_its_images_size():
+    from semclust.core.choices import default_image_size
+
+    assert default_image_size("efficientnet_lite2", True, 172) == 192
+    assert default_image_size("efficientnet_lite2", True, 1000) == 260
+    assert default_image_size("efficientnet_lite2", True, None) == 260
+    assert default_image_size("dinov2_small", True, 28) == 224  # a ViT keeps its patch grid
+    assert default_image_size("mobilenet", True, 1000) == 96
+    assert default_image_size("resnet_small", False, 1000) == 32
