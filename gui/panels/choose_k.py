@@ -1,8 +1,8 @@
 """The automatic choice of the number of clusters: the criterion over every k tried, the choice marked.
 
 Shows a :class:`semclust.core.choose_k.KChoice` (``choose_k.json`` of a run): the combined score as a thick
-line, each raw criterion rescaled to 0..1 over the k tried as a thin one (their units differ), and a
-vertical line with a label at the chosen k.
+line, each raw criterion that varies rescaled to 0..1 over the k tried as a thin one (their units
+differ), and a vertical line with a label at the chosen k.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ class ChooseKPlot(QWidget):
     Attributes:
         plot: the pyqtgraph plot widget.
         score_curve: the combined score (rescaled to 0..1).
-        curves: one item per raw criterion, by name (rescaled to 0..1).
+        curves: one item per raw criterion that varies over k, by name (rescaled to 0..1).
         marker: the vertical line at the chosen k; ``marker.label`` reads ``k = best``.
         summary: a line of text under the plot.
     """
@@ -86,6 +86,8 @@ class ChooseKPlot(QWidget):
             return
         ks = np.asarray(choice.ks, dtype=float)
         for i, (name, values) in enumerate(choice.curves.items()):
+            if np.ptp(np.nan_to_num(np.asarray(values, dtype=float))) < 1e-12:
+                continue  # a flat curve (no empty cluster at any k) says nothing here
             pen = pg.mkPen(_COLOURS[i % len(_COLOURS)], width=1, style=Qt.PenStyle.DashLine)
             self.curves[name] = self.plot.plot(ks, rescaled(values), pen=pen, name=name)
         self.score_curve.setData(ks, rescaled(choice.score))
