@@ -154,3 +154,13 @@ def test_gpu_path_is_exact(monkeypatch):
     got = mine_neighbours(x, 7, hnsw=HnswSettings(search_chunk=256))
     assert _recall(got, _brute(x, 7)) == 1.0
     assert not np.any(got == np.arange(len(x))[:, None])
+
+
+def test_sampled_recall_measures_agreement():
+    x = _clustered(800, seed=7)
+    truth = _brute(x, 10)
+    assert nbm.sampled_recall(truth, x, sample=100) == 1.0
+    half = truth.copy()
+    half[:, 5:] = truth[np.roll(np.arange(len(x)), 1), :5]  # another row's neighbours
+    r = nbm.sampled_recall(half, x, sample=800)
+    assert 0.5 <= r < 0.75, r
