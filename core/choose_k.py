@@ -209,11 +209,12 @@ def combined_score(ks: tuple[int, ...], curves: Mapping[str, tuple[float, ...]])
     choice is the k whose agreement lies furthest above the least-squares line through
     (log k, agreement) of all candidates: a knee finder for a curve without a sharp knee.
 
-    Measured on frozen ImageNet MobileNet features, k = 2..30, seed 0: it found 10 for the 1,797 digits
-    (10 classes), 9 for MNIST-5k (10), 4 for GCompris photos (4), 7 for the food photos (7), but 15 for
-    the 10k animal shapes (10; their curve is nearly flat from 5 to 20). That set was measured after the
-    criterion was fixed on the other four. On their own, the other curves did worse: the silhouette's
-    maximum was at 2-3 on the photo sets, the stability of the heads at 13 on the digits and 3 on
+    Measured on frozen ImageNet MobileNet features, k = 2..30, seeds 0/1/2: it chose 11/11/11 for the
+    1,797 digits (10 classes), 9/9/10 for MNIST-5k (10), 4/4/4 for the GCompris photos (4), 7/7/4 for
+    the food photos (7), and 15/14 (seeds 0/1) for the 10k animal shapes (10; their curve is nearly flat
+    from 5 to 20); on EfficientNet-Lite2 features of the digits 9/11/9. The animal shapes were measured
+    after the criterion was fixed on the other sets. On their own, the other curves did worse: the
+    silhouette's maximum was at 2-3 on the photo sets, the stability of the heads at 13 on the digits and 3 on
     MNIST-5k (heads of a short training are noisy); the consistency's residual chose as the agreement's
     but for the animals (17); the entropy of the mean assignment stays at 0.98-1.00 for every k (SCAN's
     entropy term keeps it there).
