@@ -28,28 +28,19 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import keras
 import numpy as np
 from keras import ops
 
 from semclust.core.config import ScanConfig
+from semclust.core.k_choice import CURVES, KChoice
 from semclust.core.progress import CancelToken, Progress, ProgressCallback, ignore_progress
 from semclust.core.scan import EPS, PairDataset, head_losses
 from semclust.core.training import fit_stage, predict_batches, steps
 
 STAGE = "choose_k"
-CURVES = (
-    "consistency",
-    "agreement",
-    "confidence",
-    "entropy",
-    "stability",
-    "silhouette",
-    "empty",
-)
 
 
 @dataclass(frozen=True)
@@ -80,50 +71,6 @@ class ChooseKConfig:
     dims: int = 0
     silhouette_points: int = 3000
     min_cluster_fraction: float = 0.1
-
-
-@dataclass(frozen=True)
-class KChoice:
-    """The result of :func:`choose_clusters`.
-
-    Attributes:
-        ks: the candidate numbers of clusters tried, ascending.
-        curves: each raw criterion (see :data:`CURVES`) as one value per k.
-        score: the combined criterion per k (higher is better).
-        best: the chosen k.
-        seconds: wall time of the whole search.
-    """
-
-    ks: tuple[int, ...]
-    curves: Mapping[str, tuple[float, ...]]
-    score: tuple[float, ...]
-    best: int
-    seconds: float = 0.0
-    extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able dict (stored as ``choose_k.json``)."""
-        return {
-            "ks": list(self.ks),
-            "curves": {name: list(values) for name, values in self.curves.items()},
-            "score": list(self.score),
-            "best": self.best,
-            "seconds": self.seconds,
-            "extra": dict(self.extra),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> KChoice:
-        return cls(
-            ks=tuple(int(k) for k in data["ks"]),
-            curves={
-                name: tuple(float(v) for v in values) for name, values in data["curves"].items()
-            },
-            score=tuple(float(v) for v in data["score"]),
-            best=int(data["best"]),
-            seconds=float(data.get("seconds", 0.0)),
-            extra=dict(data.get("extra", {})),
-        )
 
 
 def candidate_ks(k_range: tuple[int, int], n_images: int) -> tuple[int, ...]:

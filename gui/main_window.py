@@ -21,8 +21,10 @@ from PySide6.QtWidgets import (
 )
 
 from semclust.core.export import export_cluster_folders, export_labels
+from semclust.core.k_choice import KChoice
 from semclust.gui.dialogs import SkippedDialog, show_message
 from semclust.gui.panels.accuracy import AccuracyPanel
+from semclust.gui.panels.choose_k import ChooseKPlot
 from semclust.gui.panels.clusters import ClustersPanel, choose_cluster
 from semclust.gui.panels.neighbours import NeighboursPanel, SelectionPanel
 from semclust.gui.panels.parameters import ParametersPanel
@@ -56,7 +58,7 @@ class MainWindow(QMainWindow):
             ``core.backbones.default_representation`` (looked up in the background).
     """
 
-    TABS = ("Progress", "Map", "Clusters", "Accuracy")
+    TABS = ("Progress", "Map", "Clusters", "Accuracy", "Number of clusters")
 
     def __init__(self, pipeline: Callable | None = None, settings: QSettings | None = None,
                  find_default: Callable | None = None) -> None:  # fmt: skip
@@ -84,12 +86,15 @@ class MainWindow(QMainWindow):
         self.scatter = ScatterPanel(self.session, self.loader)
         self.clusters = ClustersPanel(self.session, self.loader)
         self.accuracy = AccuracyPanel(self.session)
+        self.k_plot = ChooseKPlot()
         self.neighbours = NeighboursPanel(self.session, self.loader)
         self.selection = SelectionPanel(self.session, self.loader)
 
         self.tabs = QTabWidget()
         for panel, title in zip(
-            (self.progress, self.scatter, self.clusters, self.accuracy), self.TABS, strict=True
+            (self.progress, self.scatter, self.clusters, self.accuracy, self.k_plot),
+            self.TABS,
+            strict=True,
         ):
             self.tabs.addTab(panel, title)
         self.setCentralWidget(self.tabs)
@@ -125,6 +130,7 @@ class MainWindow(QMainWindow):
         self.workspace.configFound.connect(self.params.set_config)
         self.workspace.runFound.connect(self.session.set_run)
         self.workspace.problem.connect(lambda title, text: self.message(title, text, error=True))
+        self.session.runChanged.connect(self._show_k_choice)
         self.session.runChanged.connect(self._sync_actions)
         self.session.assignmentChanged.connect(self._sync_actions)
         self.session.currentChanged.connect(lambda i: i >= 0 and self.side.setCurrentIndex(0))
@@ -336,6 +342,12 @@ class MainWindow(QMainWindow):
         if event.stage == "ingest" and event.kind in ("finished", "skipped"):
             self.workspace.reload_skipped()
 
+    def _show_k_choice(self) -> None:
+        """The curve of ``--clusters auto`` (its own tab), when the run chose its number of clusters."""
+        run = self.session.run
+        choice = run.k_choice if run is not None else None
+        self.k_plot.set_choice(KChoice.from_dict(choice) if choice else None)
+
     def _on_preview(self, run) -> None:
         if self.session.run is None or self.session.run.preview:
             self.session.set_run(run)
@@ -430,6 +442,7 @@ class MainWindow(QMainWindow):
         self.move_action.setEnabled(has_run)
         self.export_selection_action.setEnabled(has_run and bool(len(self.session.selection)))
         self.tabs.setTabEnabled(3, self.session.has_labels)
+        self.tabs.setTabEnabled(4, self.k_plot.choice is not None)
 
     def closeEvent(self, event: QCloseEvent) -> None:
         if self.controller.is_running:

@@ -12,7 +12,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
-from semclust.core.choose_k import KChoice
+from semclust.core.k_choice import KChoice
 
 #: Pens of the raw criteria, in the order of :data:`semclust.core.choose_k.CURVES`.
 _COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#d62728", "#7f7f7f")

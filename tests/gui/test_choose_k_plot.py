@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from semclust.core.choose_k import KChoice
+from semclust.core.k_choice import KChoice
 from semclust.gui.panels.choose_k import ChooseKPlot, rescaled
 
 

@@ -55,3 +55,23 @@ def test_run_folder_checks(qtbot, tmp_path, digits_folder):
     ws.problem.connect(lambda title, text: problems.append(text))
     assert not ws.open_image_folder(tmp_path / "missing")
     assert "is not a folder" in problems[-1]
+
+
+def test_a_run_that_chose_its_k_shows_the_curve(qtbot, window_factory, finished_run):
+    from semclust.core.artefacts import write_json
+
+    paths = RunPaths(finished_run.paths.root)
+    config = json.loads(paths.config.read_text(encoding="utf-8"))
+    config["auto_clusters"] = [2, 12]
+    write_json(paths.config, config)
+    ks = list(range(2, 13))
+    write_json(
+        paths.choose_k,
+        {"ks": ks, "curves": {"agreement": [0.5 + 0.01 * k for k in ks]},
+         "score": [-abs(k - 10) for k in ks], "best": 10},
+    )  # fmt: skip
+    w = window_factory()
+    w.open_path(finished_run.paths.root)
+    assert w.tabs.isTabEnabled(4) and w.k_plot.choice.best == 10
+    w.open_path(finished_run.paths.root.parent)  # not a run: no curve
+    assert not w.tabs.isTabEnabled(4)

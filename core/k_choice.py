@@ -1,0 +1,65 @@
+"""The result of choosing the number of clusters (:mod:`semclust.core.choose_k`), without Keras.
+
+Kept apart so that the GUI can read and plot a run's ``choose_k.json`` without importing Keras.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+#: The label-free criteria recorded for every k tried (see :func:`semclust.core.choose_k.score_assignment`).
+CURVES = (
+    "consistency",
+    "agreement",
+    "confidence",
+    "entropy",
+    "stability",
+    "silhouette",
+    "empty",
+)
+
+
+@dataclass(frozen=True)
+class KChoice:
+    """The result of :func:`semclust.core.choose_k.choose_clusters`.
+
+    Attributes:
+        ks: the candidate numbers of clusters tried, ascending.
+        curves: each raw criterion (see :data:`CURVES`) as one value per k.
+        score: the combined criterion per k (higher is better).
+        best: the chosen k.
+        seconds: wall time of the whole search.
+    """
+
+    ks: tuple[int, ...]
+    curves: Mapping[str, tuple[float, ...]]
+    score: tuple[float, ...]
+    best: int
+    seconds: float = 0.0
+    extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict (stored as ``choose_k.json``)."""
+        return {
+            "ks": list(self.ks),
+            "curves": {name: list(values) for name, values in self.curves.items()},
+            "score": list(self.score),
+            "best": self.best,
+            "seconds": self.seconds,
+            "extra": dict(self.extra),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> KChoice:
+        return cls(
+            ks=tuple(int(k) for k in data["ks"]),
+            curves={
+                name: tuple(float(v) for v in values) for name, values in data["curves"].items()
+            },
+            score=tuple(float(v) for v in data["score"]),
+            best=int(data["best"]),
+            seconds=float(data.get("seconds", 0.0)),
+            extra=dict(data.get("extra", {})),
+        )
