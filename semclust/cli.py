@@ -4,11 +4,10 @@ whole pipeline on built-in handwritten digits, ``gui`` opens the desktop app."""
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import time
 from pathlib import Path
 
+from semclust.console import ConsoleProgress, silence_backend_noise
 from semclust.core.choices import (
     AUTO,
     AUTO_RANGE,
@@ -23,11 +22,12 @@ DEMO_PRETEXT_EPOCHS = 20
 
 
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # hide CUDA-probe noise on CPU machines
     args = _parser().parse_args(argv)
     if args.command is None:
         _parser().print_help()
         return 2
+    # Before anything imports TensorFlow: its start-up lines are hidden, real errors still shown.
+    silence_backend_noise(import_backend=args.command in ("run", "demo"))
     return args.func(args)
 
 
@@ -232,9 +232,9 @@ def _run(folder: str, out: str, config: RunConfig, args: argparse.Namespace) -> 
     from semclust.core.progress import Cancelled, CancelToken
     from semclust.core.run import run_pipeline
 
-    printer = _Printer(quiet=args.quiet)
     try:
-        run = run_pipeline(folder, out, config, printer, CancelToken(), cache_dir=args.cache_dir)
+        with ConsoleProgress(quiet=args.quiet) as show:
+            run = run_pipeline(folder, out, config, show, CancelToken(), cache_dir=args.cache_dir)
     except InputError as exc:
         print(f"semclust: {exc}", file=sys.stderr)
         return 2
@@ -283,31 +283,6 @@ def summary(metrics: dict, csv_path: Path) -> str:
     lines.append("minutes per stage: " + ", ".join(f"{k} {v / 60:.1f}" for k, v in seconds.items()))
     lines.append(f"labels: {csv_path}")
     return "\n".join(lines)
-
-
-class _Printer:
-    """Prints progress events as short lines (at most one every two seconds per stage)."""
-
-    def __init__(self, quiet: bool = False) -> None:
-        self.quiet = quiet
-        self.last = 0.0
-
-    def __call__(self, p) -> None:
-        if self.quiet:
-            return
-        now = time.monotonic()
-        if p.kind == "progress" and now - self.last < 2.0 and "done" not in p.message:
-            return
-        self.last = now
-        losses = " ".join(f"{k}={v:.3f}" for k, v in p.losses.items() if k == "loss")
-        step = f"{p.step}/{p.total}" if p.total else ""
-        sizes = ""
-        if p.partial and "cluster_sizes" in p.partial:
-            sizes = " sizes=" + ",".join(str(s) for s in p.partial["cluster_sizes"])
-        print(
-            f"[{p.stage:>10}] {p.kind:<8} {step:>9} {p.message} {losses}{sizes}".rstrip(),
-            flush=True,
-        )
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
