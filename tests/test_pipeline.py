@@ -106,7 +106,7 @@ def test_end_to_end_quality_and_artefacts(finished):
     config = json.loads(run.paths.config.read_text())
     assert config["seed"] == 0 and "versions" in config["_meta"]
     stages = [e.stage for e in rec.events if e.kind == "started"]
-    assert stages == list(STAGES)
+    assert stages == [s for s in STAGES if s != "choose_k"]  # k was given, not chosen
     assert STAGES.index("projection") < STAGES.index("preview") < STAGES.index("scan")
     scan_partials = [e.partial for e in rec.events if e.stage == "scan" and e.partial]
     assert scan_partials and len(scan_partials[-1]["cluster_sizes"]) == 10
