@@ -381,13 +381,16 @@ class _Context:
             except ValueError as exc:
                 raise InputError(str(exc)) from None
         else:  # dec
-            from semclust.core.dec import train_dec
+            from semclust.core.dec import DECConfig, train_dec
 
             def as_scan(event: Progress) -> None:  # DEC's events shown as the clustering stage's
                 self.progress(dataclasses.replace(event, stage="scan"))
 
+            # Standardised features: with the paper's single scale DEC put all 600 digits into one
+            # cluster on from-scratch SimCLR features (standardised: ACC 0.663, 10 clusters).
+            dec = DECConfig(normalise="standardise")
             probs = train_dec(
-                features, cfg.clusters, seed=cfg.seed, progress=as_scan, cancel=self.cancel
+                features, cfg.clusters, dec, cfg.seed, progress=as_scan, cancel=self.cancel
             ).probabilities
         self.paths.scan_weights.unlink(missing_ok=True)  # no SCAN heads in this run
         io.save_array(self.paths.scan_probabilities, probs)

@@ -59,7 +59,7 @@ def test_an_unknown_method_or_self_labelling_without_scan_is_refused():
         RunConfig(method="kmeans").replace(**{"selflabel.enabled": True}).validate()
 
 
-METHODS = ["kmeans", "ward"]
+METHODS = ["kmeans", "ward", "dec"]
 
 
 @pytest.mark.slow
