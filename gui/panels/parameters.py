@@ -301,8 +301,8 @@ class ParametersPanel(QWidget):
     def set_default_representation(self, default) -> None:
         """Shows the representation a new run starts from (a pretrained backbone available here, else
         from scratch) and why; a form showing an earlier run's settings keeps them."""
-        self.representation_note.setText(default.reason)
-        self.representation_note.setToolTip(default.reason)
+        self._default_reason = default.reason
+        self._show_note()
         if self._config_shown:
             return
         c = with_default_representation(RunChoices(), default)
@@ -311,8 +311,18 @@ class ParametersPanel(QWidget):
             self.weights.setText(str(c.weights))
         self.representation.setCurrentIndex(self.representation.findData(c.representation))
 
+    def _show_note(self) -> None:
+        reason = getattr(self, "_default_reason", "")
+        if self._config_shown and reason:
+            reason = (
+                f"Showing the settings of the run in this folder. A new run's default: {reason}"
+            )
+        self.representation_note.setText(reason)
+        self.representation_note.setToolTip(reason)
+
     def set_config(self, cfg: RunConfig) -> None:
         self._config_shown = True
+        self._show_note()
         self._base = cfg
         c = choices_of(cfg)
         self.clusters.setValue(1 if c.clusters == AUTO else c.clusters)
