@@ -58,6 +58,12 @@ class RunPaths:
         return self.config.is_file()
 
 
+def is_inside(path: str | Path, folder: str | Path) -> bool:
+    """True when ``path`` is ``folder`` or lies below it, once both are resolved (links followed)."""
+    path, folder = Path(path).resolve(), Path(folder).resolve()
+    return path == folder or folder in path.parents
+
+
 @contextlib.contextmanager
 def atomic_path(path: Path, suffix: str = "") -> Iterator[Path]:
     """Yields a temporary path beside ``path``; renames it onto ``path`` only if the block succeeds.

@@ -13,7 +13,7 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from semclust.core.artefacts import restore_cell, write_csv
+from semclust.core.artefacts import is_inside, restore_cell, write_csv
 from semclust.core.results import RunData
 
 LABEL_COLUMNS = ("path", "cluster", "cluster_name", "confidence", "true_label")
@@ -59,8 +59,7 @@ def export_cluster_folders(run: RunData, out_dir: str | Path) -> Path:
         RunFolderError: an image path leads outside the image folder; nothing is copied then.
     """
     out_dir = Path(out_dir).resolve()
-    root = run.image_root.resolve()
-    if out_dir == root or root in out_dir.parents:
+    if is_inside(out_dir, run.image_root):
         raise ValueError("Choose an export folder outside the image folder.")
     sources = [run.absolute_path(i) for i in range(len(run.image_paths))]  # all checked first
     assignment = run.assignment

@@ -13,7 +13,14 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import numpy as np
 
-from semclust.core.artefacts import RunFolderError, RunPaths, load_array, read_json, write_json
+from semclust.core.artefacts import (
+    RunFolderError,
+    RunPaths,
+    is_inside,
+    load_array,
+    read_json,
+    write_json,
+)
 from semclust.core.config import RunConfig
 from semclust.core.images import IMAGE_EXTENSIONS
 
@@ -134,7 +141,7 @@ class RunData:
             RunFolderError: the path leads outside the image folder (a link pointing elsewhere).
         """
         path = self.image_root / self.image_paths[index]
-        if not _inside(path.resolve(), self.image_root.resolve()):
+        if not is_inside(path, self.image_root):
             raise RunFolderError(
                 f"{path} leads outside the image folder {self.image_root}; refused."
             )
@@ -265,10 +272,6 @@ def _valid_config(data: dict) -> RunConfig:
     config = RunConfig.from_dict(data)
     config.validate()
     return config
-
-
-def _inside(path: Path, folder: Path) -> bool:
-    return path == folder or folder in path.parents
 
 
 def _mapping(value: object, where: Path) -> dict:

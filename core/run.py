@@ -21,7 +21,7 @@ import keras
 import numpy as np
 
 from semclust.core import artefacts as io
-from semclust.core.artefacts import RunPaths, StageRecord
+from semclust.core.artefacts import RunPaths, StageRecord, is_inside
 from semclust.core.augment import StrongAugment, ViewAugment
 from semclust.core.backbones import resolve_backbone
 from semclust.core.choices import default_image_size
@@ -68,7 +68,7 @@ def run_pipeline(
     except ValueError as exc:  # WeightsUnavailable too: it says which file to provide
         raise InputError(str(exc)) from None
     folder, out = require_folder(folder), Path(out).expanduser()
-    if out.resolve() == folder or folder in out.resolve().parents:
+    if is_inside(out, folder):
         raise InputError(
             "Choose a run folder outside the image folder: the images are never written to."
         )

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
-from semclust.core.artefacts import RunFolderError, RunPaths
+from semclust.core.artefacts import RunFolderError, RunPaths, is_inside
 from semclust.core.images import typical_side
 from semclust.core.results import RunFolderInfo, inspect_run_folder, read_skipped
 from semclust.gui._core import load_run, survey_folder
@@ -29,11 +29,6 @@ def _survey(folder: Path):
     """The folder's image files and their typical side (on a pool thread: it reads file headers)."""
     survey = survey_folder(folder)
     return survey, typical_side(survey)
-
-
-def inside(path: Path, folder: Path) -> bool:
-    path, folder = Path(path).resolve(), Path(folder).resolve()
-    return path == folder or folder in path.parents
 
 
 class Workspace(QObject):
@@ -122,7 +117,7 @@ class Workspace(QObject):
             return "Open a folder of images first."
         if self.run_dir is None:
             return "Choose where the run keeps its files."
-        if inside(self.run_dir, self.image_folder):
+        if is_inside(self.run_dir, self.image_folder):
             return "Choose a run folder outside the image folder."
         return None
 
