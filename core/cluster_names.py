@@ -69,8 +69,7 @@ def _from_imagenet_head(config, features, assignment, prototypes) -> dict[int, s
     voters = sorted({int(i) for members in prototypes.values() for i in members})
     probs = np.zeros((len(features), kernel.shape[1]), np.float32)
     probs[voters] = classifier_probabilities(np.asarray(features)[voters], kernel, bias)
-    keep = {c: [i for i in members if i in set(voters)] for c, members in prototypes.items()}
-    return names_from_classifier(probs, assignment, keep, load_imagenet_class_names())
+    return names_from_classifier(probs, assignment, prototypes, load_imagenet_class_names())
 
 
 def _from_text(config, features, prototypes) -> dict[int, str]:
