@@ -9,6 +9,14 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+#: The local ImageNet MobileNet weights of ../shared/DATA.md (tests that need them skip without).
+MOBILENET_WEIGHTS = (
+    Path(__file__).resolve().parents[2]
+    / "shared"
+    / "weights"
+    / "mobilenet_1_0_224_imagenet_notop.weights.h5"
+)
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 

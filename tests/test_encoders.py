@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import keras
 import numpy as np
 import pytest
@@ -12,13 +10,9 @@ from skimage import data as skdata
 
 from semclust.core.config import EncoderConfig
 from semclust.core.encoders import build_encoder
+from tests.conftest import MOBILENET_WEIGHTS
 
-WEIGHTS = (
-    Path(__file__).resolve().parents[2]
-    / "shared"
-    / "weights"
-    / "mobilenet_1_0_224_imagenet_notop.weights.h5"
-)
+WEIGHTS = MOBILENET_WEIGHTS
 
 
 @pytest.mark.parametrize("backbone,width", [("resnet_small", 128), ("resnet50v2", 2048)])

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,16 +16,11 @@ from semclust.core.export import read_labels
 from semclust.core.images import InputError
 from semclust.core.progress import STAGES, Cancelled, CancelToken
 from semclust.core.run import run_pipeline
-from tests.conftest import tree_digest
+from tests.conftest import MOBILENET_WEIGHTS, tree_digest
 
 pytestmark = pytest.mark.slow
 
-WEIGHTS = (
-    Path(__file__).resolve().parents[2]
-    / "shared"
-    / "weights"
-    / "mobilenet_1_0_224_imagenet_notop.weights.h5"
-)
+WEIGHTS = MOBILENET_WEIGHTS
 
 #: Small enough for CI on 2 cores, big enough to mean something.
 FAST = RunConfig(clusters=10, seed=0).replace(

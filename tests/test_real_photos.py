@@ -19,16 +19,11 @@ from bench.photos import FetchError
 from semclust.core.config import RunConfig
 from semclust.core.export import read_labels
 from semclust.core.run import run_pipeline
-from tests.conftest import tree_digest
+from tests.conftest import MOBILENET_WEIGHTS, tree_digest
 
 pytestmark = pytest.mark.slow
 
-WEIGHTS = (
-    Path(__file__).resolve().parents[2]
-    / "shared"
-    / "weights"
-    / "mobilenet_1_0_224_imagenet_notop.weights.h5"
-)
+WEIGHTS = MOBILENET_WEIGHTS
 
 
 @pytest.fixture(scope="module")
