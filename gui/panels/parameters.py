@@ -57,6 +57,17 @@ def _spin(lo: int, hi: int, value: int, tip: str, step: int = 1) -> QSpinBox:
     return box
 
 
+def _with_button(edit: QLineEdit, on_click) -> QHBoxLayout:
+    """A row of a line edit and a small "…" button (choose a file or folder)."""
+    row = QHBoxLayout()
+    button = QPushButton("…")
+    button.setFixedWidth(28)
+    button.clicked.connect(on_click)
+    row.addWidget(edit, 1)
+    row.addWidget(button)
+    return row
+
+
 class ParametersPanel(QWidget):
     """Folder information and run parameters, with the core's defaults and tooltips.
 
@@ -99,18 +110,12 @@ class ParametersPanel(QWidget):
         form.addRow("Found:", self.found_label)
         form.addRow("Skipped:", skipped_row)
         form.addRow("Labels:", self.labels_label)
-        run_row = QHBoxLayout()
         self.run_dir_edit = QLineEdit()
         self.run_dir_edit.setToolTip(
             "Where the run keeps its artefacts. Never inside the image folder. Running again into "
             "the same folder skips the stages already done."
         )
-        change = QPushButton("…")
-        change.setFixedWidth(28)
-        change.clicked.connect(self.runDirChangeRequested)
-        run_row.addWidget(self.run_dir_edit, 1)
-        run_row.addWidget(change)
-        form.addRow("Run folder:", run_row)
+        form.addRow("Run folder:", _with_button(self.run_dir_edit, self.runDirChangeRequested))
         layout.addWidget(data)
 
         box = QGroupBox("Parameters")
@@ -146,16 +151,10 @@ class ParametersPanel(QWidget):
             "resnet_small: compact ResNet for small images (CPU default).\n"
             "resnet50v2: as in the keras.io SCAN example.\nmobilenet: ImageNet MobileNet v1."
         )
-        weights_row = QHBoxLayout()
         self.weights = QLineEdit("imagenet")
         self.weights.setToolTip(
             "'imagenet' downloads Keras' ImageNet weights; or the path of a local .weights.h5 file."
         )
-        browse = QPushButton("…")
-        browse.setFixedWidth(28)
-        browse.clicked.connect(self._browse_weights)
-        weights_row.addWidget(self.weights, 1)
-        weights_row.addWidget(browse)
         self.image_size = _spin(0, 1024, 0, "Side of the square image every file is resized to; "
                                 "auto: 32 from scratch, the backbone's own size when pretrained.", 32)  # fmt: skip
         self.image_size.setSpecialValueText("auto")
@@ -179,18 +178,12 @@ class ParametersPanel(QWidget):
         self.head_hidden = _spin(0, 4096, d.scan.hidden, "Width of a hidden layer shared by the "
                                  "heads; 0: linear heads as in SCAN.", 64)  # fmt: skip
         self.head_hidden.setSpecialValueText("none (linear)")
-        labels_row = QHBoxLayout()
         self.labels_csv = QLineEdit()
         self.labels_csv.setPlaceholderText("from class subfolders")
         self.labels_csv.setToolTip(
             "Optional CSV of path,label (paths relative to the image folder) giving true labels, "
             "for accuracy figures. Empty: class subfolder names, if any."
         )
-        browse_labels = QPushButton("…")
-        browse_labels.setFixedWidth(28)
-        browse_labels.clicked.connect(self._browse_labels)
-        labels_row.addWidget(self.labels_csv, 1)
-        labels_row.addWidget(browse_labels)
         self.update_encoder = QCheckBox("Fine-tune the backbone during SCAN")
         self.update_encoder.setChecked(d.scan.update_encoder)
         self.update_encoder.setToolTip("Slower; trains the backbone with the clustering heads.")
@@ -207,7 +200,7 @@ class ParametersPanel(QWidget):
         form.addRow("Representation:", self.representation)
         form.addRow(self.representation_note)
         form.addRow("Backbone:", self.backbone)
-        form.addRow("Weights:", weights_row)
+        form.addRow("Weights:", _with_button(self.weights, self._browse_weights))
         form.addRow("Image size:", self.image_size)
         form.addRow("Pretext epochs:", self.pretext_epochs)
         form.addRow("SCAN epochs:", self.scan_epochs)
@@ -216,7 +209,7 @@ class ParametersPanel(QWidget):
         form.addRow("Entropy weight:", self.entropy)
         form.addRow("Heads:", self.heads)
         form.addRow("Head hidden width:", self.head_hidden)
-        form.addRow("True labels CSV:", labels_row)
+        form.addRow("True labels CSV:", _with_button(self.labels_csv, self._browse_labels))
         form.addRow(self.update_encoder)
         form.addRow(self.selflabel)
         form.addRow("Seed:", self.seed)
