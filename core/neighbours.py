@@ -1,23 +1,20 @@
 """Mining each image's k nearest neighbours by cosine similarity (SCAN step 1).
 
 Up to :data:`EXACT_THRESHOLD` images the search is exact (blocked matrix products, quadratic); above it
-an HNSW graph (Malkov & Yashunin 2018) from faiss (Douze et al. 2024, ``pip install faiss-cpu``) finds
-them approximately, in about linear time. With faiss-gpu installed and a GPU visible to it, the search
-is exact on the GPU(s) at any size instead.
+faiss (Douze et al. 2024, ``pip install faiss-cpu``) finds them approximately, in about linear time:
+an HNSW graph (Malkov & Yashunin 2018) over the vectors' principal components proposes candidates and
+their exact similarities rank them (:class:`HnswSettings`). With faiss-gpu installed and a GPU visible
+to it, the search is exact on the GPU(s) at any size instead.
 
-Measured on 2 shared cores (other work running, so CPU seconds are the fairer figure; 2 idle cores
-take about half of them in wall time), 512-d unit vectors, k = 20, recall against exact search:
+Measured on 2 idle cores, 512-d unit vectors, k = 20, recall against exact search (``bench/speed.py``):
 
-- clustered vectors, 64-d latent clusters (82-89% of exact neighbours share a cluster), 100k: HNSW
-  80 CPU s, recall 0.944; 30k: HNSW 16 CPU s, recall 0.963, exact 21 CPU s.
-- the same at 1M: 1,794 CPU s (2,036 s wall under load), recall 0.870, peak RSS 5.6 GB with the
-  2 GB input: above the 10-minute target on 2 cores.
-- clustered vectors, 32-d latent clusters (83% share a cluster), 100k: recall 0.972 at efSearch 48.
-- uniform random vectors (no structure at all), 100k: HNSW 165 CPU s and recall only 0.19, where
-  exact search takes 97 s on 2 idle cores: the sampled recall check below warns in such a case.
-- pynndescent (what UMAP uses) on the 64-d clustered 100k: 114 CPU s with its compilation, recall
+- clustered vectors, 64-d latent clusters (82-89% of exact neighbours share a cluster), 100k: 17.8 s,
+  recall 0.956 (the HNSW graph on all 512 dimensions: 29.6 s, recall 0.945). 1M: see HnswSettings.
+- uniform random vectors (no structure at all), 100k: no PCA keeps their variance, so the graph is
+  built on all dimensions: 165 CPU s and recall only 0.19, where exact search takes 97 s. The sampled
+  recall check below warns in such a case.
+- pynndescent (what UMAP uses) on the clustered 100k: 114 CPU s with its compilation, recall
   0.936 (30 neighbours), 3.3 GB peak; faiss IVF-Flat (1,024 lists, 16 probed): 69 CPU s, recall 0.896.
-  So HNSW.
 """
 
 from __future__ import annotations
@@ -42,24 +39,41 @@ RECALL_WARNING = 0.9
 
 @dataclass(frozen=True)
 class HnswSettings:
-    """The approximate search: a faiss ``IndexHNSWFlat`` on inner products of unit vectors.
+    """The approximate search: candidates from a faiss HNSW graph over PCA-reduced vectors, re-ranked
+    by their exact cosine similarity (faiss ``IndexRefineFlat`` over ``IndexPreTransform(PCAMatrix,
+    IndexHNSWFlat)``; the factory string ``"PCA64,HNSW32,Refine(Flat)"``).
 
-    Measured on 100k clustered 512-d vectors (64-d latent): M 16 with efConstruction 32 gave recall
-    0.80 (efSearch 32) and 0.87 (64); M 32 with efConstruction 40 gave 0.942 (efSearch 64) and
-    0.944 (80) for about twice the time. Memory: the index keeps a float32 copy of the vectors
-    (2 GB at 1M x 512) and about 300 bytes of links per vector.
+    Measured on clustered 512-d vectors (64-d latent, so 64 components keep 97% of the variance) on 2
+    idle cores, k = 20, through :func:`mine_neighbours` (``bench/speed.py``): 100k in 17.8 s, recall
+    0.956; 1M in 334 s, recall 0.915, peak RSS 6.0 GB with the 2 GB input (the graph on all 512
+    dimensions took 29.6 s for 0.945 and 2,036 s for 0.870). Alternatives at 100k, faiss factory
+    strings: without re-ranking 0.893; "PCA64,HNSW32,Refine(Flat)" with 3 candidates per neighbour
+    0.957 in 14.4 s, efSearch 160 0.963 in 17.0 s, PCA to 96 dimensions 0.958 in 15.2 s, efConstruction
+    80 0.965 in 18.3 s. On real 64-pixel digits (1,797 images), where 32 components keep 97% of the
+    variance, 3 candidates per neighbour found 0.925 of them and 5 found 0.976. Memory: the re-ranking
+    keeps a float32 copy of the unit vectors (2 GB at 1M x 512); the graph about 0.5 GB more.
 
     Attributes:
+        pca_variance: the graph is built on the fewest principal components (a multiple of 16, at
+            least ``pca_min_dim``) that keep this fraction of the variance; on all dimensions when that
+            would take more than half of them (slower, but blind to nothing).
+        pca_min_dim: see ``pca_variance``.
+        pca_sample: vectors the PCA is fitted on (a seeded random sample).
         m: graph links per node and layer (faiss's ``M``; the layer-0 graph has ``2 m``).
         ef_construction: candidate list while the graph is built.
-        ef_search: candidate list while searching; at least ``k + 1`` is used.
+        ef_search: candidate list while searching; at least ``refine_factor * (k + 1)`` is used.
+        refine_factor: candidates per wanted neighbour that are re-ranked exactly.
         add_chunk: vectors added per call (progress and cancellation are checked between calls).
         search_chunk: queries per call.
     """
 
+    pca_variance: float = 0.9
+    pca_min_dim: int = 64
+    pca_sample: int = 50_000
     m: int = 32
     ef_construction: int = 40
-    ef_search: int = 80
+    ef_search: int = 128
+    refine_factor: int = 5
     add_chunk: int = 50_000
     search_chunk: int = 20_000
 
@@ -154,20 +168,21 @@ def approximate_neighbours(
     progress: ProgressCallback = ignore_progress,
     cancel: CancelToken | None = None,
 ) -> np.ndarray:
-    """Approximate top-k cosine neighbours from a faiss HNSW index (needs ``faiss-cpu``).
+    """Approximate top-k cosine neighbours from a faiss index (needs ``faiss-cpu``; see
+    :class:`HnswSettings`), most similar first.
 
-    The index holds its own float32 copy of the unit vectors (4 D bytes each) and its graph
-    (about 8 m bytes each); the input is read a chunk at a time. Every core is used (OpenMP), so the
-    graph, and rarely a neighbour, can differ between runs: faiss inserts in parallel. Rows the search
-    could not fill are searched exactly.
+    The index holds a float32 copy of the unit vectors (4 D bytes each) and its graph; the input is read
+    a chunk at a time. Every core is used (OpenMP), so the graph, and rarely a neighbour, can differ
+    between runs: faiss inserts in parallel. Rows the search could not fill are searched exactly.
     """
     import faiss
 
     n, dim = embeddings.shape
     k = min(k, n - 1)
-    index = faiss.IndexHNSWFlat(dim, settings.m, faiss.METRIC_INNER_PRODUCT)
-    index.hnsw.efConstruction = settings.ef_construction
-    index.hnsw.efSearch = max(settings.ef_search, k + 1)
+    index, graph = _build_index(faiss, embeddings, settings)
+    index.k_factor = settings.refine_factor
+    graph.hnsw.efConstruction = settings.ef_construction
+    graph.hnsw.efSearch = max(settings.ef_search, settings.refine_factor * (k + 1))
     adds = range(0, n, settings.add_chunk)
     searches = range(0, n, settings.search_chunk)
     total = len(adds) + len(searches)
@@ -181,7 +196,7 @@ def approximate_neighbours(
     for start in searches:
         _check(cancel)
         stop = min(start + settings.search_chunk, n)
-        _, found = index.search(index.reconstruct_n(start, stop - start), k + 1)
+        _, found = index.search(_unit(np.asarray(embeddings[start:stop], np.float32)), k + 1)
         out[start:stop] = _drop_self(found, start, k)
         step += 1
         progress(Progress("neighbours", "progress", step, total, message="searching the index"))
@@ -197,6 +212,35 @@ def approximate_neighbours(
             100 * recall,
         )
     return out
+
+
+def _build_index(faiss, embeddings: np.ndarray, settings: HnswSettings):
+    """An empty faiss index for :func:`approximate_neighbours` (its PCA fitted) and its HNSW graph."""
+    n, dim = embeddings.shape
+    rows = np.random.default_rng(0).choice(n, size=min(n, settings.pca_sample), replace=False)
+    sample = _unit(np.asarray(embeddings[np.sort(rows)], np.float32))
+    graph_dim = pca_components(sample, settings.pca_variance, settings.pca_min_dim)
+    graph = faiss.IndexHNSWFlat(graph_dim, settings.m, faiss.METRIC_INNER_PRODUCT)
+    if graph_dim == dim:
+        log.info("Neighbour graph on all %d dimensions (a PCA would not keep enough).", dim)
+        return faiss.IndexRefineFlat(graph), graph
+    log.info("Neighbour graph on %d of %d PCA components.", graph_dim, dim)
+    pca = faiss.PCAMatrix(dim, graph_dim)
+    pca.train(sample)
+    return faiss.IndexRefineFlat(faiss.IndexPreTransform(pca, graph)), graph
+
+
+def pca_components(x: np.ndarray, variance: float, min_dim: int, step: int = 16) -> int:
+    """The fewest principal components of ``x`` (a multiple of ``step``, at least ``min_dim``) that keep
+    ``variance`` of its variance; all of its dimensions when that would be more than half of them."""
+    dim = x.shape[1]
+    centred = x - x.mean(axis=0)
+    eig = np.sort(np.linalg.eigvalsh(centred.T @ centred))[::-1]
+    kept = np.cumsum(eig) / max(float(eig.sum()), 1e-12)
+    for d in range(max(min_dim, step), dim // 2 + 1, step):
+        if kept[d - 1] >= variance:
+            return d
+    return dim
 
 
 def sampled_recall(

@@ -63,8 +63,9 @@ def test_cancel_stops_mining():
         mine_neighbours(np.ones((10, 2)), k=2, cancel=token)
 
 
+@pytest.mark.parametrize("pca_min_dim", [64, 16])  # 64: the graph on every dimension; 16: on a PCA
 @pytest.mark.parametrize("data", ["clustered", "digits"])
-def test_approximate_agrees_with_exact(data):
+def test_approximate_agrees_with_exact(data, pca_min_dim):
     if data == "digits":
         from sklearn.datasets import load_digits
 
@@ -73,7 +74,8 @@ def test_approximate_agrees_with_exact(data):
         x = _clustered(3000)
     k = 20
     events = []
-    got = mine_neighbours(x, k, progress=events.append, exact_threshold=500)
+    settings = HnswSettings(pca_min_dim=pca_min_dim, pca_sample=1000)
+    got = mine_neighbours(x, k, progress=events.append, exact_threshold=500, hnsw=settings)
     assert got.shape == (len(x), k) and got.dtype == np.int32
     assert not np.any(got == np.arange(len(x))[:, None])
     assert all(len(set(row)) == k for row in got)
@@ -91,6 +93,15 @@ def test_approximate_rows_are_most_similar_first():
     xn = x / np.linalg.norm(x, axis=1, keepdims=True)
     sims = np.einsum("nd,nkd->nk", xn, xn[got])
     assert np.all(np.diff(sims, axis=1) <= 1e-5)
+
+
+def test_pca_keeps_the_components_that_hold_the_variance():
+    x = _clustered(2000, dim=128, seed=9)  # a 16-d subspace plus a little noise
+    assert nbm.pca_components(x, 0.9, min_dim=16) == 16
+    assert nbm.pca_components(x, 0.9, min_dim=48) == 48
+    # Vectors without structure need every dimension: no PCA then.
+    noise = np.random.default_rng(8).standard_normal((2000, 128))
+    assert nbm.pca_components(noise, 0.9, min_dim=16) == 128
 
 
 def test_below_threshold_is_exact():
