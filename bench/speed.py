@@ -258,7 +258,7 @@ def neighbours_job(
 
 
 def umap_job(n: int, dim: int, mined: bool = True) -> dict:
-    """Times ``core.projection.umap_2d`` on ``n`` random unit vectors (seeded, as a run is).
+    """Times ``core.projection.umap_2d`` on ``n`` clustered unit vectors (seeded, as a run is).
 
     Args:
         mined: give UMAP the neighbours the run has already mined (what a run does), instead of letting
@@ -276,10 +276,10 @@ def umap_job(n: int, dim: int, mined: bool = True) -> dict:
         return mine_neighbours(x, k=20) if mined else None
 
     t = time.perf_counter()
-    small = _random_embeddings(300, dim, seed=1)
+    small = _clustered_embeddings(300, dim, seed=1)
     umap_2d(small, cfg, neighbours=knn(small))
     warmup = time.perf_counter() - t
-    x = _random_embeddings(n, dim)
+    x = _clustered_embeddings(n, dim)
     t = time.perf_counter()
     nb = knn(x)
     mining = time.perf_counter() - t

@@ -172,10 +172,18 @@ class SelfLabelConfig:
 
 @dataclass(frozen=True)
 class ProjectionConfig:
-    """2-D UMAP of the embeddings, for the scatter plot."""
+    """2-D UMAP of the embeddings, for the scatter plot.
+
+    Above ``large`` points the layout starts from a PCA of the data instead of UMAP's spectral one and
+    runs ``large_epochs`` epochs instead of UMAP's 200: on 100k clustered 512-d vectors, 19-22 s instead
+    of 54 s on 2 cores, with the same share of each point's 15 nearest 2-D neighbours in its own cluster
+    (0.957 against 0.959; the mined neighbours themselves, 0.89).
+    """
 
     n_neighbors: int = 15
     min_dist: float = 0.1
+    large: int = 50_000
+    large_epochs: int = 100
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,8 @@ def umap_2d(
     import umap  # slow to import (numba): only when needed
 
     extra = {}
+    if len(x) > config.large:
+        extra.update(init="pca", n_epochs=config.large_epochs)
     if neighbours is not None and neighbours.shape[1] >= config.n_neighbors - 1:
         extra["precomputed_knn"] = _knn_graph(x, neighbours[:, : config.n_neighbors - 1])
     with warnings.catch_warnings():

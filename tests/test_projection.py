@@ -1,7 +1,9 @@
 """The 2-D projection: UMAP on the run's own mined neighbours keeps the clusters apart."""
 
 import numpy as np
+import pytest
 
+from semclust.core.config import ProjectionConfig
 from semclust.core.neighbours import mine_neighbours
 from semclust.core.projection import _knn_graph, umap_2d
 
@@ -24,9 +26,10 @@ def test_knn_graph_starts_with_each_point_and_sorts_by_cosine_distance():
     assert np.isclose(dist[7, 3], 1 - unit[7] @ unit[nb[7, 2]], atol=1e-5)
 
 
-def test_umap_on_mined_neighbours_separates_blobs():
+@pytest.mark.parametrize("large", [50_000, 100])  # 100: the settings of a large collection
+def test_umap_on_mined_neighbours_separates_blobs(large):
     x, labels = _blobs()
-    y = umap_2d(x, seed=0, neighbours=mine_neighbours(x, k=20))
+    y = umap_2d(x, ProjectionConfig(large=large), seed=0, neighbours=mine_neighbours(x, k=20))
     assert y.shape == (len(x), 2) and y.dtype == np.float32 and np.isfinite(y).all()
     # Each point's nearest 2-D neighbours come from its own blob.
     d = ((y[:, None] - y[None]) ** 2).sum(-1)
