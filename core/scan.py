@@ -186,7 +186,7 @@ class PairDataset(keras.utils.PyDataset):
 
 
 def head_losses(
-    probs: np.ndarray, neighbours: np.ndarray, entropy_weight: float
+    probs: np.ndarray, neighbours: np.ndarray, entropy_weight: float, chunk: int = 20_000
 ) -> dict[str, np.ndarray]:
     """SCAN loss of every head over the whole data set and all k neighbours (NumPy, label-free).
 
@@ -194,8 +194,12 @@ def head_losses(
         probs: (N, H, K) probabilities.
         neighbours: (N, k) neighbour indices.
     """
-    sim = np.einsum("nhk,njhk->nhj", probs, probs[neighbours])
-    consistency = -np.mean(np.log(np.maximum(sim, EPS)), axis=(0, 2))
+    log_sim = np.zeros(probs.shape[1])
+    for start in range(0, len(probs), chunk):  # (chunk, k, H, K) gathers: bounded memory at 1M
+        rows = slice(start, start + chunk)
+        sim = np.einsum("nhk,njhk->nhj", probs[rows], probs[neighbours[rows]])
+        log_sim += np.log(np.maximum(sim, EPS)).sum(axis=(0, 2))
+    consistency = -log_sim / neighbours.size
     mean_p = probs.mean(axis=0)
     entropy = -np.sum(mean_p * np.log(np.maximum(mean_p, EPS)), axis=1)
     return {
@@ -236,12 +240,10 @@ def train_scan(
     dataset = PairDataset(data, neighbours, min(config.batch_size, len(data)), seed, views)
     model = ScanModel(heads, augment, config.entropy_weight)
     model.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
-    # Large monitoring passes are cheap on features; with a backbone, monitor a sample.
-    monitor = (
-        np.arange(len(data))
-        if heads.backbone is None
-        else np.sort(np.random.default_rng(seed).permutation(len(data))[:2000])
-    )
+    epochs = min(config.epochs, max(1, config.max_steps // len(dataset)))
+    # Monitoring passes are cheap on features (a sample of a large set); with a backbone, a small one.
+    sample = MONITOR_FEATURES if heads.backbone is None else MONITOR_IMAGES
+    monitor = np.sort(np.random.default_rng(seed).permutation(len(data))[:sample])
 
     def on_epoch(epoch: int, logs: dict) -> dict:
         probs = heads.probabilities(data[monitor])
@@ -251,13 +253,16 @@ def train_scan(
         )
         return {"cluster_sizes": (sizes * len(data) / len(monitor)).round().astype(int).tolist()}
 
-    fit_stage(
-        model, dataset, "scan", config.epochs, progress, cancel, on_epoch, activity="clustering"
-    )
+    fit_stage(model, dataset, "scan", epochs, progress, cancel, on_epoch, activity="clustering")
     probs = heads.probabilities(data, cancel)
     losses = head_losses(probs, neighbours, config.entropy_weight)
     best = int(np.argmin(losses["total"]))
     return ScanResult(heads, best, probs[:, best], {k: v.tolist() for k, v in losses.items()})
+
+
+#: Images whose assignments are checked after every epoch (the cluster sizes shown while training).
+MONITOR_FEATURES = 20_000
+MONITOR_IMAGES = 2_000
 
 
 def _best(

@@ -73,11 +73,12 @@ def test_scan_loss_prefers_spread_clusters_to_collapse():
     assert loss_spread < loss_collapsed
 
 
-def test_head_losses_match_per_head_reference():
+@pytest.mark.parametrize("chunk", [20_000, 7])  # 7: rows summed a block at a time
+def test_head_losses_match_per_head_reference(chunk):
     rng = np.random.default_rng(2)
     probs = softmax(rng.normal(size=(30, 3, 4)))
     neighbours = rng.integers(0, 30, size=(30, 5))
-    got = head_losses(probs, neighbours, 5.0)
+    got = head_losses(probs, neighbours, 5.0, chunk=chunk)
     for h in range(3):
         pairs = [np.log(probs[i, h] @ probs[j, h]) for i in range(30) for j in neighbours[i]]
         mean = probs[:, h].mean(axis=0)

@@ -44,3 +44,15 @@ def test_hidden_layer_heads_learn_separable_clusters():
     majority = [np.bincount(pred[labels == c], minlength=4).argmax() for c in range(4)]
     assert len(set(majority)) == 4
     assert np.mean(pred == np.array(majority)[labels]) > 0.95
+
+
+def test_large_sets_train_at_most_max_steps():
+    x, _ = _blobs()
+    heads = ClusterHeads(4, n_heads=1, seed=0)
+    heads.adapt(x)
+    heads(x[:2])
+    events = []
+    per_epoch = -(-len(x) // 64)
+    config = ScanConfig(epochs=30, batch_size=64, max_steps=3 * per_epoch + 1)
+    train_scan(x, mine_neighbours(x, 5), heads, config, 0, progress=events.append)
+    assert events[-1].message == "epoch 3 done" and events[-1].total == 3 * per_epoch
