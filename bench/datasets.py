@@ -197,3 +197,38 @@ def load_folder(folder: str | Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
         arrays.append(a[..., None] if grey else a)
     labels = np.array([index[p.parent.name] for p in files], dtype=int)
     return np.stack(arrays), labels, classes
+
+
+def write_jittered(name: str, copies: int, cache_dir: str | Path | None = None) -> Path:
+    """A large labelled folder for scale measurements: every image of a grey set ``copies`` times, each
+    copy shifted by up to 2 pixels and with a little noise (seeded), as ``cache_dir/name-xCOPIES``.
+
+    Written once, in a temporary sibling renamed when complete (as :func:`write_dataset`).
+    """
+    import io
+
+    from PIL import Image
+
+    images, labels, classes = LOADERS[name]()
+    cache = Path(cache_dir) if cache_dir is not None else BenchSettings().cache_dir
+    folder = cache / f"{name}-x{copies}"
+    if (folder / _MARKER).is_file():
+        return folder
+    tmp = cache / f".{folder.name}.partial"
+    shutil.rmtree(tmp, ignore_errors=True)
+    for cls in classes:
+        (tmp / cls).mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for copy in range(copies):
+        shifts = rng.integers(-2, 3, size=(len(images), 2))
+        noise = rng.integers(-8, 9, size=images.shape)
+        for i, (image, (dy, dx)) in enumerate(zip(images, shifts)):
+            moved = np.roll(image, (dy, dx), axis=(0, 1)).astype(int) + noise[i]
+            buf = io.BytesIO()
+            Image.fromarray(np.clip(moved, 0, 255).astype(np.uint8)).save(buf, format="PNG")
+            (tmp / classes[labels[i]] / f"{copy:02d}-{i:05d}.png").write_bytes(buf.getvalue())
+    count = copies * len(images)
+    (tmp / _MARKER).write_text(json.dumps({"name": folder.name, "count": count}))
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)
+    return folder

@@ -39,7 +39,12 @@ from semclust.core.results import RunData, load_run
 from semclust.core.scan import ClusterHeads, train_scan
 from semclust.core.selflabel import train_selflabel
 from semclust.core.simclr import embed_frozen, l2_normalise, train_simclr
-from semclust.core.training import predict_batches, quiet_backend, seed_everything
+from semclust.core.training import (
+    predict_batches,
+    quiet_backend,
+    seed_everything,
+    use_all_devices,
+)
 
 __all__ = ["InputError", "run_pipeline"]
 
@@ -76,6 +81,7 @@ def run_pipeline(
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     quiet_backend()
+    use_all_devices()
     stages = _Stages(paths, progress, cancel)
 
     # Written first, so that even a run stopped during ingest knows its image folder.

@@ -18,7 +18,7 @@ from semclust.core.artefacts import read_json, save_weights, write_json
 from semclust.core.augment import ViewAugment
 from semclust.core.config import PretextConfig
 from semclust.core.progress import Cancelled, CancelToken, ProgressCallback, ignore_progress
-from semclust.core.training import StageCallback, predict_batches, steps
+from semclust.core.training import StageCallback, divisible, predict_batches, steps
 
 
 def nt_xent_loss(z1, z2, temperature: float = 0.1):
@@ -165,7 +165,7 @@ def train_simclr(
         # AdamW's step counter drives the cosine schedule: continue it where the checkpoint stopped.
         model.optimizer.iterations.assign(initial_epoch * n_steps)
         model.fit(
-            ImageBatches(images, batch, seed, initial_epoch),
+            divisible(ImageBatches(images, batch, seed, initial_epoch)),
             epochs=config.epochs,
             initial_epoch=initial_epoch,
             verbose=0,

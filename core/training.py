@@ -139,7 +139,7 @@ def fit_stage(
         every=max(1, len(dataset) // 5),
         on_epoch=on_epoch,
     )
-    model.fit(dataset, epochs=epochs, verbose=0, callbacks=[tracker])
+    model.fit(divisible(dataset), epochs=epochs, verbose=0, callbacks=[tracker])
     if tracker.cancelled:
         raise Cancelled(f"Stopped by the user during {activity}.")
 
@@ -150,13 +150,69 @@ def predict_batches(
     batch_size: int = 256,
     cancel: CancelToken | None = None,
 ) -> np.ndarray:
-    """Applies ``fn`` to ``data`` in batches and concatenates the results (bounded memory)."""
+    """Applies ``fn`` to ``data`` in batches and concatenates the results (bounded memory).
+
+    Over several devices (:func:`use_all_devices`) each batch is padded to a multiple of their number
+    and the padding's results are dropped.
+    """
     out = []
     for start in range(0, len(data), batch_size):
         if cancel is not None:
             cancel.raise_if_cancelled()
-        out.append(np.asarray(fn(data[start : start + batch_size])))
+        batch = data[start : start + batch_size]
+        out.append(np.asarray(fn(_pad(batch, device_count())))[: len(batch)])
     return np.concatenate(out, axis=0)
+
+
+def use_all_devices() -> int:
+    """Under the JAX backend with several local devices (GPUs, TPU cores), trains and predicts on all
+    of them: every batch is split between them (``keras.distribution.DataParallel``, the weights
+    replicated). Returns the number of devices in use; 1, and nothing changes, on other backends or one
+    device. A distribution the caller has already set is kept.
+    """
+    if keras.backend.backend() != "jax" or keras.distribution.distribution() is not None:
+        return device_count()
+    devices = keras.distribution.list_devices()
+    if len(devices) > 1:
+        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+    return device_count()
+
+
+def device_count() -> int:
+    """Devices every batch is split between (1 without a distribution)."""
+    dist = keras.distribution.distribution() if keras.backend.backend() == "jax" else None
+    return 1 if dist is None else int(np.prod(dist.device_mesh.shape))
+
+
+class DivisibleBatches(keras.utils.PyDataset):
+    """``dataset`` with every batch padded (its first rows repeated) to a multiple of ``multiple``
+    rows, as splitting a batch between devices needs."""
+
+    def __init__(self, dataset: keras.utils.PyDataset, multiple: int):
+        super().__init__()
+        self.dataset, self.multiple = dataset, multiple
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i):
+        return keras.tree.map_structure(lambda a: _pad(a, self.multiple), self.dataset[i])
+
+    def on_epoch_end(self) -> None:
+        self.dataset.on_epoch_end()
+
+
+def divisible(dataset: keras.utils.PyDataset) -> keras.utils.PyDataset:
+    """``dataset`` as it can be split between the devices in use (unchanged on one)."""
+    n = device_count()
+    return dataset if n == 1 else DivisibleBatches(dataset, n)
+
+
+def _pad(batch: np.ndarray, multiple: int) -> np.ndarray:
+    extra = -len(batch) % multiple
+    if extra == 0:
+        return batch
+    return np.concatenate([batch, np.resize(np.asarray(batch), (extra, *batch.shape[1:]))])
 
 
 def steps(n: int, batch_size: int) -> int:
