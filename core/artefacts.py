@@ -85,6 +85,17 @@ def atomic_path(path: Path, suffix: str = "") -> Iterator[Path]:
             tmp_path.unlink()
 
 
+@contextlib.contextmanager
+def array_file(path: Path, shape: tuple[int, ...], dtype=np.float32) -> Iterator[np.ndarray]:
+    """A new ``.npy`` array filled in place through a memory map (so never all in memory), renamed
+    onto ``path`` only if the block succeeds. Keep no reference to it after the block."""
+    with atomic_path(path, suffix=".npy") as tmp:
+        array = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
+        yield array
+        array.flush()
+        del array
+
+
 def write_text(path: Path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")

@@ -17,13 +17,17 @@ MINIBATCH_ABOVE = 50_000
 WARD_MAX_IMAGES = 20_000
 
 
-def student_t(features: np.ndarray, centres: np.ndarray, alpha: float = 1.0) -> np.ndarray:
+def student_t(
+    features: np.ndarray, centres: np.ndarray, alpha: float = 1.0, chunk: int = 65_536
+) -> np.ndarray:
     """q_ij proportional to (1 + |x_i - mu_j|^2 / alpha)^-(alpha + 1) / 2, rows summing to 1."""
-    x = features.astype(np.float32)
     mu = centres.astype(np.float32)
-    d2 = (x * x).sum(1)[:, None] - 2.0 * x @ mu.T + (mu * mu).sum(1)[None, :]
-    q = (1.0 + np.maximum(d2, 0.0) / alpha) ** (-(alpha + 1.0) / 2.0)
-    return (q / q.sum(axis=1, keepdims=True)).astype(np.float32)
+    q = np.empty((len(features), len(mu)), dtype=np.float32)
+    for start in range(0, len(features), chunk):  # a block of rows at a time: bounded memory
+        x = np.asarray(features[start : start + chunk], dtype=np.float32)
+        d2 = (x * x).sum(1)[:, None] - 2.0 * x @ mu.T + (mu * mu).sum(1)[None, :]
+        q[start : start + len(x)] = (1.0 + np.maximum(d2, 0.0) / alpha) ** (-(alpha + 1.0) / 2.0)
+    return q / q.sum(axis=1, keepdims=True)
 
 
 def kmeans_probabilities(features: np.ndarray, clusters: int, seed: int = 0) -> np.ndarray:

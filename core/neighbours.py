@@ -73,7 +73,7 @@ class HnswSettings:
     m: int = 32
     ef_construction: int = 40
     ef_search: int = 128
-    refine_factor: int = 5
+    refine_factor: int = 6
     add_chunk: int = 50_000
     search_chunk: int = 20_000
 

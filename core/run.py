@@ -38,7 +38,7 @@ from semclust.core.projection import umap_2d
 from semclust.core.results import RunData, load_run
 from semclust.core.scan import ClusterHeads, train_scan
 from semclust.core.selflabel import train_selflabel
-from semclust.core.simclr import embed_frozen, l2_normalise, train_simclr
+from semclust.core.simclr import embed_frozen, feature_size, l2_normalise, train_simclr
 from semclust.core.training import (
     predict_batches,
     quiet_backend,
@@ -211,13 +211,15 @@ class _Context:
                 progress=self.progress,
                 cancel=self.cancel,
             )
-            embeddings = result.embeddings
-        features = embed_frozen(encoder, images, self.cancel)
-        if cfg.pretext.epochs == 0:
-            embeddings = l2_normalise(features)
+            io.save_array(self.paths.embeddings, result.embeddings)
         io.save_weights(self.paths.encoder_weights, encoder)
-        io.save_array(self.paths.features, features)
-        io.save_array(self.paths.embeddings, embeddings)
+        # Features (and a frozen backbone's embeddings) go straight to files: 4 GB each at 1M x 1024.
+        shape = (len(images), feature_size(encoder, images))
+        with io.array_file(self.paths.features, shape) as features:
+            embed_frozen(encoder, images, self.cancel, out=features)
+            if cfg.pretext.epochs == 0:
+                with io.array_file(self.paths.embeddings, shape) as embeddings:
+                    l2_normalise(features, out=embeddings)
         for stale in (self.paths.pretext_checkpoint, self.paths.pretext_checkpoint_state):
             stale.unlink(missing_ok=True)
 

@@ -91,9 +91,14 @@ class ClusterHeads(keras.Model):
             for h in range(n_heads)
         ]
 
-    def adapt(self, features: np.ndarray) -> None:
-        """Sets the standardisation from backbone features of the data set."""
-        self.standardise.adapt(features)
+    def adapt(self, features: np.ndarray, sample: int = 100_000) -> None:
+        """Sets the standardisation from backbone features of the data set (a seeded sample of
+        ``sample`` rows when there are more: Keras would hold all of them in memory at once)."""
+        if len(features) > sample:
+            features = features[
+                np.sort(np.random.default_rng(0).choice(len(features), sample, replace=False))
+            ]
+        self.standardise.adapt(np.asarray(features, dtype=np.float32))
 
     def call(self, x, training=False):
         f = self.backbone(x, training=training) if self.backbone is not None else x

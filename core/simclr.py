@@ -223,13 +223,30 @@ class ImageBatches(keras.utils.PyDataset):
         self._shuffle()
 
 
-def l2_normalise(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+def l2_normalise(x: np.ndarray, out: np.ndarray | None = None, chunk: int = 65_536) -> np.ndarray:
+    """Rows scaled to unit length (float32), a chunk of rows at a time, into ``out`` when given."""
+    if out is None:
+        out = np.empty(x.shape, dtype=np.float32)
+    for start in range(0, len(x), chunk):
+        rows = np.asarray(x[start : start + chunk], dtype=np.float32)
+        out[start : start + chunk] = rows / np.maximum(
+            np.linalg.norm(rows, axis=1, keepdims=True), 1e-12
+        )
+    return out
 
 
 def embed_frozen(
-    encoder: keras.Model, images: np.ndarray, cancel: CancelToken | None = None
+    encoder: keras.Model,
+    images: np.ndarray,
+    cancel: CancelToken | None = None,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Backbone features (not normalised) of un-augmented images."""
-    return predict_batches(encoder.predict_on_batch, images, 256, cancel).astype(np.float32)
+    """Backbone features (not normalised, float32) of un-augmented images, into ``out`` when given."""
+    if out is None:
+        out = np.empty((len(images), feature_size(encoder, images)), dtype=np.float32)
+    return predict_batches(encoder.predict_on_batch, images, 256, cancel, out=out)
+
+
+def feature_size(encoder: keras.Model, images: np.ndarray) -> int:
+    """Length of the encoder's feature vector (from one image)."""
+    return int(predict_batches(encoder.predict_on_batch, images[:1]).shape[-1])

@@ -149,19 +149,23 @@ def predict_batches(
     data: np.ndarray,
     batch_size: int = 256,
     cancel: CancelToken | None = None,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Applies ``fn`` to ``data`` in batches and concatenates the results (bounded memory).
+    """Applies ``fn`` to ``data`` in batches; the results fill one array (``out`` when given, for
+    example a memory-mapped file, else a new one of the first batch's dtype).
 
     Over several devices (:func:`use_all_devices`) each batch is padded to a multiple of their number
     and the padding's results are dropped.
     """
-    out = []
     for start in range(0, len(data), batch_size):
         if cancel is not None:
             cancel.raise_if_cancelled()
         batch = data[start : start + batch_size]
-        out.append(np.asarray(fn(_pad(batch, device_count())))[: len(batch)])
-    return np.concatenate(out, axis=0)
+        result = np.asarray(fn(_pad(batch, device_count())))[: len(batch)]
+        if out is None:
+            out = np.empty((len(data), *result.shape[1:]), dtype=result.dtype)
+        out[start : start + len(batch)] = result
+    return out
 
 
 def use_all_devices() -> int:
