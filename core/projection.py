@@ -29,7 +29,7 @@ def umap_2d(
 
     extra = {}
     if len(x) > config.large:
-        extra.update(init="pca", n_epochs=config.large_epochs)
+        extra.update(init=pca_start(x, seed), n_epochs=config.large_epochs)
     if neighbours is not None and neighbours.shape[1] >= config.n_neighbors - 1:
         extra["precomputed_knn"] = _knn_graph(x, neighbours[:, : config.n_neighbors - 1])
     with warnings.catch_warnings():
@@ -43,6 +43,23 @@ def umap_2d(
             **extra,
         )
         return reducer.fit_transform(x).astype(np.float32)
+
+
+def pca_start(x: np.ndarray, seed: int = 0, sample: int = 100_000) -> np.ndarray:
+    """(N, 2) starting layout: the data on its first two principal components, as UMAP's ``init="pca"``
+    but fitted on a seeded sample of ``sample`` rows and projected a block at a time (UMAP's own
+    would copy and centre all of ``x``: 4 GB more at 1M x 1024)."""
+    rows = np.sort(np.random.default_rng(seed).permutation(len(x))[:sample])
+    s = np.asarray(x[rows], dtype=np.float64)
+    mean = s.mean(axis=0)
+    _, vectors = np.linalg.eigh(np.cov(s - mean, rowvar=False))
+    axes = vectors[:, ::-1][:, :2]  # eigh sorts ascending
+    out = np.empty((len(x), 2), dtype=np.float32)
+    for start in range(0, len(x), 65_536):
+        out[start : start + 65_536] = (
+            np.asarray(x[start : start + 65_536], np.float64) - mean
+        ) @ axes
+    return out
 
 
 def _knn_graph(x: np.ndarray, neighbours: np.ndarray) -> tuple[np.ndarray, np.ndarray, None]:

@@ -36,3 +36,16 @@ def test_umap_on_mined_neighbours_separates_blobs(large):
     np.fill_diagonal(d, np.inf)
     nearest = np.argsort(d, axis=1)[:, :10]
     assert (labels[nearest] == labels[:, None]).mean() > 0.95
+
+
+def test_pca_start_matches_principal_components_from_a_sample():
+    from sklearn.decomposition import PCA
+
+    from semclust.core.projection import pca_start
+
+    x, _ = _blobs(300)
+    ref = PCA(2).fit_transform(x)
+    got = pca_start(x, sample=600)  # a sample of two thirds of the 900 points
+    assert got.shape == (900, 2) and got.dtype == np.float32
+    for c in range(2):  # the same axes, up to sign
+        assert abs(np.corrcoef(got[:, c], ref[:, c])[0, 1]) > 0.99
