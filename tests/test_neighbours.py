@@ -92,7 +92,7 @@ def test_approximate_rows_are_most_similar_first():
     got = approximate_neighbours(x, 10, HnswSettings(add_chunk=700, search_chunk=300))
     xn = x / np.linalg.norm(x, axis=1, keepdims=True)
     sims = np.einsum("nd,nkd->nk", xn, xn[got])
-    assert np.all(np.diff(sims, axis=1) <= 1e-5)
+    assert np.all(np.diff(sims, axis=1) <= 2e-3)  # ranked on a float16 copy: to its precision
 
 
 def test_pca_keeps_the_components_that_hold_the_variance():
