@@ -232,7 +232,7 @@ def neighbours_job(
     impl = (
         "exact (blocked)"
         if n <= threshold
-        else f"faiss PCA({h.pca_variance:.0%} var),HNSW{h.m},Refine(Flat) efC={h.ef_construction} "
+        else f"faiss PCA({h.pca_variance:.0%} var),HNSW{h.m},Refine(SQfp16) efC={h.ef_construction} "
         f"efS={h.ef_search} x{h.refine_factor}"
     )
     x = _random_embeddings(n, dim) if data == "uniform" else _clustered_embeddings(n, dim)

@@ -3,12 +3,12 @@
 Up to :data:`EXACT_THRESHOLD` images the search is exact (blocked matrix products, quadratic); above it
 faiss (Douze et al. 2024, ``pip install faiss-cpu``) finds them approximately, in about linear time:
 an HNSW graph (Malkov & Yashunin 2018) over the vectors' principal components proposes candidates and
-their exact similarities rank them (:class:`HnswSettings`). With faiss-gpu installed and a GPU visible
+their similarities over all dimensions rank them (:class:`HnswSettings`). With faiss-gpu installed and a GPU visible
 to it, the search is exact on the GPU(s) at any size instead.
 
 Measured on 2 idle cores, 512-d unit vectors, k = 20, recall against exact search (``bench/speed.py``):
 
-- clustered vectors, 64-d latent clusters (82-89% of exact neighbours share a cluster), 100k: 17.8 s,
+- clustered vectors, 64-d latent clusters (82-89% of exact neighbours share a cluster), 100k: 18.8 s,
   recall 0.956 (the HNSW graph on all 512 dimensions: 29.6 s, recall 0.945). 1M: see HnswSettings.
 - uniform random vectors (no structure at all), 100k: no PCA keeps their variance, so the graph is
   built on all dimensions: 165 CPU s and recall only 0.19, where exact search takes 97 s. The sampled
@@ -39,19 +39,22 @@ RECALL_WARNING = 0.9
 
 @dataclass(frozen=True)
 class HnswSettings:
-    """The approximate search: candidates from a faiss HNSW graph over PCA-reduced vectors, re-ranked
-    by their exact cosine similarity (faiss ``IndexRefineFlat`` over ``IndexPreTransform(PCAMatrix,
-    IndexHNSWFlat)``; the factory string ``"PCA64,HNSW32,Refine(Flat)"``).
+    """The approximate search: candidates from a faiss HNSW graph over PCA-reduced vectors, ranked by
+    their cosine similarity on a float16 copy of the vectors (faiss ``IndexRefine`` of
+    ``IndexPreTransform(PCAMatrix, IndexHNSWFlat)`` and an fp16 ``IndexScalarQuantizer``; the factory
+    string ``"PCA64,HNSW32,Refine(SQfp16)"``).
 
-    Measured on clustered 512-d vectors (64-d latent, so 64 components keep 97% of the variance) on 2
-    idle cores, k = 20, through :func:`mine_neighbours` (``bench/speed.py``): 100k in 17.8 s, recall
-    0.956; 1M in 334 s, recall 0.915, peak RSS 6.0 GB with the 2 GB input (the graph on all 512
-    dimensions took 29.6 s for 0.945 and 2,036 s for 0.870). Alternatives at 100k, faiss factory
-    strings: without re-ranking 0.893; "PCA64,HNSW32,Refine(Flat)" with 3 candidates per neighbour
-    0.957 in 14.4 s, efSearch 160 0.963 in 17.0 s, PCA to 96 dimensions 0.958 in 15.2 s, efConstruction
-    80 0.965 in 18.3 s. On real 64-pixel digits (1,797 images), where 32 components keep 97% of the
-    variance, 3 candidates per neighbour found 0.925 of them and 5 found 0.976. Memory: the re-ranking
-    keeps a float32 copy of the unit vectors (2 GB at 1M x 512); the graph about 0.5 GB more.
+    Measured on 2 idle cores, k = 20, through :func:`mine_neighbours` (``bench/speed.py``), on clustered
+    512-d vectors (64-d latent, so 64 components keep 97% of the variance): 100k in 18.8 s, recall
+    0.956 (the graph on all 512 dimensions: 29.6 s, 0.945); 1M in 334 s, recall 0.915 with float32
+    ranking and 5 candidates per neighbour (all dimensions: 2,036 s, 0.870). On MobileNet features (1,024-d, 320 components for 90%) of 100k jittered animal
+    shapes, recall 0.935 with 5 candidates per neighbour, 0.952 with 6, 0.973 with 8 (11% slower);
+    on 1M of them, 260 s in a run. Alternatives at 100k clustered, float32 re-ranking: without it
+    0.893; 3 candidates 0.957 in 14.4 s; efSearch 160 0.963 in 17.0 s; PCA to 96 dimensions 0.958 in
+    15.2 s; efConstruction 80 0.965 in 18.3 s. On real 64-pixel digits (1,797 images; 32 components
+    keep 97%), 3 candidates per neighbour found 0.925 of them and 5 found 0.976. Memory: the float16
+    copy (1 GB at 1M x 512, 2 GB at 1M x 1024; float32 took twice that and the 1M x 1024 run 8.5 GB),
+    and the graph, 4 bytes per component and about 300 bytes of links per vector.
 
     Attributes:
         pca_variance: the graph is built on the fewest principal components (a multiple of 16, at
@@ -62,7 +65,7 @@ class HnswSettings:
         m: graph links per node and layer (faiss's ``M``; the layer-0 graph has ``2 m``).
         ef_construction: candidate list while the graph is built.
         ef_search: candidate list while searching; at least ``refine_factor * (k + 1)`` is used.
-        refine_factor: candidates per wanted neighbour that are re-ranked exactly.
+        refine_factor: candidates per wanted neighbour that are ranked on the full vectors.
         add_chunk: vectors added per call (progress and cancellation are checked between calls).
         search_chunk: queries per call.
     """
