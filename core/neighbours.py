@@ -174,7 +174,7 @@ def approximate_neighbours(
     """Approximate top-k cosine neighbours from a faiss index (needs ``faiss-cpu``; see
     :class:`HnswSettings`), most similar first.
 
-    The index holds a float32 copy of the unit vectors (4 D bytes each) and its graph; the input is read
+    The index holds a float16 copy of the unit vectors (2 D bytes each) and its graph; the input is read
     a chunk at a time. Every core is used (OpenMP), so the graph, and rarely a neighbour, can differ
     between runs: faiss inserts in parallel. Rows the search could not fill are searched exactly.
     """
