@@ -201,8 +201,10 @@ class _PlainStage:
         self.next = passed
         rate = step / elapsed if elapsed > 0 else 0.0
         left = (self.total - step) / rate if rate > 0 else 0.0
+        # Under a second (work that was cached) a rate means nothing: 1,000,000 images "at 1e11/s".
+        speed = f"{rate:.1f}/s, " if elapsed >= 1 else ""
         return (
-            f"{step}/{self.total} ({100 * fraction:.0f}%), {rate:.1f}/s, "
+            f"{step}/{self.total} ({100 * fraction:.0f}%), {speed}"
             f"{_clock(elapsed)} elapsed, {_clock(left)} left"
         )
 

@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from semclust import console
 from semclust.console import NOISE, ConsoleProgress, silence_backend_noise
 from semclust.core.progress import Progress
 
@@ -67,7 +68,9 @@ def test_a_recount_reuses_the_stage_bar():
     assert out.getvalue().rsplit("\r", 1)[-1].count("10/10") == 1
 
 
-def test_plain_stream_gets_a_few_log_lines_per_stage():
+def test_plain_stream_gets_a_few_log_lines_per_stage(monkeypatch):
+    clock = iter(range(10**6))  # each reading of the clock a second later
+    monkeypatch.setattr(console.time, "monotonic", lambda: float(next(clock)))
     out = io.StringIO()
     show = ConsoleProgress(stream=out)
     assert not show.interactive
@@ -83,6 +86,15 @@ def test_plain_stream_gets_a_few_log_lines_per_stage():
     assert pretext[-1].endswith("pretext done in 3.0 s")
     assert "[    ingest] skipped: already done" in text
     assert "sizes=10,0" in text  # the last SCAN line carries the cluster sizes
+
+
+def test_plain_log_gives_no_rate_for_work_done_in_under_a_second():
+    out = io.StringIO()
+    with ConsoleProgress(stream=out) as show:
+        show(Progress("ingest", "started"))
+        show(Progress("ingest", "progress", 1_000_000, 1_000_000, message="decoding images"))
+    line = [ln for ln in out.getvalue().splitlines() if "1000000/1000000" in ln][0]
+    assert "/s" not in line.replace("1000000/1000000", "") and "elapsed" in line
 
 
 def test_quiet_writes_nothing():
