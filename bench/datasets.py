@@ -19,7 +19,7 @@ import json
 import pickle
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -104,10 +104,14 @@ def _arrays_as_files(name: str) -> PhotoSet:
     width = len(str(len(images)))
     files = []
     for i, (img, lab) in enumerate(zip(images, labels, strict=True)):
-        buffer = io.BytesIO()
-        Image.fromarray(img).save(buffer, format="PNG")
-        files.append(PhotoFile(classes[lab], f"{i:0{width}d}.png", buffer.getvalue()))
+        files.append(PhotoFile(classes[lab], f"{i:0{width}d}.png", _png(img)))
     return PhotoSet(files)
+
+
+def _png(image: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def _fetch_photos(name: str, cache: Path) -> PhotoSet:
@@ -145,15 +149,25 @@ def write_dataset(name: str, cache_dir: str | Path | None = None, limit: int | N
     classes = found.classes
     labels = np.array([classes.index(f.label) for f in found.files])
     files = [found.files[i] for i in _stratified(labels, limit)]
-    tmp = cache / f".{folder.name}.partial"
+    return _publish(folder, classes, files, found.extras)
+
+
+def _publish(
+    folder: Path, classes: list[str], files: Iterable[PhotoFile], extras: dict[str, str]
+) -> Path:
+    """Writes ``files`` into class folders of a temporary sibling of ``folder``, then renames it onto
+    ``folder`` with a completion marker, so an interrupted write is never taken for a finished one."""
+    tmp = folder.parent / f".{folder.name}.partial"
     shutil.rmtree(tmp, ignore_errors=True)
     for cls in classes:
         (tmp / cls).mkdir(parents=True, exist_ok=True)
+    count = 0
     for f in files:
         (tmp / f.label / f.name).write_bytes(f.data)
-    for extra, text in found.extras.items():
+        count += 1
+    for extra, text in extras.items():
         (tmp / extra).write_text(text, encoding="utf-8")
-    (tmp / _MARKER).write_text(json.dumps({"name": folder.name, "count": len(files)}))
+    (tmp / _MARKER).write_text(json.dumps({"name": folder.name, "count": count}))
     shutil.rmtree(folder, ignore_errors=True)
     tmp.rename(folder)
     return folder
@@ -205,30 +219,20 @@ def write_jittered(name: str, copies: int, cache_dir: str | Path | None = None) 
 
     Written once, in a temporary sibling renamed when complete (as :func:`write_dataset`).
     """
-    import io
-
-    from PIL import Image
-
     images, labels, classes = LOADERS[name]()
     cache = Path(cache_dir) if cache_dir is not None else BenchSettings().cache_dir
     folder = cache / f"{name}-x{copies}"
     if (folder / _MARKER).is_file():
         return folder
-    tmp = cache / f".{folder.name}.partial"
-    shutil.rmtree(tmp, ignore_errors=True)
-    for cls in classes:
-        (tmp / cls).mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    for copy in range(copies):
-        shifts = rng.integers(-2, 3, size=(len(images), 2))
-        noise = rng.integers(-8, 9, size=images.shape)
-        for i, (image, (dy, dx)) in enumerate(zip(images, shifts)):
-            moved = np.roll(image, (dy, dx), axis=(0, 1)).astype(int) + noise[i]
-            buf = io.BytesIO()
-            Image.fromarray(np.clip(moved, 0, 255).astype(np.uint8)).save(buf, format="PNG")
-            (tmp / classes[labels[i]] / f"{copy:02d}-{i:05d}.png").write_bytes(buf.getvalue())
-    count = copies * len(images)
-    (tmp / _MARKER).write_text(json.dumps({"name": folder.name, "count": count}))
-    shutil.rmtree(folder, ignore_errors=True)
-    tmp.rename(folder)
-    return folder
+
+    def files():
+        rng = np.random.default_rng(0)
+        for copy in range(copies):
+            shifts = rng.integers(-2, 3, size=(len(images), 2))
+            noise = rng.integers(-8, 9, size=images.shape)
+            for i, (image, (dy, dx)) in enumerate(zip(images, shifts)):
+                moved = np.roll(image, (dy, dx), axis=(0, 1)).astype(int) + noise[i]
+                png = _png(np.clip(moved, 0, 255).astype(np.uint8))
+                yield PhotoFile(classes[labels[i]], f"{copy:02d}-{i:05d}.png", png)
+
+    return _publish(folder, classes, files(), {})
