@@ -3,8 +3,8 @@
 Up to :data:`EXACT_THRESHOLD` images the search is exact (blocked matrix products, quadratic); above it
 faiss (Douze et al. 2024, ``pip install faiss-cpu``) finds them approximately, in about linear time:
 an HNSW graph (Malkov & Yashunin 2018) over the vectors' principal components proposes candidates and
-their similarities over all dimensions rank them (:class:`HnswSettings`). With faiss-gpu installed and a GPU visible
-to it, the search is exact on the GPU(s) at any size instead.
+their similarities over all dimensions rank them (:class:`HnswSettings`). With faiss-gpu installed and
+a GPU visible to it, the search is exact on the GPU(s) at any size instead.
 
 Measured on 2 idle cores, 512-d unit vectors, k = 20, recall against exact search (``bench/speed.py``):
 
@@ -47,9 +47,9 @@ class HnswSettings:
     Measured on 2 idle cores, k = 20, through :func:`mine_neighbours` (``bench/speed.py``), on clustered
     512-d vectors (64-d latent, so 64 components keep 97% of the variance): 100k in 18.8 s, recall
     0.956 (the graph on all 512 dimensions: 29.6 s, 0.945); 1M in 334 s, recall 0.915 with float32
-    ranking and 5 candidates per neighbour (all dimensions: 2,036 s, 0.870). On MobileNet features (1,024-d, 320 components for 90%) of 100k jittered animal
-    shapes, recall 0.935 with 5 candidates per neighbour, 0.952 with 6, 0.973 with 8 (11% slower);
-    on 1M of them, 260 s in a run. Alternatives at 100k clustered, float32 re-ranking: without it
+    ranking and 5 candidates per neighbour (all dimensions: 2,036 s, 0.870). On MobileNet features
+    (1,024-d, 320 components for 90%) of 100k jittered animal shapes, recall 0.935 with 5 candidates
+    per neighbour, 0.952 with 6, 0.973 with 8 (11% slower); on 1M of them, 260 s in a run. Alternatives at 100k clustered, float32 re-ranking: without it
     0.893; 3 candidates 0.957 in 14.4 s; efSearch 160 0.963 in 17.0 s; PCA to 96 dimensions 0.958 in
     15.2 s; efConstruction 80 0.965 in 18.3 s. On real 64-pixel digits (1,797 images; 32 components
     keep 97%), 3 candidates per neighbour found 0.925 of them and 5 found 0.976. Memory: the float16
