@@ -15,8 +15,12 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from semclust.core.progress import Progress, ProgressCallback
 
 if TYPE_CHECKING:
     from semclust.core.backbones import BackboneSpec
@@ -216,6 +220,85 @@ def needs_download(
     if weights not in PRETRAINED or not spec.pretrained:
         return False
     return not weights_available(spec, weights, cache_dir, allow_download=False)
+
+
+def download_folders(spec: BackboneSpec) -> list[Path]:
+    """The folders a first-use download of ``spec``'s weights writes into (none for local weights)."""
+    if spec.family == "keras_applications":
+        return [keras_cache_dir()]  # keras.utils.get_file writes the file there as it arrives
+    source = spec.source or spec.name
+    if source.startswith("hf://"):
+        from huggingface_hub.constants import HF_HUB_CACHE  # noqa: PLC0415
+
+        return [Path(HF_HUB_CACHE) / ("models--" + source.removeprefix("hf://").replace("/", "--"))]
+    if spec.keras_hub and not Path(source).expanduser().is_dir():
+        from kagglehub.config import get_cache_folder  # noqa: PLC0415
+
+        models = Path(get_cache_folder()) / "models"
+        owner_model = source.removeprefix("kaggle://").split("/")[:2]  # keras/dinov2/keras/...
+        return [models.joinpath(*owner_model)] if source.startswith("kaggle://") else [models]
+    return []
+
+
+def _bytes_under(folders: list[Path]) -> int:
+    total = 0
+    for folder in folders:
+        for root, _, files in os.walk(folder):
+            for name in files:
+                try:
+                    total += os.stat(os.path.join(root, name)).st_size
+                except OSError:  # renamed or removed by the downloader meanwhile
+                    pass
+    return total
+
+
+@contextmanager
+def download_progress(
+    spec: BackboneSpec,
+    weights: str | None,
+    progress: ProgressCallback,
+    stage: str,
+    cache_dir: str | Path | None = None,
+    interval: float = 0.5,
+) -> Iterator[None]:
+    """Reports the megabytes a first-use download of ``spec``'s weights has written, while it runs.
+
+    Wrap the call that builds the backbone. When the weights are already here nothing is reported;
+    otherwise a thread measures what the download has added to :func:`download_folders` every
+    ``interval`` seconds and reports it as ``stage`` progress (``step`` of ``total`` MB, ``total``
+    from the registry's approximate ``download_mb``, 0 when unknown). The libraries' own progress
+    bars (Keras, kagglehub) only reach a terminal; these events reach the window too. The thread
+    has stopped, after one last report, when the block ends.
+    """
+    if not needs_download(spec, weights, cache_dir):
+        yield
+        return
+    folders = download_folders(spec)
+    before = _bytes_under(folders)
+    about = f" of about {spec.download_mb:.0f}" if spec.download_mb else ""
+    stop = threading.Event()
+
+    def report() -> None:
+        megabytes = max(0, _bytes_under(folders) - before) / 2**20
+        progress(Progress(
+            stage, "progress", int(megabytes), int(spec.download_mb or 0),
+            message=f"downloading the weights of {spec.name} (first use, then cached): "
+            f"{megabytes:.1f}{about} MB",
+        ))  # fmt: skip
+
+    def watch() -> None:
+        while not stop.wait(interval):
+            report()
+        report()
+
+    report()  # at once, from the calling thread: the window says why the stage waits
+    watcher = threading.Thread(target=watch, name="download-progress", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        watcher.join()
 
 
 def missing_application_message(spec: BackboneSpec, cache_dir: str | Path | None = None) -> str:

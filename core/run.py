@@ -23,7 +23,7 @@ import numpy as np
 from semclust.core import artefacts as io
 from semclust.core.artefacts import RunPaths, StageRecord, is_inside
 from semclust.core.augment import StrongAugment, ViewAugment
-from semclust.core.backbones import resolve_backbone
+from semclust.core.backbones import get_spec, resolve_backbone
 from semclust.core.choices import default_image_size
 from semclust.core.classic import kmeans_probabilities, ward_probabilities
 from semclust.core.cluster_names import suggest_names
@@ -33,6 +33,7 @@ from semclust.core.export import export_labels
 from semclust.core.images import IngestResult, InputError, ingest, require_folder
 from semclust.core.metrics import cluster_summary, evaluate
 from semclust.core.neighbours import mine_neighbours, neighbour_purity
+from semclust.core.pretrained import download_progress
 from semclust.core.progress import CancelToken, Progress, ProgressCallback, ignore_progress
 from semclust.core.projection import umap_2d
 from semclust.core.results import RunData, load_run
@@ -198,7 +199,9 @@ class _Context:
     def pretext(self) -> None:
         cfg, images = self.config, self.data.images
         seed_everything(cfg.seed)
-        encoder = build_encoder(cfg.encoder, cfg.ingest.image_size, seed=cfg.seed)
+        spec = get_spec(cfg.encoder.backbone)
+        with download_progress(spec, cfg.encoder.weights, self.progress, "pretext"):
+            encoder = build_encoder(cfg.encoder, cfg.ingest.image_size, seed=cfg.seed)
         if cfg.pretext.epochs > 0:
             result = train_simclr(
                 images,

@@ -86,6 +86,14 @@ class ConsoleProgress:
     def __call__(self, p: Progress) -> None:
         if self.quiet:
             return
+        if p.kind == "progress" and not p.step and not p.total and p.message:
+            # A note (a fallback backbone, the layer features come from), not a count: always shown.
+            line = f"[{p.stage:>10}] {p.message}"
+            if self.interactive:
+                tqdm.write(line, file=self.stream)
+            else:
+                self._write(line)
+            return
         if self.interactive:
             self._bar_event(p)
         else:

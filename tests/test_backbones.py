@@ -294,3 +294,43 @@ def test_network_probe_gives_up_quickly():
 def test_resnet_small_keeps_refusing_weights():
     with pytest.raises(ValueError, match="resnet_small has no pretrained weights"):
         RunConfig().replace(**{"encoder.weights": "pretrained"}).validate()
+
+# --- first-use download progress --------------------------------------------------------------------
+
+
+def test_download_progress_reports_the_megabytes_as_they_arrive(offline, tmp_path):
+    spec = REGISTRY["efficientnetv2_b0"]  # keras.applications: the file grows in the Keras cache
+    target = pretrained.keras_cache_dir() / spec.cache_files[0]
+    target.parent.mkdir(parents=True)
+    (target.parent / "older_download.h5").write_bytes(b"x" * 2**20)  # there before: not counted
+    events = []
+    with pretrained.download_progress(spec, "pretrained", events.append, "pretext", interval=0.02):
+        with target.open("wb") as file:
+            for _ in range(3):
+                file.write(b"w" * 2**20)
+                file.flush()
+                time.sleep(0.1)
+    assert all(e.stage == "pretext" and e.kind == "progress" for e in events)
+    assert events[0].step == 0 and events[-1].step == 3 and events[-1].total == spec.download_mb
+    steps = [e.step for e in events]
+    assert (
+        steps == sorted(steps) and len(set(steps)) >= 3
+    )  # seen while it grew, not only at the end
+    assert events[-1].message.endswith(f"3.0 of about {spec.download_mb} MB")
+    assert "efficientnetv2_b0" in events[-1].message and "first use" in events[-1].message
+
+    after = []  # now cached: nothing to report, no thread
+    with pretrained.download_progress(spec, "pretrained", after.append, "pretext"):
+        pass
+    assert after == []
+
+
+def test_download_folders_follow_each_source(monkeypatch, tmp_path):
+    monkeypatch.setenv("KAGGLEHUB_CACHE", str(tmp_path / "kaggle"))
+    hub = pretrained.download_folders(REGISTRY["dinov2_small"])
+    assert hub == [tmp_path / "kaggle" / "models" / "keras" / "dinov2"]
+    hf = backbones.BackboneSpec("x", "dinov2", 224, "", 384, weights="hf", source="hf://org/name")
+    assert pretrained.download_folders(hf)[0].name == "models--org--name"
+    assert pretrained.download_folders(REGISTRY["convnext_tiny"]) == [pretrained.keras_cache_dir()]
+    assert pretrained.download_folders(REGISTRY["resnet_small"]) == []
+

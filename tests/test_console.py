@@ -97,6 +97,16 @@ def test_plain_log_gives_no_rate_for_work_done_in_under_a_second():
     assert "/s" not in line.replace("1000000/1000000", "") and "elapsed" in line
 
 
+@pytest.mark.parametrize("stream", [io.StringIO, FakeTerminal])
+def test_a_note_is_always_written(stream):
+    out = stream()
+    note = "Falling back to mobilenet"
+    with ConsoleProgress(stream=out) as show:
+        show(Progress("ingest", "progress", 0, 0, message=note))
+        show(Progress("ingest", "started"))
+    assert f"[    ingest] {note}" in out.getvalue()
+
+
 def test_quiet_writes_nothing():
     for stream in (io.StringIO(), FakeTerminal()):
         with ConsoleProgress(quiet=True, stream=stream) as show:
