@@ -59,6 +59,9 @@ class BackboneSpec:
         cache_files: file names of the downloaded weights (keras.applications) looked for locally.
         download_mb: approximate size of the first download.
         description: one line for menus and tooltips.
+        mid_layer: a mid-level layer whose pooled, square-rooted activations describe small grey
+            images (digits, silhouettes) better than the last layer's ImageNet object features
+            (``EncoderConfig.layer``); ``None``: only the last layer.
     """
 
     name: str
@@ -72,6 +75,7 @@ class BackboneSpec:
     cache_files: tuple[str, ...] = ()
     download_mb: float | None = None
     description: str = ""
+    mid_layer: str | None = None
 
     @property
     def pretrained(self) -> bool:
@@ -113,7 +117,8 @@ REGISTRY: dict[str, BackboneSpec] = {
              preprocessing=_MINUS_ONE, description="ResNet50V2 (the keras.io SCAN example)"),
         _app("mobilenet", "MobileNet", 224, 1024,
              ("mobilenet_1_0_224_tf_no_top.h5", "mobilenet_1_0_224_imagenet_notop.weights.h5"), 17,
-             preprocessing=_MINUS_ONE, description="MobileNet v1, ImageNet: small and fast"),
+             preprocessing=_MINUS_ONE, description="MobileNet v1, ImageNet: small and fast",
+             mid_layer="conv_pw_10_relu"),
         _app("efficientnetv2_b0", "EfficientNetV2B0", 224, 1280, ("efficientnetv2-b0_notop.h5",),
              24, description="EfficientNetV2-B0, ImageNet-1k (78.7% top-1)"),
         _app("efficientnetv2_s", "EfficientNetV2S", 384, 1280, ("efficientnetv2-s_notop.h5",), 82,
@@ -329,9 +334,37 @@ def resolve_backbone(
     return REGISTRY[choice.backbone], choice.weights, note
 
 
-def check_backbone(backbone: str, weights: str | None) -> None:
+#: ``EncoderConfig.layer`` values; ``auto`` is settled by :func:`feature_layer` once the images are read.
+LAYERS = ("auto", "final", "mid")
+#: Images whose typical shorter side is below this many pixels count as small (they are enlarged to
+#: the backbone's input size): digits, icons, silhouettes.
+SMALL_IMAGE_SIDE = 64
+
+
+def feature_layer(spec: BackboneSpec, frozen: bool, grey: bool, image_side: int | None) -> str:
+    """``mid`` for small grey images on a frozen backbone that has a mid-level layer, else ``final``.
+
+    ImageNet's last layers describe objects in photos; strokes and silhouettes, enlarged from a few
+    dozen pixels, are better described a few blocks earlier. SCAN on frozen MobileNet features at 96
+    px, seed 0 (ACC, last layer -> ``conv_pw_10`` pooled and square-rooted): MNIST-5k 0.833 -> 0.920,
+    the 1,797 digits 0.814 -> 0.918, the animal silhouettes 0.63-0.72 -> 0.71. On photos the last
+    layer stays far better, grey or not: the GCompris photos made grey, 0.927 (last) against 0.667.
+    A backbone that is trained further with SimCLR keeps its last layer.
+    """
+    small = image_side is not None and image_side < SMALL_IMAGE_SIDE
+    return "mid" if frozen and grey and small and spec.mid_layer else "final"
+
+
+def check_backbone(backbone: str, weights: str | None, layer: str = "auto") -> None:
     """Raises ValueError with a readable message for an unknown backbone or impossible weights."""
     spec = get_spec(backbone)
+    if layer not in LAYERS:
+        raise ValueError(f"Unknown feature layer {layer!r}; choose one of {LAYERS}.")
+    if layer == "mid" and not spec.mid_layer:
+        with_mid = ", ".join(s.name for s in REGISTRY.values() if s.mid_layer)
+        raise ValueError(
+            f"{spec.name} has no mid-level feature layer (backbones with one: {with_mid})."
+        )
     if weights is not None and spec.name == SCRATCH:
         raise ValueError(
             "resnet_small has no pretrained weights: choose a pretrained backbone (such as "

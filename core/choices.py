@@ -46,6 +46,7 @@ class RunChoices:
         backbone: encoder network; default: ``resnet_small`` from scratch, MobileNet when pretrained.
         weights: ``"imagenet"`` or a local weights file; default ``"imagenet"`` when pretrained.
         image_size: square side; default 32 from scratch, the backbone's pretrained size otherwise.
+        layer: where frozen features are read (``EncoderConfig.layer``); default ``auto``.
         pretext_epochs: SimCLR epochs when the representation is trained (ignored when frozen).
         method: how clusters are made (``scan``, ``kmeans``, ``ward``, ``dec``).
         labels_csv: a ``path,label`` CSV of true labels, or ``None``.
@@ -58,6 +59,7 @@ class RunChoices:
     backbone: str | None = None
     weights: str | None = None
     image_size: int | None = None
+    layer: str | None = None
     pretext_epochs: int | None = None
     method: str = RunConfig.method
     scan_epochs: int | None = None
@@ -170,6 +172,7 @@ def build_config(
         "encoder.weights": (choices.weights or "imagenet") if pretrained else None,
         "ingest.image_size": choices.image_size
         or default_image_size(backbone, pretrained, image_side),
+        "encoder.layer": choices.layer or "auto",  # settled by the run: a base's layer may not fit
         "ingest.labels_from_subfolders": choices.subfolder_labels,
         "ingest.labels_csv": choices.labels_csv or None,
         "pretext.epochs": pretext_epochs,
@@ -201,6 +204,7 @@ def choices_of(config: RunConfig) -> RunChoices:
         backbone=config.encoder.backbone,
         weights=config.encoder.weights,
         image_size=config.ingest.image_size,
+        layer=config.encoder.layer,
         pretext_epochs=config.pretext.epochs if config.pretext.epochs else None,
         method=config.method,
         scan_epochs=config.scan.epochs,

@@ -87,11 +87,16 @@ class EncoderConfig:
         weights: ``None`` for random initialisation, ``"pretrained"`` (or ``"imagenet"``) for the
             backbone's own pretrained weights (downloaded once and cached), or a local weights file.
         width: base number of filters of ``resnet_small``.
+        layer: where frozen features are read: ``final`` (the pooled last layer), ``mid`` (the
+            backbone's mid-level layer, pooled and square-rooted: for small grey images such as digits
+            and silhouettes, see ``BackboneSpec.mid_layer``), or ``auto``: ``mid`` when a run finds such
+            images, a frozen backbone and a mid-level layer, else ``final`` (the run records its choice).
     """
 
     backbone: str = "resnet_small"
     weights: str | None = None
     width: int = 32
+    layer: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -235,7 +240,7 @@ class RunConfig:
             raise ValueError(f"Unknown method {self.method!r}; choose one of {METHODS}.")
         if self.selflabel.enabled and self.method != "scan":
             raise ValueError("Self-labelling refines SCAN's heads: it needs the scan method.")
-        check_backbone(self.encoder.backbone, self.encoder.weights)
+        check_backbone(self.encoder.backbone, self.encoder.weights, self.encoder.layer)
         if self.ingest.image_size < 32:
             raise ValueError("The image size must be at least 32 pixels.")
         if self.neighbours.k < 1:

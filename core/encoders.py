@@ -53,8 +53,9 @@ def build_encoder(
     Pretrained weights download on first use (with a progress bar) and are cached.
 
     Args:
-        config: backbone name (registered, keras-hub preset id, ``hf://`` id or preset directory)
-            and weights (``None``, ``"pretrained"`` / ``"imagenet"``, or a ``.weights.h5`` file).
+        config: backbone name (registered, keras-hub preset id, ``hf://`` id or preset directory),
+            weights (``None``, ``"pretrained"`` / ``"imagenet"``, or a ``.weights.h5`` file) and layer
+            (``mid``: the backbone's mid-level layer, pooled and square-rooted; otherwise the last).
         image_size: side of the square input images.
         seed: initialisation seed of ``resnet_small``.
         cache_dir: semclust's cache root, where offline weights (EfficientNet-Lite2) are kept.
@@ -73,7 +74,8 @@ def build_encoder(
         x = keras.layers.Rescaling(1 / 127.5, offset=-1.0)(inputs)
         features = _resnet_small(x, config.width, seed)
     elif spec.family == "keras_applications":
-        features = _application(spec, inputs, weights, cache_dir)
+        mid = spec.mid_layer if config.layer == "mid" else None
+        features = _application(spec, inputs, weights, cache_dir, mid)
     elif spec.family == "efficientnet_lite":
         features = _efficientnet_lite(inputs, weights)
     else:
@@ -83,7 +85,11 @@ def build_encoder(
 
 
 def _application(
-    spec: BackboneSpec, inputs, weights: str | None, cache_dir: str | Path | None = None
+    spec: BackboneSpec,
+    inputs,
+    weights: str | None,
+    cache_dir: str | Path | None = None,
+    mid_layer: str | None = None,
 ):
     x = inputs
     if spec.name in ("resnet50v2", "mobilenet"):  # = their preprocess_input
@@ -101,7 +107,22 @@ def _application(
                 f"{missing_application_message(spec, cache_dir)} ({exc})"
             ) from None
         raise
-    return base(x)
+    if mid_layer is None:
+        return base(x)
+    mid = keras.Model(
+        base.inputs, base.get_layer(mid_layer).output, name=f"{base.name}_to_{mid_layer}"
+    )
+    pooled = keras.layers.GlobalAveragePooling2D(name="mid_pool")(mid(x))
+    return SquareRoot(name="mid_sqrt")(pooled)
+
+
+@keras.saving.register_keras_serializable(package="semclust")
+class SquareRoot(keras.layers.Layer):
+    """Element-wise square root of non-negative features (power normalisation, Perronnin et al. 2010):
+    it evens out pooled ReLU activations, whose few large values would otherwise rule the cosine."""
+
+    def call(self, x):
+        return keras.ops.sqrt(keras.ops.maximum(x, 0.0))
 
 
 def _efficientnet_lite(inputs, weights: str | None):

@@ -23,14 +23,21 @@ import numpy as np
 from semclust.core import artefacts as io
 from semclust.core.artefacts import RunPaths, StageRecord, is_inside
 from semclust.core.augment import StrongAugment, ViewAugment
-from semclust.core.backbones import get_spec, resolve_backbone
+from semclust.core.backbones import feature_layer, get_spec, resolve_backbone
 from semclust.core.choices import default_image_size
 from semclust.core.classic import kmeans_probabilities, ward_probabilities
 from semclust.core.cluster_names import suggest_names
 from semclust.core.config import RunConfig, fingerprint
 from semclust.core.encoders import build_encoder
 from semclust.core.export import export_labels
-from semclust.core.images import IngestResult, InputError, ingest, require_folder
+from semclust.core.images import (
+    FolderSurvey,
+    IngestResult,
+    InputError,
+    ingest,
+    require_folder,
+    typical_side,
+)
 from semclust.core.metrics import cluster_summary, evaluate
 from semclust.core.neighbours import mine_neighbours, neighbour_purity
 from semclust.core.pretrained import download_progress
@@ -104,6 +111,9 @@ def run_pipeline(
             shutil.rmtree(out, ignore_errors=True)
         raise
 
+    if config.encoder.layer == "auto":  # settled once the images are read, and recorded
+        config = _settle_feature_layer(config, data, progress)
+        io.write_json(paths.config, {**config.to_dict(), "_meta": _meta(folder)})
     fp_ingest = fingerprint(config.ingest, data.paths, _digest(data.images))
     stages.record.mark_done("ingest", fp_ingest, stages.last_seconds)  # for stage_seconds
     fp_pretext = fingerprint(fp_ingest, config.encoder, config.pretext, config.seed)
@@ -471,6 +481,22 @@ class AugmentedEncoder(keras.Model):
 
     def call(self, x, training=False):
         return self.encoder(self.augment(x, training=True), training=False)
+
+
+def _settle_feature_layer(
+    config: RunConfig, data: IngestResult, progress: ProgressCallback
+) -> RunConfig:
+    """``auto`` becomes ``mid`` or ``final`` (:func:`semclust.core.backbones.feature_layer`)."""
+    spec = get_spec(config.encoder.backbone)
+    frozen = config.pretext.epochs == 0 and config.encoder.weights is not None
+    side = typical_side(FolderSurvey(data.root, data.paths, []))
+    layer = feature_layer(spec, frozen, data.is_grey, side)
+    if layer == "mid":
+        progress(Progress("pretext", "progress", 0, 0, message=(
+            f"small grey images ({side} px): features from {spec.name}'s mid-level layer "
+            f"{spec.mid_layer}, which describes strokes and shapes better than its last layer"
+        )))  # fmt: skip
+    return config.replace(**{"encoder.layer": layer})
 
 
 def _available_backbone(

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from semclust.console import ConsoleProgress, silence_backend_noise
+from semclust.core.backbones import LAYERS
 from semclust.core.choices import (
     AUTO,
     AUTO_RANGE,
@@ -106,6 +107,13 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
         help="square input size (default 32 from scratch, else the backbone's own: 96 for mobilenet)",
     )
     p.add_argument(
+        "--layer",
+        choices=LAYERS,
+        default=None,
+        help="where frozen features are read: the last layer, or a mid-level one (pooled, "
+        "square-rooted); auto (default): mid for small grey images (digits, silhouettes)",
+    )
+    p.add_argument(
         "--pretext-epochs",
         type=int,
         default=None,
@@ -186,6 +194,7 @@ def config_from_args(
         backbone=args.backbone,
         weights=args.weights,
         image_size=args.image_size,
+        layer=args.layer,
         pretext_epochs=args.pretext_epochs,
         method=args.method,
         scan_epochs=args.scan_epochs,

@@ -295,6 +295,7 @@ def test_resnet_small_keeps_refusing_weights():
     with pytest.raises(ValueError, match="resnet_small has no pretrained weights"):
         RunConfig().replace(**{"encoder.weights": "pretrained"}).validate()
 
+
 # --- first-use download progress --------------------------------------------------------------------
 
 
@@ -334,3 +335,40 @@ def test_download_folders_follow_each_source(monkeypatch, tmp_path):
     assert pretrained.download_folders(REGISTRY["convnext_tiny"]) == [pretrained.keras_cache_dir()]
     assert pretrained.download_folders(REGISTRY["resnet_small"]) == []
 
+
+# --- the layer frozen features are read from ----------------------------------------------------------
+
+
+def test_feature_layer_is_mid_only_for_small_grey_images_on_a_frozen_backbone_with_one():
+    mobilenet = REGISTRY["mobilenet"]
+    assert backbones.feature_layer(mobilenet, frozen=True, grey=True, image_side=28) == "mid"
+    assert backbones.feature_layer(mobilenet, frozen=True, grey=False, image_side=28) == "final"
+    assert backbones.feature_layer(mobilenet, frozen=True, grey=True, image_side=240) == "final"
+    assert backbones.feature_layer(mobilenet, frozen=True, grey=True, image_side=None) == "final"
+    assert backbones.feature_layer(mobilenet, frozen=False, grey=True, image_side=28) == "final"
+    lite = REGISTRY["efficientnet_lite2"]
+    assert backbones.feature_layer(lite, frozen=True, grey=True, image_side=28) == "final"
+
+
+def test_a_mid_layer_is_refused_where_there_is_none():
+    backbones.check_backbone("mobilenet", "pretrained", "mid")
+    with pytest.raises(ValueError, match="no mid-level feature layer.*mobilenet"):
+        RunConfig().replace(
+            **{"encoder.backbone": "convnext_tiny", "encoder.layer": "mid"}
+        ).validate()
+    with pytest.raises(ValueError, match="Unknown feature layer"):
+        backbones.check_backbone("mobilenet", None, "top")
+
+
+def test_mid_layer_features_are_the_pooled_square_root_of_that_layer():
+    spec = REGISTRY["mobilenet"]
+    encoder = build_encoder(EncoderConfig("mobilenet", None, layer="mid"), 64)
+    pixels = _pixels(2, 64)
+    features = np.asarray(encoder.predict_on_batch(pixels))
+    inner = next(layer for layer in encoder.layers if isinstance(layer, keras.Model))
+    activations = np.asarray(inner.predict_on_batch(pixels / 127.5 - 1.0))
+    assert inner.output.name.startswith(spec.mid_layer) or inner.layers[-1].name == spec.mid_layer
+    np.testing.assert_allclose(
+        features, np.sqrt(activations.mean(axis=(1, 2))), rtol=1e-4, atol=1e-5
+    )
+    assert features.shape == (2, 512)

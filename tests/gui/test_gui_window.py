@@ -232,3 +232,17 @@ def test_pretrained_representation_picks_a_backbone_that_has_weights(qtbot, wind
     cfg = params.config()
     cfg.validate()  # resnet_small with weights would be refused
     assert (cfg.encoder.weights, cfg.pretext.epochs) == ("imagenet", 0)
+
+
+def test_a_first_use_download_shows_its_megabytes(qtbot, window_factory):
+    from semclust.core.progress import Progress
+
+    panel = window_factory().progress
+    panel.start_run()
+    panel.on_progress(Progress("pretext", "started"))
+    message = (
+        "downloading the weights of dinov2_small (first use, then cached): 45.0 of about 90 MB"
+    )
+    panel.on_progress(Progress("pretext", "progress", 45, 90, message=message))
+    assert panel.rows["pretext"].bar.value() == 500
+    assert panel.message.text().endswith(message)

@@ -1,0 +1,92 @@
+"""What a new user gets: ``semclust run FOLDER --clusters K`` with every default, on the labelled sets.
+
+For each set and seed this runs the pipeline with the command line's own configuration (the default
+representation found here, its image size and feature layer), then clusters the same run's
+``features.npy`` with K-means and Ward: the baselines on exactly the features SCAN saw. Prints one
+Markdown row per run and writes them to ``bench/out/default_run.json``.
+
+    python -m bench.default_run --datasets mnist5k,animals10k,gcompris4,food7 --seeds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def default_config(folder: Path, clusters: int, seed: int):
+    """The configuration ``semclust run folder --clusters clusters --seed seed`` uses."""
+    from semclust.core.backbones import default_representation
+    from semclust.core.choices import RunChoices, build_config, with_default_representation
+    from semclust.core.images import survey_folder, typical_side
+
+    choices = with_default_representation(
+        RunChoices(clusters=clusters, seed=seed), default_representation()
+    )
+    return build_config(choices, image_side=typical_side(survey_folder(folder)))
+
+
+def run_one(name: str, seed: int, out_root: Path, cache_dir: Path) -> dict:
+    from sklearn.cluster import AgglomerativeClustering, KMeans
+
+    from bench.datasets import write_dataset
+    from semclust.core.metrics import evaluate
+    from semclust.core.run import run_pipeline
+
+    folder = write_dataset(name, cache_dir)
+    clusters = len([d for d in folder.iterdir() if d.is_dir()])
+    config = default_config(folder, clusters, seed)
+    out = out_root / f"{name}-seed{seed}"
+    start = time.perf_counter()
+    run = run_pipeline(folder, out, config, cache_dir=cache_dir / "images")
+    seconds = time.perf_counter() - start
+    features = np.load(out / "features.npy")
+    kmeans = KMeans(clusters, n_init=10, random_state=seed).fit_predict(features)
+    ward = AgglomerativeClustering(clusters, linkage="ward").fit_predict(features)
+    settled = json.loads((out / "config.json").read_text())["encoder"]
+    return {
+        "set": name,
+        "seed": seed,
+        "backbone": settled["backbone"],
+        "layer": settled["layer"],
+        "image_size": config.ingest.image_size,
+        "acc": run.metrics["acc"],
+        "clusters_used": run.metrics["clusters_used"],
+        "neighbour_purity": run.metrics["neighbour_purity"],
+        "kmeans_acc": evaluate(run.true_labels, kmeans)["acc"],
+        "ward_acc": evaluate(run.true_labels, ward)["acc"],
+        "seconds": seconds,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m bench.default_run", description=__doc__)
+    p.add_argument("--datasets", default="mnist5k,animals10k,gcompris4,food7")
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--out", type=Path, default=Path("bench/out/default_runs"))
+    p.add_argument("--cache-dir", type=Path, default=Path("bench/out/data"))
+    args = p.parse_args(argv)
+    rows = []
+    print("| set | seed | backbone, layer, px | ours ACC | features + K-means | + Ward | "
+          "clusters used | s |")  # fmt: skip
+    print("|---|---:|---|---:|---:|---:|---:|---:|")
+    for name in args.datasets.split(","):
+        for seed in range(args.seeds):
+            r = run_one(name, seed, args.out, args.cache_dir)
+            rows.append(r)
+            print(f"| {r['set']} | {seed} | {r['backbone']}, {r['layer']}, {r['image_size']} | "
+                  f"{r['acc']:.3f} | {r['kmeans_acc']:.3f} | {r['ward_acc']:.3f} | "
+                  f"{r['clusters_used']} | {r['seconds']:.0f} |", flush=True)  # fmt: skip
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out.parent / "default_run.json").write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()
