@@ -6,6 +6,10 @@ representation found here, its image size and feature layer), then clusters the 
 Markdown row per run and writes them to ``bench/out/default_run.json``.
 
     python -m bench.default_run --datasets mnist5k,animals10k,gcompris4,food7 --seeds 3
+
+With ``--auto`` the runs choose the number of clusters themselves (``--clusters auto``), and the rows
+say which they chose against the number of classes; a second call with the same ``--out`` reuses the
+first one's features and neighbours (``--out-auto`` defaults to a sibling of ``--out``).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -21,19 +26,19 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def default_config(folder: Path, clusters: int, seed: int):
+def default_config(folder: Path, clusters: int | str, seed: int):
     """The configuration ``semclust run folder --clusters clusters --seed seed`` uses."""
-    from semclust.core.backbones import default_representation
+    from semclust.core.backbones import default_representation, small_grey
     from semclust.core.choices import RunChoices, build_config, with_default_representation
-    from semclust.core.images import survey_folder, typical_side
+    from semclust.core.images import survey_folder, typical_look
 
-    choices = with_default_representation(
-        RunChoices(clusters=clusters, seed=seed), default_representation()
-    )
-    return build_config(choices, image_side=typical_side(survey_folder(folder)))
+    side, grey = typical_look(survey_folder(folder))
+    default = default_representation(small_grey_images=small_grey(grey, side))
+    choices = with_default_representation(RunChoices(clusters=clusters, seed=seed), default)
+    return build_config(choices, image_side=side)
 
 
-def run_one(name: str, seed: int, out_root: Path, cache_dir: Path) -> dict:
+def run_one(name: str, seed: int, out_root: Path, cache_dir: Path, auto: bool = False) -> dict:
     from sklearn.cluster import AgglomerativeClustering, KMeans
 
     from bench.datasets import write_dataset
@@ -41,21 +46,24 @@ def run_one(name: str, seed: int, out_root: Path, cache_dir: Path) -> dict:
     from semclust.core.run import run_pipeline
 
     folder = write_dataset(name, cache_dir)
-    clusters = len([d for d in folder.iterdir() if d.is_dir()])
-    config = default_config(folder, clusters, seed)
+    classes = len([d for d in folder.iterdir() if d.is_dir()])
+    config = default_config(folder, "auto" if auto else classes, seed)
     out = out_root / f"{name}-seed{seed}"
     start = time.perf_counter()
     run = run_pipeline(folder, out, config, cache_dir=cache_dir / "images")
     seconds = time.perf_counter() - start
     features = np.load(out / "features.npy")
+    settled = json.loads((out / "config.json").read_text())
+    clusters = settled["clusters"]  # the number chosen, with auto
     kmeans = KMeans(clusters, n_init=10, random_state=seed).fit_predict(features)
     ward = AgglomerativeClustering(clusters, linkage="ward").fit_predict(features)
-    settled = json.loads((out / "config.json").read_text())["encoder"]
     return {
         "set": name,
         "seed": seed,
-        "backbone": settled["backbone"],
-        "layer": settled["layer"],
+        "classes": classes,
+        "clusters": clusters,
+        "backbone": settled["encoder"]["backbone"],
+        "layer": settled["encoder"]["layer"],
         "image_size": config.ingest.image_size,
         "acc": run.metrics["acc"],
         "clusters_used": run.metrics["clusters_used"],
@@ -72,20 +80,29 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--out", type=Path, default=Path("bench/out/default_runs"))
     p.add_argument("--cache-dir", type=Path, default=Path("bench/out/data"))
+    p.add_argument(
+        "--auto", action="store_true", help="--clusters auto (in copies of --out's runs)"
+    )
     args = p.parse_args(argv)
+    out = args.out
+    if args.auto:
+        out = args.out.with_name(args.out.name + "-auto")
+        for earlier in args.out.glob("*-seed*") if not out.exists() else ():
+            shutil.copytree(earlier, out / earlier.name)  # its features and neighbours are reused
     rows = []
-    print("| set | seed | backbone, layer, px | ours ACC | features + K-means | + Ward | "
-          "clusters used | s |")  # fmt: skip
-    print("|---|---:|---|---:|---:|---:|---:|---:|")
+    print("| set | seed | backbone, layer, px | clusters (classes) | ours ACC | features + K-means | "
+          "+ Ward | clusters used | s |")  # fmt: skip
+    print("|---|---:|---|---:|---:|---:|---:|---:|---:|")
     for name in args.datasets.split(","):
         for seed in range(args.seeds):
-            r = run_one(name, seed, args.out, args.cache_dir)
+            r = run_one(name, seed, out, args.cache_dir, args.auto)
             rows.append(r)
             print(f"| {r['set']} | {seed} | {r['backbone']}, {r['layer']}, {r['image_size']} | "
-                  f"{r['acc']:.3f} | {r['kmeans_acc']:.3f} | {r['ward_acc']:.3f} | "
-                  f"{r['clusters_used']} | {r['seconds']:.0f} |", flush=True)  # fmt: skip
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out.parent / "default_run.json").write_text(json.dumps(rows, indent=1))
+                  f"{r['clusters']} ({r['classes']}) | {r['acc']:.3f} | {r['kmeans_acc']:.3f} | "
+                  f"{r['ward_acc']:.3f} | {r['clusters_used']} | {r['seconds']:.0f} |",
+                  flush=True)  # fmt: skip
+    out.mkdir(parents=True, exist_ok=True)
+    (out.parent / f"{out.name}.json").write_text(json.dumps(rows, indent=1))
 
 
 if __name__ == "__main__":

@@ -294,13 +294,24 @@ def _offline_choice(
     )  # fmt: skip
 
 
-def default_representation(cache_dir: str | Path | None = None) -> Representation:
+def default_representation(
+    cache_dir: str | Path | None = None, small_grey_images: bool = False
+) -> Representation:
     """A pretrained backbone available without a download, else from scratch; never touches the net.
 
     Looks through :data:`DEFAULT_PREFERENCE` (cached keras-hub presets, the offline EfficientNet-Lite2,
-    cached or local keras.applications weights) and takes the first one found.
+    cached or local keras.applications weights) and takes the first one found. For small grey images
+    (:func:`small_grey`) the backbones with a mid-level layer come first: on MNIST-5k, SCAN on frozen
+    EfficientNet-Lite2 features reached ACC 0.65-0.72, on MobileNet's mid-level layer 0.92.
     """
-    choice = _offline_choice(DEFAULT_PREFERENCE, cache_dir)
+    order = DEFAULT_PREFERENCE
+    if small_grey_images:
+        order = tuple(sorted(order, key=lambda name: REGISTRY[name].mid_layer is None))
+    choice = _offline_choice(order, cache_dir)
+    if choice.pretrained and small_grey_images and REGISTRY[choice.backbone].mid_layer:
+        choice = replace(
+            choice, reason=f"{choice.reason}, its mid-level layer for small grey images"
+        )
     if choice.pretrained:
         return replace(choice, reason=f"Pretrained: {choice.reason}.")
     return replace(choice, reason=f"From scratch: {choice.reason}.")
@@ -341,6 +352,11 @@ LAYERS = ("auto", "final", "mid")
 SMALL_IMAGE_SIDE = 64
 
 
+def small_grey(grey: bool, image_side: int | None) -> bool:
+    """Whether images of this side and colour are small grey ones (digits, silhouettes, icons)."""
+    return grey and image_side is not None and image_side < SMALL_IMAGE_SIDE
+
+
 def feature_layer(spec: BackboneSpec, frozen: bool, grey: bool, image_side: int | None) -> str:
     """``mid`` for small grey images on a frozen backbone that has a mid-level layer, else ``final``.
 
@@ -351,8 +367,7 @@ def feature_layer(spec: BackboneSpec, frozen: bool, grey: bool, image_side: int 
     layer stays far better, grey or not: the GCompris photos made grey, 0.927 (last) against 0.667.
     A backbone that is trained further with SimCLR keeps its last layer.
     """
-    small = image_side is not None and image_side < SMALL_IMAGE_SIDE
-    return "mid" if frozen and grey and small and spec.mid_layer else "final"
+    return "mid" if frozen and small_grey(grey, image_side) and spec.mid_layer else "final"
 
 
 def check_backbone(backbone: str, weights: str | None, layer: str = "auto") -> None:

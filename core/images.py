@@ -122,15 +122,31 @@ def typical_side(survey: FolderSurvey, sample: int = 64) -> int | None:
 
     ``None`` when no sampled file could be opened.
     """
+    return typical_look(survey, sample)[0]
+
+
+#: PIL modes of single-channel images.
+GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
+
+
+def typical_look(survey: FolderSurvey, sample: int = 64) -> tuple[int | None, bool]:
+    """The median shorter side of an even sample of the folder's images, and whether most of them
+    are single-channel (grey), both read from their headers only.
+
+    ``(None, False)`` when no sampled file could be opened.
+    """
     files = survey.files[:: max(1, len(survey.files) // sample)][:sample]
-    sides = []
+    sides, grey = [], 0
     for rel in files:
         try:
             with Image.open(survey.root / rel) as img:
                 sides.append(min(img.size))
+                grey += img.mode in GREY_MODES
         except (OSError, ValueError, SyntaxError):
             continue
-    return int(np.median(sides)) if sides else None
+    if not sides:
+        return None, False
+    return int(np.median(sides)), grey > len(sides) / 2
 
 
 def require_folder(folder: str | Path) -> Path:

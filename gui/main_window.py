@@ -6,6 +6,7 @@ folder holds in :class:`~gui.workspace.Workspace`, the work in :class:`~gui.work
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 
@@ -39,10 +40,10 @@ from semclust.gui.workspace import Workspace
 RESOURCES = Path(__file__).resolve().parent.parent / "resources"
 
 
-def _default_representation():
+def _default_representation(small_grey_images: bool = False):
     from semclust.core.backbones import default_representation  # may look at weight files
 
-    return default_representation()
+    return default_representation(small_grey_images=small_grey_images)
 
 
 MAX_RECENT = 8
@@ -54,8 +55,9 @@ class MainWindow(QMainWindow):
     Args:
         pipeline: ``run_pipeline``-like callable (tests pass a fast dummy); default: ``core.run``.
         settings: where recent folders are kept; default: the user's QSettings.
-        find_default: returns the representation a new run starts from; default:
-            ``core.backbones.default_representation`` (looked up in the background).
+        find_default: returns the representation a new run starts from, given whether the images
+            are small and grey; default: ``core.backbones.default_representation`` (looked up in
+            the background, again once a folder is surveyed).
     """
 
     TABS = ("Progress", "Map", "Clusters", "Accuracy", "Number of clusters")
@@ -126,6 +128,7 @@ class MainWindow(QMainWindow):
         self.workspace.foldersChanged.connect(self._on_folders)
         self.workspace.surveyed.connect(self.params.set_survey)
         self.workspace.imageSideFound.connect(lambda side: setattr(self.params, "image_side", side))
+        self.workspace.smallGreyFound.connect(self._look_up_default)
         self.workspace.skippedChanged.connect(self.params.set_skipped)
         self.workspace.configFound.connect(self.params.set_config)
         self.workspace.runFound.connect(self.session.set_run)
@@ -140,7 +143,11 @@ class MainWindow(QMainWindow):
         self.session.selectionChanged.connect(self._sync_actions)
         self._sync_actions()
         self.statusBar().showMessage("Open a folder of images, or a previous run folder.")
-        run_in_background(find_default or _default_representation,
+        self._find_default = find_default or _default_representation
+        self._look_up_default(False)
+
+    def _look_up_default(self, small_grey_images: bool) -> None:
+        run_in_background(functools.partial(self._find_default, small_grey_images),
                           on_result=self.params.set_default_representation,
                           on_error=lambda e: self.params.representation_note.setText(str(e)))  # fmt: skip
 

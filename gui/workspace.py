@@ -13,7 +13,8 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 
 from semclust.core.artefacts import RunFolderError, RunPaths, is_inside
-from semclust.core.images import typical_side
+from semclust.core.backbones import small_grey
+from semclust.core.images import typical_look
 from semclust.core.results import RunFolderInfo, inspect_run_folder, read_skipped
 from semclust.gui._core import load_run, survey_folder
 from semclust.gui.tasks import run_in_background
@@ -26,9 +27,10 @@ def default_run_dir(folder: Path) -> Path:
 
 
 def _survey(folder: Path):
-    """The folder's image files and their typical side (on a pool thread: it reads file headers)."""
+    """The folder's image files, their typical side and whether they are grey (on a pool thread: it
+    reads file headers)."""
     survey = survey_folder(folder)
-    return survey, typical_side(survey)
+    return survey, *typical_look(survey)
 
 
 class Workspace(QObject):
@@ -38,6 +40,8 @@ class Workspace(QObject):
         foldersChanged(): the image folder or the run folder changed.
         surveyed(object, object): images found (int or None) and class names (list, or None: unknown).
         imageSideFound(object): the typical shorter side of the images in pixels (or None).
+        smallGreyFound(bool): whether they are small grey images (digits, silhouettes), which have
+            a default representation of their own.
         skippedChanged(object): the files left out with reasons, or None before ingest.
         configFound(object): the run folder holds an earlier run's RunConfig.
         runFound(object): the run folder holds a finished run (RunData), or None (cleared).
@@ -47,6 +51,7 @@ class Workspace(QObject):
     foldersChanged = Signal()
     surveyed = Signal(object, object)
     imageSideFound = Signal(object)
+    smallGreyFound = Signal(bool)
     skippedChanged = Signal(object)
     configFound = Signal(object)
     runFound = Signal(object)
@@ -123,11 +128,12 @@ class Workspace(QObject):
 
     # -- internals --------------------------------------------------------------------------------
     def _on_survey(self, result) -> None:
-        survey, side = result
+        survey, side, grey = result
         if self.image_folder is None or Path(survey.root).resolve() != self.image_folder:
             return  # a survey of a folder the user has since left
         self.surveyed.emit(len(survey.files), list(survey.class_names) if survey.has_labels else [])
         self.imageSideFound.emit(side)
+        self.smallGreyFound.emit(small_grey(grey, side))
 
     def _read_run_folder(self) -> RunFolderInfo | None:
         """Emits what the run folder holds: settings, skipped files, a finished run."""

@@ -151,13 +151,14 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true")
 
 
-def _image_side(folder: str) -> int | None:
-    from semclust.core.images import InputError, survey_folder, typical_side
+def _folder_look(folder: str) -> tuple[int | None, bool]:
+    """The images' typical side and whether they are grey (from a sample of file headers)."""
+    from semclust.core.images import InputError, survey_folder, typical_look
 
     try:
-        return typical_side(survey_folder(folder))
+        return typical_look(survey_folder(folder))
     except InputError:
-        return None  # the run says what is wrong with the folder
+        return None, False  # the run says what is wrong with the folder
 
 
 def _clusters(text: str) -> int | str:
@@ -215,10 +216,11 @@ def config_from_args(
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from semclust.core.backbones import default_representation
+    from semclust.core.backbones import default_representation, small_grey
 
-    default = default_representation(args.cache_dir)
-    config = config_from_args(args, default, _image_side(args.folder))
+    side, grey = _folder_look(args.folder)
+    default = default_representation(args.cache_dir, small_grey(grey, side))
+    config = config_from_args(args, default, side)
     if config.encoder.backbone == default.backbone and not args.quiet:
         print(f"Representation: {default.reason}")
     return _run(args.folder, args.out, config, args)

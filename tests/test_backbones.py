@@ -269,6 +269,20 @@ def test_offline_prefers_efficientnet_lite2_when_its_weights_are_found(offline, 
     assert default_representation().backbone == "efficientnet_lite2"
 
 
+def test_small_grey_images_prefer_a_backbone_with_a_mid_level_layer(offline, monkeypatch):
+    from semclust.core import efficientnet_lite
+
+    converted = offline / "efficientnet_lite2_imagenet.weights.h5"
+    converted.write_bytes(b"")
+    (offline / REGISTRY["mobilenet"].cache_files[1]).write_bytes(b"")
+    monkeypatch.setattr(efficientnet_lite, "find_or_convert_weights", lambda **kw: converted)
+    assert default_representation().backbone == "efficientnet_lite2"  # photos: the stronger one
+    grey = default_representation(small_grey_images=True)
+    assert grey.backbone == "mobilenet" and "mid-level layer" in grey.reason
+    assert backbones.small_grey(True, 28) and not backbones.small_grey(True, 64)
+    assert not backbones.small_grey(False, 28) and not backbones.small_grey(True, None)
+
+
 def test_a_failed_download_is_weights_unavailable(monkeypatch, tmp_path):
     """The network probe says yes, but the download itself fails."""
     from keras.src.utils import file_utils

@@ -15,6 +15,7 @@ from semclust.core.images import (
     load_image,
     read_labels_csv,
     survey_folder,
+    typical_look,
 )
 from tests.conftest import tree_digest
 
@@ -172,3 +173,17 @@ def test_missing_and_empty_folders_give_clear_errors(tmp_path):
     (tmp_path / "file.png").write_bytes(b"")
     with pytest.raises(InputError, match="not a folder"):
         survey_folder(tmp_path / "file.png")
+
+
+def test_typical_look_reads_side_and_colour_from_headers(tmp_path, digits_folder, photo):
+    assert typical_look(survey_folder(digits_folder)) == (8, True)  # 8 px grey PNGs
+    colour = tmp_path / "photos"
+    colour.mkdir()
+    for i in range(3):
+        Image.fromarray(photo).save(colour / f"{i}.jpg")
+    Image.fromarray(photo[..., 0]).save(colour / "grey.png")  # one grey among colour: colour
+    assert typical_look(survey_folder(colour)) == (min(photo.shape[:2]), False)
+    empty = tmp_path / "broken"
+    empty.mkdir()
+    (empty / "a.png").write_bytes(b"not an image")
+    assert typical_look(survey_folder(empty)) == (None, False)

@@ -88,6 +88,7 @@ class ParametersPanel(QWidget):
         d = RunConfig()
         self._base = d
         self._config_shown = False  # an earlier run's settings are shown (not the defaults)
+        self._default = None  # the default representation last shown
         self.image_side: int | None = None  # the images' typical side, once the folder is surveyed
         layout = QVBoxLayout(self)
 
@@ -293,16 +294,26 @@ class ParametersPanel(QWidget):
 
     def set_default_representation(self, default) -> None:
         """Shows the representation a new run starts from (a pretrained backbone available here, else
-        from scratch) and why; a form showing an earlier run's settings keeps them."""
+        from scratch) and why; a form showing an earlier run's settings, or a representation the user
+        chose after the previous default was shown, keeps them."""
+        previous, self._default = self._default, default
         self._default_reason = default.reason
         self._show_note()
-        if self._config_shown:
+        if self._config_shown or (previous is not None and not self._shows(previous)):
             return
         c = with_default_representation(RunChoices(), default)
         self.backbone.setCurrentText(c.backbone)
         if c.weights is not None:
             self.weights.setText(str(c.weights))
         self.representation.setCurrentIndex(self.representation.findData(c.representation))
+
+    def _shows(self, default) -> bool:
+        """Whether the form still shows this default representation."""
+        c = with_default_representation(RunChoices(), default)
+        return (self.backbone.currentText(), self.representation.currentData()) == (
+            c.backbone,
+            c.representation,
+        )
 
     def _show_note(self) -> None:
         reason = getattr(self, "_default_reason", "")

@@ -43,10 +43,17 @@ def window_factory(qtbot, settings):
 
     from semclust.core.backbones import Representation
 
-    scratch = Representation("resnet_small", None, False, "From scratch: (test)")
+    def scratch(small_grey_images=False):
+        return Representation(
+            "resnet_small", None, False, f"From scratch: (test; small grey: {small_grey_images})"
+        )
 
     def make(pipeline=None):
-        w = MainWindow(pipeline=pipeline, settings=settings, find_default=lambda: scratch)
+        w = MainWindow(
+            pipeline=pipeline,
+            settings=settings,
+            find_default=scratch,
+        )
         qtbot.addWidget(w)
         w.show()
         windows.append(w)

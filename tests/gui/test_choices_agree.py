@@ -83,7 +83,7 @@ def test_the_window_starts_from_the_default_representation_and_says_why(qtbot, s
     pretrained = Representation(
         "efficientnet_lite2", "/w/lite2.weights.h5", True, "Pretrained: found offline.", 260
     )
-    w = MainWindow(settings=settings, find_default=lambda: pretrained)
+    w = MainWindow(settings=settings, find_default=lambda small_grey_images=False: pretrained)
     qtbot.addWidget(w)
     qtbot.waitUntil(lambda: w.params.representation_note.text() == "Pretrained: found offline.")
     cfg = w.params.config()
@@ -107,6 +107,8 @@ def test_small_images_keep_a_pretrained_backbone_small_in_both(
     w = window_factory()
     with qtbot.waitSignal(w.workspace.imageSideFound, timeout=10_000):
         w.open_image_folder(digits_folder)
+    # small grey digits: the default is looked up again (in the background) for such images
+    qtbot.waitUntil(lambda: "small grey: True" in w.params.representation_note.text())
     side = typical_side(survey_folder(digits_folder))
     assert w.params.image_side == side == 32  # the digits written at 32 px
     lite2 = Representation("efficientnet_lite2", "/w/l.weights.h5", True, "Pretrained.", 260)
@@ -115,6 +117,29 @@ def test_small_images_keep_a_pretrained_backbone_small_in_both(
     from_cli = config_from_args(args, lite2, side)
     assert from_cli == w.params.config()
     assert from_cli.ingest.image_size == 96  # not 260: the images hold 32 px
+
+
+def test_small_grey_images_get_their_default_unless_the_user_chose(qtbot, settings, digits_folder):
+    from semclust.core.backbones import Representation
+    from semclust.gui.main_window import MainWindow
+    from semclust.gui.panels.parameters import SCRATCH
+
+    lite2 = Representation("efficientnet_lite2", "/w/l.weights.h5", True, "Photos.", 260)
+    mobilenet = Representation("mobilenet", "/w/m.weights.h5", True, "Small grey.", 224)
+    w = MainWindow(settings=settings, find_default=lambda small_grey_images: (
+        mobilenet if small_grey_images else lite2))  # fmt: skip
+    qtbot.addWidget(w)
+    qtbot.waitUntil(lambda: w.params.representation_note.text() == "Photos.")
+    w.open_image_folder(digits_folder)
+    qtbot.waitUntil(lambda: w.params.representation_note.text() == "Small grey.")
+    assert w.params.config().encoder.backbone == "mobilenet"
+
+    w.params.representation.setCurrentIndex(w.params.representation.findData(SCRATCH))
+    w.params.set_default_representation(lite2)  # another folder: the user's choice stays
+    cfg = w.params.config()
+    assert (cfg.encoder.backbone, cfg.encoder.weights) == ("mobilenet", None)  # not lite2's
+    assert cfg.pretext.epochs > 0
+    w.loader.shutdown()
 
 
 def test_a_photo_sized_folder_runs_a_convnet_near_its_images_size():
