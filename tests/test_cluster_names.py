@@ -40,14 +40,14 @@ def test_a_users_name_wins_over_a_suggestion():
 
 
 @pytest.mark.slow
-def test_efficientnet_lite2_names_cats_and_coffee():
+def test_efficientnet_lite2_names_cats_and_coffee(tmp_path, lite2_downloads):
     skimage = pytest.importorskip("skimage.data")
     from semclust.core import efficientnet_lite
     from semclust.core.config import EncoderConfig
     from semclust.core.encoders import build_encoder
 
-    try:
-        weights = efficientnet_lite.find_or_convert_weights()
+    try:  # converted into a temporary cache: a test must not change the user's default backbone
+        weights = efficientnet_lite.find_or_convert_weights(lite2_downloads, cache_dir=tmp_path)
     except (FileNotFoundError, OSError) as exc:
         pytest.skip(f"EfficientNet-Lite2 weights not available here: {exc}")
     from PIL import Image

