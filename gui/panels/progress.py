@@ -22,7 +22,7 @@ from semclust.gui._core import STAGES, Progress
 
 STAGE_TITLES = {
     "ingest": "Read images",
-    "pretext": "Learn features (SimCLR)",
+    "pretext": "Features (backbone, or SimCLR)",  # a frozen backbone learns nothing here
     "neighbours": "Mine neighbours",
     "choose_k": "Choose the number of clusters",
     "projection": "Map (UMAP)",
