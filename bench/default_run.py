@@ -1,15 +1,16 @@
 """What a new user gets: ``semclust run FOLDER --clusters K`` with every default, on the labelled sets.
 
-For each set and seed this runs the pipeline with the command line's own configuration (the default
-representation found here, its image size and feature layer), then clusters the same run's
-``features.npy`` with K-means and Ward: the baselines on exactly the features SCAN saw. Prints one
-Markdown row per run and writes them to ``bench/out/default_run.json``.
+For each set and seed this runs the pipeline with the command line's own configuration
+(:func:`semclust.cli.run_config`: the default representation found here for these images, its image
+size and feature layer), then clusters the same run's ``features.npy`` with K-means and Ward: the
+baselines on exactly the features SCAN saw. Prints one Markdown row per run and writes them to
+``<out>.json`` beside the run folders (default ``bench/out/default_runs.json``).
 
     python -m bench.default_run --datasets mnist5k,animals10k,gcompris4,food7 --seeds 3
 
 With ``--auto`` the runs choose the number of clusters themselves (``--clusters auto``), and the rows
-say which they chose against the number of classes; a second call with the same ``--out`` reuses the
-first one's features and neighbours (``--out-auto`` defaults to a sibling of ``--out``).
+say which they chose against the number of classes. They run in ``<out>-auto``, which starts as a copy
+of ``--out``'s runs, so that their features and neighbours are reused.
 """
 
 from __future__ import annotations
@@ -26,29 +27,21 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def default_config(folder: Path, clusters: int | str, seed: int):
-    """The configuration ``semclust run folder --clusters clusters --seed seed`` uses."""
-    from semclust.core.backbones import default_representation, small_grey
-    from semclust.core.choices import RunChoices, build_config, with_default_representation
-    from semclust.core.images import survey_folder, typical_look
-
-    side, grey = typical_look(survey_folder(folder))
-    default = default_representation(small_grey_images=small_grey(grey, side))
-    choices = with_default_representation(RunChoices(clusters=clusters, seed=seed), default)
-    return build_config(choices, image_side=side)
-
-
 def run_one(name: str, seed: int, out_root: Path, cache_dir: Path, auto: bool = False) -> dict:
     from sklearn.cluster import AgglomerativeClustering, KMeans
 
     from bench.datasets import write_dataset
+    from semclust.cli import run_config
     from semclust.core.metrics import evaluate
     from semclust.core.run import run_pipeline
 
     folder = write_dataset(name, cache_dir)
     classes = len([d for d in folder.iterdir() if d.is_dir()])
-    config = default_config(folder, "auto" if auto else classes, seed)
     out = out_root / f"{name}-seed{seed}"
+    clusters = "auto" if auto else str(classes)
+    config = run_config(
+        [str(folder), "--out", str(out), "--clusters", clusters, "--seed", str(seed)]
+    )
     start = time.perf_counter()
     run = run_pipeline(folder, out, config, cache_dir=cache_dir / "images")
     seconds = time.perf_counter() - start

@@ -215,12 +215,23 @@ def config_from_args(
     return build_config(choices, image_side=image_side)
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
+def folder_config(args: argparse.Namespace):
+    """``run``'s configuration for its folder, and the default representation it was built from
+    (chosen for the folder's images: small grey ones prefer a backbone with a mid-level layer)."""
     from semclust.core.backbones import default_representation, small_grey
 
     side, grey = _folder_look(args.folder)
     default = default_representation(args.cache_dir, small_grey(grey, side))
-    config = config_from_args(args, default, side)
+    return config_from_args(args, default, side), default
+
+
+def run_config(argv: list[str]) -> RunConfig:
+    """The configuration ``semclust run ARGV`` would use (benchmarks run exactly what users run)."""
+    return folder_config(_parser().parse_args(["run", *argv]))[0]
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    config, default = folder_config(args)
     if config.encoder.backbone == default.backbone and not args.quiet:
         print(f"Representation: {default.reason}")
     return _run(args.folder, args.out, config, args)

@@ -73,3 +73,24 @@ def test_weights_alone_mean_a_frozen_mobilenet():
     assert plain.scan.hidden == 0
     wide = ["run", "imgs", "--out", "r", "--head-hidden", "256"]
     assert config_from_args(_parser().parse_args(wide)).scan.hidden == 256
+
+
+def test_run_config_asks_for_the_small_grey_default_of_its_folder(monkeypatch, digits_folder):
+    from semclust import cli
+    from semclust.core import backbones
+    from semclust.core.backbones import Representation
+
+    asked = []
+
+    def default(cache_dir=None, small_grey_images=False):
+        asked.append(small_grey_images)
+        return Representation("mobilenet", "m.weights.h5", True, "test", 224)
+
+    monkeypatch.setattr(backbones, "default_representation", default)
+    cfg = cli.run_config([str(digits_folder), "--out", "r", "--clusters", "auto", "--seed", "3"])
+    assert asked == [True]  # 8 px grey digits
+    assert (cfg.encoder.backbone, cfg.encoder.weights, cfg.encoder.layer) == (
+        "mobilenet", "m.weights.h5", "auto")  # fmt: skip
+    assert (cfg.auto_clusters, cfg.seed, cfg.ingest.image_size) == ((2, 30), 3, 96)
+    cli.run_config(["/no/such/folder", "--out", "r"])  # the run says what is wrong, later
+    assert asked[-1] is False

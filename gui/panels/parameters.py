@@ -297,7 +297,6 @@ class ParametersPanel(QWidget):
         from scratch) and why; a form showing an earlier run's settings, or a representation the user
         chose after the previous default was shown, keeps them."""
         previous, self._default = self._default, default
-        self._default_reason = default.reason
         self._show_note()
         if self._config_shown or (previous is not None and not self._shows(previous)):
             return
@@ -316,7 +315,7 @@ class ParametersPanel(QWidget):
         )
 
     def _show_note(self) -> None:
-        reason = getattr(self, "_default_reason", "")
+        reason = self._default.reason if self._default is not None else ""
         if self._config_shown and reason:
             reason = (
                 f"Showing the settings of the run in this folder. A new run's default: {reason}"
