@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     from bench.report import where_it_runs, write_plots, write_report
     from bench.settings import BenchSettings
     from bench.speed import SpeedSettings, merge_speed, run_speed
-    from semclust.core.artefacts import read_json
+    from semclust.core.runfolder.artefacts import read_json
 
     bench = BenchSettings(**({"weights": args.weights} if args.weights else {}))
     if args.report:

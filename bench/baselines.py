@@ -16,7 +16,7 @@ from sklearn.cluster import AgglomerativeClustering, KMeans
 from bench.timing import StageTimer
 
 if TYPE_CHECKING:
-    from semclust.core.dec import DECConfig, DECResult
+    from semclust.core.clustering.dec import DECConfig, DECResult
 
 
 @dataclass
@@ -119,7 +119,7 @@ def mobilenet_dec(
     feature_seconds: float = 0.0,
     config: DECConfig | None = None,
 ) -> tuple[BaselineResult, DECResult]:
-    """Deep Embedded Clustering (:func:`semclust.core.dec.train_dec`) of MobileNet features.
+    """Deep Embedded Clustering (:func:`semclust.core.clustering.dec.train_dec`) of MobileNet features.
 
     Takes the features the K-means and Ward rows use (and their time, reported as the ``features``
     stage); the DEC stage covers the autoencoder, K-means on its embedding and the clustering phase.
@@ -127,7 +127,7 @@ def mobilenet_dec(
     Returns:
         The baseline result and DEC's own result (iterations run, last fraction of changed assignments).
     """
-    from semclust.core.dec import DECConfig, train_dec
+    from semclust.core.clustering.dec import DECConfig, train_dec
 
     timer = StageTimer()
     with timer("dec"):
@@ -140,6 +140,6 @@ def dec_summary(config: DECConfig | None = None) -> dict:
     """The DEC settings a benchmark record lists (all of :class:`DECConfig`)."""
     import dataclasses
 
-    from semclust.core.dec import DECConfig
+    from semclust.core.clustering.dec import DECConfig
 
     return dataclasses.asdict(config or DECConfig())

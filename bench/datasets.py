@@ -86,6 +86,31 @@ LOADERS: dict[str, Callable[[], tuple[np.ndarray, np.ndarray, list[str]]]] = {
 DATASETS: tuple[str, ...] = (*LOADERS, *PHOTO_SETS)
 
 
+#: Long-tailed variants, as CIFAR-10-LT (Cao et al. 2019): ``<set>-lt<ratio>`` keeps n_max * ratio^(-i /
+#: (C - 1)) images of the i-th class (in the set's class order), so the largest class holds ``ratio``
+#: times as many images as the smallest.
+LONG_TAIL_RATIOS = (10, 50)
+
+
+def long_tailed_indices(labels: np.ndarray, ratio: float) -> np.ndarray:
+    """Sorted indices of a long-tailed subset: the first n_i items of class i (CIFAR-10-LT's rule)."""
+    classes = np.unique(labels)
+    n_max = min(int((labels == c).sum()) for c in classes)
+    keep = []
+    for i, c in enumerate(classes):
+        n_i = max(1, int(n_max * ratio ** (-i / max(len(classes) - 1, 1))))
+        keep.append(np.flatnonzero(labels == c)[:n_i])
+    return np.sort(np.concatenate(keep))
+
+
+def split_name(name: str) -> tuple[str, float | None]:
+    """``"mnist5k-lt10"`` -> ``("mnist5k", 10.0)``; a balanced set's name -> ``(name, None)``."""
+    base, _, tail = name.rpartition("-lt")
+    if base and tail.isdigit():
+        return base, float(tail)
+    return name, None
+
+
 def _stratified(labels: np.ndarray, limit: int | None) -> np.ndarray:
     """Indices of a fixed stratified sample of ``limit`` items (all when ``limit`` is None), sorted."""
     if limit is None or limit >= len(labels):
@@ -130,7 +155,8 @@ def write_dataset(name: str, cache_dir: str | Path | None = None, limit: int | N
     returned as is.
 
     Args:
-        name: one of :data:`DATASETS`.
+        name: one of :data:`DATASETS`, or ``<set>-lt<ratio>`` for its long-tailed variant
+            (:func:`long_tailed_indices`).
         cache_dir: parent folder (default ``bench/out/data``).
         limit: keep only this many images, a fixed stratified sample (every class in proportion); the
             folder is then ``name-limit``. For smoke tests.
@@ -139,16 +165,20 @@ def write_dataset(name: str, cache_dir: str | Path | None = None, limit: int | N
         ValueError: an unknown name.
         bench.photos.FetchError: a photo set could not be fetched (package tool or registry missing).
     """
-    if name not in DATASETS:
-        raise ValueError(f"Unknown dataset {name!r}; choose one of {list(DATASETS)}.")
+    base, ratio = split_name(name)
+    if base not in DATASETS:
+        raise ValueError(f"Unknown dataset {name!r}; choose one of {list(DATASETS)}, or <set>-lt10.")
     cache = Path(cache_dir) if cache_dir is not None else BenchSettings().cache_dir
     folder = cache / (name if limit is None else f"{name}-{limit}")
     if (folder / _MARKER).is_file():
         return folder
-    found = _arrays_as_files(name) if name in LOADERS else _fetch_photos(name, cache)
+    found = _arrays_as_files(base) if base in LOADERS else _fetch_photos(base, cache)
     classes = found.classes
     labels = np.array([classes.index(f.label) for f in found.files])
-    files = [found.files[i] for i in _stratified(labels, limit)]
+    chosen = _stratified(labels, limit)
+    if ratio is not None:
+        chosen = chosen[long_tailed_indices(labels[chosen], ratio)]
+    files = [found.files[i] for i in chosen]
     return _publish(folder, classes, files, found.extras)
 
 

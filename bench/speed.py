@@ -106,10 +106,10 @@ def throughput_ours(
     import keras
 
     from bench.baselines import to_rgb_batch
-    from semclust.core.augment import ViewAugment
     from semclust.core.config import AugmentConfig, EncoderConfig
-    from semclust.core.encoders import build_encoder
-    from semclust.core.simclr import SimCLRModel
+    from semclust.core.representation.augment import ViewAugment
+    from semclust.core.representation.encoders import build_encoder
+    from semclust.core.representation.simclr import SimCLRModel
     from semclust.core.training import seed_everything
 
     seed_everything(0)

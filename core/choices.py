@@ -23,7 +23,7 @@ REPRESENTATIONS = (SCRATCH, FROZEN, FINETUNED)
 
 #: Image side for the older pretrained backbones (MobileNet, ResNet50V2), below their native 224 px:
 #: 96 px kept ImageNet MobileNet's kNN accuracy on 28 px silhouettes at 0.80-0.91 (../shared/DATA.md) at
-#: a CPU cost a user can wait for. The other backbones run at their native size (core/backbones.py).
+#: a CPU cost a user can wait for. The other backbones run at their native size (core/representation/backbones.py).
 PRETRAINED_IMAGE_SIZE = 96
 REDUCED_SIZE_BACKBONES = ("mobilenet", "resnet50v2")
 #: ``--clusters auto`` tries every number of clusters in this range (issue 9: "say 2-30").
@@ -81,7 +81,7 @@ def with_default_representation(choices: RunChoices, default) -> RunChoices:
     Args:
         choices: what the user chose; nothing about the representation (no representation, backbone,
             weights or pretext epochs) means "the default".
-        default: a :class:`semclust.core.backbones.Representation` (``default_representation()``): a
+        default: a :class:`semclust.core.representation.backbones.Representation` (``default_representation()``): a
             pretrained backbone available here, frozen, or from scratch when there is none.
     """
     if any(
@@ -126,7 +126,7 @@ def default_image_size(backbone: str, pretrained: bool, image_side: int | None =
         return RunConfig().ingest.image_size
     if backbone in REDUCED_SIZE_BACKBONES:
         return PRETRAINED_IMAGE_SIZE
-    from semclust.core.backbones import get_spec  # no Keras at import time
+    from semclust.core.representation.backbones import get_spec  # no Keras at import time
 
     try:
         spec = get_spec(backbone)

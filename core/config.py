@@ -17,9 +17,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from semclust.core.backbones import REGISTRY, check_backbone
+from semclust.core.representation.backbones import REGISTRY, check_backbone
 
-#: The registered backbones (core/backbones.py); a keras-hub preset id, an ``hf://`` id or a local
+#: The registered backbones (core/representation/backbones.py); a keras-hub preset id, an ``hf://`` id or a local
 #: preset directory also works as ``EncoderConfig.backbone``.
 BACKBONES = tuple(REGISTRY)
 
@@ -81,7 +81,7 @@ class EncoderConfig:
     """The backbone network that turns an image into a feature vector.
 
     Attributes:
-        backbone: a name of :data:`BACKBONES` (core/backbones.py: ``resnet_small`` from scratch,
+        backbone: a name of :data:`BACKBONES` (core/representation/backbones.py: ``resnet_small`` from scratch,
             ``mobilenet``, ``efficientnet_lite2``, EfficientNetV2, ConvNeXt, DINOv2, CLIP, SigLIP...), or a
             keras-hub preset id, ``hf://`` id or local preset folder.
         weights: ``None`` for random initialisation, ``"pretrained"`` (or ``"imagenet"``) for the
@@ -200,7 +200,7 @@ class RunConfig:
     """Everything that defines a run. Same config, same data, same machine: same clusters.
 
     ``auto_clusters``: ``None`` clusters into ``clusters``; a ``(low, high)`` range chooses the number
-    without labels first (``--clusters auto``, :mod:`semclust.core.choose_k`), and the run then sets
+    without labels first (``--clusters auto``, :mod:`semclust.core.clustering.choose_k`), and the run then sets
     ``clusters`` to the choice.
     """
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from semclust.core.images import default_cache_dir
+from semclust.core.paths import default_cache_dir
 
 
 def write_digits_folder(folder: str | Path | None = None, limit: int | None = None) -> Path:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from semclust.core.artefacts import write_json
+from semclust.core.runfolder.artefacts import write_json
 
 #: Rows copied or decoded at a time when a store is written (bounds memory: 4096 x 96 x 96 x 3 = 113 MB).
 CHUNK = 4096

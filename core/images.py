@@ -22,6 +22,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from semclust.core.config import IngestConfig
 from semclust.core.image_store import ImageStore
+from semclust.core.paths import default_cache_dir
 from semclust.core.progress import CancelToken, Progress, ProgressCallback, ignore_progress
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
@@ -244,10 +245,6 @@ def read_labels_csv(path: str | Path) -> dict[str, str]:
     if not rows:
         raise InputError(f"The labels file {path} has no 'path,label' rows.")
     return {Path(r[0].strip()).as_posix(): r[1].strip() for r in rows}
-
-
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("SEMCLUST_CACHE", Path.home() / ".cache" / "semclust"))
 
 
 def ingest(

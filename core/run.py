@@ -20,16 +20,11 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from semclust.core import artefacts as io
-from semclust.core.artefacts import RunPaths, StageRecord, is_inside
-from semclust.core.augment import StrongAugment, ViewAugment
-from semclust.core.backbones import feature_layer, get_spec, resolve_backbone
 from semclust.core.choices import default_image_size
-from semclust.core.classic import kmeans_probabilities, ward_probabilities
-from semclust.core.cluster_names import suggest_names
+from semclust.core.clustering.classic import kmeans_probabilities, ward_probabilities
+from semclust.core.clustering.scan import ClusterHeads, train_scan
+from semclust.core.clustering.selflabel import train_selflabel
 from semclust.core.config import RunConfig, fingerprint
-from semclust.core.encoders import build_encoder
-from semclust.core.export import export_labels
 from semclust.core.images import (
     FolderSurvey,
     IngestResult,
@@ -39,14 +34,24 @@ from semclust.core.images import (
     typical_side,
 )
 from semclust.core.metrics import cluster_summary, evaluate
+from semclust.core.naming.suggest import suggest_names
 from semclust.core.neighbours import mine_neighbours, neighbour_purity
-from semclust.core.pretrained import download_progress
 from semclust.core.progress import CancelToken, Progress, ProgressCallback, ignore_progress
 from semclust.core.projection import umap_2d
-from semclust.core.results import RunData, load_run
-from semclust.core.scan import ClusterHeads, train_scan
-from semclust.core.selflabel import train_selflabel
-from semclust.core.simclr import embed_frozen, feature_size, l2_normalise, train_simclr
+from semclust.core.representation.augment import StrongAugment, ViewAugment
+from semclust.core.representation.backbones import feature_layer, get_spec, resolve_backbone
+from semclust.core.representation.encoders import build_encoder
+from semclust.core.representation.pretrained import download_progress
+from semclust.core.representation.simclr import (
+    embed_frozen,
+    feature_size,
+    l2_normalise,
+    train_simclr,
+)
+from semclust.core.runfolder import artefacts as io
+from semclust.core.runfolder.artefacts import RunPaths, StageRecord, is_inside
+from semclust.core.runfolder.export import export_labels
+from semclust.core.runfolder.results import RunData, load_run
 from semclust.core.training import (
     predict_batches,
     quiet_backend,
@@ -249,7 +254,7 @@ class _Context:
 
     def choose_k(self) -> None:
         """The number of clusters, chosen without labels over ``config.auto_clusters``."""
-        from semclust.core.choose_k import choose_clusters
+        from semclust.core.clustering.choose_k import choose_clusters
 
         choice = choose_clusters(
             np.load(self.paths.features, mmap_mode="r"),
@@ -402,7 +407,7 @@ class _Context:
             except ValueError as exc:
                 raise InputError(str(exc)) from None
         else:  # dec
-            from semclust.core.dec import DECConfig, train_dec
+            from semclust.core.clustering.dec import DECConfig, train_dec
 
             def as_scan(event: Progress) -> None:  # DEC's events shown as the clustering stage's
                 self.progress(dataclasses.replace(event, stage="scan"))
@@ -486,7 +491,7 @@ class AugmentedEncoder(keras.Model):
 def _settle_feature_layer(
     config: RunConfig, data: IngestResult, progress: ProgressCallback
 ) -> RunConfig:
-    """``auto`` becomes ``mid`` or ``final`` (:func:`semclust.core.backbones.feature_layer`)."""
+    """``auto`` becomes ``mid`` or ``final`` (:func:`semclust.core.representation.backbones.feature_layer`)."""
     spec = get_spec(config.encoder.backbone)
     frozen = config.pretext.epochs == 0 and config.encoder.weights is not None
     side = typical_side(FolderSurvey(data.root, data.paths, []))

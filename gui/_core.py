@@ -1,21 +1,49 @@
-"""The core functions the GUI calls, in one place.
+"""The core names the GUI uses, in one place: no other module of ``gui/`` imports ``semclust.core``.
 
 ``core.run`` imports Keras and TensorFlow (seconds); it is imported only when a run starts, so the
-window opens at once and exploring a finished run never loads TensorFlow.
+window opens at once and exploring a finished run never loads TensorFlow. Everything imported here
+loads without Keras (``tests/test_import_contracts.py`` checks both).
 """
 
 from __future__ import annotations
 
-from semclust.core.config import RunConfig
-from semclust.core.images import ImageError, InputError, load_image, survey_folder
+from semclust.core.choices import (
+    AUTO,
+    FINETUNED,
+    FROZEN,
+    REPRESENTATIONS,
+    SCRATCH,
+    RunChoices,
+    build_config,
+    choices_of,
+    with_default_representation,
+)
+from semclust.core.clustering.k_choice import KChoice
+from semclust.core.config import BACKBONES, METHODS, RunConfig
+from semclust.core.images import ImageError, InputError, load_image, survey_folder, typical_look
 from semclust.core.metrics import cluster_summary, evaluate
+from semclust.core.paths import resource
 from semclust.core.progress import STAGES, Cancelled, CancelToken, Progress
-from semclust.core.results import RunData, load_run, read_skipped
+from semclust.core.representation.backbones import default_representation, small_grey
+from semclust.core.runfolder.artefacts import RunFolderError, RunPaths, is_inside
+from semclust.core.runfolder.export import export_cluster_folders, export_labels
+from semclust.core.runfolder.results import (
+    Corrections,
+    RunData,
+    RunFolderInfo,
+    inspect_run_folder,
+    load_run,
+    read_skipped,
+)
 
 __all__ = [
-    "STAGES", "CancelToken", "Cancelled", "ImageError", "InputError", "Progress", "RunConfig",
-    "RunData", "cluster_summary", "evaluate", "load_image", "load_run", "read_skipped",
-    "run_pipeline", "survey_folder",
+    "AUTO", "BACKBONES", "FINETUNED", "FROZEN", "METHODS", "REPRESENTATIONS", "SCRATCH", "STAGES",
+    "CancelToken", "Cancelled", "Corrections", "ImageError", "InputError", "KChoice", "Progress",
+    "RunChoices", "RunConfig", "RunData", "RunFolderError", "RunFolderInfo", "RunPaths",
+    "build_config", "choices_of", "cluster_summary", "default_representation", "evaluate",
+    "export_cluster_folders", "export_labels", "inspect_run_folder", "is_inside", "load_image",
+    "load_run", "read_skipped", "resource", "run_pipeline", "small_grey", "survey_folder",
+    "typical_look", "with_default_representation",
 ]  # fmt: skip
 
 

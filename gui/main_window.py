@@ -21,8 +21,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from semclust.core.export import export_cluster_folders, export_labels
-from semclust.core.k_choice import KChoice
+from semclust.gui._core import (
+    KChoice,
+    default_representation,
+    export_cluster_folders,
+    export_labels,
+    resource,
+)
 from semclust.gui.dialogs import SkippedDialog, show_message
 from semclust.gui.panels.accuracy import AccuracyPanel
 from semclust.gui.panels.choose_k import ChooseKPlot
@@ -37,12 +42,8 @@ from semclust.gui.thumbnails import ThumbnailLoader
 from semclust.gui.worker import RunController
 from semclust.gui.workspace import Workspace
 
-RESOURCES = Path(__file__).resolve().parent.parent / "resources"
-
 
 def _default_representation(small_grey_images: bool = False):
-    from semclust.core.backbones import default_representation  # may look at weight files
-
     return default_representation(small_grey_images=small_grey_images)
 
 
@@ -56,7 +57,7 @@ class MainWindow(QMainWindow):
         pipeline: ``run_pipeline``-like callable (tests pass a fast dummy); default: ``core.run``.
         settings: where recent folders are kept; default: the user's QSettings.
         find_default: returns the representation a new run starts from, given whether the images
-            are small and grey; default: ``core.backbones.default_representation`` (looked up in
+            are small and grey; default: ``core.representation.backbones.default_representation`` (looked up in
             the background, again once a folder is surveyed).
     """
 
@@ -66,7 +67,7 @@ class MainWindow(QMainWindow):
                  find_default: Callable | None = None) -> None:  # fmt: skip
         super().__init__()
         self.setWindowTitle("semclust")
-        icon = RESOURCES / "semclust.svg"
+        icon = resource("semclust.svg")
         if icon.is_file():
             self.setWindowIcon(QIcon(str(icon)))
         self.resize(1400, 900)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from semclust.gui._core import RunData, cluster_summary, evaluate
+from semclust.gui._core import Corrections, RunData, cluster_summary, evaluate
 
 
 class Session(QObject):
@@ -165,7 +165,6 @@ class Session(QObject):
     def undo(self) -> None:
         if not self._undo:
             return
-        from semclust.core.results import Corrections
 
         self._run.corrections = Corrections.from_dict(self._undo.pop())
         self._after_correction()

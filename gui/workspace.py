@@ -12,11 +12,18 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
-from semclust.core.artefacts import RunFolderError, RunPaths, is_inside
-from semclust.core.backbones import small_grey
-from semclust.core.images import typical_look
-from semclust.core.results import RunFolderInfo, inspect_run_folder, read_skipped
-from semclust.gui._core import load_run, survey_folder
+from semclust.gui._core import (
+    RunFolderError,
+    RunFolderInfo,
+    RunPaths,
+    inspect_run_folder,
+    is_inside,
+    load_run,
+    read_skipped,
+    small_grey,
+    survey_folder,
+    typical_look,
+)
 from semclust.gui.tasks import run_in_background
 
 

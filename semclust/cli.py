@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 from semclust.console import ConsoleProgress, silence_backend_noise
-from semclust.core.backbones import LAYERS
 from semclust.core.choices import (
     AUTO,
     AUTO_RANGE,
@@ -17,6 +16,7 @@ from semclust.core.choices import (
     with_default_representation,
 )
 from semclust.core.config import BACKBONES, METHODS, RunConfig
+from semclust.core.representation.backbones import LAYERS
 
 #: SimCLR epochs of ``semclust demo``: measured ACC 0.86 on the 1,797 digits in about 3 minutes on 2 cores.
 DEMO_PRETEXT_EPOCHS = 20
@@ -186,7 +186,7 @@ def config_from_args(
     Args:
         args: the parsed options.
         default: the representation to use when the options name none (a
-            :class:`~semclust.core.backbones.Representation`); ``None``: from scratch.
+            :class:`~semclust.core.representation.backbones.Representation`); ``None``: from scratch.
         image_side: the typical shorter side of the images (sets a pretrained backbone's size).
     """
     choices = RunChoices(
@@ -218,7 +218,7 @@ def config_from_args(
 def folder_config(args: argparse.Namespace):
     """``run``'s configuration for its folder, and the default representation it was built from
     (chosen for the folder's images: small grey ones prefer a backbone with a mid-level layer)."""
-    from semclust.core.backbones import default_representation, small_grey
+    from semclust.core.representation.backbones import default_representation, small_grey
 
     side, grey = _folder_look(args.folder)
     default = default_representation(args.cache_dir, small_grey(grey, side))
@@ -239,7 +239,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from semclust.core.demo import write_digits_folder
-    from semclust.core.images import default_cache_dir
+    from semclust.core.paths import default_cache_dir
 
     folder = write_digits_folder()
     out = args.out or str(default_cache_dir() / "demo" / "run")
@@ -308,8 +308,8 @@ def summary(metrics: dict, csv_path: Path) -> str:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from semclust.core.export import export_cluster_folders, export_labels
-    from semclust.core.results import load_run
+    from semclust.core.runfolder.export import export_cluster_folders, export_labels
+    from semclust.core.runfolder.results import load_run
 
     try:
         run = load_run(args.run, image_root=args.image_root)

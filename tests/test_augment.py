@@ -6,8 +6,8 @@ import keras
 import numpy as np
 from skimage import data as skdata
 
-from semclust.core.augment import StrongAugment, ViewAugment
 from semclust.core.config import AugmentConfig, StrongAugmentConfig
+from semclust.core.representation.augment import StrongAugment, ViewAugment
 
 
 def batch():

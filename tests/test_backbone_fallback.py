@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from semclust.core import run as run_module
-from semclust.core.backbones import REGISTRY
 from semclust.core.config import RunConfig
 from semclust.core.progress import Progress
+from semclust.core.representation.backbones import REGISTRY
 
 WANTED = RunConfig().replace(
     **{"encoder.backbone": "convnext_tiny", "encoder.weights": "imagenet", "pretext.epochs": 0,

@@ -11,19 +11,19 @@ import keras
 import numpy as np
 import pytest
 
-from semclust.core import backbones, pretrained
-from semclust.core.backbones import (
+from semclust.core.config import EncoderConfig, RunConfig
+from semclust.core.representation import backbones, pretrained
+from semclust.core.representation.backbones import (
     REGISTRY,
     WeightsUnavailable,
     default_representation,
     get_spec,
     resolve_backbone,
 )
-from semclust.core.config import EncoderConfig, RunConfig
-from semclust.core.encoders import build_encoder
+from semclust.core.representation.encoders import build_encoder
 
 HAS_HUB = importlib.util.find_spec("keras_hub") is not None
-HAS_LITE = importlib.util.find_spec("semclust.core.efficientnet_lite") is not None
+HAS_LITE = importlib.util.find_spec("semclust.core.representation.efficientnet_lite") is not None
 needs_hub = pytest.mark.skipif(not HAS_HUB, reason="keras-hub is not installed")
 SIZE = 28  # tiny ViTs: patch 4 at 28 px gives 49 patches
 
@@ -183,7 +183,9 @@ def test_efficientnetv2_s_builds_without_weights():
     assert encoder.predict_on_batch(_pixels(1, 64)).shape == (1, 1280)
 
 
-@pytest.mark.skipif(not HAS_LITE, reason="core/efficientnet_lite.py is not there yet")
+@pytest.mark.skipif(
+    not HAS_LITE, reason="core/representation/efficientnet_lite.py is not there yet"
+)
 def test_efficientnet_lite2_builds_without_weights():
     encoder = build_encoder(EncoderConfig(backbone="efficientnet_lite2"), 64)
     assert encoder.predict_on_batch(_pixels(2, 64)).shape == (2, 1280)
@@ -212,7 +214,7 @@ def offline(monkeypatch, tmp_path):
     monkeypatch.setattr(pretrained, "keras_cache_dir", lambda: tmp_path / "keras")
     monkeypatch.setattr(pretrained, "weights_search_dirs", lambda cache_dir=None: [weights_dir])
     if HAS_LITE:
-        from semclust.core import efficientnet_lite
+        from semclust.core.representation import efficientnet_lite
 
         def nothing(*args, **kwargs):
             raise FileNotFoundError("The EfficientNet-Lite2 ImageNet weights are not here.")
@@ -257,9 +259,11 @@ def test_offline_application_names_the_file_and_falls_back_to_local_mobilenet(of
     )
 
 
-@pytest.mark.skipif(not HAS_LITE, reason="core/efficientnet_lite.py is not there yet")
+@pytest.mark.skipif(
+    not HAS_LITE, reason="core/representation/efficientnet_lite.py is not there yet"
+)
 def test_offline_prefers_efficientnet_lite2_when_its_weights_are_found(offline, monkeypatch):
-    from semclust.core import efficientnet_lite
+    from semclust.core.representation import efficientnet_lite
 
     converted = offline / "efficientnet_lite2_imagenet.weights.h5"
     converted.write_bytes(b"")
@@ -270,7 +274,7 @@ def test_offline_prefers_efficientnet_lite2_when_its_weights_are_found(offline, 
 
 
 def test_small_grey_images_prefer_a_backbone_with_a_mid_level_layer(offline, monkeypatch):
-    from semclust.core import efficientnet_lite
+    from semclust.core.representation import efficientnet_lite
 
     converted = offline / "efficientnet_lite2_imagenet.weights.h5"
     converted.write_bytes(b"")

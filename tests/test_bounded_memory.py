@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from semclust.core import artefacts, classic
-from semclust.core.simclr import l2_normalise
+from semclust.core.clustering import classic
+from semclust.core.representation.simclr import l2_normalise
+from semclust.core.runfolder import artefacts
 from semclust.core.training import predict_batches
 
 X = np.random.default_rng(0).normal(size=(50, 6)).astype(np.float32)

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from semclust.core.choose_k import ChooseKConfig, KChoice, candidate_ks, choose_clusters
+from semclust.core.clustering.choose_k import ChooseKConfig, KChoice, candidate_ks, choose_clusters
 from semclust.core.neighbours import mine_neighbours
 from semclust.core.progress import Cancelled, CancelToken
 

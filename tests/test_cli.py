@@ -77,8 +77,8 @@ def test_weights_alone_mean_a_frozen_mobilenet():
 
 def test_run_config_asks_for_the_small_grey_default_of_its_folder(monkeypatch, digits_folder):
     from semclust import cli
-    from semclust.core import backbones
-    from semclust.core.backbones import Representation
+    from semclust.core.representation import backbones
+    from semclust.core.representation.backbones import Representation
 
     asked = []
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from semclust.core.cluster_names import classifier_probabilities, suggest_names
 from semclust.core.config import RunConfig
-from semclust.core.results import RunData
+from semclust.core.naming.suggest import classifier_probabilities, suggest_names
+from semclust.core.runfolder.results import RunData
 
 
 def test_classifier_probabilities_are_a_softmax_of_the_head():
@@ -28,8 +28,8 @@ def test_no_names_without_a_pretrained_frozen_backbone():
 
 
 def test_a_users_name_wins_over_a_suggestion():
-    from semclust.core.artefacts import RunPaths
-    from semclust.core.results import Corrections
+    from semclust.core.runfolder.artefacts import RunPaths
+    from semclust.core.runfolder.results import Corrections
 
     run = RunData(RunPaths("r"), RunConfig(), None, ["a.png"], None, np.ones((1, 3)) / 3)
     run.suggested_names = {0: "tabby cat", 1: ""}
@@ -42,9 +42,9 @@ def test_a_users_name_wins_over_a_suggestion():
 @pytest.mark.slow
 def test_efficientnet_lite2_names_cats_and_coffee(tmp_path, lite2_downloads):
     skimage = pytest.importorskip("skimage.data")
-    from semclust.core import efficientnet_lite
     from semclust.core.config import EncoderConfig
-    from semclust.core.encoders import build_encoder
+    from semclust.core.representation import efficientnet_lite
+    from semclust.core.representation.encoders import build_encoder
 
     try:  # converted into a temporary cache: a test must not change the user's default backbone
         weights = efficientnet_lite.find_or_convert_weights(lite2_downloads, cache_dir=tmp_path)

@@ -5,7 +5,7 @@ import keras
 import numpy as np
 import pytest
 
-from semclust.core.dec import (
+from semclust.core.clustering.dec import (
     ClusteringLayer,
     DECConfig,
     normalise_features,

@@ -19,7 +19,7 @@ SCRIPT = textwrap.dedent(
     import numpy as np
     from semclust.core.config import ScanConfig
     from semclust.core.neighbours import mine_neighbours
-    from semclust.core.scan import ClusterHeads, train_scan
+    from semclust.core.clustering.scan import ClusterHeads, train_scan
     from semclust.core.training import predict_batches, seed_everything, use_all_devices
 
     devices = use_all_devices()

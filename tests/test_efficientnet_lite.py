@@ -20,7 +20,7 @@ import keras
 import numpy as np
 import pytest
 
-from semclust.core.efficientnet_lite import (
+from semclust.core.representation.efficientnet_lite import (
     PACKAGE,
     build_efficientnet_lite2,
     convert_checkpoint,
@@ -324,7 +324,7 @@ def _square(image: np.ndarray, size: int = 260) -> np.ndarray:
 @pytest.mark.slow
 def test_real_weights_classify_photos(imagenet_weights):
     skimage_data = pytest.importorskip("skimage.data")
-    from semclust.core.naming import load_imagenet_class_names
+    from semclust.core.naming.imagenet import load_imagenet_class_names
 
     names = load_imagenet_class_names()
     model = build_efficientnet_lite2(include_top=True, weights=imagenet_weights)

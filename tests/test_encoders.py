@@ -9,7 +9,7 @@ import pytest
 from skimage import data as skdata
 
 from semclust.core.config import EncoderConfig
-from semclust.core.encoders import build_encoder
+from semclust.core.representation.encoders import build_encoder
 from tests.conftest import MOBILENET_WEIGHTS
 
 WEIGHTS = MOBILENET_WEIGHTS

@@ -6,9 +6,9 @@ import keras
 import numpy as np
 import pytest
 
-from semclust.core.scan import head_losses, scan_loss
-from semclust.core.selflabel import selflabel_loss
-from semclust.core.simclr import nt_xent_loss
+from semclust.core.clustering.scan import head_losses, scan_loss
+from semclust.core.clustering.selflabel import selflabel_loss
+from semclust.core.representation.simclr import nt_xent_loss
 
 
 def softmax(x):

@@ -7,11 +7,11 @@ import pytest
 from sklearn.cluster import AgglomerativeClustering, KMeans
 from sklearn.datasets import make_blobs
 
-from semclust.core import classic
-from semclust.core.artefacts import RunPaths
+from semclust.core.clustering import classic
 from semclust.core.config import RunConfig
 from semclust.core.metrics import evaluate
-from semclust.core.results import load_run
+from semclust.core.runfolder.artefacts import RunPaths
+from semclust.core.runfolder.results import load_run
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from semclust.core.naming import load_imagenet_class_names, names_from_classifier, top_classes
+from semclust.core.naming.imagenet import (
+    load_imagenet_class_names,
+    names_from_classifier,
+    top_classes,
+)
 
 NAMES = ["tabby cat", "tiger cat", "espresso", "tea cup", "missile", "missile", "rocket"]
 

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from semclust.core.config import RunConfig
-from semclust.core.export import read_labels
 from semclust.core.images import InputError
 from semclust.core.progress import STAGES, Cancelled, CancelToken
 from semclust.core.run import run_pipeline
+from semclust.core.runfolder.export import read_labels
 from tests.conftest import MOBILENET_WEIGHTS, tree_digest
 
 pytestmark = pytest.mark.slow

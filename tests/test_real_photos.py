@@ -17,8 +17,8 @@ import pytest
 from bench.datasets import list_images, write_dataset
 from bench.photos import FetchError
 from semclust.core.config import RunConfig
-from semclust.core.export import read_labels
 from semclust.core.run import run_pipeline
+from semclust.core.runfolder.export import read_labels
 from tests.conftest import MOBILENET_WEIGHTS, tree_digest
 
 pytestmark = pytest.mark.slow

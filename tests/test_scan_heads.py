@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
+from semclust.core.clustering.scan import ClusterHeads, train_scan
 from semclust.core.config import ScanConfig
 from semclust.core.neighbours import mine_neighbours
-from semclust.core.scan import ClusterHeads, train_scan
 from semclust.core.training import seed_everything
 
 

@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 
 from semclust.core.config import EncoderConfig
-from semclust.core.encoders import build_encoder
-from semclust.core.zero_shot import (
+from semclust.core.naming.zero_shot import (
     load_nouns,
     names_from_text,
     prompts,
@@ -20,6 +19,7 @@ from semclust.core.zero_shot import (
     text_embeddings,
     text_tower,
 )
+from semclust.core.representation.encoders import build_encoder
 
 VOCABULARY = ["cat", "dog", "airplane", "tree"]
 

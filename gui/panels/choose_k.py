@@ -1,6 +1,6 @@
 """The automatic choice of the number of clusters: the criterion over every k tried, the choice marked.
 
-Shows a :class:`semclust.core.choose_k.KChoice` (``choose_k.json`` of a run): the combined score as a thick
+Shows a :class:`semclust.core.clustering.choose_k.KChoice` (``choose_k.json`` of a run): the combined score as a thick
 line, each raw criterion that varies rescaled to 0..1 over the k tried as a thin one (their units
 differ), and a vertical line with a label at the chosen k.
 """
@@ -12,9 +12,9 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
-from semclust.core.k_choice import KChoice
+from semclust.gui._core import KChoice
 
-#: Pens of the raw criteria, in the order of :data:`semclust.core.choose_k.CURVES`.
+#: Pens of the raw criteria, in the order of :data:`semclust.core.clustering.choose_k.CURVES`.
 _COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#d62728", "#7f7f7f")
 
 __all__ = ["ChooseKPlot", "rescaled"]

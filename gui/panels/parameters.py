@@ -21,19 +21,20 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from semclust.core.choices import (
+from semclust.gui._core import (
     AUTO,
+    BACKBONES,
     FINETUNED,
     FROZEN,
+    METHODS,
     REPRESENTATIONS,
     SCRATCH,
     RunChoices,
+    RunConfig,
     build_config,
     choices_of,
     with_default_representation,
 )
-from semclust.core.config import BACKBONES, METHODS
-from semclust.gui._core import RunConfig
 
 REPRESENTATION_TITLES = {
     SCRATCH: "From scratch (SimCLR on these images)",

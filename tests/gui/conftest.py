@@ -41,7 +41,7 @@ def window_factory(qtbot, settings):
 
     windows = []
 
-    from semclust.core.backbones import Representation
+    from semclust.core.representation.backbones import Representation
 
     def scratch(small_grey_images=False):
         return Representation(

@@ -10,10 +10,16 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from semclust.core.artefacts import RunPaths, StageRecord, save_array, write_csv, write_json
 from semclust.core.config import RunConfig
 from semclust.core.progress import STAGES, CancelToken, Progress, ignore_progress
-from semclust.core.results import RunData, load_run
+from semclust.core.runfolder.artefacts import (
+    RunPaths,
+    StageRecord,
+    save_array,
+    write_csv,
+    write_json,
+)
+from semclust.core.runfolder.results import RunData, load_run
 from semclust.gui._core import InputError, evaluate, survey_folder
 
 

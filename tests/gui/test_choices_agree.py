@@ -77,7 +77,7 @@ def test_an_earlier_runs_settings_come_back_unchanged(qtbot, window_factory):
 
 
 def test_the_window_starts_from_the_default_representation_and_says_why(qtbot, settings):
-    from semclust.core.backbones import Representation
+    from semclust.core.representation.backbones import Representation
     from semclust.gui.main_window import MainWindow
 
     pretrained = Representation(
@@ -101,8 +101,8 @@ def test_the_window_starts_from_the_default_representation_and_says_why(qtbot, s
 def test_small_images_keep_a_pretrained_backbone_small_in_both(
     qtbot, window_factory, digits_folder
 ):
-    from semclust.core.backbones import Representation
     from semclust.core.images import survey_folder, typical_side
+    from semclust.core.representation.backbones import Representation
 
     w = window_factory()
     with qtbot.waitSignal(w.workspace.imageSideFound, timeout=10_000):
@@ -120,7 +120,7 @@ def test_small_images_keep_a_pretrained_backbone_small_in_both(
 
 
 def test_small_grey_images_get_their_default_unless_the_user_chose(qtbot, settings, digits_folder):
-    from semclust.core.backbones import Representation
+    from semclust.core.representation.backbones import Representation
     from semclust.gui.main_window import MainWindow
     from semclust.gui.panels.parameters import SCRATCH
 

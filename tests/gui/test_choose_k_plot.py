@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from semclust.core.k_choice import KChoice
+from semclust.core.clustering.k_choice import KChoice
 from semclust.gui.panels.choose_k import ChooseKPlot, rescaled
 
 

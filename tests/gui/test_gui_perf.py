@@ -16,9 +16,9 @@ import pytest
 from gui_fakes import EventLoopProbe, fake_pipeline, make_run
 from PySide6.QtCore import QPointF
 
-from semclust.core.artefacts import RunPaths
 from semclust.core.config import RunConfig
-from semclust.core.results import RunData
+from semclust.core.runfolder.artefacts import RunPaths
+from semclust.core.runfolder.results import RunData
 from semclust.gui.panels.scatter import ScatterPanel, points_in_polygon
 from semclust.gui.session import Session
 from semclust.gui.thumbnails import ThumbnailLoader

@@ -9,8 +9,8 @@ from gui_fakes import fake_pipeline
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtWidgets import QStyle
 
-from semclust.core.export import read_labels
-from semclust.core.results import load_run
+from semclust.core.runfolder.export import read_labels
+from semclust.core.runfolder.results import load_run
 
 
 def test_run_from_the_window_then_explore(qtbot, window_factory, digits_folder, tmp_path):

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QPointF, Qt
 
-from semclust.core.artefacts import RunPaths
 from semclust.core.config import RunConfig
-from semclust.core.results import RunData
+from semclust.core.runfolder.artefacts import RunPaths
+from semclust.core.runfolder.results import RunData
 from semclust.gui import palette
 from semclust.gui.panels.map_lod import (
     TILE_BITS,

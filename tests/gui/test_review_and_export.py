@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from semclust.core.export import read_labels
+from semclust.core.runfolder.export import read_labels
 
 
 def test_members_can_be_listed_least_confident_first(qtbot, window_factory, finished_run):

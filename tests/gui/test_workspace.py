@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from semclust.core.artefacts import RunPaths
+from semclust.core.runfolder.artefacts import RunPaths
 from semclust.gui.workspace import Workspace, default_run_dir
 
 
@@ -58,7 +58,7 @@ def test_run_folder_checks(qtbot, tmp_path, digits_folder):
 
 
 def test_a_run_that_chose_its_k_shows_the_curve(qtbot, window_factory, finished_run):
-    from semclust.core.artefacts import write_json
+    from semclust.core.runfolder.artefacts import write_json
 
     paths = RunPaths(finished_run.paths.root)
     config = json.loads(paths.config.read_text(encoding="utf-8"))

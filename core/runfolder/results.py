@@ -13,7 +13,9 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import numpy as np
 
-from semclust.core.artefacts import (
+from semclust.core.config import RunConfig
+from semclust.core.images import IMAGE_EXTENSIONS
+from semclust.core.runfolder.artefacts import (
     RunFolderError,
     RunPaths,
     is_inside,
@@ -21,8 +23,6 @@ from semclust.core.artefacts import (
     read_json,
     write_json,
 )
-from semclust.core.config import RunConfig
-from semclust.core.images import IMAGE_EXTENSIONS
 
 
 @dataclass

@@ -17,10 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-import semclust
+from semclust.core.paths import resource
 
-CLASS_NAMES_FILE = Path(__file__).resolve().parent.parent / "resources" / "imagenet_classes.txt"
-"""The repository's copy; an installed package may carry it as ``semclust/resources/...``."""
+CLASS_NAMES_FILE = resource("imagenet_classes.txt")
 
 
 @lru_cache(maxsize=1)
@@ -38,13 +37,9 @@ def load_imagenet_class_names() -> list[str]:
     Raises:
         FileNotFoundError: the resource file is missing from this installation.
     """
-    packaged = Path(semclust.__file__).resolve().parent / "resources" / CLASS_NAMES_FILE.name
-    for path in (CLASS_NAMES_FILE, packaged):
-        if path.is_file():
-            return list(_read_class_names(path))
-    raise FileNotFoundError(
-        f"The ImageNet class names are missing: neither {CLASS_NAMES_FILE} nor {packaged}."
-    )
+    if not CLASS_NAMES_FILE.is_file():
+        raise FileNotFoundError(f"The ImageNet class names are missing: {CLASS_NAMES_FILE}.")
+    return list(_read_class_names(CLASS_NAMES_FILE))
 
 
 def top_classes(

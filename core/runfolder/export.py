@@ -2,7 +2,7 @@
 
 ``labels.csv`` has the columns ``path`` (relative to the image folder), ``cluster``, ``cluster_name``,
 ``confidence`` and, when known, ``true_label``. Quoting follows RFC 4180; cells that a spreadsheet would
-run as a formula are prefixed with a quote (see :func:`core.artefacts.inert_cell`).
+run as a formula are prefixed with a quote (see :func:`core.runfolder.artefacts.inert_cell`).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from semclust.core.artefacts import is_inside, restore_cell, write_csv
-from semclust.core.results import RunData
+from semclust.core.runfolder.artefacts import is_inside, restore_cell, write_csv
+from semclust.core.runfolder.results import RunData
 
 LABEL_COLUMNS = ("path", "cluster", "cluster_name", "confidence", "true_label")
 

@@ -1,4 +1,4 @@
-"""The result of choosing the number of clusters (:mod:`semclust.core.choose_k`), without Keras.
+"""The result of choosing the number of clusters (:mod:`semclust.core.clustering.choose_k`), without Keras.
 
 Kept apart so that the GUI can read and plot a run's ``choose_k.json`` without importing Keras.
 """
@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-#: The label-free criteria recorded for every k tried (see :func:`semclust.core.choose_k.score_assignment`).
+#: The label-free criteria recorded for every k tried (see :func:`semclust.core.clustering.choose_k.score_assignment`).
 CURVES = (
     "consistency",
     "agreement",
@@ -23,7 +23,7 @@ CURVES = (
 
 @dataclass(frozen=True)
 class KChoice:
-    """The result of :func:`semclust.core.choose_k.choose_clusters`.
+    """The result of :func:`semclust.core.clustering.choose_k.choose_clusters`.
 
     Attributes:
         ks: the candidate numbers of clusters tried, ascending.

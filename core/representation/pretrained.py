@@ -6,7 +6,7 @@ directory), cached (``~/.keras/models``, ``~/.cache/kagglehub``, the Hugging Fac
 most, so an offline machine never hangs on a download). Otherwise :class:`WeightsUnavailable` says
 which file or preset directory to provide, and where.
 
-Like :mod:`semclust.core.backbones`, this module imports no Keras.
+Like :mod:`semclust.core.representation.backbones`, this module imports no Keras.
 """
 
 from __future__ import annotations
@@ -20,10 +20,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from semclust.core.paths import keras_cache_dir, weights_cache_dir
 from semclust.core.progress import Progress, ProgressCallback
 
 if TYPE_CHECKING:
-    from semclust.core.backbones import BackboneSpec
+    from semclust.core.representation.spec import BackboneSpec
 
 #: ``EncoderConfig.weights`` values meaning "this backbone's own pretrained weights" (``imagenet`` for
 #: the keras.applications convention; both work for every pretrained backbone).
@@ -35,29 +36,16 @@ class WeightsUnavailable(ValueError):
     """A backbone's pretrained weights are neither local, nor cached, nor downloadable now."""
 
 
-def keras_cache_dir() -> Path:
-    """Where keras.utils.get_file caches downloads (``$KERAS_HOME/models``, default ~/.keras)."""
-    return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")).expanduser() / "models"
-
-
 def weights_search_dirs(cache_dir: str | Path | None = None) -> list[Path]:
     """Folders searched for local weights files, in order.
 
-    ``$SEMCLUST_WEIGHTS`` (``os.pathsep``-separated), ``<cache>/weights``, the Keras cache, and the
-    ``shared/weights`` folder beside a development checkout.
+    ``$SEMCLUST_WEIGHTS`` (``os.pathsep``-separated), ``<cache>/weights`` and the Keras cache.
     """
     dirs = [Path(p).expanduser() for p in os.environ.get("SEMCLUST_WEIGHTS", "").split(os.pathsep)]
     dirs = [d for d in dirs if str(d) not in ("", ".")]
-    dirs.append(_semclust_weights_dir(cache_dir))
+    dirs.append(weights_cache_dir(cache_dir))
     dirs.append(keras_cache_dir())
-    dirs.append(Path(__file__).resolve().parents[2] / "shared" / "weights")
     return dirs
-
-
-def _semclust_weights_dir(cache_dir: str | Path | None) -> Path:
-    from semclust.core.images import default_cache_dir  # noqa: PLC0415
-
-    return (Path(cache_dir) if cache_dir else default_cache_dir()) / "weights"
 
 
 def find_local_weights(spec: BackboneSpec, cache_dir: str | Path | None = None) -> Path | None:
@@ -171,7 +159,7 @@ def ensure_weights(
         if local is not None:
             return str(local)
         try:
-            from semclust.core.efficientnet_lite import find_or_convert_weights  # noqa: PLC0415
+            from semclust.core.representation.efficientnet_lite import find_or_convert_weights  # noqa: PLC0415
 
             return str(find_or_convert_weights(cache_dir=cache_dir))
         except (ImportError, OSError, ValueError) as exc:
@@ -308,7 +296,7 @@ def missing_application_message(spec: BackboneSpec, cache_dir: str | Path | None
         f'with internet run `python -c "import keras; keras.applications.{spec.source}'
         f"(include_top=False, weights='imagenet')\"` and copy the file it writes, "
         f"~/.keras/models/{spec.cache_files[0]}, into {keras_cache_dir()} or "
-        f"{_semclust_weights_dir(cache_dir)} here, or give that file as the weights."
+        f"{weights_cache_dir(cache_dir)} here, or give that file as the weights."
     )
 
 

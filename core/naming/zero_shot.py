@@ -25,7 +25,9 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-NOUNS_FILE = Path(__file__).resolve().parent.parent / "resources" / "nouns.txt"
+from semclust.core.paths import resource
+
+NOUNS_FILE = resource("nouns.txt")
 TEMPLATE = "a photo of {article} {noun}."
 
 TextEncoder = Callable[[np.ndarray], np.ndarray]
@@ -139,7 +141,7 @@ def text_tower(backbone: str) -> tuple[TextEncoder, Tokenizer]:
     import keras  # noqa: PLC0415
     import keras_hub  # noqa: PLC0415 (slow import)
 
-    from semclust.core.backbones import ensure_weights, get_spec  # noqa: PLC0415
+    from semclust.core.representation.backbones import ensure_weights, get_spec  # noqa: PLC0415
 
     spec = get_spec(backbone)
     preprocessors = {

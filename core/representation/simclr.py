@@ -14,10 +14,10 @@ import keras
 import numpy as np
 from keras import ops
 
-from semclust.core.artefacts import read_json, save_weights, write_json
-from semclust.core.augment import ViewAugment
 from semclust.core.config import PretextConfig
 from semclust.core.progress import Cancelled, CancelToken, ProgressCallback, ignore_progress
+from semclust.core.representation.augment import ViewAugment
+from semclust.core.runfolder.artefacts import read_json, save_weights, write_json
 from semclust.core.training import StageCallback, divisible, predict_batches, steps
 
 

@@ -2,7 +2,7 @@
 
 SCAN clustering heads for every candidate k are trained together on the frozen features with a short
 schedule (:class:`MultiKHeads`: one matrix product, one Keras fit, SCAN's loss of
-:mod:`semclust.core.scan` summed over the heads), then each k is scored without labels. Curves recorded
+:mod:`semclust.core.clustering.scan` summed over the heads), then each k is scored without labels. Curves recorded
 per k (:func:`score_assignment`):
 
 - ``consistency``: SCAN's consistency term of the kept (lowest-loss) head, ``-mean log <p(i), p(j)>``
@@ -34,10 +34,10 @@ import keras
 import numpy as np
 from keras import ops
 
+from semclust.core.clustering.k_choice import CURVES, KChoice
+from semclust.core.clustering.scan import EPS, PairDataset, head_losses
 from semclust.core.config import ScanConfig
-from semclust.core.k_choice import CURVES, KChoice
 from semclust.core.progress import CancelToken, Progress, ProgressCallback, ignore_progress
-from semclust.core.scan import EPS, PairDataset, head_losses
 from semclust.core.training import fit_stage, predict_batches, steps
 
 STAGE = "choose_k"

@@ -1,6 +1,6 @@
 """Backbones that map images (float 0..255, square RGB) to feature vectors.
 
-Which backbones exist, and where their weights come from, is :mod:`semclust.core.backbones`; this
+Which backbones exist, and where their weights come from, is :mod:`semclust.core.representation.backbones`; this
 module builds them:
 
 - ``resnet_small``: a compact ResNet for small images (three stages of basic residual blocks, as the
@@ -24,7 +24,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from semclust.core.backbones import (
+from semclust.core.config import EncoderConfig
+from semclust.core.representation.backbones import (
     BackboneSpec,
     WeightsUnavailable,
     ensure_weights,
@@ -32,7 +33,6 @@ from semclust.core.backbones import (
     missing_application_message,
     missing_preset_message,
 )
-from semclust.core.config import EncoderConfig
 
 # Scale and offset on 0..255 pixels when a preset directory carries no image_converter.json.
 _IMAGENET_MEAN, _IMAGENET_STD = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
@@ -126,7 +126,7 @@ class SquareRoot(keras.layers.Layer):
 
 
 def _efficientnet_lite(inputs, weights: str | None):
-    from semclust.core import efficientnet_lite  # noqa: PLC0415 (written beside this module)
+    from semclust.core.representation import efficientnet_lite  # noqa: PLC0415 (written beside this module)
 
     base = efficientnet_lite.build_efficientnet_lite2(
         tuple(inputs.shape[1:]), include_top=False, pooling="avg", weights=weights

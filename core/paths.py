@@ -1,0 +1,30 @@
+"""Where semclust keeps its own files: the cache of decoded images and weights, and packaged resources.
+
+The bottom of the core's import graph: it imports nothing of semclust's, so every module may use it.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib.resources import files
+from pathlib import Path
+
+
+def default_cache_dir() -> Path:
+    """semclust's cache root: ``$SEMCLUST_CACHE``, else ``~/.cache/semclust``."""
+    return Path(os.environ.get("SEMCLUST_CACHE", Path.home() / ".cache" / "semclust"))
+
+
+def weights_cache_dir(cache_dir: str | Path | None = None) -> Path:
+    """Where semclust keeps weights it fetched or converted itself: ``<cache>/weights``."""
+    return (Path(cache_dir) if cache_dir else default_cache_dir()) / "weights"
+
+
+def keras_cache_dir() -> Path:
+    """Where keras.utils.get_file caches downloads (``$KERAS_HOME/models``, default ~/.keras)."""
+    return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")).expanduser() / "models"
+
+
+def resource(name: str) -> Path:
+    """A file shipped in the package's ``resources`` folder (``semclust.resources``)."""
+    return Path(str(files("semclust.resources") / name))

@@ -1,0 +1,1 @@
+"""Files shipped with semclust (read through ``semclust.core.paths.resource``)."""
