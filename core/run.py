@@ -34,6 +34,7 @@ from semclust.core.images import (
     typical_side,
 )
 from semclust.core.metrics import cluster_summary, evaluate
+from semclust.core.naming.names import names_to_json
 from semclust.core.naming.suggest import suggest_names
 from semclust.core.neighbours import mine_neighbours, neighbour_purity
 from semclust.core.progress import CancelToken, Progress, ProgressCallback, ignore_progress
@@ -360,13 +361,15 @@ class _Context:
                 :PROTOTYPES_PER_CLUSTER
             ].tolist()
         io.write_json(self.paths.prototypes, prototypes)
-        names = suggest_names(
+        names, naming_note = suggest_names(
             self.config,
             np.load(self.paths.features, mmap_mode="r"),
             assignment,
             {int(c): members for c, members in prototypes.items()},
         )
-        io.write_json(self.paths.names, {str(c): name for c, name in names.items() if name})
+        io.write_json(self.paths.names, names_to_json(names))
+        if naming_note:  # said, never silent: which backbone can name clusters
+            self.progress(Progress("report", "progress", message=naming_note))
         stage_record = io.read_json(self.paths.stages, {}) or {}
         metrics = {
             "n_images": len(assignment),

@@ -1,4 +1,5 @@
-"""Suggested cluster names: from the ImageNet head of EfficientNet-Lite2; none without a way to name."""
+"""Suggested cluster names: from the ImageNet head of EfficientNet-Lite2, with a confidence, for every
+cluster; without a way to name, none and a reason; ``names.json`` old and new, damaged or not."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import numpy as np
 import pytest
 
 from semclust.core.config import RunConfig
-from semclust.core.naming.suggest import classifier_probabilities, suggest_names
+from semclust.core.naming.suggest import cannot_name, classifier_probabilities, suggest_names
 from semclust.core.runfolder.results import RunData
 
 
@@ -18,25 +19,142 @@ def test_classifier_probabilities_are_a_softmax_of_the_head():
     assert np.allclose(classifier_probabilities(x, w, b), ref, atol=1e-5)
 
 
-def test_no_names_without_a_pretrained_frozen_backbone():
-    feats = np.zeros((4, 8), np.float32)
-    assert suggest_names(RunConfig(), feats, np.array([0, 0, 1, 1]), {0: [0], 1: [2]}) == {}
-    tuned = RunConfig().replace(
-        **{"encoder.backbone": "efficientnet_lite2", "encoder.weights": "x.h5", "pretext.epochs": 5}
+def _config(backbone: str, weights: str | None = "pretrained", **changes) -> RunConfig:
+    return RunConfig().replace(
+        **{"encoder.backbone": backbone, "encoder.weights": weights, "pretext.epochs": 0, **changes}
     )
-    assert suggest_names(tuned, feats, np.array([0, 0, 1, 1]), {0: [0], 1: [2]}) == {}
 
 
-def test_a_users_name_wins_over_a_suggestion():
+def test_no_names_without_a_pretrained_frozen_backbone_and_the_reason_is_said():
+    feats = np.zeros((4, 8), np.float32)
+    args = (feats, np.array([0, 0, 1, 1]), {0: [0], 1: [2]})
+    for config, why in [
+        (RunConfig(), "resnet_small has no classifier head"),
+        (_config("mobilenet"), "mobilenet has no classifier head or text tower"),
+        (_config("dinov2_small"), "dinov2_small has no classifier head"),
+        (_config("efficientnet_lite2", None), "not pretrained"),
+        (_config("efficientnet_lite2", "x.h5", **{"pretext.epochs": 5}), "fine-tuned"),
+        (_config("efficientnet_lite2", **{"encoder.layer": "mid"}), "mid-level layer"),
+    ]:
+        names, note = suggest_names(config, *args)
+        assert names == {} and why in note, note
+        assert note == cannot_name(config)
+        assert "efficientnet_lite2" in note and "clip_vit_b16" in note and "siglip_b16" in note
+    for backbone in ("efficientnet_lite2", "clip_vit_b16", "siglip_b16"):
+        assert cannot_name(_config(backbone)) is None
+
+
+def test_a_failure_to_name_is_said_not_silent(monkeypatch):
+    from semclust.core.representation import efficientnet_lite
+
+    def missing(*args, **kwargs):
+        raise FileNotFoundError("no EfficientNet-Lite2 weights here")
+
+    monkeypatch.setattr(efficientnet_lite, "find_or_convert_weights", missing)
+    names, note = suggest_names(
+        _config("efficientnet_lite2"), np.zeros((2, 4)), np.zeros(2, int), {0: [0, 1]}
+    )
+    assert names == {} and "no EfficientNet-Lite2 weights here" in note
+
+
+def test_every_cluster_is_named_and_names_are_distinct(monkeypatch):
+    """Lite2's head stood in by a fixed linear map: three clusters, two of them of the same class."""
+    from semclust.core.naming import suggest
+    from semclust.core.naming.imagenet import load_imagenet_class_names
+
+    classes = load_imagenet_class_names()
+    winners = [281, 281, 281, 967, 967, 504, 281, 281, 282]  # tabby x3 | espresso x2, mug | ...
+    features = np.eye(1000, dtype=np.float32)[winners] * 20
+
+    def head(config, features, assignment, prototypes):
+        probs = classifier_probabilities(features, np.eye(1000, dtype=np.float32), np.zeros(1000))
+        return names_from_classifier(probs, assignment, prototypes, classes)
+
+    from semclust.core.naming.imagenet import names_from_classifier
+
+    monkeypatch.setattr(suggest, "_from_imagenet_head", head)
+    assignment = np.array([0, 0, 0, 1, 1, 1, 2, 2, 2])
+    names, note = suggest_names(
+        _config("efficientnet_lite2"), features, assignment, {0: [0, 1, 2], 1: [3, 4, 5]}
+    )
+    assert note == ""
+    assert names[0].name == "tabby cat" and names[0].confidence == 1.0
+    assert names[1].name == "espresso" and names[1].confidence == pytest.approx(2 / 3)
+    assert names[2].name == "tabby cat (2)" and names[2].confidence == pytest.approx(2 / 3)
+
+
+def test_a_users_name_wins_over_a_suggestion_and_has_no_confidence():
     from semclust.core.runfolder.artefacts import RunPaths
     from semclust.core.runfolder.results import Corrections
 
     run = RunData(RunPaths("r"), RunConfig(), None, ["a.png"], None, np.ones((1, 3)) / 3)
     run.suggested_names = {0: "tabby cat", 1: ""}
+    run.suggested_confidence = {0: 0.8, 1: 0.3}
     run.corrections = Corrections(names={0: "my cats"})
     assert [run.cluster_name(c) for c in range(3)] == ["my cats", "cluster 1", "cluster 2"]
+    assert [run.name_confidence(c) for c in range(3)] == [None, None, None]
     run.corrections = Corrections()
-    assert run.cluster_name(0) == "tabby cat"
+    assert run.cluster_name(0) == "tabby cat" and run.name_confidence(0) == 0.8
+
+
+def _finished(tmp_path, config: RunConfig, names: object = None, raw: str | None = None):
+    from semclust.core.runfolder.artefacts import RunPaths, write_json
+    from semclust.core.runfolder.results import load_run
+
+    images = tmp_path / "images"
+    images.mkdir(parents=True)
+    paths = RunPaths(tmp_path / "run")
+    paths.root.mkdir()
+    write_json(paths.config, config.replace(clusters=3).to_dict())
+    write_json(paths.images, {"root": str(images), "paths": [f"{i}.png" for i in range(6)]})
+    np.save(paths.probabilities, np.eye(3)[[0, 0, 1, 1, 2, 2]] * 0.7 + 0.1)
+    if names is not None:
+        write_json(paths.names, names)
+    if raw is not None:
+        paths.names.write_text(raw, encoding="utf-8")
+    return load_run(paths.root)
+
+
+def test_names_json_with_confidences_and_the_old_format_both_load(tmp_path):
+    lite2 = _config("efficientnet_lite2")
+    new = {"0": {"name": "tabby cat", "confidence": 0.84}, "2": {"name": "mixed: a / b",
+           "confidence": 0.4}}  # fmt: skip
+    run = _finished(tmp_path / "new", lite2, new)
+    assert run.suggested_names == {0: "tabby cat", 2: "mixed: a / b"}
+    assert run.name_confidence(0) == 0.84 and run.name_confidence(1) is None
+    assert run.naming_note == "" and run.names_problem == ""
+    old = _finished(tmp_path / "old", lite2, {"0": "tabby cat", "1": "espresso"})
+    assert old.suggested_names == {0: "tabby cat", 1: "espresso"}
+    assert old.name_confidence(0) is None  # not known then
+    nothing = _finished(tmp_path / "none", _config("mobilenet"), {})
+    assert "mobilenet has no classifier head" in nothing.naming_note
+
+
+@pytest.mark.parametrize(
+    "names, raw, problem",
+    [
+        ({"0": {"name": 3, "confidence": 0.5}}, None, "cluster 0's name is not a text"),
+        ({"0": {"name": "cat", "confidence": "high"}}, None, "'high' is not a share"),
+        ({"0": {"name": "cat", "confidence": 1.5}}, None, "1.5 is not a share"),
+        ({"0": {"name": "cat", "confidence": True}}, None, "True is not a share"),
+        ({"0": ["cat"]}, None, "cluster 0's name is not a text"),
+        ({"7": "cat"}, None, "it names cluster 7, and the run has 3"),
+        ({"cat": "cat"}, None, "'cat' is not a cluster number"),
+        (["cat"], None, "expected a JSON object"),
+        ({"0": "x" * 1000}, None, "at most 200 characters"),
+        (None, '{"0": {"name": "cat", "confidence": NaN}}', "nan is not a share"),
+        (None, '{"0": "cat",', "not valid JSON"),
+    ],
+)
+def test_a_damaged_names_json_is_ignored_with_a_clear_message(
+    tmp_path, caplog, names, raw, problem
+):
+    run = _finished(tmp_path, _config("efficientnet_lite2"), names, raw)
+    assert run.suggested_names == {} and run.suggested_confidence == {}
+    assert "names.json" in run.names_problem and problem in run.names_problem
+    assert run.naming_note == run.names_problem
+    assert "suggested cluster names are ignored" in run.naming_note
+    assert problem in caplog.text
 
 
 @pytest.mark.slow
@@ -65,9 +183,11 @@ def test_efficientnet_lite2_names_cats_and_coffee(tmp_path, lite2_downloads):
         **{"encoder.backbone": "efficientnet_lite2", "encoder.weights": str(weights),
            "pretext.epochs": 0}
     )  # fmt: skip
-    names = suggest_names(
+    names, note = suggest_names(
         config, features, np.array([0, 0, 0, 1, 1, 1]), {0: [0, 1, 2], 1: [3, 4, 5]}
     )
     cats = ("cat", "tabby", "Mau", "Persian", "Siamese", "lynx")  # ImageNet's cat classes
-    assert any(word in names[0] for word in cats), names
-    assert any(word in names[1] for word in ("espresso", "cup", "coffee")), names
+    assert note == "" and set(names) == {0, 1}
+    assert any(word in names[0].name for word in cats), names
+    assert any(word in names[1].name for word in ("espresso", "cup", "coffee")), names
+    assert all(0 < s.confidence <= 1 for s in names.values()), names

@@ -75,6 +75,19 @@ def test_corrections_are_exported_and_saved(tmp_path):
     assert rows[1]["cluster_name"] == "cluster 1"
 
 
+def test_labels_csv_has_the_suggested_names_confidence_and_a_users_name_has_none(tmp_path):
+    run = make_run(tmp_path)
+    write_json(run.paths.names, {"0": {"name": "tabby cat", "confidence": 0.84},
+                                 "1": {"name": "mixed: espresso / tea cup", "confidence": 0.4}})  # fmt: skip
+    run = load_run(run.paths.root)
+    run.corrections.rename(1, "coffee")
+    rows = read_labels(export_labels(run, tmp_path / "labels.csv"))
+    assert list(rows[0]) == ["path", "cluster", "cluster_name", "name_confidence", "confidence",
+                             "true_label"]  # fmt: skip
+    by_cluster = {int(r["cluster"]): (r["cluster_name"], r["name_confidence"]) for r in rows}
+    assert by_cluster == {0: ("tabby cat", "0.8400"), 1: ("coffee", ""), 2: ("cluster 2", "")}
+
+
 def test_no_true_label_column_without_labels(tmp_path):
     run = make_run(tmp_path, with_labels=False)
     rows = read_labels(export_labels(run, tmp_path / "labels.csv"))

@@ -1,4 +1,4 @@
-"""Cluster names suggested from ImageNet votes of the prototypes."""
+"""Cluster names suggested from ImageNet votes of the prototypes: the rule on NumPy inputs."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from semclust.core.naming.imagenet import (
     names_from_classifier,
     top_classes,
 )
+from semclust.core.naming.names import SuggestedName, distinct_names, name_from_votes
 
 NAMES = ["tabby cat", "tiger cat", "espresso", "tea cup", "missile", "missile", "rocket"]
 
@@ -32,35 +33,37 @@ def test_imagenet_class_names_are_the_1000_in_index_order():
     assert len(load_imagenet_class_names()) == 1000
 
 
-def test_names_from_the_most_frequent_classes():
-    #          cluster 0: cats                cluster 1: coffee, 2: spread
+def test_a_clear_majority_names_the_cluster_and_split_votes_are_mixed():
+    #          cluster 0: cats (3 of 6)      1: coffee (3 of 4)  2: all different
     winners = [0, 0, 0, 1, 1, 2, 2, 2, 2, 3, 0, 2, 3, 4, 6]
     assignment = np.array([0] * 6 + [1] * 4 + [2] * 5)
     prototypes = {0: [0, 1, 2, 3, 4, 5], 1: [6, 7, 8, 9], 2: [10, 11, 12, 13, 14]}
     names = names_from_classifier(_probabilities(winners), assignment, prototypes, NAMES)
-    assert names[0] == "tabby cat / tiger cat"  # 3 and 2 votes of 6; espresso's 1 is below 25 %
-    assert names[1] == "espresso"  # 3 of 4; tea cup's single vote (25 %) is not enough
-    assert names[2] == ""  # five different classes: no share reaches 25 %
+    assert names[1] == SuggestedName("espresso", 0.75)  # 3 of 4: a clear majority
+    assert names[0] == SuggestedName("mixed: tabby cat / tiger cat", 0.5)  # half is no majority
+    assert names[2].name.startswith("mixed: ") and names[2].confidence == pytest.approx(0.2)
+    assert set(names) == {0, 1, 2}  # every cluster gets a name
 
 
-def test_the_second_name_needs_its_share_and_top_limits_the_count():
-    winners = [2, 2, 2, 2, 2, 2, 3]  # 6 espresso, 1 tea cup (14 %)
-    assignment = np.zeros(7, int)
-    names = names_from_classifier(_probabilities(winners), assignment, {0: list(range(7))}, NAMES)
-    assert names == {0: "espresso"}
-    winners = [0, 0, 1, 1, 3, 3]
-    names = names_from_classifier(
-        _probabilities(winners), np.zeros(6, int), {0: list(range(6))}, NAMES, top=1
-    )
-    assert names[0] == "tabby cat"  # a tie of three: broken by probability mass, then by name
+def test_the_rule_on_votes():
+    assert name_from_votes([]) is None
+    assert name_from_votes(["cat"]) == SuggestedName("cat", 1.0)
+    assert name_from_votes(["cat", "dog", "cat"]) == SuggestedName("cat", pytest.approx(2 / 3))
+    assert name_from_votes(["cat", "dog"]).name == "mixed: cat / dog"  # tie: alphabetical
+    assert name_from_votes(["cat", "dog"], [0.2, 0.9]).name == "mixed: dog / cat"  # tie: mass
+    four = ["owl", "cat", "cat", "dog", "dog", "fox"]
+    assert name_from_votes(four, [1, 1, 1, 2, 2, 1]) == SuggestedName("mixed: dog / cat", 2 / 6)
+    assert name_from_votes(["a", "a", "b"], majority=0.7).name == "mixed: a / b"
+    with pytest.raises(ValueError, match="weights"):
+        name_from_votes(["a"], [1, 2])
 
 
 def test_duplicate_class_names_pool_their_votes():
     winners = [4, 5, 4, 5, 0, 2, 3]  # two "missile" classes, 4 votes of 7 together
     names = names_from_classifier(
-        _probabilities(winners), np.zeros(7, int), {0: list(range(7))}, NAMES, min_share=0.5
+        _probabilities(winners), np.zeros(7, int), {0: list(range(7))}, NAMES
     )
-    assert names == {0: "missile"}
+    assert names == {0: SuggestedName("missile", 4 / 7)}
 
 
 def test_moved_prototypes_do_not_vote_and_empty_clusters_fall_back_to_members():
@@ -68,10 +71,27 @@ def test_moved_prototypes_do_not_vote_and_empty_clusters_fall_back_to_members():
     assignment = np.array([1, 1, 1, 1, 1])  # the user moved the prototypes of cluster 0 away
     prototypes = {0: [0, 1], 1: [2, 3]}
     names = names_from_classifier(_probabilities(winners), assignment, prototypes, NAMES)
-    assert names[0] == ""  # no image left in cluster 0
-    assert names[1] == "espresso"
+    assert 0 not in names  # no image left in cluster 0: nothing to name
+    assert names[1] == SuggestedName("espresso", 1.0)
     no_prototypes = names_from_classifier(_probabilities(winners), assignment, {}, NAMES)
-    assert no_prototypes == {1: "espresso / tabby cat"}  # all five members vote: 3 and 2
+    assert no_prototypes == {1: SuggestedName("espresso", 0.6)}  # all five members vote: 3 of 5
+
+
+def test_two_clusters_with_one_name_are_told_apart():
+    names = {
+        0: SuggestedName("cat", 0.6),
+        1: SuggestedName("dog", 0.9),
+        2: SuggestedName("cat", 0.9),
+        3: SuggestedName("cat", 0.6),
+        4: SuggestedName("cat (2)", 1.0),  # a name that is already taken is skipped
+    }
+    assert distinct_names(names) == {
+        0: SuggestedName("cat (3)", 0.6),
+        1: SuggestedName("dog", 0.9),
+        2: SuggestedName("cat", 0.9),  # the surest keeps the plain name
+        3: SuggestedName("cat (4)", 0.6),
+        4: SuggestedName("cat (2)", 1.0),
+    }
 
 
 def test_shapes_are_checked():

@@ -16,6 +16,7 @@ from semclust.core.naming.zero_shot import (
     names_from_text,
     prompts,
     similarities,
+    suggestions_from_text,
     text_embeddings,
     text_tower,
 )
@@ -61,6 +62,21 @@ def test_each_cluster_gets_the_nearest_noun_and_names_are_unique():
     assert len(set(unique.values())) == 3
     shared = names_from_text(protos, encoder, tokenizer, VOCABULARY, unique=False)
     assert shared == {4: "airplane", 7: "cat", 9: "airplane"}
+
+
+def test_a_nouns_confidence_is_the_share_of_prototypes_nearest_to_it():
+    table, tokenizer, encoder = _toy_model()
+    protos = {
+        0: np.stack([table[0], table[0], table[0], table[1]]),  # 3 cats, 1 dog
+        1: np.stack([table[2], table[2]]),  # airplanes
+        2: np.stack([table[2] * 1.01, table[3]]),  # unique matching leaves it "tree": 1 of 2
+    }
+    found = suggestions_from_text(protos, encoder, tokenizer, VOCABULARY)
+    assert {c: s.name for c, s in found.items()} == {0: "cat", 1: "airplane", 2: "tree"}
+    assert [found[c].confidence for c in range(3)] == [0.75, 1.0, 0.5]
+    assert names_from_text(protos, encoder, tokenizer, VOCABULARY) == {
+        c: s.name for c, s in found.items()
+    }
 
 
 def test_embeddings_of_another_model_are_refused():

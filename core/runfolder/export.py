@@ -1,7 +1,8 @@
 """Exports: the labels CSV and per-cluster folders of copies.
 
 ``labels.csv`` has the columns ``path`` (relative to the image folder), ``cluster``, ``cluster_name``,
-``confidence`` and, when known, ``true_label``. Quoting follows RFC 4180; cells that a spreadsheet would
+``name_confidence`` (the suggested name's confidence; empty for a name the user gave and for a cluster's
+number), ``confidence`` (the image's cluster probability) and, when known, ``true_label``. Quoting follows RFC 4180; cells that a spreadsheet would
 run as a formula are prefixed with a quote (see :func:`core.runfolder.artefacts.inert_cell`).
 """
 
@@ -16,7 +17,9 @@ from pathlib import Path
 from semclust.core.runfolder.artefacts import is_inside, restore_cell, write_csv
 from semclust.core.runfolder.results import RunData
 
-LABEL_COLUMNS = ("path", "cluster", "cluster_name", "confidence", "true_label")
+LABEL_COLUMNS = (
+    "path", "cluster", "cluster_name", "name_confidence", "confidence", "true_label",
+)  # fmt: skip
 
 
 def export_labels(run: RunData, path: str | Path, indices: Sequence[int] | None = None) -> Path:
@@ -31,13 +34,21 @@ def export_labels(run: RunData, path: str | Path, indices: Sequence[int] | None 
     confidence = run.confidence
     has_truth = run.true_labels is not None
     header = LABEL_COLUMNS if has_truth else LABEL_COLUMNS[:-1]
+    name_confidence = {c: run.name_confidence(c) for c in range(run.n_clusters)}
     rows = []
     for i in range(len(run.image_paths)) if indices is None else [int(i) for i in indices]:
         rel = run.image_paths[i]
         c = int(assignment[i])
         moved = i in run.corrections.moves
         # A moved image was placed by the user: the model's confidence no longer applies.
-        row = [rel, c, run.cluster_name(c), "" if moved else f"{confidence[i]:.4f}"]
+        named = name_confidence.get(c)
+        row = [
+            rel,
+            c,
+            run.cluster_name(c),
+            "" if named is None else f"{named:.4f}",
+            "" if moved else f"{confidence[i]:.4f}",
+        ]
         if has_truth:
             row.append(run.true_labels[i] or "")
         rows.append(row)

@@ -8,6 +8,7 @@ merges, images moved between clusters) are kept apart from the model's predictio
 from __future__ import annotations
 
 import csv
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
@@ -15,6 +16,8 @@ import numpy as np
 
 from semclust.core.config import RunConfig
 from semclust.core.images import IMAGE_EXTENSIONS
+from semclust.core.naming.names import names_from_json
+from semclust.core.naming.suggest import cannot_name
 from semclust.core.runfolder.artefacts import (
     RunFolderError,
     RunPaths,
@@ -23,6 +26,8 @@ from semclust.core.runfolder.artefacts import (
     read_json,
     write_json,
 )
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -92,6 +97,8 @@ class RunData:
         metrics: the content of ``metrics.json``.
         corrections: the user's edits.
         suggested_names: cluster -> name suggested by the backbone (its classifier or text tower).
+        suggested_confidence: cluster -> confidence of its suggested name, where known.
+        names_problem: why ``names.json`` was ignored (damaged), or ``""``.
         k_choice: ``choose_k.json`` when the number of clusters was chosen without labels, else None.
         preview: the quick K-means preview of a run still training (read-only).
     """
@@ -109,6 +116,8 @@ class RunData:
     metrics: dict = field(default_factory=dict)
     corrections: Corrections = field(default_factory=Corrections)
     suggested_names: dict[int, str] = field(default_factory=dict)
+    suggested_confidence: dict[int, float] = field(default_factory=dict)
+    names_problem: str = ""
     k_choice: dict | None = None
     preview: bool = False
 
@@ -133,6 +142,27 @@ class RunData:
         """The user's name, else the backbone's suggestion, else the cluster's number."""
         c = int(cluster)
         return self.corrections.names.get(c) or self.suggested_names.get(c) or f"cluster {c}"
+
+    def name_confidence(self, cluster: int) -> float | None:
+        """The confidence of the suggested name shown for ``cluster``; None for a user's own name,
+        for the cluster's number, and for names suggested before confidences were kept."""
+        c = int(cluster)
+        if self.corrections.names.get(c) or not self.suggested_names.get(c):
+            return None
+        return self.suggested_confidence.get(c)
+
+    @property
+    def naming_note(self) -> str:
+        """One line when the run suggested no names: why, and which backbones can; else ``""``."""
+        if self.preview:
+            return ""
+        if self.names_problem:
+            return self.names_problem
+        if self.suggested_names:
+            return ""
+        return cannot_name(self.config) or (
+            "Clusters not named: this run suggested no names (its log says why); rename them here."
+        )
 
     def absolute_path(self, index: int) -> Path:
         """The image file, checked to lie inside the image folder once links are followed.
@@ -204,7 +234,7 @@ def load_run(
         prototypes={} if preview else prototypes,
         metrics={} if preview else _mapping(read_json(paths.metrics, {}), paths.metrics),
         corrections=corrections,
-        suggested_names={} if preview else _names(read_json(paths.names, {}), k, paths.names),
+        **({} if preview else _suggested_names(paths.names, k)),
         k_choice=_k_choice(read_json(paths.choose_k), paths.choose_k)
         if config.auto_clusters
         else None,
@@ -325,16 +355,25 @@ def _k_choice(data: object, where: Path) -> dict | None:
     return {**data, "ks": ks, "score": score, "best": best, "curves": curves}
 
 
-def _names(data: object, k: int, where: Path) -> dict[int, str]:
+def _suggested_names(where: Path, k: int) -> dict:
+    """``RunData``'s suggested names and their confidences from ``names.json`` (either format).
+
+    Names are suggestions: a damaged file is ignored, said in ``names_problem`` and logged, and the
+    run still opens.
+    """
     try:
-        names = {int(c): str(name) for c, name in _mapping(data, where).items()}
-    except (TypeError, ValueError):
-        raise RunFolderError(f"{where} is damaged: not cluster -> name.") from None
-    if any(not 0 <= c < k for c in names):
-        raise RunFolderError(
-            f"{where} does not match the run: it names clusters that do not exist."
-        )
-    return names
+        names = names_from_json(read_json(where, {}), k)
+    except (RunFolderError, ValueError) as exc:
+        problem = str(exc) if isinstance(exc, RunFolderError) else f"{where} is damaged: {exc}"
+        problem = f"{problem.rstrip('.')}; the suggested cluster names are ignored."
+        log.warning("%s", problem)
+        return {"names_problem": problem}
+    return {
+        "suggested_names": {c: s.name for c, s in names.items()},
+        "suggested_confidence": {
+            c: s.confidence for c, s in names.items() if s.confidence is not None
+        },
+    }
 
 
 def _check_corrections(corrections: Corrections, n: int, k: int, where: Path) -> None:

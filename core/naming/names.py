@@ -1,0 +1,164 @@
+"""A suggested cluster name with its confidence: the naming rule, distinct names, and ``names.json``.
+
+The rule (:func:`name_from_votes`) is label-free: each of a cluster's prototypes votes for one class
+(its top-1 ImageNet class); the cluster is named after the leading class when that class holds a clear
+majority, more than half of the votes, and ``"mixed: a / b"`` (the two leading classes) otherwise. The
+confidence is the leading class's share of the votes, so a single name always has a confidence above
+0.5 and a mixed one at most 0.5.
+
+``names.json`` maps a cluster to ``{"name": ..., "confidence": ...}``; run folders written before
+confidences were kept map a cluster to its name alone, and still load (:func:`names_from_json`).
+
+Example:
+    >>> name_from_votes(["cat", "cat", "cat", "dog"])
+    SuggestedName(name='cat', confidence=0.75)
+    >>> name_from_votes(["cat", "cat", "dog", "dog", "fox"]).name
+    'mixed: cat / dog'
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+#: A class names a cluster on its own when it holds more than this share of the prototypes' votes.
+MAJORITY = 0.5
+#: Longest suggested name read from a run folder (run folders are not trusted).
+MAX_NAME_LENGTH = 200
+
+
+@dataclass(frozen=True)
+class SuggestedName:
+    """A name suggested for a cluster by the backbone.
+
+    Attributes:
+        name: the name, e.g. ``"tabby cat"`` or ``"mixed: tabby cat / tiger cat"``.
+        confidence: the share (0..1) of the cluster's prototypes that voted for the leading class, or
+            ``None`` when unknown (a run folder written before confidences were kept).
+    """
+
+    name: str
+    confidence: float | None = None
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "confidence": self.confidence}
+
+
+def mixed(first: str, second: str) -> str:
+    """The name of a cluster whose prototypes disagree."""
+    return f"mixed: {first} / {second}"
+
+
+def name_from_votes(
+    votes: Sequence[str], weights: Sequence[float] | None = None, majority: float = MAJORITY
+) -> SuggestedName | None:
+    """A cluster's name from the classes its prototypes voted for: the majority class, else ``mixed``.
+
+    The leading class is the one with the most votes; ties go to the class with more ``weights``
+    (say, the summed top-1 probabilities of its voters), then to the alphabetically first. It names the
+    cluster when its share of the votes is above ``majority``; otherwise the name is
+    ``"mixed: leading / runner-up"``. Either way the confidence is the leading class's share.
+
+    Args:
+        votes: one class name per voting prototype.
+        weights: one weight per vote, for ties only; default: all equal.
+        majority: the share of the votes the leading class must exceed.
+
+    Returns:
+        The suggestion, or ``None`` without votes.
+    """
+    if not votes:
+        return None
+    if weights is not None and len(weights) != len(votes):
+        raise ValueError(f"{len(weights)} weights for {len(votes)} votes.")
+    count = Counter(votes)
+    mass: Counter[str] = Counter()
+    for vote, weight in zip(votes, weights if weights is not None else [1.0] * len(votes)):
+        mass[vote] += float(weight)
+    ranked = sorted(count, key=lambda name: (-count[name], -mass[name], name))
+    share = count[ranked[0]] / len(votes)
+    if share > majority or len(ranked) == 1:
+        return SuggestedName(ranked[0], share)
+    return SuggestedName(mixed(ranked[0], ranked[1]), share)
+
+
+def distinct_names(names: Mapping[int, SuggestedName]) -> dict[int, SuggestedName]:
+    """The same names, with ``" (2)"``, ``" (3)"``... added where clusters would share one.
+
+    Among clusters with the same name, the most confident keeps it plain (ties: the lower cluster);
+    the others are numbered in order of confidence, so ``"cat"`` and ``"cat (2)"`` are two clusters of
+    cats, the first the surer. Their confidences stay as they were.
+    """
+    taken = {s.name for s in names.values()}
+    out: dict[int, SuggestedName] = {}
+    groups: dict[str, list[int]] = {}
+    for c, s in names.items():
+        groups.setdefault(s.name, []).append(c)
+    for name, clusters in groups.items():
+        clusters.sort(key=lambda c: (-(names[c].confidence or 0.0), c))
+        out[clusters[0]] = names[clusters[0]]
+        n = 1
+        for c in clusters[1:]:
+            n += 1
+            while f"{name} ({n})" in taken:
+                n += 1
+            taken.add(f"{name} ({n})")
+            out[c] = SuggestedName(f"{name} ({n})", names[c].confidence)
+    return {c: out[c] for c in sorted(out)}
+
+
+def names_to_json(names: Mapping[int, SuggestedName]) -> dict[str, dict]:
+    """``names.json``'s content: ``{"3": {"name": "tabby cat", "confidence": 0.84}, ...}``."""
+    return {str(c): s.to_json() for c, s in sorted(names.items()) if s.name}
+
+
+def names_from_json(data: object, k: int) -> dict[int, SuggestedName]:
+    """Reads ``names.json``'s content, in either format, checking every entry.
+
+    Args:
+        data: the parsed JSON: cluster -> ``{"name": str, "confidence": number or null}``, or
+            cluster -> name (run folders written before confidences were kept).
+        k: the run's number of clusters.
+
+    Raises:
+        ValueError: anything else; the message says what is wrong.
+    """
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ValueError("expected a JSON object of cluster -> name")
+    names: dict[int, SuggestedName] = {}
+    for key, value in data.items():
+        try:
+            c = int(key)
+        except (TypeError, ValueError):
+            raise ValueError(f"{key!r} is not a cluster number") from None
+        if not 0 <= c < k:
+            raise ValueError(f"it names cluster {c}, and the run has {k}")
+        confidence = None
+        if isinstance(value, dict):
+            name, confidence = value.get("name"), value.get("confidence")
+            if confidence is not None and not _is_share(confidence):
+                raise ValueError(f"cluster {c}'s confidence {confidence!r} is not a share 0..1")
+        else:
+            name = value
+        if not isinstance(name, str) or len(name) > MAX_NAME_LENGTH:
+            raise ValueError(
+                f"cluster {c}'s name is not a text of at most {MAX_NAME_LENGTH} characters"
+            )
+        if name.strip():
+            names[c] = SuggestedName(
+                name.strip(), None if confidence is None else float(confidence)
+            )
+    return names
+
+
+def _is_share(value: object) -> bool:
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and 0 <= value <= 1
+    )
