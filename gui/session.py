@@ -71,6 +71,14 @@ class Session(QObject):
     def cluster_name(self, c: int) -> str:
         return self._run.cluster_name(c) if self._run else ""
 
+    def name_confidence(self, c: int) -> float | None:
+        """The suggested name's confidence; None for a user's name, a number, or an old run."""
+        return self._run.name_confidence(c) if self._run else None
+
+    def naming_note(self) -> str:
+        """Why the run's clusters have no suggested names and which backbones can name them, or ""."""
+        return self._run.naming_note if self._run else ""
+
     def true_label(self, i: int) -> str | None:
         if self._run is None or self._run.true_labels is None:
             return None

@@ -1,5 +1,6 @@
-"""The clusters: a table (name, size, majority label, purity, mean confidence); for the chosen cluster,
-its prototypes and then all its members page by page, most confident first."""
+"""The clusters: a table (name, size, majority label, purity, mean confidence, the suggested name's
+confidence); a line saying why clusters have no suggested names, when they have none; for the chosen
+cluster, its prototypes and then all its members page by page, most confident first."""
 
 from __future__ import annotations
 
@@ -26,7 +27,15 @@ from semclust.gui.panels.neighbours import configure_grid
 from semclust.gui.session import Session
 from semclust.gui.thumbnails import ThumbnailGrid, ThumbnailLoader
 
-COLUMNS = ("Cluster", "Size", "Majority label", "Purity", "Mean confidence")
+COLUMNS = ("Cluster", "Size", "Majority label", "Purity", "Mean confidence", "Name confidence")
+HEADER_TIPS = {
+    "Mean confidence": "The model's mean probability for this cluster over its images.",
+    "Name confidence": (
+        "Share of the cluster's prototypes that voted for the suggested name's class (ImageNet "
+        "classes of EfficientNet-Lite2; nouns of CLIP / SigLIP). Above 50%: one name; otherwise "
+        "'mixed: a / b'. Empty for a name you gave."
+    ),
+}
 PAGE = 120
 
 
@@ -66,6 +75,9 @@ class ClustersPanel(QWidget):
         lv.setContentsMargins(0, 0, 0, 0)
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
+        for c, title in enumerate(COLUMNS):
+            if title in HEADER_TIPS:
+                self.table.horizontalHeaderItem(c).setToolTip(HEADER_TIPS[title])
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.verticalHeader().hide()
@@ -73,6 +85,11 @@ class ClustersPanel(QWidget):
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.setSortingEnabled(True)
         self.table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
+        self.naming_note = QLabel("")
+        self.naming_note.setWordWrap(True)
+        self.naming_note.setStyleSheet("color: #666;")
+        self.naming_note.hide()
+        lv.addWidget(self.naming_note)
         lv.addWidget(self.table, 1)
         buttons = QHBoxLayout()
         self.rename_button = QPushButton("Rename…")
@@ -152,6 +169,10 @@ class ClustersPanel(QWidget):
         self.table.setSortingEnabled(False)
         self.table.blockSignals(True)
         self.table.setRowCount(0)
+        note = s.naming_note()
+        self.naming_note.setText(note)
+        self.naming_note.setToolTip(note)
+        self.naming_note.setVisible(bool(note))
         if s.run is None:
             self.table.blockSignals(False)
             self._show_cluster(-1)
@@ -162,6 +183,11 @@ class ClustersPanel(QWidget):
         for r, st in enumerate(stats):
             name = _item(st.cluster, f"{st.cluster}: {s.cluster_name(st.cluster)}")
             name.setData(Qt.ItemDataRole.DecorationRole, palette.color(st.cluster, s.n_clusters))
+            named = s.name_confidence(st.cluster)
+            if named is not None:
+                name.setToolTip(
+                    f"Suggested: {named:.0%} of the prototypes voted for its (first) class."
+                )
             cells = [
                 name,
                 _item(int(st.size)),
@@ -169,6 +195,7 @@ class ClustersPanel(QWidget):
                 _item(-1.0, "–") if st.purity is None else _item(st.purity, f"{st.purity:.0%}"),
                 _item(-1.0, "–") if st.mean_confidence is None
                 else _item(st.mean_confidence, f"{st.mean_confidence:.2f}"),
+                _item(-1.0, "–") if named is None else _item(named, f"{named:.0%}"),
             ]  # fmt: skip
             for c, item in enumerate(cells):
                 if st.size == 0:

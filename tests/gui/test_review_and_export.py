@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from semclust.core.runfolder.export import read_labels
+from semclust.gui.panels.clusters import COLUMNS
 
 
 def test_members_can_be_listed_least_confident_first(qtbot, window_factory, finished_run):
@@ -35,3 +36,62 @@ def test_a_selection_is_exported_on_its_own(qtbot, window_factory, finished_run,
     assert [int(r["cluster"]) for r in rows] == [
         int(w.session.assignment[i]) for i in sorted(chosen)
     ]
+
+
+def test_a_run_without_names_says_why_and_which_backbone_can(
+    qtbot, window_factory, digits_folder, tmp_path
+):
+    from gui_fakes import make_run
+
+    from semclust.core.config import RunConfig
+
+    config = RunConfig(clusters=10).replace(
+        **{"encoder.backbone": "mobilenet", "encoder.weights": "pretrained", "pretext.epochs": 0}
+    )
+    run = make_run(digits_folder, tmp_path / "run", config)
+    w = window_factory()
+    w.open_path(run.paths.root)
+    note = w.clusters.naming_note
+    assert note.isVisibleTo(w.clusters)
+    assert "mobilenet has no classifier head or text tower" in note.text()
+    assert "efficientnet_lite2" in note.text() and "clip_vit_b16" in note.text()
+    column = list(COLUMNS).index("Name confidence")
+    assert {w.clusters.table.item(r, column).text() for r in range(10)} == {"–"}
+
+
+def test_suggested_names_show_their_confidence_and_a_rename_has_none(
+    qtbot, window_factory, finished_run
+):
+    from semclust.core.runfolder.artefacts import write_json
+
+    write_json(
+        finished_run.paths.names,
+        {
+            "0": {"name": "zero", "confidence": 0.84},
+            "1": {"name": "mixed: a / b", "confidence": 0.4},
+        },
+    )
+    w = window_factory()
+    w.open_path(finished_run.paths.root)
+    assert not w.clusters.naming_note.isVisibleTo(w.clusters)
+    column = list(COLUMNS).index("Name confidence")
+
+    def row(cluster):
+        w.clusters.choose(cluster)
+        r = w.clusters.table.currentRow()
+        return w.clusters.table.item(r, 0).text(), w.clusters.table.item(r, column).text()
+
+    assert row(0) == ("0: zero", "84%") and row(1) == ("1: mixed: a / b", "40%")
+    assert row(2) == ("2: cluster 2", "–")
+    w.clusters.choose(0)
+    w.clusters.rename("my zeros")
+    assert row(0) == ("0: my zeros", "–")
+
+
+def test_a_damaged_names_json_opens_the_run_and_says_so(qtbot, window_factory, finished_run):
+    finished_run.paths.names.write_text('{"0": {"name": 7}}', encoding="utf-8")
+    w = window_factory()
+    w.open_path(finished_run.paths.root)
+    assert w.session.run is not None and w.clusters.table.rowCount() == 10
+    assert "names.json is damaged" in w.clusters.naming_note.text()
+    assert "ignored" in w.clusters.naming_note.text()
