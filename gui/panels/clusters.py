@@ -1,4 +1,4 @@
-"""The clusters: a table (name, size, majority label, purity, mean confidence, the suggested name's
+"""The clusters: a table (name, with a suggested name's confidence; size, majority label, purity, mean
 confidence); a line saying why clusters have no suggested names, when they have none; for the chosen
 cluster, its prototypes and then all its members page by page, most confident first."""
 
@@ -27,14 +27,14 @@ from semclust.gui.panels.neighbours import configure_grid
 from semclust.gui.session import Session
 from semclust.gui.thumbnails import ThumbnailGrid, ThumbnailLoader
 
-COLUMNS = ("Cluster", "Size", "Majority label", "Purity", "Mean confidence", "Name confidence")
+COLUMNS = ("Cluster", "Size", "Majority label", "Purity", "Mean confidence")
 HEADER_TIPS = {
-    "Mean confidence": "The model's mean probability for this cluster over its images.",
-    "Name confidence": (
-        "Share of the cluster's prototypes that voted for the suggested name's class (ImageNet "
-        "classes of EfficientNet-Lite2; nouns of CLIP / SigLIP). Above 50%: one name; otherwise "
-        "'mixed: a / b'. Empty for a name you gave."
+    "Cluster": (
+        "Number and name. A suggested name ends with its confidence: the share of the cluster's "
+        "prototypes that voted for its class (ImageNet classes of EfficientNet-Lite2; nouns of "
+        "CLIP / SigLIP). Above 50%: one name; otherwise 'mixed: a / b'. A name you give has none."
     ),
+    "Mean confidence": "The model's mean probability for this cluster over its images.",
 }
 PAGE = 120
 
@@ -181,12 +181,13 @@ class ClustersPanel(QWidget):
         stats = s.summary()
         self.table.setRowCount(len(stats))
         for r, st in enumerate(stats):
-            name = _item(st.cluster, f"{st.cluster}: {s.cluster_name(st.cluster)}")
-            name.setData(Qt.ItemDataRole.DecorationRole, palette.color(st.cluster, s.n_clusters))
             named = s.name_confidence(st.cluster)
+            shown = f"{st.cluster}: {s.cluster_name(st.cluster)}"
+            name = _item(st.cluster, shown if named is None else f"{shown} · {named:.0%}")
+            name.setData(Qt.ItemDataRole.DecorationRole, palette.color(st.cluster, s.n_clusters))
             if named is not None:
                 name.setToolTip(
-                    f"Suggested: {named:.0%} of the prototypes voted for its (first) class."
+                    f"Suggested name: {named:.0%} of the prototypes voted for its (first) class."
                 )
             cells = [
                 name,
@@ -195,7 +196,6 @@ class ClustersPanel(QWidget):
                 _item(-1.0, "–") if st.purity is None else _item(st.purity, f"{st.purity:.0%}"),
                 _item(-1.0, "–") if st.mean_confidence is None
                 else _item(st.mean_confidence, f"{st.mean_confidence:.2f}"),
-                _item(-1.0, "–") if named is None else _item(named, f"{named:.0%}"),
             ]  # fmt: skip
             for c, item in enumerate(cells):
                 if st.size == 0:
