@@ -167,7 +167,9 @@ def write_dataset(name: str, cache_dir: str | Path | None = None, limit: int | N
     """
     base, ratio = split_name(name)
     if base not in DATASETS:
-        raise ValueError(f"Unknown dataset {name!r}; choose one of {list(DATASETS)}, or <set>-lt10.")
+        raise ValueError(
+            f"Unknown dataset {name!r}; choose one of {list(DATASETS)}, or <set>-lt10."
+        )
     cache = Path(cache_dir) if cache_dir is not None else BenchSettings().cache_dir
     folder = cache / (name if limit is None else f"{name}-{limit}")
     if (folder / _MARKER).is_file():

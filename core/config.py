@@ -23,9 +23,11 @@ from semclust.core.representation.backbones import REGISTRY, check_backbone
 #: preset directory also works as ``EncoderConfig.backbone``.
 BACKBONES = tuple(REGISTRY)
 
-#: How the clusters are made from the representation: SCAN (the paper), or the quick alternatives on the
-#: same features: K-means, Ward's agglomerative clustering, Deep Embedded Clustering (Xie et al. 2016).
-METHODS = ("scan", "kmeans", "ward", "dec")
+#: How the clusters are made from the representation: ``auto`` (SCAN's heads and the quick alternatives,
+#: the best kept by a label-free criterion: core/clustering/methods.py), SCAN alone (the paper), or one
+#: alternative on the same representation: K-means, Ward's agglomerative clustering, UMAP + Gaussian
+#: mixture (N2D), Deep Embedded Clustering (Xie et al. 2016).
+METHODS = ("auto", "scan", "kmeans", "ward", "umap_gmm", "dec")
 
 
 @dataclass(frozen=True)
@@ -207,7 +209,7 @@ class RunConfig:
     clusters: int = 10
     auto_clusters: tuple[int, int] | None = None
     seed: int = 0
-    method: str = "scan"
+    method: str = "auto"
     ingest: IngestConfig = IngestConfig()
     encoder: EncoderConfig = EncoderConfig()
     pretext: PretextConfig = PretextConfig()
@@ -238,8 +240,10 @@ class RunConfig:
                 raise ValueError("The range of clusters to choose from must be 2 <= low <= high.")
         if self.method not in METHODS:
             raise ValueError(f"Unknown method {self.method!r}; choose one of {METHODS}.")
-        if self.selflabel.enabled and self.method != "scan":
-            raise ValueError("Self-labelling refines SCAN's heads: it needs the scan method.")
+        if self.selflabel.enabled and self.method not in ("scan", "auto"):
+            raise ValueError(
+                "Self-labelling refines SCAN's heads: it needs the scan or auto method."
+            )
         check_backbone(self.encoder.backbone, self.encoder.weights, self.encoder.layer)
         if self.ingest.image_size < 32:
             raise ValueError("The image size must be at least 32 pixels.")

@@ -22,39 +22,57 @@ def umap_2d(
             ``n_neighbors - 1`` columns UMAP uses them instead of its own approximate search, which
             took most of its time: 41 s against 9 s for 10k random 512-d vectors (BENCHMARKS.md).
     """
+    return umap_embed(
+        embeddings, 2, config.n_neighbors, config.min_dist, seed, neighbours, config.large,
+        config.large_epochs,
+    )  # fmt: skip
+
+
+def umap_embed(
+    embeddings: np.ndarray,
+    dims: int,
+    n_neighbors: int = 15,
+    min_dist: float = 0.1,
+    seed: int = 0,
+    neighbours: np.ndarray | None = None,
+    large: int = 50_000,
+    large_epochs: int = 100,
+) -> np.ndarray:
+    """(N, dims) float32 UMAP of ``embeddings`` (cosine metric): :func:`umap_2d` for any dimension
+    (``dims`` of about 10 for clustering, as N2D does); PCA for tiny sets UMAP cannot embed."""
     x = np.asarray(embeddings, dtype=np.float32)
-    if len(x) <= config.n_neighbors + 1:
-        return _pca_2d(x)
+    if len(x) <= n_neighbors + 1:
+        return _pca(x, dims)
     import umap  # slow to import (numba): only when needed
 
     extra = {}
-    if len(x) > config.large:
-        extra.update(init=pca_start(x, seed), n_epochs=config.large_epochs)
-    if neighbours is not None and neighbours.shape[1] >= config.n_neighbors - 1:
-        extra["precomputed_knn"] = _knn_graph(x, neighbours[:, : config.n_neighbors - 1])
+    if len(x) > large:
+        extra.update(init=pca_start(x, seed, dims=dims), n_epochs=large_epochs)
+    if neighbours is not None and neighbours.shape[1] >= n_neighbors - 1:
+        extra["precomputed_knn"] = _knn_graph(x, neighbours[:, : n_neighbors - 1])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         reducer = umap.UMAP(
-            n_neighbors=config.n_neighbors,
-            min_dist=config.min_dist,
+            n_neighbors=n_neighbors,
+            min_dist=min_dist,
             metric="cosine",
             random_state=seed,
-            n_components=2,
+            n_components=dims,
             **extra,
         )
         return reducer.fit_transform(x).astype(np.float32)
 
 
-def pca_start(x: np.ndarray, seed: int = 0, sample: int = 100_000) -> np.ndarray:
-    """(N, 2) starting layout: the data on its first two principal components, as UMAP's ``init="pca"``
+def pca_start(x: np.ndarray, seed: int = 0, sample: int = 100_000, dims: int = 2) -> np.ndarray:
+    """(N, dims) starting layout: the data on its first ``dims`` principal components, as UMAP's ``init="pca"``
     but fitted on a seeded sample of ``sample`` rows and projected a block at a time (UMAP's own
     would copy and centre all of ``x``: 4 GB more at 1M x 1024)."""
     rows = np.sort(np.random.default_rng(seed).permutation(len(x))[:sample])
     s = np.asarray(x[rows], dtype=np.float64)
     mean = s.mean(axis=0)
     _, vectors = np.linalg.eigh(np.cov(s - mean, rowvar=False))
-    axes = vectors[:, ::-1][:, :2]  # eigh sorts ascending
-    out = np.empty((len(x), 2), dtype=np.float32)
+    axes = vectors[:, ::-1][:, :dims]  # eigh sorts ascending
+    out = np.empty((len(x), dims), dtype=np.float32)
     for start in range(0, len(x), 65_536):
         out[start : start + 65_536] = (
             np.asarray(x[start : start + 65_536], np.float64) - mean
@@ -74,10 +92,10 @@ def _knn_graph(x: np.ndarray, neighbours: np.ndarray) -> tuple[np.ndarray, np.nd
     return index, np.maximum(dist, 0.0), None
 
 
-def _pca_2d(x: np.ndarray) -> np.ndarray:
+def _pca(x: np.ndarray, dims: int) -> np.ndarray:
     centred = x - x.mean(axis=0)
     _, _, vt = np.linalg.svd(centred, full_matrices=False)
-    out = centred @ vt[:2].T
-    if out.shape[1] < 2:
-        out = np.pad(out, ((0, 0), (0, 2 - out.shape[1])))
+    out = centred @ vt[:dims].T
+    if out.shape[1] < dims:
+        out = np.pad(out, ((0, 0), (0, dims - out.shape[1])))
     return out.astype(np.float32)

@@ -21,8 +21,15 @@ import keras
 import numpy as np
 
 from semclust.core.choices import default_image_size
-from semclust.core.clustering.classic import kmeans_probabilities, ward_probabilities
-from semclust.core.clustering.scan import ClusterHeads, train_scan
+from semclust.core.clustering.classic import kmeans_probabilities
+from semclust.core.clustering.methods import (
+    AUTO_CANDIDATES,
+    CRITERION,
+    Candidate,
+    Selection,
+    cluster_candidates,
+)
+from semclust.core.clustering.scan import ClusterHeads, ScanResult, train_scan
 from semclust.core.clustering.selflabel import train_selflabel
 from semclust.core.config import RunConfig, fingerprint
 from semclust.core.images import (
@@ -124,7 +131,7 @@ def run_pipeline(
     stages.record.mark_done("ingest", fp_ingest, stages.last_seconds)  # for stage_seconds
     fp_pretext = fingerprint(fp_ingest, config.encoder, config.pretext, config.seed)
     fp_neigh = fingerprint(fp_pretext, config.neighbours)
-    ctx = _Context(config, data, paths, progress, cancel)
+    ctx = _Context(config, data, paths, progress, cancel, cache_dir)
     stages.run(
         "pretext",
         fp_pretext,
@@ -148,7 +155,7 @@ def run_pipeline(
     stages.run("projection", fp_proj, [paths.umap], ctx.projection)
     stages.run("preview", fp_preview, [paths.preview], ctx.preview)
     scan_artefacts = [paths.scan_probabilities, paths.scan_summary]
-    if config.method == "scan":
+    if config.method in ("scan", "auto"):
         scan_artefacts.append(paths.scan_weights)
     stages.run("scan", fp_scan, scan_artefacts, ctx.scan)
     stages.run("selflabel", fp_self, [paths.probabilities], ctx.selflabel)
@@ -210,14 +217,15 @@ class _Context:
     paths: RunPaths
     progress: ProgressCallback
     cancel: CancelToken | None
+    cache_dir: str | Path | None = None
 
     # --- stages -----------------------------------------------------------------------------
     def pretext(self) -> None:
         cfg, images = self.config, self.data.images
         seed_everything(cfg.seed)
         spec = get_spec(cfg.encoder.backbone)
-        with download_progress(spec, cfg.encoder.weights, self.progress, "pretext"):
-            encoder = build_encoder(cfg.encoder, cfg.ingest.image_size, seed=cfg.seed)
+        with download_progress(spec, cfg.encoder.weights, self.progress, "pretext", self.cache_dir):
+            encoder = build_encoder(cfg.encoder, cfg.ingest.image_size, cfg.seed, self.cache_dir)
         if cfg.pretext.epochs > 0:
             result = train_simclr(
                 images,
@@ -276,9 +284,33 @@ class _Context:
         io.save_array(self.paths.preview, probs)
 
     def scan(self) -> None:
-        if self.config.method != "scan":
-            self._classic()
+        """The clustering stage: SCAN, another method of the registry, or ``auto``: SCAN and the
+        other candidates, the best kept by a label-free criterion (:mod:`.clustering.methods`)."""
+        method = self.config.method
+        if method not in ("scan", "auto"):
+            self._other_method()
             return
+        start = time.perf_counter()
+        result = self._train_scan()
+        summary = {"best_head": result.best_head, "head_losses": result.losses}
+        probabilities = result.probabilities
+        if method == "auto":
+            selection = self._candidates(
+                AUTO_CANDIDATES,
+                {"scan": Candidate(result.probabilities, time.perf_counter() - start)},
+            )
+            probabilities = selection.best.probabilities
+            summary["selection"] = selection.summary()
+            self.progress(Progress("scan", "progress", 1, 1, message=(
+                f"kept {selection.chosen} ({CRITERION} {selection.best.scores[CRITERION]:.3f}; "
+                + ", ".join(f"{n} {c.scores[CRITERION]:.3f}" for n, c in selection.candidates.items()
+                            if n != selection.chosen) + ")"
+            )))  # fmt: skip
+        io.save_array(self.paths.scan_probabilities, probabilities)
+        io.write_json(self.paths.scan_summary, summary)
+
+    def _train_scan(self) -> ScanResult:
+        """SCAN's heads on this run's representation; their weights are saved in the run folder."""
         cfg = self.config
         seed_everything(cfg.seed + 1)
         heads, data = self._heads(load=False)
@@ -310,16 +342,39 @@ class _Context:
             views,
         )
         io.save_weights(self.paths.scan_weights, heads)
-        io.save_array(self.paths.scan_probabilities, result.probabilities)
-        io.write_json(
-            self.paths.scan_summary, {"best_head": result.best_head, "head_losses": result.losses}
+        return result
+
+    def _candidates(self, methods, given=None) -> Selection:
+        """The registry's ``methods`` on this run's features, embeddings and neighbours."""
+
+        def report(name: str, i: int, count: int) -> None:
+            if self.cancel is not None:
+                self.cancel.raise_if_cancelled()
+            self.progress(Progress("scan", "progress", i, count, message=f"{name} on the features"))
+
+        return cluster_candidates(
+            np.load(self.paths.features, mmap_mode="r"),
+            np.load(self.paths.embeddings, mmap_mode="r"),
+            np.load(self.paths.neighbours),
+            self.config.clusters,
+            self.config.seed,
+            methods,
+            report,
+            given,
         )
 
     def selflabel(self) -> None:
         cfg = self.config
         self._set_aside_corrections()
         scan_probs = np.load(self.paths.scan_probabilities)
-        if not cfg.selflabel.enabled:
+        chosen = (io.read_json(self.paths.scan_summary).get("selection") or {}).get(
+            "chosen", "scan"
+        )
+        if cfg.selflabel.enabled and chosen != "scan":
+            self.progress(Progress("selflabel", "progress", 0, 0, message=(
+                f"self-labelling refines SCAN's heads; this run kept {chosen}'s clusters: skipped"
+            )))  # fmt: skip
+        if not cfg.selflabel.enabled or chosen != "scan":
             io.save_array(self.paths.probabilities, scan_probs)
             self.paths.classifier_weights.unlink(missing_ok=True)
             return
@@ -398,32 +453,34 @@ class _Context:
         export_labels(load_run(self.paths.root), self.paths.labels_csv)
 
     # --- helpers ------------------------------------------------------------------------------
-    def _classic(self) -> None:
-        """The clustering stage with K-means, Ward or DEC on the features instead of SCAN."""
-        cfg, features = self.config, np.load(self.paths.features, mmap_mode="r")
-        self.progress(Progress("scan", "progress", 0, 1, message=f"{cfg.method} on the features"))
-        if cfg.method == "kmeans":
-            probs = np.load(self.paths.preview)
-        elif cfg.method == "ward":
+    def _other_method(self) -> None:
+        """The clustering stage with one method of the registry, or DEC, instead of SCAN."""
+        cfg = self.config
+        if cfg.method == "dec":
+            probs = self._dec()
+        else:
             try:
-                probs = ward_probabilities(features, cfg.clusters)
-            except ValueError as exc:
+                probs = self._candidates([cfg.method]).best.probabilities
+            except ValueError as exc:  # Ward on too many images
                 raise InputError(str(exc)) from None
-        else:  # dec
-            from semclust.core.clustering.dec import DECConfig, train_dec
-
-            def as_scan(event: Progress) -> None:  # DEC's events shown as the clustering stage's
-                self.progress(dataclasses.replace(event, stage="scan"))
-
-            # Standardised features: with the paper's single scale DEC put all 600 digits into one
-            # cluster on from-scratch SimCLR features (standardised: ACC 0.663, 10 clusters).
-            dec = DECConfig(normalise="standardise")
-            probs = train_dec(
-                features, cfg.clusters, dec, cfg.seed, progress=as_scan, cancel=self.cancel
-            ).probabilities
         self.paths.scan_weights.unlink(missing_ok=True)  # no SCAN heads in this run
         io.save_array(self.paths.scan_probabilities, probs)
         io.write_json(self.paths.scan_summary, {"method": cfg.method})
+
+    def _dec(self) -> np.ndarray:
+        from semclust.core.clustering.dec import DECConfig, train_dec
+
+        def as_scan(event: Progress) -> None:  # DEC's events shown as the clustering stage's
+            self.progress(dataclasses.replace(event, stage="scan"))
+
+        # Standardised features: with the paper's single scale DEC put all 600 digits into one
+        # cluster on from-scratch SimCLR features (standardised: ACC 0.663, 10 clusters).
+        dec = DECConfig(normalise="standardise")
+        features = np.load(self.paths.features, mmap_mode="r")
+        return train_dec(
+            features, self.config.clusters, dec, self.config.seed, progress=as_scan,
+            cancel=self.cancel,
+        ).probabilities  # fmt: skip
 
     def _set_aside_corrections(self) -> None:
         """New clusters make the user's edits of the old ones meaningless; keep them, but apart."""
@@ -512,7 +569,7 @@ def _available_backbone(
 ) -> RunConfig:
     """The config with a backbone whose weights are here or downloadable; else a fallback, said why."""
     spec, weights, note = resolve_backbone(
-        config.encoder.backbone, config.encoder.weights, cache_dir
+        config.encoder.backbone, config.encoder.weights, cache_dir, progress
     )
     if not note:
         return config

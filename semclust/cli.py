@@ -84,7 +84,10 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
         "--method",
         choices=METHODS,
         default=d.method,
-        help="scan (default), or a quick alternative on the same features: kmeans, ward, dec",
+        help=(
+            "auto (default: SCAN and the quick alternatives, the best kept without labels), scan, or "
+            "one alternative on the same features: kmeans, ward, umap_gmm, dec"
+        ),
     )
     p.add_argument(
         "--backbone",

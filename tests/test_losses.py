@@ -6,7 +6,8 @@ import keras
 import numpy as np
 import pytest
 
-from semclust.core.clustering.scan import head_losses, scan_loss
+from semclust.core.clustering.losses import scan_loss, student_t
+from semclust.core.clustering.scan import head_losses
 from semclust.core.clustering.selflabel import selflabel_loss
 from semclust.core.representation.simclr import nt_xent_loss
 
@@ -61,6 +62,34 @@ def test_scan_loss_matches_reference(lam):
     pn = softmax(rng.normal(size=(12, 5))).astype("float32")
     got = [float(keras.ops.convert_to_numpy(v)) for v in scan_loss(pa, pn, lam)]
     assert got == pytest.approx(list(scan_reference(pa, pn, lam)), rel=1e-4)
+
+
+@pytest.mark.parametrize("lam", [0.0, 5.0])
+def test_scan_loss_numpy_and_keras_forms_agree_per_head(lam):
+    """One formula, two namespaces: (B, H, K) gives one loss per head, NumPy's equal to Keras's."""
+    rng = np.random.default_rng(3)
+    pa = softmax(rng.normal(size=(10, 3, 6))).astype("float32")
+    pn = softmax(rng.normal(size=(10, 3, 6))).astype("float32")
+    with_np = scan_loss(pa, pn, lam, xp=np)
+    with_keras = [keras.ops.convert_to_numpy(v) for v in scan_loss(pa, pn, lam)]
+    for h in range(3):
+        expected = scan_reference(pa[:, h], pn[:, h], lam)
+        assert [v[h] for v in with_np] == pytest.approx(list(expected), rel=1e-5)
+        assert [v[h] for v in with_keras] == pytest.approx(list(expected), rel=1e-4)
+
+
+def test_student_t_matches_reference():
+    rng = np.random.default_rng(4)
+    x, mu = rng.normal(size=(7, 3)), rng.normal(size=(4, 3))
+    d2 = ((x[:, None] - mu[None]) ** 2).sum(-1)
+    for alpha in (1.0, 2.5):
+        ref = np.array(
+            [[(1 + d2[i, j] / alpha) ** (-(alpha + 1) / 2) for j in range(4)] for i in range(7)]
+        )
+        ref /= ref.sum(axis=1, keepdims=True)
+        assert student_t(d2, alpha, np) == pytest.approx(ref, rel=1e-12)
+        got = keras.ops.convert_to_numpy(student_t(d2.astype("float32"), alpha))
+        assert got == pytest.approx(ref, rel=1e-5)
 
 
 def test_scan_loss_prefers_spread_clusters_to_collapse():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from sklearn.cluster import AgglomerativeClustering, KMeans
@@ -55,11 +57,11 @@ def test_ward_refuses_too_many_images(monkeypatch, blobs):
 def test_an_unknown_method_or_self_labelling_without_scan_is_refused():
     with pytest.raises(ValueError, match="Unknown method"):
         RunConfig(method="spectral").validate()
-    with pytest.raises(ValueError, match="needs the scan method"):
+    with pytest.raises(ValueError, match="needs the scan or auto method"):
         RunConfig(method="kmeans").replace(**{"selflabel.enabled": True}).validate()
 
 
-METHODS = ["kmeans", "ward", "dec"]
+METHODS = ["kmeans", "ward", "umap_gmm", "dec"]
 
 
 @pytest.mark.slow
@@ -77,6 +79,13 @@ def test_methods_in_a_run_reuse_the_representation(tmp_path, digits_folder):
     assert order.index("projection") < order.index("preview") < order.index("scan")
     preview = load_run(out, preview=True)
     assert preview.preview and preview.probabilities.shape == (600, 10)
+    # The default method, auto: SCAN's heads and the alternatives, one kept without labels.
+    selection = json.loads(RunPaths(out).scan_summary.read_text())["selection"]
+    assert set(selection["candidates"]) == {"scan", "kmeans_norm", "ward_norm", "umap_gmm"}
+    best = max(selection["candidates"].items(), key=lambda kv: kv[1]["modularity"])[0]
+    assert selection["chosen"] == best
+    assert RunPaths(out).scan_weights.is_file()
+    assert any("kept " + best in e.message for e in events if e.stage == "scan")
     for method in METHODS:
         events = []
         run = run_pipeline(

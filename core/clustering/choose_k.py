@@ -35,7 +35,8 @@ import numpy as np
 from keras import ops
 
 from semclust.core.clustering.k_choice import CURVES, KChoice
-from semclust.core.clustering.scan import EPS, PairDataset, head_losses
+from semclust.core.clustering.losses import entropy, log_similarity, scan_loss
+from semclust.core.clustering.scan import PairDataset, head_losses
 from semclust.core.config import ScanConfig
 from semclust.core.progress import CancelToken, Progress, ProgressCallback, ignore_progress
 from semclust.core.training import fit_stage, predict_batches, steps
@@ -113,12 +114,10 @@ def score_assignment(
     hard = probs.argmax(axis=2)  # (N, H)
     p = probs[:, best_head]
     labels = hard[:, best_head]
-    sim = np.einsum("nk,njk->nj", p, p[neighbours])
-    consistency = float(-np.mean(np.log(np.maximum(sim, 1e-8))))
+    consistency = float(-np.mean(log_similarity(p[:, None], p[neighbours], np)))
     agreement = float(np.mean(labels[neighbours] == labels[:, None]))
     confidence = float(np.mean(p.max(axis=1)))
-    mean_p = p.mean(axis=0)
-    entropy = float(-np.sum(mean_p * np.log(np.maximum(mean_p, 1e-8))) / np.log(k))
+    spread = float(entropy(p.mean(axis=0), np) / np.log(k))
     pairs = [(a, b) for a in range(n_heads) for b in range(a + 1, n_heads)]
     stability = (
         float(np.mean([adjusted_rand_score(hard[:, a], hard[:, b]) for a, b in pairs]))
@@ -138,7 +137,7 @@ def score_assignment(
         "consistency": consistency,
         "agreement": agreement,
         "confidence": confidence,
-        "entropy": entropy,
+        "entropy": spread,
         "stability": stability,
         "silhouette": silhouette,
         "empty": empty,
@@ -243,12 +242,8 @@ class JointScan(keras.Model):
         n = ops.shape(y_pred)[0] // 2
         total = 0.0
         for p in self.heads.blocks(y_pred):  # (2B, H, k)
-            anchor, neighbour = p[:n], p[n:]
-            similarity = ops.sum(anchor * neighbour, axis=-1)  # (B, H)
-            consistency = -ops.mean(ops.log(ops.maximum(similarity, EPS)), axis=0)
-            mean_p = ops.mean(anchor, axis=0)  # (H, k)
-            entropy = -ops.sum(mean_p * ops.log(ops.maximum(mean_p, EPS)), axis=-1)
-            total = total + ops.mean(consistency - self.entropy_weight * entropy)
+            loss, _, _ = scan_loss(p[:n], p[n:], self.entropy_weight)  # (H,)
+            total = total + ops.mean(loss)
         return total
 
 

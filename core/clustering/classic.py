@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 from sklearn.cluster import AgglomerativeClustering, KMeans, MiniBatchKMeans
 
+from semclust.core.clustering import losses
+
 #: Above this many images K-means runs in mini-batches (memory and time stay bounded).
 MINIBATCH_ABOVE = 50_000
 #: Ward keeps a dense distance structure that grows as the square of the image count.
@@ -26,8 +28,8 @@ def student_t(
     for start in range(0, len(features), chunk):  # a block of rows at a time: bounded memory
         x = np.asarray(features[start : start + chunk], dtype=np.float32)
         d2 = (x * x).sum(1)[:, None] - 2.0 * x @ mu.T + (mu * mu).sum(1)[None, :]
-        q[start : start + len(x)] = (1.0 + np.maximum(d2, 0.0) / alpha) ** (-(alpha + 1.0) / 2.0)
-    return q / q.sum(axis=1, keepdims=True)
+        q[start : start + len(x)] = losses.student_t(np.maximum(d2, 0.0), alpha, np)
+    return q
 
 
 def kmeans_probabilities(features: np.ndarray, clusters: int, seed: int = 0) -> np.ndarray:

@@ -31,6 +31,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from semclust.core.clustering.losses import student_t
 from semclust.core.progress import (
     Cancelled,
     CancelToken,
@@ -103,8 +104,7 @@ class DECConfig:
 def soft_assignment(z, centres, alpha: float = 1.0):
     """Student-t soft assignment ``q`` (DEC eq. 1) of embeddings ``z`` (N, D) to ``centres`` (K, D)."""
     d2 = ops.sum(ops.square(ops.expand_dims(z, 1) - ops.expand_dims(centres, 0)), axis=2)
-    q = ops.power(1.0 + d2 / alpha, -(alpha + 1.0) / 2.0)
-    return q / ops.sum(q, axis=1, keepdims=True)
+    return student_t(d2, alpha)
 
 
 def target_distribution(q: np.ndarray) -> np.ndarray:

@@ -18,28 +18,10 @@ import keras
 import numpy as np
 from keras import ops
 
+from semclust.core.clustering.losses import entropy, log_similarity, scan_loss
 from semclust.core.config import ScanConfig
 from semclust.core.progress import CancelToken, ProgressCallback, ignore_progress
 from semclust.core.training import fit_stage, predict_batches, steps
-
-EPS = 1e-8
-
-
-def scan_loss(anchor_probs, neighbour_probs, entropy_weight: float = 5.0):
-    """SCAN loss of one head.
-
-    Args:
-        anchor_probs, neighbour_probs: (B, K) softmax outputs.
-        entropy_weight: lambda.
-
-    Returns:
-        (total, consistency, entropy) with total = consistency - entropy_weight * entropy.
-    """
-    similarity = ops.sum(anchor_probs * neighbour_probs, axis=1)
-    consistency = -ops.mean(ops.log(ops.maximum(similarity, EPS)))
-    mean_p = ops.mean(anchor_probs, axis=0)
-    entropy = -ops.sum(mean_p * ops.log(ops.maximum(mean_p, EPS)))
-    return consistency - entropy_weight * entropy, consistency, entropy
 
 
 @keras.saving.register_keras_serializable(package="semclust")
@@ -137,11 +119,8 @@ class ScanModel(keras.Model):
         return ops.stack([p[:n], p[n:]], axis=0)  # (2, B, H, K)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        total = 0.0
-        for h in range(self.cluster_heads.n_heads):
-            loss, _, _ = scan_loss(y_pred[0][:, h], y_pred[1][:, h], self.entropy_weight)
-            total = total + loss
-        return total / self.cluster_heads.n_heads
+        total, _, _ = scan_loss(y_pred[0], y_pred[1], self.entropy_weight)  # (H,): one per head
+        return ops.mean(total)
 
 
 class PairDataset(keras.utils.PyDataset):
@@ -202,15 +181,14 @@ def head_losses(
     log_sim = np.zeros(probs.shape[1])
     for start in range(0, len(probs), chunk):  # (chunk, k, H, K) gathers: bounded memory at 1M
         rows = slice(start, start + chunk)
-        sim = np.einsum("nhk,njhk->nhj", probs[rows], probs[neighbours[rows]])
-        log_sim += np.log(np.maximum(sim, EPS)).sum(axis=(0, 2))
+        anchor = probs[rows][:, None]  # (n, 1, H, K) against (n, k, H, K)
+        log_sim += log_similarity(anchor, probs[neighbours[rows]], np).sum(axis=(0, 1))
     consistency = -log_sim / neighbours.size
-    mean_p = probs.mean(axis=0)
-    entropy = -np.sum(mean_p * np.log(np.maximum(mean_p, EPS)), axis=1)
+    spread = entropy(probs.mean(axis=0), np)
     return {
-        "total": consistency - entropy_weight * entropy,
+        "total": consistency - entropy_weight * spread,
         "consistency": consistency,
-        "entropy": entropy,
+        "entropy": spread,
     }
 
 
@@ -276,6 +254,22 @@ def _best(
     """Lowest-loss head on a monitoring subset (neighbours outside the subset are left out)."""
     if len(monitor) == len(neighbours):
         return int(np.argmin(head_losses(probs, neighbours, config.entropy_weight)["total"]))
-    mean_p = probs.mean(axis=0)
-    entropy = -np.sum(mean_p * np.log(np.maximum(mean_p, EPS)), axis=1)
-    return int(np.argmax(entropy))
+    return int(np.argmax(entropy(probs.mean(axis=0), np)))
+
+
+def scan_probabilities(
+    features: np.ndarray,
+    neighbours: np.ndarray,
+    clusters: int,
+    seed: int = 0,
+    config: ScanConfig = ScanConfig(),
+    progress: ProgressCallback = ignore_progress,
+    cancel: CancelToken | None = None,
+) -> np.ndarray:
+    """(N, clusters) probabilities of the best of SCAN's heads trained on frozen ``features``."""
+    heads = ClusterHeads(clusters, config.heads, seed=seed, hidden=config.hidden)
+    heads.adapt(features)
+    heads(np.asarray(features[:2], dtype=np.float32))  # build
+    return train_scan(
+        features, neighbours, heads, config, seed, None, progress, cancel
+    ).probabilities

@@ -11,7 +11,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from semclust.core.clustering.scan import EPS, ClusterHeads
+from semclust.core.clustering.losses import EPS
+from semclust.core.clustering.scan import ClusterHeads
 from semclust.core.config import SelfLabelConfig
 from semclust.core.progress import CancelToken, ProgressCallback, ignore_progress
 from semclust.core.training import fit_stage, steps

@@ -42,7 +42,9 @@ REPRESENTATION_TITLES = {
     FINETUNED: "Pretrained backbone, fine-tuned",
 }
 METHOD_TITLES = {
+    "auto": "Best of SCAN and the alternatives (label-free choice)",
     "scan": "SCAN (neighbours agree)",
+    "umap_gmm": "UMAP + Gaussian mixture (unequal cluster sizes)",
     "kmeans": "K-means on the features (seconds)",
     "ward": "Ward agglomerative (seconds, up to 20,000 images)",
     "dec": "Deep Embedded Clustering",
@@ -365,7 +367,7 @@ class ParametersPanel(QWidget):
         self.weights.setEnabled(rep != SCRATCH)
         self.pretext_epochs.setEnabled(rep != FROZEN)
         self.selflabel_epochs.setEnabled(self.selflabel.isChecked())
-        scan = self.method.currentData() == "scan"
+        scan = self.method.currentData() in ("scan", "auto")  # auto trains SCAN's heads too
         for widget in (self.scan_epochs, self.heads, self.head_hidden, self.entropy,
                        self.update_encoder, self.selflabel):  # fmt: skip
             widget.setEnabled(scan)

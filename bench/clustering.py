@@ -1,0 +1,141 @@
+"""Clustering methods compared on the same frozen features, balanced and long-tailed (issue 19).
+
+For every set the default representation's features are computed once by the pipeline (a K-means run,
+so no SCAN is trained there); each long-tailed variant (:func:`bench.datasets.long_tailed_indices`)
+is a subset of those rows, with its own neighbours mined again. On each, every candidate of
+:data:`semclust.core.clustering.methods.CANDIDATES` clusters the rows, with 3 seeds; the table gives ACC
+and NMI per candidate and what the label-free selection picks.
+
+    python -m bench.clustering --datasets digits,mnist5k,animals10k,gcompris4,food7 --seeds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPRESENTATION = {  # the default of a run on each kind of folder (grey digits/silhouettes, photos)
+    "grey": ["--backbone", "mobilenet", "--weights", "pretrained"],
+    "photo": ["--backbone", "efficientnet_lite2", "--weights", "pretrained"],
+}
+
+
+def features_of(name: str, out_root: Path, cache_dir: Path) -> dict:
+    """The pipeline's features, embeddings and labels of a whole set, computed once and kept as
+    ``<out_root>/<name>.npz`` (float16), which another machine can be handed to cluster."""
+    kept = out_root / f"{name}.npz"
+    if kept.is_file():
+        with np.load(kept) as z:
+            return {key: z[key] for key in z.files} | {"backbone": str(z["backbone"])}
+    found = _run_features(name, out_root, cache_dir)
+    np.savez(kept, **{k: v.astype(np.float16) if k in ("features", "embeddings") else v
+                      for k, v in found.items()})  # fmt: skip
+    return found
+
+
+def _run_features(name: str, out_root: Path, cache_dir: Path) -> dict:
+    from bench.datasets import LOADERS, write_dataset
+    from semclust.cli import run_config
+    from semclust.core.run import run_pipeline
+
+    folder = write_dataset(name, cache_dir)
+    classes = len([d for d in folder.iterdir() if d.is_dir()])
+    out = out_root / name
+    kind = "grey" if name in LOADERS else "photo"
+    argv = [str(folder), "--out", str(out), "--clusters", str(classes), "--method", "kmeans"]
+    config = run_config(argv + REPRESENTATION[kind])
+    run = run_pipeline(folder, out, config, cache_dir=cache_dir / "images")
+    return {
+        "features": np.load(out / "features.npy"),
+        "embeddings": np.load(out / "embeddings.npy"),
+        "labels": np.asarray(run.true_labels),
+        "backbone": f"{config.encoder.backbone} {json.loads((out / 'config.json').read_text())['encoder']['layer']}",
+    }
+
+
+def variants(labels: np.ndarray, ratios: tuple[int, ...]) -> dict[str, np.ndarray]:
+    from bench.datasets import long_tailed_indices
+
+    found = {"balanced": np.arange(len(labels))}
+    for r in ratios:
+        found[f"lt{r}"] = long_tailed_indices(labels, r)
+    return found
+
+
+def n2d(embeddings: np.ndarray, neighbours: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """N2D as its paper runs it: UMAP to 10 dimensions (min_dist 0), one Gaussian mixture fit."""
+    from sklearn.mixture import GaussianMixture
+
+    from semclust.core.clustering.methods import UMAP_DIMS, UMAP_MIN_DIST, UMAP_NEIGHBOURS
+    from semclust.core.projection import umap_embed
+
+    low = umap_embed(embeddings, UMAP_DIMS, UMAP_NEIGHBOURS, UMAP_MIN_DIST, seed, neighbours)
+    return GaussianMixture(k, covariance_type="full", random_state=seed).fit(low).predict(low)
+
+
+def main(argv: list[str] | None = None) -> None:
+    from semclust.core.clustering.methods import (
+        AUTO_CANDIDATES,
+        CANDIDATES,
+        Candidate,
+        cluster_candidates,
+        scores_of,
+        select,
+    )
+    from semclust.core.metrics import evaluate
+    from semclust.core.neighbours import mine_neighbours
+
+    p = argparse.ArgumentParser(prog="python -m bench.clustering", description=__doc__)
+    p.add_argument("--datasets", default="digits,mnist5k,gcompris4,food7,animals10k")
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--ratios", default="10,50")
+    p.add_argument("--out", type=Path, default=Path("bench/out/clustering"))
+    p.add_argument("--cache-dir", type=Path, default=Path("bench/out/data"))
+    args = p.parse_args(argv)
+    ratios = tuple(int(r) for r in args.ratios.split(",") if r)
+    log = args.out / "rows.jsonl"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    for name in args.datasets.split(","):
+        data = features_of(name, args.out / "runs", args.cache_dir)
+        for variant, idx in variants(data["labels"], ratios).items():
+            labels = data["labels"][idx]
+            k = len(np.unique(labels))
+            emb = np.ascontiguousarray(data["embeddings"][idx], dtype=np.float32)
+            feats = np.ascontiguousarray(data["features"][idx], dtype=np.float32)
+            nb = mine_neighbours(emb, 20)
+            for seed in range(args.seeds):
+                start = time.perf_counter()
+                result = cluster_candidates(feats, emb, nb, k, seed, CANDIDATES)
+                t0 = time.perf_counter()
+                plain = np.eye(k, dtype=np.float32)[n2d(emb, nb, k, seed)]
+                result.candidates["n2d"] = Candidate(plain, time.perf_counter() - t0)
+                result.candidates["n2d"].scores = scores_of(plain.argmax(1), nb, k)
+                auto = {m: result.candidates[m] for m in (*AUTO_CANDIDATES, "scan")}
+                result.candidates["auto"] = auto[select(auto, k)]
+                line = []
+                for method, cand in result.candidates.items():
+                    m = evaluate(labels, cand.assignment, k)
+                    row = {
+                        "set": name, "variant": variant, "n": len(idx), "k": k, "seed": seed,
+                        "backbone": data["backbone"], "method": method, "acc": m["acc"],
+                        "nmi": m["nmi"], "ari": m["ari"], "seconds": cand.seconds,
+                        "scores": cand.scores,
+                        "chosen": select(auto, k) if method == "auto" else None,
+                    }  # fmt: skip
+                    with log.open("a") as f:
+                        f.write(json.dumps(row) + "\n")
+                    line.append(f"{method}={m['acc']:.3f}")
+                print(f"{name} {variant} n={len(idx)} seed {seed}: {' '.join(line)} "
+                      f"[auto: {select(auto, k)}] ({time.perf_counter() - start:.0f} s)",
+                      flush=True)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

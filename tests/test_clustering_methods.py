@@ -1,0 +1,79 @@
+"""The clustering registry and its label-free choice (core/clustering/methods.py)."""
+
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+import pytest
+
+from semclust.core.clustering.methods import (
+    Candidate,
+    cluster_candidates,
+    knn_modularity,
+    select,
+)
+from semclust.core.metrics import evaluate
+from semclust.core.neighbours import mine_neighbours
+
+
+def _blobs(sizes, dim=16, spread=0.35, seed=0):
+    """Unit-normalised Gaussian blobs of unequal sizes around random directions."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(len(sizes), dim))
+    x = np.concatenate([c + spread * rng.normal(size=(n, dim)) for c, n in zip(centres, sizes)])
+    labels = np.repeat(np.arange(len(sizes)), sizes)
+    return x.astype(np.float32), x / np.linalg.norm(x, axis=1, keepdims=True), labels
+
+
+def test_knn_modularity_matches_networkx_directed_modularity():
+    rng = np.random.default_rng(1)
+    n, k = 60, 5
+    neighbours = np.stack(
+        [rng.choice(np.delete(np.arange(n), i), k, replace=False) for i in range(n)]
+    )
+    assignment = rng.integers(0, 4, size=n)
+    graph = nx.DiGraph([(i, int(j)) for i in range(n) for j in neighbours[i]])
+    communities = [set(np.flatnonzero(assignment == c).tolist()) for c in range(4)]
+    expected = nx.community.modularity(graph, [c for c in communities if c])
+    assert knn_modularity(neighbours, assignment) == pytest.approx(expected, abs=1e-9)
+
+
+def test_modularity_does_not_reward_one_big_cluster():
+    _, emb, labels = _blobs([120, 40, 15])
+    neighbours = mine_neighbours(emb, 10)
+    one = np.zeros(len(labels), dtype=int)
+    assert knn_modularity(neighbours, one) == pytest.approx(0.0, abs=1e-12)
+    shares = np.bincount(labels) / len(labels)
+    assert knn_modularity(neighbours, labels) > 0.95 * (1 - (shares**2).sum())  # its upper bound
+    shuffled = np.random.default_rng(0).permutation(labels)
+    assert knn_modularity(neighbours, shuffled) < 0.05
+
+
+def test_select_prefers_candidates_that_use_every_cluster():
+    probs_full = np.eye(3)[[0, 1, 2, 0]]
+    probs_two = np.eye(3)[[0, 1, 1, 0]]
+    cands = {
+        "two": Candidate(probs_two, 0.0, {"modularity": 0.9, "clusters_used": 2.0}),
+        "full": Candidate(probs_full, 0.0, {"modularity": 0.5, "clusters_used": 3.0}),
+    }
+    assert select(cands, 3) == "full"
+
+
+def test_auto_choice_finds_unbalanced_groups():
+    features, emb, labels = _blobs([300, 60, 20], seed=3)
+    neighbours = mine_neighbours(emb, 15)
+    result = cluster_candidates(features, emb, neighbours, 3, seed=0,
+                                methods=("kmeans", "kmeans_norm", "ward_norm", "umap_gmm"))  # fmt: skip
+    accs = {n: evaluate(labels, c.assignment, 3)["acc"] for n, c in result.candidates.items()}
+    assert set(accs) == {"kmeans", "kmeans_norm", "ward_norm", "umap_gmm"}
+    assert accs[result.chosen] >= max(accs.values()) - 0.02, (result.chosen, accs)
+    assert accs[result.chosen] > 0.95
+    summary = result.summary()
+    assert summary["chosen"] == result.chosen
+    assert set(summary["candidates"][result.chosen]) >= {"modularity", "seconds"}
+
+
+def test_unknown_method_is_refused():
+    features, emb, _ = _blobs([20, 20])
+    with pytest.raises(ValueError, match="Unknown clustering methods"):
+        cluster_candidates(features, emb, mine_neighbours(emb, 5), 2, methods=("nope",))
