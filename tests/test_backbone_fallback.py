@@ -19,7 +19,9 @@ def _events():
 
 
 def test_nothing_changes_when_the_weights_are_there(monkeypatch):
-    monkeypatch.setattr(run_module, "resolve_backbone", lambda b, w, c: (REGISTRY[b], w, ""))
+    monkeypatch.setattr(
+        run_module, "resolve_backbone", lambda b, w, c, progress=None: (REGISTRY[b], w, "")
+    )
     events, report = _events()
     assert run_module._available_backbone(WANTED, report, None) is WANTED
     assert not events
@@ -28,7 +30,8 @@ def test_nothing_changes_when_the_weights_are_there(monkeypatch):
 def test_a_pretrained_fallback_runs_at_its_own_size(monkeypatch):
     monkeypatch.setattr(
         run_module, "resolve_backbone",
-        lambda b, w, c: (REGISTRY["efficientnet_lite2"], "/w/lite2.weights.h5", "no network: ..."),
+        lambda b, w, c, progress=None: (
+            REGISTRY["efficientnet_lite2"], "/w/lite2.weights.h5", "no network: ..."),
     )  # fmt: skip
     events, report = _events()
     cfg = run_module._available_backbone(WANTED, report, None)
@@ -42,8 +45,9 @@ def test_a_pretrained_fallback_runs_at_its_own_size(monkeypatch):
 
 def test_a_fallback_to_scratch_learns_its_representation(monkeypatch):
     monkeypatch.setattr(
-        run_module, "resolve_backbone", lambda b, w, c: (REGISTRY["resnet_small"], None, "none")
-    )
+        run_module, "resolve_backbone",
+        lambda b, w, c, progress=None: (REGISTRY["resnet_small"], None, "none"),
+    )  # fmt: skip
     cfg = run_module._available_backbone(WANTED, lambda e: None, None)
     assert (cfg.encoder.backbone, cfg.encoder.weights) == ("resnet_small", None)
     assert cfg.pretext.epochs == RunConfig().pretext.epochs and cfg.ingest.image_size == 32

@@ -236,10 +236,10 @@ def test_offline_preset_is_a_clear_error_and_falls_back_to_scratch(offline):
 
     spec, weights, note = resolve_backbone("dinov2_small", "pretrained")
     assert (spec.name, weights) == ("resnet_small", None)
-    assert "No network" in note and "from scratch" in note
-    rep = default_representation()
-    assert (rep.backbone, rep.weights, rep.pretrained) == ("resnet_small", None, False)
-    assert rep.reason.startswith("From scratch")
+    assert "No network" in note and "from scratch" in note and "\n" not in note
+    rep = default_representation()  # whether it can be fetched is for the run to find out
+    assert (rep.backbone, rep.weights, rep.pretrained) == ("efficientnet_lite2", "pretrained", True)
+    assert "fetched on first use" in rep.reason
 
 
 def test_offline_application_names_the_file_and_falls_back_to_local_mobilenet(offline):
@@ -281,7 +281,15 @@ def test_small_grey_images_prefer_a_backbone_with_a_mid_level_layer(offline, mon
     (offline / REGISTRY["mobilenet"].cache_files[1]).write_bytes(b"")
     monkeypatch.setattr(efficientnet_lite, "find_or_convert_weights", lambda **kw: converted)
     assert default_representation().backbone == "efficientnet_lite2"  # photos: the stronger one
-    grey = default_representation(small_grey_images=True)
+    grey = default_representation(small_grey_images=True)  # both have one: the stronger one
+    assert grey.backbone == "efficientnet_lite2" and "mid-level layer" in grey.reason
+    converted.unlink()
+
+    def nothing(**kwargs):
+        raise FileNotFoundError("not here")
+
+    monkeypatch.setattr(efficientnet_lite, "find_or_convert_weights", nothing)
+    grey = default_representation(small_grey_images=True)  # only MobileNet here
     assert grey.backbone == "mobilenet" and "mid-level layer" in grey.reason
     assert backbones.small_grey(True, 28) and not backbones.small_grey(True, 64)
     assert not backbones.small_grey(False, 28) and not backbones.small_grey(True, None)
@@ -365,7 +373,9 @@ def test_feature_layer_is_mid_only_for_small_grey_images_on_a_frozen_backbone_wi
     assert backbones.feature_layer(mobilenet, frozen=True, grey=True, image_side=None) == "final"
     assert backbones.feature_layer(mobilenet, frozen=False, grey=True, image_side=28) == "final"
     lite = REGISTRY["efficientnet_lite2"]
-    assert backbones.feature_layer(lite, frozen=True, grey=True, image_side=28) == "final"
+    assert backbones.feature_layer(lite, frozen=True, grey=True, image_side=28) == "mid"
+    convnext = REGISTRY["convnext_tiny"]
+    assert backbones.feature_layer(convnext, frozen=True, grey=True, image_side=28) == "final"
 
 
 def test_a_mid_layer_is_refused_where_there_is_none():
@@ -390,3 +400,19 @@ def test_mid_layer_features_are_the_pooled_square_root_of_that_layer():
         features, np.sqrt(activations.mean(axis=(1, 2))), rtol=1e-4, atol=1e-5
     )
     assert features.shape == (2, 512)
+
+
+def test_efficientnet_lite2_mid_layer_features_are_the_pooled_square_root_of_that_layer():
+    from semclust.core.representation import efficientnet_lite
+
+    spec = REGISTRY["efficientnet_lite2"]
+    encoder = build_encoder(EncoderConfig("efficientnet_lite2", None, layer="mid"), 64)
+    pixels = _pixels(2, 64)
+    features = np.asarray(encoder.predict_on_batch(pixels))
+    inner = next(layer for layer in encoder.layers if isinstance(layer, keras.Model))
+    assert inner.layers[-1].name == spec.mid_layer
+    activations = np.asarray(inner.predict_on_batch(efficientnet_lite.preprocess_input(pixels)))
+    np.testing.assert_allclose(
+        features, np.sqrt(activations.mean(axis=(1, 2))), rtol=1e-4, atol=1e-5
+    )
+    assert features.shape == (2, 720)  # stage 4's 120 channels, widened six times

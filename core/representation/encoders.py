@@ -77,7 +77,8 @@ def build_encoder(
         mid = spec.mid_layer if config.layer == "mid" else None
         features = _application(spec, inputs, weights, cache_dir, mid)
     elif spec.family == "efficientnet_lite":
-        features = _efficientnet_lite(inputs, weights)
+        mid = spec.mid_layer if config.layer == "mid" else None
+        features = _efficientnet_lite(inputs, weights, mid)
     else:
         features = _keras_hub(spec, inputs, weights)
     name = re.sub(r"[^A-Za-z0-9_]", "_", spec.name)[-48:]
@@ -109,6 +110,11 @@ def _application(
         raise
     if mid_layer is None:
         return base(x)
+    return _mid_features(base, mid_layer, x)
+
+
+def _mid_features(base: keras.Model, mid_layer: str, x):
+    """``base``'s activations at ``mid_layer`` for ``x``, average-pooled and square-rooted."""
     mid = keras.Model(
         base.inputs, base.get_layer(mid_layer).output, name=f"{base.name}_to_{mid_layer}"
     )
@@ -125,13 +131,14 @@ class SquareRoot(keras.layers.Layer):
         return keras.ops.sqrt(keras.ops.maximum(x, 0.0))
 
 
-def _efficientnet_lite(inputs, weights: str | None):
+def _efficientnet_lite(inputs, weights: str | None, mid_layer: str | None = None):
     from semclust.core.representation import efficientnet_lite  # noqa: PLC0415 (written beside this module)
 
     base = efficientnet_lite.build_efficientnet_lite2(
         tuple(inputs.shape[1:]), include_top=False, pooling="avg", weights=weights
     )
-    return base(efficientnet_lite.preprocess_input(inputs))
+    x = efficientnet_lite.preprocess_input(inputs)
+    return base(x) if mid_layer is None else _mid_features(base, mid_layer, x)
 
 
 def _keras_hub(spec: BackboneSpec, inputs, weights: str | None):

