@@ -31,6 +31,8 @@ AUTO = "auto"
 AUTO_RANGE = (2, 30)
 #: The pretrained backbone used when weights are given without a backbone.
 PRETRAINED_BACKBONE = "mobilenet"
+#: ``RunChoices.weights`` (``--weights none``) for a randomly initialised backbone, even a pretrained one.
+NO_WEIGHTS = "none"
 
 
 @dataclass(frozen=True)
@@ -42,9 +44,11 @@ class RunChoices:
         clusters_range: the smallest and largest number of clusters ``"auto"`` tries.
         representation: :data:`SCRATCH` (SimCLR on these images), :data:`FROZEN` (a pretrained backbone
             as it is) or :data:`FINETUNED` (a pretrained backbone trained further with SimCLR). ``None``:
-            frozen when weights are given, from scratch otherwise.
+            pretrained (frozen, or fine-tuned with pretext epochs) when weights are given or the
+            backbone named has pretrained weights, from scratch otherwise or with :data:`NO_WEIGHTS`.
         backbone: encoder network; default: ``resnet_small`` from scratch, MobileNet when pretrained.
-        weights: ``"imagenet"`` or a local weights file; default ``"imagenet"`` when pretrained.
+        weights: ``"imagenet"`` / ``"pretrained"``, a local weights file, or :data:`NO_WEIGHTS` (a
+            random initialisation); default ``"imagenet"`` when pretrained.
         image_size: square side; default 32 from scratch, the backbone's pretrained size otherwise.
         layer: where frozen features are read (``EncoderConfig.layer``); default ``auto``.
         pretext_epochs: SimCLR epochs when the representation is trained (ignored when frozen).
@@ -98,16 +102,40 @@ def with_default_representation(choices: RunChoices, default) -> RunChoices:
 
 
 def representation_of(choices: RunChoices) -> str:
-    """The representation the choices ask for, resolving ``None`` from the weights."""
+    """The representation the choices ask for, resolving ``None`` from the weights and the backbone.
+
+    Naming a backbone that has pretrained weights means those weights (``--backbone
+    efficientnet_lite2`` is a pretrained EfficientNet-Lite2), unless the weights are
+    :data:`NO_WEIGHTS`; a backbone without any (``resnet_small``) is trained from scratch.
+    """
     if choices.representation is not None:
         if choices.representation not in REPRESENTATIONS:
             raise ValueError(
                 f"Unknown representation {choices.representation!r}; choose one of {REPRESENTATIONS}."
             )
+        if choices.representation != SCRATCH and choices.weights == NO_WEIGHTS:
+            raise ValueError(
+                f"A pretrained representation needs weights, not {NO_WEIGHTS!r}: choose from "
+                "scratch for a randomly initialised backbone."
+            )
         return choices.representation
-    if choices.weights is None:
+    if choices.weights == NO_WEIGHTS:
+        return SCRATCH
+    if choices.weights is None and not _has_pretrained_weights(choices.backbone):
         return SCRATCH
     return FROZEN if not choices.pretext_epochs else FINETUNED
+
+
+def _has_pretrained_weights(backbone: str | None) -> bool:
+    """Whether ``backbone`` names a backbone with pretrained weights (registered or a preset)."""
+    if backbone is None:
+        return False
+    from semclust.core.representation.backbones import get_spec  # no Keras at import time
+
+    try:
+        return get_spec(backbone).pretrained
+    except ValueError:
+        return False  # an unknown name: validation says so later
 
 
 def default_image_size(backbone: str, pretrained: bool, image_side: int | None = None) -> int:

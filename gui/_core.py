@@ -16,6 +16,7 @@ from semclust.core.choices import (
     RunChoices,
     build_config,
     choices_of,
+    representation_of,
     with_default_representation,
 )
 from semclust.core.clustering.k_choice import KChoice
@@ -42,8 +43,8 @@ __all__ = [
     "RunChoices", "RunConfig", "RunData", "RunFolderError", "RunFolderInfo", "RunPaths",
     "build_config", "choices_of", "cluster_summary", "default_representation", "evaluate",
     "export_cluster_folders", "export_labels", "inspect_run_folder", "is_inside", "load_image",
-    "load_run", "read_skipped", "resource", "run_pipeline", "small_grey", "survey_folder",
-    "typical_look", "with_default_representation",
+    "load_run", "read_skipped", "representation_of", "resource", "run_pipeline", "small_grey",
+    "survey_folder", "typical_look", "with_default_representation",
 ]  # fmt: skip
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from semclust.cli import main
+from semclust.core.config import RunConfig
 from semclust.core.demo import write_digits_folder
 
 
@@ -94,3 +95,53 @@ def test_run_config_asks_for_the_small_grey_default_of_its_folder(monkeypatch, d
     assert (cfg.auto_clusters, cfg.seed, cfg.ingest.image_size) == ((2, 30), 3, 96)
     cli.run_config(["/no/such/folder", "--out", "r"])  # the run says what is wrong, later
     assert asked[-1] is False
+
+
+def test_naming_a_pretrained_backbone_means_its_pretrained_weights():
+    from semclust.cli import _parser, config_from_args
+
+    def cfg(*options):
+        return config_from_args(_parser().parse_args(["run", "imgs", "--out", "r", *options]))
+
+    lite = cfg("--backbone", "efficientnet_lite2")
+    assert (lite.encoder.backbone, lite.encoder.weights, lite.pretext.epochs) == (
+        "efficientnet_lite2", "imagenet", 0)  # fmt: skip
+    tuned = cfg("--backbone", "mobilenet", "--pretext-epochs", "5")
+    assert (tuned.encoder.weights, tuned.pretext.epochs) == ("imagenet", 5)  # fine-tuned
+    small = cfg("--backbone", "resnet_small")  # has no pretrained weights: from scratch
+    assert (small.encoder.weights, small.pretext.epochs) == (None, RunConfig().pretext.epochs)
+
+
+def test_weights_none_means_a_random_initialisation():
+    from semclust.cli import _parser, config_from_args
+
+    args = ["run", "imgs", "--out", "r", "--backbone", "efficientnet_lite2", "--weights", "none"]
+    cfg = config_from_args(_parser().parse_args(args))
+    assert (cfg.encoder.backbone, cfg.encoder.weights) == ("efficientnet_lite2", None)
+    assert cfg.pretext.epochs == RunConfig().pretext.epochs and cfg.ingest.image_size == 32
+    cfg.validate()
+    with pytest.raises(ValueError, match="needs weights"):
+        from semclust.core.choices import FROZEN, RunChoices, build_config
+
+        build_config(RunChoices(representation=FROZEN, weights="none"))
+
+
+def test_the_demo_runs_the_pretrained_default(monkeypatch, digits_folder):
+    """The demo takes run's default for the digits: pretrained whenever weights are here (or are to
+    be fetched), from scratch for 20 epochs only when asked to."""
+    from semclust import cli
+    from semclust.core import demo
+    from semclust.core.representation import backbones, pretrained
+
+    monkeypatch.setattr(demo, "write_digits_folder", lambda: digits_folder)
+    monkeypatch.setattr(pretrained, "network_available", lambda host, timeout=0: False)
+    here = backbones.default_representation(small_grey_images=True)  # no network needed
+    assert here.pretrained
+    config, default = cli.demo_config(cli._parser().parse_args(["demo"]))
+    assert default == here
+    assert (config.encoder.backbone, config.encoder.weights) == (here.backbone, here.weights)
+    assert config.pretext.epochs == 0 and config.encoder.layer == "auto"
+    assert config.ingest.image_size == 96  # the 32 px digits written here, enlarged to 96
+    scratch, _ = cli.demo_config(cli._parser().parse_args(["demo", "--weights", "none"]))
+    assert (scratch.encoder.backbone, scratch.encoder.weights) == ("resnet_small", None)
+    assert scratch.pretext.epochs == cli.DEMO_PRETEXT_EPOCHS

@@ -33,6 +33,7 @@ from semclust.gui._core import (
     RunConfig,
     build_config,
     choices_of,
+    representation_of,
     with_default_representation,
 )
 
@@ -232,6 +233,7 @@ class ParametersPanel(QWidget):
         layout.addStretch(1)
 
         self.representation.currentIndexChanged.connect(self._sync_enabled)
+        self.backbone.textActivated.connect(self._follow_backbone)
         self.method.currentIndexChanged.connect(self._sync_enabled)
         self.selflabel.toggled.connect(self._sync_enabled)
         self.set_running(False)
@@ -359,6 +361,16 @@ class ParametersPanel(QWidget):
     def set_can_run(self, can: bool) -> None:
         self._can_run = can
         self.run_button.setEnabled(can and not self._running)
+
+    def _follow_backbone(self, name: str) -> None:
+        """A backbone the user picks brings its own pretrained weights, as ``--backbone`` does (choose
+        "From scratch" after it for a random initialisation); one without any is trained from scratch.
+        """
+        rep = representation_of(RunChoices(backbone=name))
+        if rep == SCRATCH or self.representation.currentData() == SCRATCH:
+            self.representation.setCurrentIndex(self.representation.findData(rep))
+        if rep != SCRATCH:
+            self.weights.setText("imagenet")  # not another backbone's weights file
 
     def _sync_enabled(self) -> None:
         rep = self.representation.currentData()

@@ -29,6 +29,11 @@ CASES = [
         ["--backbone", "resnet50v2", "--weights", "imagenet"],
         {"representation": FROZEN, "backbone": "resnet50v2"},
     ),
+    (
+        ["--backbone", "efficientnet_lite2"],
+        {"representation": FROZEN, "backbone": "efficientnet_lite2"},
+    ),
+    (["--backbone", "efficientnet_lite2", "--weights", "none"], {"backbone": "efficientnet_lite2"}),
 ]
 
 
@@ -151,3 +156,20 @@ def test_a_photo_sized_folder_runs_a_convnet_near_its_images_size():
     assert default_image_size("dinov2_small", True, 28) == 224  # a ViT keeps its patch grid
     assert default_image_size("mobilenet", True, 1000) == 96
     assert default_image_size("resnet_small", False, 1000) == 32
+
+
+def test_picking_a_pretrained_backbone_in_the_window_means_its_weights(qtbot, window_factory):
+    """As ``--backbone NAME`` does: picked from the list, a pretrained backbone is frozen with its own
+    weights (not the previous backbone's weights file); resnet_small goes back to from scratch."""
+    params = window_factory().params
+    params.representation.setCurrentIndex(params.representation.findData(FROZEN))
+    params.weights.setText("/w/mobilenet.weights.h5")
+    params.representation.setCurrentIndex(params.representation.findData(SCRATCH))
+    params.backbone.setCurrentText("efficientnet_lite2")
+    params.backbone.textActivated.emit("efficientnet_lite2")
+    options = ["run", "imgs", "--out", "r", "--backbone", "efficientnet_lite2"]
+    assert params.config() == config_from_args(_parser().parse_args(options))
+    params.backbone.setCurrentText("resnet_small")
+    params.backbone.textActivated.emit("resnet_small")
+    assert params.representation.currentData() == SCRATCH
+    assert params.config().encoder.weights is None
