@@ -2,9 +2,11 @@
 
 For every set the default representation's features are computed once by the pipeline (a K-means run,
 so no SCAN is trained there); each long-tailed variant (:func:`bench.datasets.long_tailed_indices`)
-is a subset of those rows, with its own neighbours mined again. On each, every candidate of
-:data:`semclust.core.clustering.methods.CANDIDATES` clusters the rows, with 3 seeds; the table gives ACC
-and NMI per candidate and what the label-free selection picks.
+is a subset of those rows, with its own neighbours mined again. On each, every method of
+:data:`semclust.core.clustering.methods.CANDIDATES` and N2D as its paper runs it (one Gaussian mixture)
+cluster the rows, with 3 seeds, and ``auto`` is what ``--method auto`` keeps on a frozen backbone (the
+label-free choice among :data:`~semclust.core.clustering.methods.AUTO_CANDIDATES`). Every row goes to
+``<out>/rows.jsonl``; ``--report`` prints the Markdown tables of BENCHMARKS.md from it.
 
     python -m bench.clustering --datasets digits,mnist5k,animals10k,gcompris4,food7 --seeds 3
 """
@@ -80,6 +82,34 @@ def n2d(embeddings: np.ndarray, neighbours: np.ndarray, k: int, seed: int) -> np
     return GaussianMixture(k, covariance_type="full", random_state=seed).fit(low).predict(low)
 
 
+#: Columns of the report: ours, then every baseline on the same features.
+REPORT_METHODS = ("auto", "scan", "kmeans_features", "kmeans", "ward", "ward_embeddings", "n2d")
+
+
+def report(rows: list[dict]) -> str:
+    """Markdown tables (ACC, then NMI; means over seeds) with the strongest baseline of each row."""
+    from collections import defaultdict
+
+    by = defaultdict(list)
+    order = []
+    for r in rows:
+        by[(r["set"], r["variant"], r["method"])].append(r)
+        if (r["set"], r["variant"], r["n"]) not in order:
+            order.append((r["set"], r["variant"], r["n"]))
+    lines = []
+    for metric in ("acc", "nmi"):
+        lines += [f"\n{metric.upper()}, mean of {len(by[(*order[0][:2], 'auto')])} seeds:\n",
+                  "| set | images | " + " | ".join(REPORT_METHODS) + " | strongest baseline |",
+                  "|---|---:|" + "---:|" * (len(REPORT_METHODS) + 1)]  # fmt: skip
+        for name, variant, n in order:
+            mean = {m: np.mean([r[metric] for r in by[(name, variant, m)]]) for m in REPORT_METHODS}
+            base = max((mean[m], m) for m in REPORT_METHODS if m not in ("auto", "scan"))
+            mark = "" if mean["auto"] >= base[0] - 0.005 else " (above auto)"
+            cells = " | ".join(f"{mean[m]:.3f}" for m in REPORT_METHODS)
+            lines.append(f"| {name} {variant} | {n} | {cells} | {base[1]} {base[0]:.3f}{mark} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     from semclust.core.clustering.methods import (
         AUTO_CANDIDATES,
@@ -95,10 +125,16 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m bench.clustering", description=__doc__)
     p.add_argument("--datasets", default="digits,mnist5k,gcompris4,food7,animals10k")
     p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--seed", type=int, default=None, help="only this seed (parallel processes)")
     p.add_argument("--ratios", default="10,50")
     p.add_argument("--out", type=Path, default=Path("bench/out/clustering"))
     p.add_argument("--cache-dir", type=Path, default=Path("bench/out/data"))
+    p.add_argument("--report", action="store_true", help="print the tables of <out>/rows.jsonl")
     args = p.parse_args(argv)
+    if args.report:
+        rows = [json.loads(line) for line in (args.out / "rows.jsonl").read_text().splitlines()]
+        print(report(rows))
+        return
     ratios = tuple(int(r) for r in args.ratios.split(",") if r)
     log = args.out / "rows.jsonl"
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -110,14 +146,14 @@ def main(argv: list[str] | None = None) -> None:
             emb = np.ascontiguousarray(data["embeddings"][idx], dtype=np.float32)
             feats = np.ascontiguousarray(data["features"][idx], dtype=np.float32)
             nb = mine_neighbours(emb, 20)
-            for seed in range(args.seeds):
+            for seed in range(args.seeds) if args.seed is None else (args.seed,):
                 start = time.perf_counter()
                 result = cluster_candidates(feats, emb, nb, k, seed, CANDIDATES)
                 t0 = time.perf_counter()
                 plain = np.eye(k, dtype=np.float32)[n2d(emb, nb, k, seed)]
                 result.candidates["n2d"] = Candidate(plain, time.perf_counter() - t0)
                 result.candidates["n2d"].scores = scores_of(plain.argmax(1), nb, k)
-                auto = {m: result.candidates[m] for m in (*AUTO_CANDIDATES, "scan")}
+                auto = {m: result.candidates[m] for m in AUTO_CANDIDATES}  # frozen: no SCAN
                 result.candidates["auto"] = auto[select(auto, k)]
                 line = []
                 for method, cand in result.candidates.items():

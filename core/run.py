@@ -90,14 +90,17 @@ def run_pipeline(
     """
     try:
         config.validate()
-        config = _available_backbone(config, progress, cache_dir)
-    except ValueError as exc:  # WeightsUnavailable too: it says which file to provide
+    except ValueError as exc:
         raise InputError(str(exc)) from None
     folder, out = require_folder(folder), Path(out).expanduser()
     if is_inside(out, folder):
         raise InputError(
             "Choose a run folder outside the image folder: the images are never written to."
         )
+    try:  # after the folder checks: a mistyped folder never fetches weights first
+        config = _available_backbone(config, progress, cache_dir)
+    except ValueError as exc:  # WeightsUnavailable too: it says which file to provide
+        raise InputError(str(exc)) from None
     paths = RunPaths(out)
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
@@ -148,14 +151,14 @@ def run_pipeline(
         progress(Progress("choose_k", "skipped", 1, 1, message=f"{config.clusters} clusters asked"))
 
     fp_proj = fingerprint(fp_neigh, config.projection, config.seed)
-    fp_preview = fingerprint(fp_pretext, config.clusters, config.seed, "kmeans")
+    fp_preview = fingerprint(fp_pretext, config.clusters, config.seed, "kmeans of the embeddings")
     method = [] if config.method == "scan" else [config.method]  # SCAN runs keep their old prints
     fp_scan = fingerprint(fp_neigh, config.scan, config.clusters, config.seed, *method)
     fp_self = fingerprint(fp_scan, config.selflabel)
     stages.run("projection", fp_proj, [paths.umap], ctx.projection)
     stages.run("preview", fp_preview, [paths.preview], ctx.preview)
     scan_artefacts = [paths.scan_probabilities, paths.scan_summary]
-    if config.method in ("scan", "auto"):
+    if trains_scan(config):
         scan_artefacts.append(paths.scan_weights)
     stages.run("scan", fp_scan, scan_artefacts, ctx.scan)
     stages.run("selflabel", fp_self, [paths.probabilities], ctx.selflabel)
@@ -276,29 +279,34 @@ class _Context:
         io.write_json(self.paths.choose_k, choice.to_dict())
 
     def preview(self) -> None:
-        """K-means on the features: seconds, shown while the chosen method trains."""
-        self.progress(Progress("preview", "progress", 0, 1, message="K-means on the features"))
+        """K-means on the embeddings: seconds, shown while the clustering stage runs, and reused as
+        that stage's ``kmeans``."""
+        self.progress(Progress("preview", "progress", 0, 1, message="K-means on the embeddings"))
         probs = kmeans_probabilities(
-            np.load(self.paths.features, mmap_mode="r"), self.config.clusters, self.config.seed
+            np.load(self.paths.embeddings, mmap_mode="r"), self.config.clusters, self.config.seed
         )
         io.save_array(self.paths.preview, probs)
 
     def scan(self) -> None:
-        """The clustering stage: SCAN, another method of the registry, or ``auto``: SCAN and the
-        other candidates, the best kept by a label-free criterion (:mod:`.clustering.methods`)."""
+        """The clustering stage: SCAN, another method of the registry, or ``auto``: the registry's
+        candidates (with SCAN's heads where :func:`trains_scan`), the best kept by a label-free
+        criterion (:mod:`.clustering.methods`)."""
         method = self.config.method
         if method not in ("scan", "auto"):
             self._other_method()
             return
-        start = time.perf_counter()
-        result = self._train_scan()
-        summary = {"best_head": result.best_head, "head_losses": result.losses}
-        probabilities = result.probabilities
-        if method == "auto":
-            selection = self._candidates(
-                AUTO_CANDIDATES,
-                {"scan": Candidate(result.probabilities, time.perf_counter() - start)},
-            )
+        summary, given = {}, {}
+        if trains_scan(self.config):
+            start = time.perf_counter()
+            result = self._train_scan()
+            summary = {"best_head": result.best_head, "head_losses": result.losses}
+            given["scan"] = Candidate(result.probabilities, time.perf_counter() - start)
+        else:
+            self.paths.scan_weights.unlink(missing_ok=True)  # no SCAN heads in this run
+        if method == "scan":
+            probabilities = given["scan"].probabilities
+        else:
+            selection = self._candidates(AUTO_CANDIDATES, given)
             probabilities = selection.best.probabilities
             summary["selection"] = selection.summary()
             self.progress(Progress("scan", "progress", 1, 1, message=(
@@ -345,7 +353,12 @@ class _Context:
         return result
 
     def _candidates(self, methods, given=None) -> Selection:
-        """The registry's ``methods`` on this run's features, embeddings and neighbours."""
+        """The registry's ``methods`` on this run's features, embeddings and neighbours (``kmeans``
+        is the preview's)."""
+        given = dict(given or {})
+        if "kmeans" in methods:
+            given["kmeans"] = Candidate(np.load(self.paths.preview), 0.0)
+            methods = [m for m in methods if m != "kmeans"]
 
         def report(name: str, i: int, count: int) -> None:
             if self.cancel is not None:
@@ -439,6 +452,9 @@ class _Context:
         scan_summary = io.read_json(self.paths.scan_summary, {}) or {}
         metrics["scan_best_head"] = scan_summary.get("best_head")
         metrics["method"] = self.config.method
+        metrics["method_kept"] = (scan_summary.get("selection") or {}).get(
+            "chosen", self.config.method
+        )
         if self.config.auto_clusters is not None:
             metrics["auto_clusters"] = {"range": list(self.config.auto_clusters), "chosen": k}
         if labels is not None:
@@ -546,6 +562,19 @@ class AugmentedEncoder(keras.Model):
 
     def call(self, x, training=False):
         return self.encoder(self.augment(x, training=True), training=False)
+
+
+def trains_scan(config: RunConfig) -> bool:
+    """Whether the clustering stage trains SCAN's heads: with ``--method scan``, and with ``auto`` when
+    the representation was learnt here (SimCLR) or the heads are needed later (self-labelling, an
+    updated encoder). On a frozen pretrained backbone ``auto`` leaves SCAN out: its kNN-graph
+    modularity was below the other candidates' in all 45 runs of the clustering benchmark (5 sets,
+    balanced and long-tailed, 3 seeds; BENCHMARKS.md), so it would cost most of the run for nothing.
+    """
+    if config.method == "scan":
+        return True
+    learnt = config.pretext.epochs > 0 or config.scan.update_encoder
+    return config.method == "auto" and (learnt or config.selflabel.enabled)
 
 
 def _settle_feature_layer(

@@ -18,6 +18,9 @@ MOBILENET_WEIGHTS = (
     / "mobilenet_1_0_224_imagenet_notop.weights.h5"
 )
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# The product looks for local weights in $SEMCLUST_WEIGHTS (and its own caches), never in ../shared.
+if MOBILENET_WEIGHTS.is_file():
+    os.environ.setdefault("SEMCLUST_WEIGHTS", str(MOBILENET_WEIGHTS.parent))
 
 
 @pytest.fixture(scope="session")

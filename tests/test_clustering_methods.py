@@ -63,9 +63,9 @@ def test_auto_choice_finds_unbalanced_groups():
     features, emb, labels = _blobs([300, 60, 20], seed=3)
     neighbours = mine_neighbours(emb, 15)
     result = cluster_candidates(features, emb, neighbours, 3, seed=0,
-                                methods=("kmeans", "kmeans_norm", "ward_norm", "umap_gmm"))  # fmt: skip
+                                methods=("kmeans", "kmeans_features", "ward_embeddings", "umap_gmm"))  # fmt: skip
     accs = {n: evaluate(labels, c.assignment, 3)["acc"] for n, c in result.candidates.items()}
-    assert set(accs) == {"kmeans", "kmeans_norm", "ward_norm", "umap_gmm"}
+    assert set(accs) == {"kmeans", "kmeans_features", "ward_embeddings", "umap_gmm"}
     assert accs[result.chosen] >= max(accs.values()) - 0.02, (result.chosen, accs)
     assert accs[result.chosen] > 0.95
     summary = result.summary()

@@ -81,11 +81,12 @@ def test_methods_in_a_run_reuse_the_representation(tmp_path, digits_folder):
     assert preview.preview and preview.probabilities.shape == (600, 10)
     # The default method, auto: SCAN's heads and the alternatives, one kept without labels.
     selection = json.loads(RunPaths(out).scan_summary.read_text())["selection"]
-    assert set(selection["candidates"]) == {"scan", "kmeans_norm", "ward_norm", "umap_gmm"}
+    assert set(selection["candidates"]) == {"scan", "kmeans", "ward", "umap_gmm"}
     best = max(selection["candidates"].items(), key=lambda kv: kv[1]["modularity"])[0]
     assert selection["chosen"] == best
     assert RunPaths(out).scan_weights.is_file()
     assert any("kept " + best in e.message for e in events if e.stage == "scan")
+    assert json.loads(RunPaths(out).metrics.read_text())["method_kept"] == best
     for method in METHODS:
         events = []
         run = run_pipeline(

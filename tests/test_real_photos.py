@@ -67,6 +67,9 @@ def test_frozen_mobilenet_clusters_real_photos(tmp_path, gcompris_folder):
     # 0/1/2: ACC 0.724/0.878/0.854, NMI 0.597/0.744/0.729 (features + K-means: ACC 0.76, Ward 0.85).
     assert m["acc"] > 0.6 and m["nmi"] > 0.45
     assert m["clusters_used"] == 4 and len(np.unique(run.predicted)) == 4
+    # The default method on a frozen backbone: the registry's candidates, no SCAN heads trained.
+    assert m["method"] == "auto" and m["method_kept"] in ("kmeans", "ward", "umap_gmm")
+    assert not run.paths.scan_weights.exists()
     rows = read_labels(run.paths.labels_csv)
     assert len(rows) == 123
     assert all(r["true_label"] == r["path"].split("/")[0] for r in rows)
