@@ -21,10 +21,8 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import struct
 import subprocess
 import tarfile
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,11 +46,6 @@ FOOD_GROUPS = {
     "P": "marine_fish",
     "T": "oils_fats",
 }
-
-# Qt resource node flags (qtbase src/corelib/io/qresource.cpp).
-_RCC_COMPRESSED = 0x01
-_RCC_DIRECTORY = 0x02
-_RCC_COMPRESSED_ZSTD = 0x04
 
 
 class FetchError(RuntimeError):
@@ -80,62 +73,42 @@ class PhotoSet:
         return sorted({f.label for f in self.files})
 
 
-def read_rcc(blob: bytes) -> dict[str, bytes]:
-    """Reads a compiled Qt resource bundle (``rcc`` binary format, versions 1-3) into {path: bytes}.
+def read_rcc(path: Path) -> dict[str, bytes]:
+    """Reads a compiled Qt resource bundle (``rcc --binary``) into {resource path: bytes}, with Qt's QResource.
 
-    Layout: a header ``"qres"``, format version, offsets of the tree, data and names sections (and
-    from version 3 a flags word); the tree is a table of fixed-size nodes (name offset, flags, then
-    child count and first child index for a directory, or locale and data offset for a file; from
-    version 2, 8 bytes of modification time). A name is a 16-bit length, a 32-bit hash and UTF-16BE
-    text; a file's data is a 32-bit size and the bytes, zlib-compressed (``qCompress``: a 32-bit
-    uncompressed size, then a zlib stream) or zstd-compressed when its flags say so.
+    The bundle is registered under a root of its own (so it cannot shadow or be shadowed by other
+    resources), its tree walked with ``QDir`` and each file read with ``QFile`` (Qt undoes zlib or
+    zstd compression), then unregistered. Paths are the bundle's own (``/prefix/dir/file``), sorted.
 
     Raises:
-        ValueError: not an rcc bundle, or an unknown version.
-        FetchError: a zstd-compressed entry and no ``zstandard`` module to read it.
+        ValueError: Qt could not register the file as a resource bundle.
     """
-    if blob[:4] != b"qres":
-        raise ValueError("not a Qt resource bundle (no 'qres' header)")
-    version, tree, data, names = struct.unpack_from(">IIII", blob, 4)
-    if not 1 <= version <= 3:
-        raise ValueError(f"unknown rcc format version {version}")
-    node_size = 14 + (8 if version >= 2 else 0)
+    from PySide6.QtCore import QDir, QFile, QIODevice, QResource
 
-    def name_at(offset: int) -> str:
-        (length,) = struct.unpack_from(">H", blob, names + offset)
-        start = names + offset + 6  # length (2) + hash (4)
-        return blob[start : start + 2 * length].decode("utf-16-be")
-
+    rcc = str(Path(path).resolve())
+    root = f"/semclust-rcc-{hashlib.md5(rcc.encode()).hexdigest()}"
+    if not QResource.registerResource(rcc, root):
+        raise ValueError(f"{path} is not a Qt resource bundle Qt can read")
     out: dict[str, bytes] = {}
-    stack = [(0, "")]
-    while stack:
-        index, parent = stack.pop()
-        node = tree + index * node_size
-        name_offset, flags = struct.unpack_from(">IH", blob, node)
-        path = parent if index == 0 else f"{parent}/{name_at(name_offset)}"
-        if flags & _RCC_DIRECTORY:
-            count, first = struct.unpack_from(">II", blob, node + 6)
-            stack.extend((child, path) for child in range(first, first + count))
-            continue
-        (data_offset,) = struct.unpack_from(">I", blob, node + 10)
-        (size,) = struct.unpack_from(">I", blob, data + data_offset)
-        raw = blob[data + data_offset + 4 : data + data_offset + 4 + size]
-        if flags & _RCC_COMPRESSED:
-            raw = zlib.decompress(raw[4:])
-        elif flags & _RCC_COMPRESSED_ZSTD:
-            raw = _zstd_decompress(raw)
-        out[path] = raw
-    return dict(sorted(out.items()))
-
-
-def _zstd_decompress(raw: bytes) -> bytes:
     try:
-        import zstandard
-    except ImportError as exc:
-        raise FetchError(
-            "This rcc bundle holds zstd-compressed entries: pip install zstandard"
-        ) from exc
-    return zstandard.ZstdDecompressor().decompressobj().decompress(raw)
+        stack = [""]
+        while stack:
+            rel = stack.pop()
+            folder = QDir(f":{root}{rel}")
+            everything = QDir.Filter.AllEntries | QDir.Filter.Hidden | QDir.Filter.NoDotAndDotDot
+            for name in folder.entryList(everything):
+                if QDir(f":{root}{rel}/{name}").exists():
+                    stack.append(f"{rel}/{name}")
+                    continue
+                entry = QFile(f":{root}{rel}/{name}")
+                if not entry.open(QIODevice.OpenModeFlag.ReadOnly):
+                    raise ValueError(f"{path}: {rel}/{name}: {entry.errorString()}")
+                out[f"{rel}/{name}"] = entry.readAll().data()
+                entry.close()
+            del folder
+    finally:
+        QResource.unregisterResource(rcc, root)
+    return dict(sorted(out.items()))
 
 
 def _run(command: list[str], cwd: Path, hint: str) -> None:
@@ -166,7 +139,7 @@ def fetch_gcompris(work: Path) -> PhotoSet:
         _run(["apt-get", "download", GCOMPRIS_PACKAGE], work, hint)
     deb = next(work.glob(f"{GCOMPRIS_PACKAGE}_*.deb"))
     _run(["dpkg-deb", "-x", deb.name, "root"], work, hint)
-    resources = read_rcc((work / "root" / GCOMPRIS_RCC).read_bytes())
+    resources = read_rcc(work / "root" / GCOMPRIS_RCC)
     files, credits = [], []
     for path, data in resources.items():
         if not path.startswith(GCOMPRIS_IMAGES):

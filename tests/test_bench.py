@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -271,12 +273,11 @@ def test_where_it_runs_names_the_backend():
 # --- real colour photos (bench.photos): the rcc reader and the folder writing, without a download ---
 
 
-def _qt_rcc(tmp_path, files: dict[str, bytes], *options: str) -> bytes:
-    """Compiles ``files`` into a binary Qt resource bundle with Qt's own rcc (PySide6's)."""
+def _qt_rcc(tmp_path, files: dict[str, bytes], *options: str) -> Path:
+    """Compiles ``files`` into a binary Qt resource bundle with Qt's own rcc (PySide6's); its path."""
     import shutil
     import subprocess
     import sys
-    from pathlib import Path
 
     rcc = Path(sys.executable).with_name("pyside6-rcc")
     rcc = str(rcc) if rcc.is_file() else shutil.which("pyside6-rcc")
@@ -292,7 +293,7 @@ def _qt_rcc(tmp_path, files: dict[str, bytes], *options: str) -> bytes:
     qrc.write_text(f'<RCC><qresource prefix="/gc">{"".join(entries)}</qresource></RCC>')
     out = tmp_path / "set.rcc"
     subprocess.run([rcc, "--binary", *options, str(qrc), "-o", str(out)], check=True)
-    return out.read_bytes()
+    return out
 
 
 _RCC_FILES = {
@@ -309,30 +310,27 @@ _RCC_FILES = {
         ("--format-version", "1", "--compress-algo", "zlib"),
         ("--format-version", "2", "--compress-algo", "zlib"),
         ("--format-version", "3", "--compress-algo", "zlib"),
+        ("--format-version", "3", "--compress-algo", "zstd"),
         ("--format-version", "3", "--no-compress"),
     ],
 )
 def test_read_rcc_reads_what_qt_rcc_wrote(tmp_path, options):
     from bench.photos import read_rcc
 
-    blob = _qt_rcc(tmp_path, _RCC_FILES, *options)
-    got = read_rcc(blob)
-    assert got == {f"/gc/{rel}": data for rel, data in sorted(_RCC_FILES.items())}
+    bundle = _qt_rcc(tmp_path, _RCC_FILES, *options)
+    want = {f"/gc/{rel}": data for rel, data in sorted(_RCC_FILES.items())}
+    assert read_rcc(bundle) == want
+    assert read_rcc(bundle) == want  # unregistered after the first read: registers again
 
 
-def test_read_rcc_zstd_entries_need_zstandard(tmp_path):
-    from bench.photos import FetchError, read_rcc
+def test_read_rcc_refuses_what_is_not_a_bundle(tmp_path):
+    from bench.photos import read_rcc
 
-    blob = _qt_rcc(tmp_path, _RCC_FILES, "--compress-algo", "zstd")
-    try:
-        import zstandard  # noqa: F401
-    except ImportError:
-        with pytest.raises(FetchError, match="pip install zstandard"):
-            read_rcc(blob)
-    else:
-        assert read_rcc(blob) == {f"/gc/{rel}": data for rel, data in sorted(_RCC_FILES.items())}
-    with pytest.raises(ValueError, match="qres"):
-        read_rcc(b"PK\x03\x04" + blob[4:])
+    pytest.importorskip("PySide6")
+    not_rcc = tmp_path / "set.rcc"
+    not_rcc.write_bytes(b"PK\x03\x04" + bytes(60))
+    with pytest.raises(ValueError, match="not a Qt resource bundle"):
+        read_rcc(not_rcc)
 
 
 def _jpeg(value: int) -> bytes:
