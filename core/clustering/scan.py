@@ -49,6 +49,8 @@ class ClusterHeads(keras.Model):
         self.n_clusters = n_clusters
         self.n_heads = n_heads
         self.backbone = backbone
+        self.seed = seed
+        self.hidden_units = hidden
         self.standardise = keras.layers.Normalization(axis=-1, name="standardise")
         self.hidden = (
             keras.Sequential(
@@ -88,6 +90,24 @@ class ClusterHeads(keras.Model):
         if self.hidden is not None:
             f = self.hidden(f, training=training)
         return ops.stack([ops.softmax(h(f), axis=-1) for h in self.heads], axis=1)
+
+    def get_config(self) -> dict:
+        backbone = self.backbone
+        return {
+            **super().get_config(),
+            "n_clusters": self.n_clusters,
+            "n_heads": self.n_heads,
+            "backbone": None if backbone is None else keras.saving.serialize_keras_object(backbone),
+            "seed": self.seed,
+            "hidden": self.hidden_units,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict) -> ClusterHeads:
+        config = dict(config)
+        if config.get("backbone") is not None:
+            config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
+        return cls(**config)
 
     def probabilities(self, data: np.ndarray, cancel: CancelToken | None = None) -> np.ndarray:
         """(N, n_heads, n_clusters) probabilities of un-augmented data."""

@@ -87,6 +87,22 @@ class SimCLRModel(keras.Model):
         n = ops.shape(y_pred)[0] // 2
         return nt_xent_loss(y_pred[:n], y_pred[n:], self.temperature)
 
+    def get_config(self) -> dict:
+        return {
+            **super().get_config(),
+            "encoder": keras.saving.serialize_keras_object(self.encoder),
+            "augment": keras.saving.serialize_keras_object(self.augment),
+            "projection_dim": self.projection_dim,
+            "temperature": self.temperature,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict) -> SimCLRModel:
+        config = dict(config)
+        for key in ("encoder", "augment"):
+            config[key] = keras.saving.deserialize_keras_object(config[key])
+        return cls(**config)
+
     def embed(
         self, images: np.ndarray, batch_size: int = 256, cancel: CancelToken | None = None
     ) -> np.ndarray:
