@@ -1,7 +1,7 @@
 """Clustering methods compared on the same frozen features, balanced and long-tailed (issue 19).
 
-For every set the default representation's features are computed once by the pipeline (a K-means run,
-so no SCAN is trained there); each long-tailed variant (:func:`bench.datasets.long_tailed_indices`)
+For every set the default representation's features (what ``semclust run`` picks for that folder) are
+computed once by the pipeline (a K-means run); each long-tailed variant (:func:`bench.datasets.long_tailed_indices`)
 is a subset of those rows, with its own neighbours mined again. On each, every method of
 :data:`semclust.core.clustering.methods.CANDIDATES` and N2D as its paper runs it (one Gaussian mixture)
 cluster the rows, with 3 seeds, and ``auto`` is what ``--method auto`` keeps on a frozen backbone (the
@@ -23,11 +23,6 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-REPRESENTATION = {  # the default of a run on each kind of folder (grey digits/silhouettes, photos)
-    "grey": ["--backbone", "mobilenet", "--weights", "pretrained"],
-    "photo": ["--backbone", "efficientnet_lite2", "--weights", "pretrained"],
-}
-
 
 def features_of(name: str, out_root: Path, cache_dir: Path) -> dict:
     """The pipeline's features, embeddings and labels of a whole set, computed once and kept as
@@ -43,16 +38,15 @@ def features_of(name: str, out_root: Path, cache_dir: Path) -> dict:
 
 
 def _run_features(name: str, out_root: Path, cache_dir: Path) -> dict:
-    from bench.datasets import LOADERS, write_dataset
+    from bench.datasets import write_dataset
     from semclust.cli import run_config
     from semclust.core.run import run_pipeline
 
     folder = write_dataset(name, cache_dir)
     classes = len([d for d in folder.iterdir() if d.is_dir()])
     out = out_root / name
-    kind = "grey" if name in LOADERS else "photo"
     argv = [str(folder), "--out", str(out), "--clusters", str(classes), "--method", "kmeans"]
-    config = run_config(argv + REPRESENTATION[kind])
+    config = run_config(argv)  # the default representation a user gets for this folder
     run = run_pipeline(folder, out, config, cache_dir=cache_dir / "images")
     return {
         "features": np.load(out / "features.npy"),
@@ -71,15 +65,13 @@ def variants(labels: np.ndarray, ratios: tuple[int, ...]) -> dict[str, np.ndarra
     return found
 
 
-def n2d(embeddings: np.ndarray, neighbours: np.ndarray, k: int, seed: int) -> np.ndarray:
-    """N2D as its paper runs it: UMAP to 10 dimensions (min_dist 0), one Gaussian mixture fit."""
+def n2d(reduced: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """N2D as its paper runs it: one Gaussian mixture fit of the UMAP to 10 dimensions (min_dist 0)."""
     from sklearn.mixture import GaussianMixture
 
-    from semclust.core.clustering.methods import UMAP_DIMS, UMAP_MIN_DIST, UMAP_NEIGHBOURS
-    from semclust.core.projection import umap_embed
-
-    low = umap_embed(embeddings, UMAP_DIMS, UMAP_NEIGHBOURS, UMAP_MIN_DIST, seed, neighbours)
-    return GaussianMixture(k, covariance_type="full", random_state=seed).fit(low).predict(low)
+    return (
+        GaussianMixture(k, covariance_type="full", random_state=seed).fit(reduced).predict(reduced)
+    )
 
 
 #: Columns of the report: ours, then every baseline on the same features.
@@ -111,10 +103,12 @@ def report(rows: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from semclust.core.clustering.choose_k import choose_clusters
     from semclust.core.clustering.methods import (
         AUTO_CANDIDATES,
         CANDIDATES,
         Candidate,
+        Inputs,
         cluster_candidates,
         scores_of,
         select,
@@ -130,6 +124,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", type=Path, default=Path("bench/out/clustering"))
     p.add_argument("--cache-dir", type=Path, default=Path("bench/out/data"))
     p.add_argument("--report", action="store_true", help="print the tables of <out>/rows.jsonl")
+    p.add_argument(
+        "--auto-k",
+        action="store_true",
+        help="--clusters auto's choice instead (<out>/k_rows.jsonl)",
+    )
     args = p.parse_args(argv)
     if args.report:
         rows = [json.loads(line) for line in (args.out / "rows.jsonl").read_text().splitlines()]
@@ -148,9 +147,19 @@ def main(argv: list[str] | None = None) -> None:
             nb = mine_neighbours(emb, 20)
             for seed in range(args.seeds) if args.seed is None else (args.seed,):
                 start = time.perf_counter()
-                result = cluster_candidates(feats, emb, nb, k, seed, CANDIDATES)
+                if args.auto_k:
+                    choice = choose_clusters(Inputs(feats, emb, nb, seed), (2, 30), seed)
+                    row = {"set": name, "variant": variant, "n": len(idx), "k": k, "seed": seed,
+                           "chosen": choice.best, "at_edge": choice.extra["at_edge"],
+                           "seconds": choice.seconds}  # fmt: skip
+                    with (args.out / "k_rows.jsonl").open("a") as f:
+                        f.write(json.dumps(row) + "\n")
+                    print(f"{name} {variant} seed {seed}: k {choice.best} for {k}", flush=True)
+                    continue
+                inputs = Inputs(feats, emb, nb, seed)
+                result = cluster_candidates(inputs, k, seed, CANDIDATES)
                 t0 = time.perf_counter()
-                plain = np.eye(k, dtype=np.float32)[n2d(emb, nb, k, seed)]
+                plain = np.eye(k, dtype=np.float32)[n2d(inputs.reduced, k, seed)]
                 result.candidates["n2d"] = Candidate(plain, time.perf_counter() - t0)
                 result.candidates["n2d"].scores = scores_of(plain.argmax(1), nb, k)
                 auto = {m: result.candidates[m] for m in AUTO_CANDIDATES}  # frozen: no SCAN

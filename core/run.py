@@ -9,6 +9,7 @@ interrupted run continues and changing a SCAN setting does not retrain the repre
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import platform
 import shutil
@@ -26,6 +27,7 @@ from semclust.core.clustering.methods import (
     AUTO_CANDIDATES,
     CRITERION,
     Candidate,
+    Inputs,
     Selection,
     cluster_candidates,
 )
@@ -143,7 +145,9 @@ def run_pipeline(
     )
     stages.run("neighbours", fp_neigh, [paths.neighbours], ctx.neighbours)
     if config.auto_clusters is not None:
-        fp_choose = fingerprint(fp_neigh, config.auto_clusters, config.seed, "choose_k")
+        fp_choose = fingerprint(
+            fp_neigh, config.auto_clusters, config.seed, "choose_k by modularity"
+        )
         stages.run("choose_k", fp_choose, [paths.choose_k], ctx.choose_k)
         ctx.config = config = config.replace(clusters=int(io.read_json(paths.choose_k)["best"]))
         io.write_json(paths.config, {**config.to_dict(), "_meta": _meta(folder)})  # the k chosen
@@ -268,14 +272,12 @@ class _Context:
         """The number of clusters, chosen without labels over ``config.auto_clusters``."""
         from semclust.core.clustering.choose_k import choose_clusters
 
-        choice = choose_clusters(
-            np.load(self.paths.features, mmap_mode="r"),
-            np.load(self.paths.neighbours),
-            self.config.auto_clusters,
-            seed=self.config.seed,
-            progress=self.progress,
-            cancel=self.cancel,
-        )
+        try:
+            choice = choose_clusters(
+                self.inputs, self.config.auto_clusters, self.config.seed, self.progress, self.cancel
+            )
+        except ValueError as exc:  # too few images for the range
+            raise InputError(str(exc)) from None
         io.write_json(self.paths.choose_k, choice.to_dict())
 
     def preview(self) -> None:
@@ -366,14 +368,17 @@ class _Context:
             self.progress(Progress("scan", "progress", i, count, message=f"{name} on the features"))
 
         return cluster_candidates(
+            self.inputs, self.config.clusters, self.config.seed, methods, report, given
+        )
+
+    @functools.cached_property
+    def inputs(self) -> Inputs:
+        """The clustering methods' inputs; the reduced map is computed once for the whole run."""
+        return Inputs(
             np.load(self.paths.features, mmap_mode="r"),
             np.load(self.paths.embeddings, mmap_mode="r"),
             np.load(self.paths.neighbours),
-            self.config.clusters,
             self.config.seed,
-            methods,
-            report,
-            given,
         )
 
     def selflabel(self) -> None:

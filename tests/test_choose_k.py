@@ -5,64 +5,72 @@ import json
 import numpy as np
 import pytest
 
-from semclust.core.clustering.choose_k import ChooseKConfig, KChoice, candidate_ks, choose_clusters
+from semclust.core.clustering.choose_k import KChoice, candidate_ks, choose_clusters
+from semclust.core.clustering.methods import Inputs
 from semclust.core.neighbours import mine_neighbours
 from semclust.core.progress import Cancelled, CancelToken
 
-FAST = ChooseKConfig(steps=150, dims=0, silhouette_points=500)
 
-
-def _blobs(groups: int, n_per: int = 40, dim: int = 16, seed: int = 0):
-    """Well separated Gaussian blobs on random directions (cosine structure, like image features)."""
+def _blobs(sizes, dim: int = 16, seed: int = 0) -> Inputs:
+    """Well separated Gaussian blobs of the given sizes on random directions (like image features)."""
     rng = np.random.default_rng(seed)
-    centres = rng.standard_normal((groups, dim)) * 4
-    x = np.concatenate([c + rng.standard_normal((n_per, dim)) for c in centres])
-    return x.astype(np.float32), np.repeat(np.arange(groups), n_per)
+    centres = rng.standard_normal((len(sizes), dim)) * 4
+    x = np.concatenate([c + rng.standard_normal((n, dim)) for c, n in zip(centres, sizes)])
+    x = x.astype(np.float32)
+    emb = x / np.linalg.norm(x, axis=1, keepdims=True)
+    return Inputs(x, emb, mine_neighbours(emb, 10))
 
 
-@pytest.mark.parametrize("groups", [3, 6])
-def test_finds_the_number_of_well_separated_groups(groups):
-    x, _ = _blobs(groups)
-    choice = choose_clusters(x, mine_neighbours(x, 10), (2, 10), FAST, seed=0)
+@pytest.mark.parametrize(
+    "sizes, tolerance", [([40] * 3, 0), ([40] * 6, 0), ([150, 60, 25, 12], 1)]
+)
+def test_finds_the_number_of_groups_balanced_or_not(sizes, tolerance):
+    """Exact on balanced blobs; within one on blobs of 150 to 12 (the large one may split)."""
+    choice = choose_clusters(_blobs(sizes), (2, 10), seed=0)
     assert choice.ks == tuple(range(2, 11))
-    assert choice.best == groups
-    assert set(choice.curves) >= {"consistency", "agreement", "stability", "silhouette", "empty"}
+    assert abs(choice.best - len(sizes)) <= tolerance, choice.best
+    assert set(choice.curves) == {"modularity", "agreement", "largest_share"}
     assert all(len(v) == len(choice.ks) for v in choice.curves.values())
-    assert len(choice.score) == len(choice.ks)
+    assert choice.score == choice.curves["modularity"]
     assert choice.score[choice.ks.index(choice.best)] == max(choice.score)
+    assert choice.extra["at_edge"] is False
+
+
+def test_a_choice_at_the_edge_of_the_range_is_said():
+    events = []
+    choice = choose_clusters(_blobs([40] * 6), (2, 4), seed=0, progress=events.append)
+    assert choice.best == 4 and choice.extra["at_edge"] is True
+    assert "largest number tried" in events[-1].message and "--clusters-range" in events[-1].message
 
 
 def test_range_is_clipped_to_the_number_of_images():
-    assert candidate_ks((2, 30), 6) == (2, 3, 4, 5)
+    assert candidate_ks((2, 30), 12) == (2, 3, 4)
     assert candidate_ks((1, 4), 100) == (2, 3, 4)
-    with pytest.raises(ValueError, match="below the number of images"):
-        candidate_ks((2, 30), 2)
-    x, _ = _blobs(2, n_per=4)
-    choice = choose_clusters(x, mine_neighbours(x, 3), (2, 30), ChooseKConfig(steps=20, dims=0))
-    assert choice.ks == tuple(range(2, 8))
-    assert choice.best in choice.ks
+    with pytest.raises(ValueError, match="at most a third of the images"):
+        candidate_ks((2, 30), 5)
+    choice = choose_clusters(_blobs([6, 6]), (2, 30))
+    assert choice.ks == (2, 3, 4) and choice.best in choice.ks
 
 
 def test_round_trip_through_json():
     choice = KChoice(
         ks=(2, 3, 4),
-        curves={"agreement": (0.9, 0.8, 0.4), "empty": (0.0, 0.0, 1.0)},
-        score=(0.1, 0.7, -0.2),
+        curves={"modularity": (0.3, 0.5, 0.4), "largest_share": (0.5, 0.4, 0.4)},
+        score=(0.3, 0.5, 0.4),
         best=3,
         seconds=1.5,
-        extra={"steps": 400},
+        extra={"at_edge": False},
     )
     again = KChoice.from_dict(json.loads(json.dumps(choice.to_dict())))
     assert again == choice
     assert again.curves == choice.curves and again.extra == choice.extra
-    assert isinstance(again.ks, tuple) and isinstance(again.curves["agreement"], tuple)
+    assert isinstance(again.ks, tuple) and isinstance(again.curves["modularity"], tuple)
 
 
 def test_progress_and_cancellation():
-    x, _ = _blobs(3)
-    nb = mine_neighbours(x, 10)
+    inputs = _blobs([40] * 3)
     events = []
-    choose_clusters(x, nb, (2, 5), ChooseKConfig(steps=50, dims=0), progress=events.append)
+    choose_clusters(inputs, (2, 5), progress=events.append)
     assert {e.stage for e in events} == {"choose_k"}
     assert events[0].kind == "started" and events[-1].kind == "finished"
     assert all(0 <= e.step <= e.total for e in events)
@@ -77,8 +85,6 @@ def test_progress_and_cancellation():
             token.cancel()
 
     with pytest.raises(Cancelled):
-        choose_clusters(
-            x, nb, (2, 5), ChooseKConfig(steps=400, dims=0), progress=cancel_soon, cancel=token
-        )
+        choose_clusters(inputs, (2, 5), progress=cancel_soon, cancel=token)
     assert not any(e.kind == "finished" for e in seen)
-    assert max(e.step for e in seen) < seen[0].total // 2
+    assert max(e.step for e in seen) < seen[0].total

@@ -8,6 +8,7 @@ import pytest
 
 from semclust.core.clustering.methods import (
     Candidate,
+    Inputs,
     cluster_candidates,
     knn_modularity,
     select,
@@ -62,7 +63,7 @@ def test_select_prefers_candidates_that_use_every_cluster():
 def test_auto_choice_finds_unbalanced_groups():
     features, emb, labels = _blobs([300, 60, 20], seed=3)
     neighbours = mine_neighbours(emb, 15)
-    result = cluster_candidates(features, emb, neighbours, 3, seed=0,
+    result = cluster_candidates(Inputs(features, emb, neighbours), 3, seed=0,
                                 methods=("kmeans", "kmeans_features", "ward_embeddings", "umap_gmm"))  # fmt: skip
     accs = {n: evaluate(labels, c.assignment, 3)["acc"] for n, c in result.candidates.items()}
     assert set(accs) == {"kmeans", "kmeans_features", "ward_embeddings", "umap_gmm"}
@@ -76,4 +77,4 @@ def test_auto_choice_finds_unbalanced_groups():
 def test_unknown_method_is_refused():
     features, emb, _ = _blobs([20, 20])
     with pytest.raises(ValueError, match="Unknown clustering methods"):
-        cluster_candidates(features, emb, mine_neighbours(emb, 5), 2, methods=("nope",))
+        cluster_candidates(Inputs(features, emb, mine_neighbours(emb, 5)), 2, methods=("nope",))

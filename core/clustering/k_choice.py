@@ -9,16 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-#: The label-free criteria recorded for every k tried (see :func:`semclust.core.clustering.choose_k.score_assignment`).
-CURVES = (
-    "consistency",
-    "agreement",
-    "confidence",
-    "entropy",
-    "stability",
-    "silhouette",
-    "empty",
-)
+#: The label-free criteria recorded for every k tried (:func:`semclust.core.clustering.choose_k.choose_clusters`).
+CURVES = ("modularity", "agreement", "largest_share")
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ agreeing neighbours it does not reward one big cluster, and unlike SCAN's entrop
 reward equal sizes. BENCHMARKS.md ("Clustering on unbalanced folders") gives the measurements.
 
 Example:
-    >>> result = cluster_candidates(features, embeddings, neighbours, 5, seed=0)  # doctest: +SKIP
+    >>> result = cluster_candidates(Inputs(features, embeddings, neighbours), 5)  # doctest: +SKIP
     >>> result.chosen, result.candidates[result.chosen].probabilities.shape  # doctest: +SKIP
     ('umap_gmm', (257, 5))
 """
@@ -46,6 +46,37 @@ UMAP_MIN_DIST = 0.0
 #: the best of 10 by likelihood or by modularity 0.86-0.93; long-tailed (ratio 10), by likelihood
 #: 0.74-0.80, by modularity 0.80 every time.
 GMM_RESTARTS = 10
+#: Above this many images the Gaussian mixtures are fitted on a seeded sample (then every image is
+#: assigned): EM's cost grows with the images times the components.
+GMM_SAMPLE = 50_000
+
+
+@dataclass
+class Inputs:
+    """What every method reads: a run's features (N, F), their l2-normalised embeddings (N, D) and the
+    mined neighbours (N, k), rows aligned; ``reduced`` is the UMAP of the embeddings to
+    :data:`UMAP_DIMS` dimensions, computed once on first use and shared (or given: a run's artefact).
+    """
+
+    features: np.ndarray
+    embeddings: np.ndarray
+    neighbours: np.ndarray
+    seed: int = 0
+    _reduced: np.ndarray | None = None
+
+    @property
+    def reduced(self) -> np.ndarray:
+        if self._reduced is None:
+            from semclust.core.projection import umap_embed
+
+            self._reduced = umap_embed(
+                self.embeddings, UMAP_DIMS, UMAP_NEIGHBOURS, UMAP_MIN_DIST, self.seed,
+                neighbours=self.neighbours,
+            )  # fmt: skip
+        return self._reduced
+
+    def __len__(self) -> int:
+        return len(self.neighbours)
 
 
 @dataclass
@@ -87,49 +118,56 @@ class Selection:
         }
 
 
-Method = Callable[[np.ndarray, np.ndarray, np.ndarray, int, int], np.ndarray]
+Method = Callable[[Inputs, int, int], np.ndarray]
 
 
-def _kmeans(features, embeddings, neighbours, k, seed):
-    return kmeans_probabilities(embeddings, k, seed)
+def _kmeans(x: Inputs, k, seed):
+    return kmeans_probabilities(x.embeddings, k, seed)
 
 
-def _kmeans_features(features, embeddings, neighbours, k, seed):
-    return kmeans_probabilities(features, k, seed)
+def _kmeans_features(x: Inputs, k, seed):
+    return kmeans_probabilities(x.features, k, seed)
 
 
-def _ward(features, embeddings, neighbours, k, seed):
-    return ward_probabilities(np.asarray(features, dtype=np.float32), k)
+def _ward(x: Inputs, k, seed):
+    return ward_probabilities(np.asarray(x.features, dtype=np.float32), k)
 
 
-def _ward_embeddings(features, embeddings, neighbours, k, seed):
-    return ward_probabilities(np.asarray(embeddings, dtype=np.float32), k)
+def _ward_embeddings(x: Inputs, k, seed):
+    return ward_probabilities(np.asarray(x.embeddings, dtype=np.float32), k)
 
 
-def _umap_gmm(features, embeddings, neighbours, k, seed):
+def _umap_gmm(x: Inputs, k, seed):
+    return gmm_probabilities(x.reduced, x.neighbours, k, seed, GMM_RESTARTS)
+
+
+def _scan(x: Inputs, k, seed):
+    from semclust.core.clustering.scan import scan_probabilities
+
+    return scan_probabilities(x.features, x.neighbours, k, seed)
+
+
+def gmm_probabilities(
+    reduced: np.ndarray, neighbours: np.ndarray, k: int, seed: int, restarts: int
+) -> np.ndarray:
+    """(N, k) probabilities of the Gaussian mixture (full covariances) of ``reduced`` whose hard
+    clusters have the highest :func:`knn_modularity`, among ``restarts`` EM starts."""
     from sklearn.mixture import GaussianMixture
 
-    from semclust.core.projection import umap_embed
-
-    low = umap_embed(
-        embeddings, UMAP_DIMS, UMAP_NEIGHBOURS, UMAP_MIN_DIST, seed, neighbours=neighbours
-    )
+    fit_on = reduced
+    if len(reduced) > GMM_SAMPLE:
+        rows = np.random.default_rng(seed).choice(len(reduced), GMM_SAMPLE, replace=False)
+        fit_on = reduced[np.sort(rows)]
     best, best_score = None, -np.inf
-    for restart in range(GMM_RESTARTS):  # EM's local optima: keep the best by the criterion
+    for restart in range(restarts):  # EM's local optima: keep the best by the criterion
         gmm = GaussianMixture(
-            k, covariance_type="full", random_state=seed * GMM_RESTARTS + restart, reg_covar=1e-4
-        ).fit(low)
-        probs = gmm.predict_proba(low).astype(np.float32)
+            k, covariance_type="full", random_state=seed * restarts + restart, reg_covar=1e-4
+        ).fit(fit_on)
+        probs = gmm.predict_proba(reduced).astype(np.float32)
         score = knn_modularity(neighbours, probs.argmax(axis=1))
         if score > best_score:
             best, best_score = probs, score
     return best
-
-
-def _scan(features, embeddings, neighbours, k, seed):
-    from semclust.core.clustering.scan import scan_probabilities
-
-    return scan_probabilities(features, neighbours, k, seed)
 
 
 #: name -> method; ``CANDIDATES`` are those :func:`cluster_candidates` tries by default.
@@ -187,9 +225,7 @@ def select(candidates: dict[str, Candidate], k: int) -> str:
 
 
 def cluster_candidates(
-    features: np.ndarray,
-    embeddings: np.ndarray,
-    neighbours: np.ndarray,
+    inputs: Inputs,
     k: int,
     seed: int = 0,
     methods: Sequence[str] = CANDIDATES,
@@ -199,7 +235,7 @@ def cluster_candidates(
     """Runs each method of ``methods`` and keeps the best by :func:`select`.
 
     Args:
-        features, embeddings, neighbours: the run's representation (rows aligned).
+        inputs: the run's representation.
         k: number of clusters.
         on_candidate: called as ``(name, index, count)`` before each method (progress).
         given: candidates computed elsewhere (a run's SCAN heads), compared with the others.
@@ -214,11 +250,11 @@ def cluster_candidates(
     for i, name in enumerate(methods):
         if on_candidate is not None:
             on_candidate(name, i, len(methods))
-        if name.startswith("ward") and len(features) > WARD_MAX_IMAGES and len(methods) > 1:
+        if name.startswith("ward") and len(inputs) > WARD_MAX_IMAGES and len(methods) > 1:
             continue  # Ward's memory grows as N^2: left out of a choice (alone, it says why)
         start = time.perf_counter()
-        probs = METHODS[name](features, embeddings, neighbours, k, seed)
+        probs = METHODS[name](inputs, k, seed)
         found[name] = Candidate(probs, time.perf_counter() - start)
     for candidate in found.values():
-        candidate.scores = scores_of(candidate.assignment, neighbours, k)
+        candidate.scores = scores_of(candidate.assignment, inputs.neighbours, k)
     return Selection(found, select(found, k))
