@@ -1,9 +1,12 @@
-"""One factory from a user's choices to a run configuration, shared by the command line and the GUI.
+"""What a user chooses for a run, each parameter declared once, and one factory from the choices to a
+run configuration, shared by the command line, the window and the benchmark.
 
-Both front ends describe what the user picked as a :class:`RunChoices` (the words of the form and of the
-options, with ``None`` for "the default for this representation") and call :func:`build_config`, so that
-the same choices always give the same :class:`~semclust.core.config.RunConfig`: a frozen pretrained
-backbone runs at the same image size whether it was asked for with ``--weights`` or in the window.
+Every field of :class:`RunChoices` declares its option, label, help and range beside it
+(:mod:`semclust.core.param`): the command line builds its options from these declarations and the
+window its parameter form, and :func:`build_config` maps them onto the
+:class:`~semclust.core.config.RunConfig`, so that the same choices always give the same configuration:
+a frozen pretrained backbone runs at the same image size whether it was asked for with ``--weights``
+or in the window. A new run parameter is a field of its stage's config and one declared field here.
 
 Example:
     >>> cfg = build_config(RunChoices(representation=FROZEN, weights="imagenet"))
@@ -15,11 +18,34 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from semclust.core.config import RunConfig
+from semclust.core.config import BACKBONES, METHODS, RunConfig
+from semclust.core.param import config_value, declared, param
+from semclust.core.representation.backbones import (
+    FETCHED_DEFAULT,
+    LAYERS,
+    PRETRAINED_BACKBONE,
+    REGISTRY,
+    SCRATCH_BACKBONE,
+    get_spec,
+    has_pretrained_weights,
+)
 
 SCRATCH, FROZEN, FINETUNED = "scratch", "frozen", "finetuned"
 #: The three ways to get a representation, in the order the GUI lists them.
 REPRESENTATIONS = (SCRATCH, FROZEN, FINETUNED)
+REPRESENTATION_TITLES = {
+    SCRATCH: "From scratch (SimCLR on these images)",
+    FROZEN: "Pretrained backbone, frozen",
+    FINETUNED: "Pretrained backbone, fine-tuned",
+}
+METHOD_TITLES = {
+    "auto": "Best of SCAN and the alternatives (label-free choice)",
+    "scan": "SCAN (neighbours agree)",
+    "umap_gmm": "UMAP + Gaussian mixture (unequal cluster sizes)",
+    "kmeans": "K-means on the features (seconds)",
+    "ward": "Ward agglomerative (seconds, up to 20,000 images)",
+    "dec": "Deep Embedded Clustering",
+}
 
 #: Image side for the older pretrained backbones (MobileNet, ResNet50V2), below their native 224 px:
 #: 96 px kept ImageNet MobileNet's kNN accuracy on 28 px silhouettes at 0.80-0.91 (../shared/DATA.md) at
@@ -29,76 +55,211 @@ REDUCED_SIZE_BACKBONES = ("mobilenet", "resnet50v2")
 #: ``--clusters auto`` tries every number of clusters in this range (issue 9: "say 2-30").
 AUTO = "auto"
 AUTO_RANGE = (2, 30)
-#: The pretrained backbone used when weights are given without a backbone.
-PRETRAINED_BACKBONE = "mobilenet"
 #: ``RunChoices.weights`` (``--weights none``) for a randomly initialised backbone, even a pretrained one.
 NO_WEIGHTS = "none"
 
 
+def parse_clusters(text: str) -> int | str:
+    """A number of clusters, or :data:`AUTO`, from text."""
+    if text.strip().lower() == AUTO:
+        return AUTO
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is neither a number nor 'auto'") from None
+
+
+def parse_range(text: str) -> tuple[int, int]:
+    """``"LOW,HIGH"`` as two whole numbers."""
+    try:
+        low, high = (int(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(f"{text!r} is not LOW,HIGH (say 2,30)") from None
+    return low, high
+
+
+# When a parameter matters (the window greys out the others).
+def _choosing_k(c: RunChoices) -> bool:
+    return c.clusters == AUTO
+
+
+def _pretrained(c: RunChoices) -> bool:
+    return c.representation != SCRATCH
+
+
+def _frozen(c: RunChoices) -> bool:
+    return c.representation == FROZEN
+
+
+def _learnt(c: RunChoices) -> bool:
+    return c.representation != FROZEN
+
+
+def _trains_heads(c: RunChoices) -> bool:
+    return c.method in ("scan", "auto")  # auto trains SCAN's heads too
+
+
+def _selflabels(c: RunChoices) -> bool:
+    return c.selflabel and _trains_heads(c)
+
+
+_D = RunConfig()
+
+
 @dataclass(frozen=True)
 class RunChoices:
-    """What the user chose, as both front ends present it; ``None`` means "the default".
+    """What the user chose, in the words of the command line and the window; ``None`` means "the
+    default" (for the other choices, or the configuration's own).
 
-    Attributes:
-        clusters: number of clusters, or ``"auto"``: chosen without labels within ``clusters_range``.
-        clusters_range: the smallest and largest number of clusters ``"auto"`` tries.
-        representation: :data:`SCRATCH` (SimCLR on these images), :data:`FROZEN` (a pretrained backbone
-            as it is) or :data:`FINETUNED` (a pretrained backbone trained further with SimCLR). ``None``:
-            pretrained (frozen, or fine-tuned with pretext epochs) when weights are given or the
-            backbone named has pretrained weights, from scratch otherwise or with :data:`NO_WEIGHTS`.
-        backbone: encoder network; default: ``resnet_small`` from scratch, MobileNet when pretrained.
-        weights: ``"imagenet"`` / ``"pretrained"``, a local weights file, or :data:`NO_WEIGHTS` (a
-            random initialisation); default ``"imagenet"`` when pretrained.
-        image_size: square side; default 32 from scratch, the backbone's pretrained size otherwise.
-        layer: where frozen features are read (``EncoderConfig.layer``); default ``auto``.
-        pretext_epochs: SimCLR epochs when the representation is trained (ignored when frozen).
-        method: how clusters are made (``scan``, ``kmeans``, ``ward``, ``dec``).
-        labels_csv: a ``path,label`` CSV of true labels, or ``None``.
-        subfolder_labels: take class subfolder names as true labels.
+    Each field declares its option, label, help and range (:func:`semclust.core.param.param`); the
+    command line's options and the window's form are built from them, in this order.
     """
 
-    clusters: int | str = RunConfig.clusters
-    clusters_range: tuple[int, int] = AUTO_RANGE
-    representation: str | None = None
-    backbone: str | None = None
-    weights: str | None = None
-    image_size: int | None = None
-    layer: str | None = None
-    pretext_epochs: int | None = None
-    method: str = RunConfig.method
-    scan_epochs: int | None = None
-    heads: int | None = None
-    head_hidden: int | None = None
-    entropy_weight: float | None = None
-    k: int | None = None
-    update_encoder: bool = False
-    selflabel: bool = False
-    selflabel_epochs: int | None = None
-    seed: int = RunConfig.seed
-    subfolder_labels: bool = True
-    labels_csv: str | None = None
+    clusters: int | str = param(
+        _D.clusters, "--clusters", "Clusters",
+        "Number of clusters to find (SCAN's K), or auto: chosen without labels within the clusters "
+        "range.",
+        config="clusters", derived=True, range=(1, 1000), special=(AUTO, AUTO), parse=parse_clusters,
+        tip="Number of clusters to find (SCAN's K); auto: chosen without labels within the range "
+        "below (its curve is in the Number of clusters tab).",
+    )  # fmt: skip
+    clusters_range: tuple[int, int] = param(
+        AUTO_RANGE, "--clusters-range", "Range for auto",
+        "The smallest and largest numbers of clusters auto tries.",
+        config="auto_clusters", derived=True, range=(2, 1000), parse=parse_range, metavar="LOW,HIGH",
+        when=_choosing_k,
+    )  # fmt: skip
+    method: str = param(
+        _D.method, "--method", "Method",
+        "How clusters are made from the representation: auto (SCAN and the quick alternatives, the "
+        "best kept without labels), scan (clustering heads trained so that an image and its "
+        "neighbours agree), or one alternative on the same features: kmeans, ward, umap_gmm, dec "
+        "(K-means is also shown as a preview while SCAN trains).",
+        config="method", choices=METHODS, titles=METHOD_TITLES,
+    )  # fmt: skip
+    representation: str | None = param(
+        None, "--representation", "Representation",
+        "From scratch: learn features with SimCLR on these images (slow, no download). Frozen: a "
+        "pretrained backbone as it is (fast). Fine-tuned: a pretrained backbone trained further "
+        "with SimCLR. Default: pretrained when the backbone or the weights are (frozen, or "
+        "fine-tuned with pretext epochs), else from scratch.",
+        derived=True, choices=REPRESENTATIONS, titles=REPRESENTATION_TITLES,
+    )  # fmt: skip
+    backbone: str | None = param(
+        None, "--backbone", "Backbone",
+        f"Encoder network: {', '.join(BACKBONES)}, or a keras-hub preset id, hf:// id or local "
+        "preset folder; a pretrained one starts from its pretrained weights. Default: a pretrained "
+        f"backbone whose weights are here, else {FETCHED_DEFAULT}, fetched on first use (about "
+        f"{REGISTRY[FETCHED_DEFAULT].download_mb} MB), else {SCRATCH_BACKBONE} from scratch; "
+        f"{PRETRAINED_BACKBONE} for weights given without a backbone.",
+        config="encoder.backbone", derived=True, choices=BACKBONES, free=True,
+    )  # fmt: skip
+    weights: str | None = param(
+        None, "--weights", "Weights",
+        "'pretrained' (or 'imagenet': downloaded once and cached; the default of a pretrained "
+        f"backbone), a local weights file, or '{NO_WEIGHTS}': a random initialisation, trained "
+        "from scratch.",
+        config="encoder.weights", derived=True, browse="Keras weights (*.h5)",
+        placeholder="imagenet", when=_pretrained,
+    )  # fmt: skip
+    image_size: int | None = param(
+        None, "--image-size", "Image size",
+        "Side of the square image every file is resized to. Default (auto): "
+        f"{_D.ingest.image_size} from scratch, else the backbone's own size ({PRETRAINED_IMAGE_SIZE} "
+        "for mobilenet), no larger than the images need.",
+        config="ingest.image_size", derived=True, range=(0, 1024), step=32, special=(AUTO, None),
+    )  # fmt: skip
+    layer: str = param(
+        _D.encoder.layer, "--layer", "Feature layer",
+        "Where frozen features are read: the last layer (final), or a mid-level one, pooled and "
+        "square-rooted (mid); auto: mid for small grey images (digits, silhouettes), else final.",
+        config="encoder.layer", choices=LAYERS, when=_frozen,
+    )  # fmt: skip
+    pretext_epochs: int | None = param(
+        None, "--pretext-epochs", "Pretext epochs",
+        f"SimCLR epochs (representation learning; default {_D.pretext.epochs}; 0 with pretrained "
+        "weights: frozen).",
+        config="pretext.epochs", derived=True, range=(0, 10_000), when=_learnt,
+    )  # fmt: skip
+    scan_epochs: int | None = param(
+        None, "--scan-epochs", "SCAN epochs", "SCAN clustering epochs.",
+        config="scan.epochs", range=(1, 10_000), when=_trains_heads,
+    )  # fmt: skip
+    selflabel_epochs: int | None = param(
+        None, "--selflabel-epochs", "Self-label epochs", "Self-labelling epochs.",
+        config="selflabel.epochs", range=(0, 10_000), when=_selflabels,
+    )  # fmt: skip
+    k: int | None = param(
+        None, "--k", "k neighbours", "Nearest neighbours per image mined for SCAN (paper: 20).",
+        config="neighbours.k", range=(1, 500),
+    )  # fmt: skip
+    entropy_weight: float | None = param(
+        None, "--entropy-weight", "Entropy weight",
+        "SCAN's entropy weight (lambda, paper: 5). Higher spreads images over more clusters; raise "
+        "it if the clustering collapses into a few clusters.",
+        config="scan.entropy_weight", range=(0.0, 100.0), step=0.5, when=_trains_heads,
+    )  # fmt: skip
+    heads: int | None = param(
+        None, "--heads", "Heads",
+        "Clustering heads trained at once; the one with the lowest SCAN loss is kept (no labels "
+        "used).",
+        config="scan.heads", range=(1, 50), when=_trains_heads,
+    )  # fmt: skip
+    head_hidden: int | None = param(
+        None, "--head-hidden", "Head hidden width",
+        "Width of a hidden layer shared by the clustering heads; 0: linear heads, as in SCAN.",
+        config="scan.hidden", range=(0, 4096), step=64, special=("none (linear)", 0),
+        when=_trains_heads,
+    )  # fmt: skip
+    labels_csv: str | None = param(
+        None, "--labels-csv", "True labels CSV",
+        "Optional CSV of path,label (paths relative to the image folder) giving true labels, for "
+        "accuracy figures.",
+        config="ingest.labels_csv", browse="CSV (*.csv)", placeholder="from class subfolders",
+    )  # fmt: skip
+    subfolder_labels: bool = param(
+        _D.ingest.labels_from_subfolders, "--no-subfolder-labels", "Class subfolders as true labels",
+        "Take class subfolder names as true labels (for accuracy figures).",
+        config="ingest.labels_from_subfolders",
+    )  # fmt: skip
+    update_encoder: bool = param(
+        _D.scan.update_encoder, "--update-encoder", "Fine-tune the backbone during SCAN",
+        "Slower: trains the backbone with the clustering heads.",
+        config="scan.update_encoder", when=_trains_heads,
+    )  # fmt: skip
+    selflabel: bool = param(
+        _D.selflabel.enabled, "--selflabel", "Self-labelling",
+        "Add SCAN's self-labelling stage: retrain on the confident predictions (SCAN section 2.3). "
+        "Off by default: no gain measured on a CPU budget.",
+        config="selflabel.enabled", when=_trains_heads,
+    )  # fmt: skip
+    seed: int = param(
+        _D.seed, "--seed", "Seed", "Random seed: same seed, data and machine, same clusters.",
+        config="seed", range=(0, 2**31 - 1),
+    )  # fmt: skip
 
 
 def with_default_representation(choices: RunChoices, default) -> RunChoices:
-    """``choices`` with the default representation filled in, when the user named none.
+    """``choices`` with the default representation filled in, where the user left it open.
 
     Args:
-        choices: what the user chose; nothing about the representation (no representation, backbone,
-            weights or pretext epochs) means "the default".
-        default: a :class:`semclust.core.representation.backbones.Representation` (``default_representation()``): a
-            pretrained backbone available here, frozen, or from scratch when there is none.
+        choices: what the user chose. Nothing about the representation (no representation,
+            backbone, weights or pretext epochs) means the default; a pretrained representation
+            without a backbone or weights (``--representation frozen``) means the default's backbone
+            and weights, when the default is pretrained.
+        default: a :class:`semclust.core.representation.backbones.Representation`
+            (``default_representation()``): a pretrained backbone available here, frozen, or from
+            scratch when there is none.
     """
-    if any(
-        v is not None
-        for v in (choices.representation, choices.backbone, choices.weights, choices.pretext_epochs)
-    ):
+    if choices.backbone is not None or choices.weights is not None:
         return choices
-    return replace(
-        choices,
-        representation=FROZEN if default.pretrained else SCRATCH,
-        backbone=default.backbone,
-        weights=default.weights,
-    )
+    if choices.representation is None and choices.pretext_epochs is None:
+        rep = FROZEN if default.pretrained else SCRATCH
+    elif choices.representation in (FROZEN, FINETUNED) and default.pretrained:
+        rep = choices.representation
+    else:
+        return choices
+    return replace(choices, representation=rep, backbone=default.backbone, weights=default.weights)
 
 
 def representation_of(choices: RunChoices) -> str:
@@ -121,21 +282,9 @@ def representation_of(choices: RunChoices) -> str:
         return choices.representation
     if choices.weights == NO_WEIGHTS:
         return SCRATCH
-    if choices.weights is None and not _has_pretrained_weights(choices.backbone):
+    if choices.weights is None and not has_pretrained_weights(choices.backbone):
         return SCRATCH
     return FROZEN if not choices.pretext_epochs else FINETUNED
-
-
-def _has_pretrained_weights(backbone: str | None) -> bool:
-    """Whether ``backbone`` names a backbone with pretrained weights (registered or a preset)."""
-    if backbone is None:
-        return False
-    from semclust.core.representation.backbones import get_spec  # no Keras at import time
-
-    try:
-        return get_spec(backbone).pretrained
-    except ValueError:
-        return False  # an unknown name: validation says so later
 
 
 def default_image_size(backbone: str, pretrained: bool, image_side: int | None = None) -> int:
@@ -151,11 +300,9 @@ def default_image_size(backbone: str, pretrained: bool, image_side: int | None =
             cost. Vision transformers keep their own size (their patch grid).
     """
     if not pretrained:
-        return RunConfig().ingest.image_size
+        return _D.ingest.image_size
     if backbone in REDUCED_SIZE_BACKBONES:
         return PRETRAINED_IMAGE_SIZE
-    from semclust.core.representation.backbones import get_spec  # no Keras at import time
-
     try:
         spec = get_spec(backbone)
     except ValueError:
@@ -170,6 +317,9 @@ def build_config(
 ) -> RunConfig:
     """The run configuration for these choices, on top of ``base`` (default: the core's defaults).
 
+    A declared parameter that is not ``derived`` sets its config field (``None``: ``base``'s value,
+    unless ``None`` is a value of that field); the others are worked out here.
+
     Args:
         choices: what the user chose.
         base: settings the front end does not show (say, those of an earlier run being continued).
@@ -177,45 +327,36 @@ def build_config(
             which sets the default image size of a pretrained backbone.
     """
     base = base or RunConfig()
+    changes = {}
+    for d in declared(type(choices)):
+        if d.param.config is None or d.param.derived:
+            continue
+        value = getattr(choices, d.name)
+        if d.kind == "text":
+            value = value or None
+        if value is not None or config_value(d.param.config) is None:
+            changes[d.param.config] = value
     rep = representation_of(choices)
     pretrained = rep != SCRATCH
-    backbone = choices.backbone or (
-        PRETRAINED_BACKBONE if pretrained else RunConfig().encoder.backbone
-    )
+    backbone = choices.backbone or (PRETRAINED_BACKBONE if pretrained else SCRATCH_BACKBONE)
     if rep == FROZEN:
         pretext_epochs = 0
     elif choices.pretext_epochs is not None:
         pretext_epochs = choices.pretext_epochs
     else:
-        pretext_epochs = RunConfig().pretext.epochs
+        pretext_epochs = _D.pretext.epochs
     auto = choices.clusters == AUTO
     if not auto and not isinstance(choices.clusters, int):
         raise ValueError(f"The number of clusters must be a number or {AUTO!r}.")
-    changes = {
+    changes |= {
         "clusters": choices.clusters_range[0] if auto else choices.clusters,
         "auto_clusters": tuple(choices.clusters_range) if auto else None,
-        "seed": choices.seed,
-        "method": choices.method,
         "encoder.backbone": backbone,
         "encoder.weights": (choices.weights or "imagenet") if pretrained else None,
         "ingest.image_size": choices.image_size
         or default_image_size(backbone, pretrained, image_side),
-        "encoder.layer": choices.layer or "auto",  # settled by the run: a base's layer may not fit
-        "ingest.labels_from_subfolders": choices.subfolder_labels,
-        "ingest.labels_csv": choices.labels_csv or None,
         "pretext.epochs": pretext_epochs,
-        "scan.update_encoder": choices.update_encoder,
-        "selflabel.enabled": choices.selflabel,
     }
-    optional = {
-        "scan.epochs": choices.scan_epochs,
-        "scan.heads": choices.heads,
-        "scan.hidden": choices.head_hidden,
-        "scan.entropy_weight": choices.entropy_weight,
-        "neighbours.k": choices.k,
-        "selflabel.epochs": choices.selflabel_epochs,
-    }
-    changes.update({key: value for key, value in optional.items() if value is not None})
     return base.replace(**changes)
 
 
@@ -225,25 +366,18 @@ def choices_of(config: RunConfig) -> RunChoices:
         rep = SCRATCH
     else:
         rep = FROZEN if config.pretext.epochs == 0 else FINETUNED
+    copied = {
+        d.name: config_value(d.param.config, config)
+        for d in declared(RunChoices)
+        if d.param.config and not d.param.derived
+    }
     return RunChoices(
+        **copied,
         clusters=AUTO if config.auto_clusters else config.clusters,
         clusters_range=config.auto_clusters or AUTO_RANGE,
         representation=rep,
         backbone=config.encoder.backbone,
         weights=config.encoder.weights,
         image_size=config.ingest.image_size,
-        layer=config.encoder.layer,
         pretext_epochs=config.pretext.epochs if config.pretext.epochs else None,
-        method=config.method,
-        scan_epochs=config.scan.epochs,
-        heads=config.scan.heads,
-        head_hidden=config.scan.hidden,
-        entropy_weight=config.scan.entropy_weight,
-        k=config.neighbours.k,
-        update_encoder=config.scan.update_encoder,
-        selflabel=config.selflabel.enabled,
-        selflabel_epochs=config.selflabel.epochs,
-        seed=config.seed,
-        subfolder_labels=config.ingest.labels_from_subfolders,
-        labels_csv=config.ingest.labels_csv,
     )

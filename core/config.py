@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from semclust.core.representation.backbones import REGISTRY, check_backbone
+from semclust.core.representation.backbones import REGISTRY, SCRATCH_BACKBONE, check_backbone
 
 #: The registered backbones (core/representation/backbones.py); a keras-hub preset id, an ``hf://`` id or a local
 #: preset directory also works as ``EncoderConfig.backbone``.
@@ -95,7 +95,7 @@ class EncoderConfig:
             images, a frozen backbone and a mid-level layer, else ``final`` (the run records its choice).
     """
 
-    backbone: str = "resnet_small"
+    backbone: str = SCRATCH_BACKBONE
     weights: str | None = None
     width: int = 32
     layer: str = "auto"

