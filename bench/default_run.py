@@ -1,8 +1,8 @@
 """What a new user gets: ``semclust run FOLDER --clusters K`` with every default, on the labelled sets.
 
-For each set and seed this runs the pipeline with the command line's own configuration
-(:func:`semclust.cli.run_config`: the default representation found here for these images, its image
-size and feature layer), then clusters the same run's ``features.npy`` with K-means and Ward: the
+For each set and seed this runs the pipeline with the plan the command line makes too
+(:func:`semclust.core.plan.plan_run`: the default representation found here for these images, its
+image size and feature layer), then clusters the same run's ``features.npy`` with K-means and Ward: the
 baselines on exactly the features SCAN saw. Prints one Markdown row per run and writes them to
 ``<out>.json`` beside the run folders (default ``bench/out/default_runs.json``).
 
@@ -31,17 +31,16 @@ def run_one(name: str, seed: int, out_root: Path, cache_dir: Path, auto: bool = 
     from sklearn.cluster import AgglomerativeClustering, KMeans
 
     from bench.datasets import write_dataset
-    from semclust.cli import run_config
+    from semclust.core.choices import AUTO, RunChoices
     from semclust.core.metrics import evaluate
+    from semclust.core.plan import plan_run
     from semclust.core.run import run_pipeline
 
     folder = write_dataset(name, cache_dir)
     classes = len([d for d in folder.iterdir() if d.is_dir()])
     out = out_root / f"{name}-seed{seed}"
-    clusters = "auto" if auto else str(classes)
-    config = run_config(
-        [str(folder), "--out", str(out), "--clusters", clusters, "--seed", str(seed)]
-    )
+    # what ``semclust run FOLDER --clusters K --seed S`` runs
+    config = plan_run(folder, RunChoices(clusters=AUTO if auto else classes, seed=seed)).config
     start = time.perf_counter()
     run = run_pipeline(folder, out, config, cache_dir=cache_dir / "images")
     seconds = time.perf_counter() - start

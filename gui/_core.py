@@ -8,24 +8,21 @@ loads without Keras (``tests/test_import_contracts.py`` checks both).
 from __future__ import annotations
 
 from semclust.core.choices import (
-    AUTO,
-    FINETUNED,
-    FROZEN,
-    REPRESENTATIONS,
     SCRATCH,
     RunChoices,
     build_config,
     choices_of,
     representation_of,
-    with_default_representation,
 )
 from semclust.core.clustering.k_choice import KChoice
-from semclust.core.config import BACKBONES, METHODS, RunConfig
-from semclust.core.images import ImageError, InputError, load_image, survey_folder, typical_look
+from semclust.core.config import RunConfig
+from semclust.core.images import ImageError, InputError, load_image, survey_folder
 from semclust.core.metrics import cluster_summary, evaluate
+from semclust.core.param import Declared, declared
 from semclust.core.paths import resource
+from semclust.core.plan import FolderLook, Plan, look_at, plan_run
 from semclust.core.progress import STAGES, Cancelled, CancelToken, Progress
-from semclust.core.representation.backbones import default_representation, small_grey
+from semclust.core.representation.backbones import pretrained_backbone
 from semclust.core.runfolder.artefacts import RunFolderError, RunPaths, is_inside
 from semclust.core.runfolder.export import export_cluster_folders, export_labels
 from semclust.core.runfolder.results import (
@@ -38,13 +35,12 @@ from semclust.core.runfolder.results import (
 )
 
 __all__ = [
-    "AUTO", "BACKBONES", "FINETUNED", "FROZEN", "METHODS", "REPRESENTATIONS", "SCRATCH", "STAGES",
-    "CancelToken", "Cancelled", "Corrections", "ImageError", "InputError", "KChoice", "Progress",
-    "RunChoices", "RunConfig", "RunData", "RunFolderError", "RunFolderInfo", "RunPaths",
-    "build_config", "choices_of", "cluster_summary", "default_representation", "evaluate",
-    "export_cluster_folders", "export_labels", "inspect_run_folder", "is_inside", "load_image",
-    "load_run", "read_skipped", "representation_of", "resource", "run_pipeline", "small_grey",
-    "survey_folder", "typical_look", "with_default_representation",
+    "SCRATCH", "STAGES", "CancelToken", "Cancelled", "Corrections", "Declared", "FolderLook",
+    "ImageError", "InputError", "KChoice", "Plan", "Progress", "RunChoices", "RunConfig", "RunData",
+    "RunFolderError", "RunFolderInfo", "RunPaths", "build_config", "choices_of", "cluster_summary",
+    "declared", "evaluate", "export_cluster_folders", "export_labels", "inspect_run_folder",
+    "is_inside", "load_image", "load_run", "look_at", "plan_run", "pretrained_backbone",
+    "read_skipped", "representation_of", "resource", "run_pipeline", "survey_folder",
 ]  # fmt: skip
 
 

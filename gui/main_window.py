@@ -23,9 +23,10 @@ from PySide6.QtWidgets import (
 
 from semclust.gui._core import (
     KChoice,
-    default_representation,
+    RunChoices,
     export_cluster_folders,
     export_labels,
+    plan_run,
     resource,
 )
 from semclust.gui.dialogs import SkippedDialog, show_message
@@ -42,11 +43,6 @@ from semclust.gui.thumbnails import ThumbnailLoader
 from semclust.gui.worker import RunController
 from semclust.gui.workspace import Workspace
 
-
-def _default_representation(small_grey_images: bool = False):
-    return default_representation(small_grey_images=small_grey_images)
-
-
 MAX_RECENT = 8
 
 
@@ -57,8 +53,8 @@ class MainWindow(QMainWindow):
         pipeline: ``run_pipeline``-like callable (tests pass a fast dummy); default: ``core.run``.
         settings: where recent folders are kept; default: the user's QSettings.
         find_default: returns the representation a new run starts from, given whether the images
-            are small and grey; default: ``core.representation.backbones.default_representation`` (looked up in
-            the background, again once a folder is surveyed).
+            are small and grey; default: the core's (``plan_run``'s). A new run is planned in the
+            background (``core.plan.plan_run``), again once a folder is surveyed.
     """
 
     TABS = ("Progress", "Map", "Clusters", "Accuracy", "Number of clusters")
@@ -128,8 +124,7 @@ class MainWindow(QMainWindow):
         self.controller.runningChanged.connect(self._on_running)
         self.workspace.foldersChanged.connect(self._on_folders)
         self.workspace.surveyed.connect(self.params.set_survey)
-        self.workspace.imageSideFound.connect(lambda side: setattr(self.params, "image_side", side))
-        self.workspace.smallGreyFound.connect(self._look_up_default)
+        self.workspace.looked.connect(self._plan)
         self.workspace.skippedChanged.connect(self.params.set_skipped)
         self.workspace.configFound.connect(self.params.set_config)
         self.workspace.runFound.connect(self.session.set_run)
@@ -144,13 +139,20 @@ class MainWindow(QMainWindow):
         self.session.selectionChanged.connect(self._sync_actions)
         self._sync_actions()
         self.statusBar().showMessage("Open a folder of images, or a previous run folder.")
-        self._find_default = find_default or _default_representation
-        self._look_up_default(False)
+        self._find_default = find_default
+        self._plan()
 
-    def _look_up_default(self, small_grey_images: bool) -> None:
-        run_in_background(functools.partial(self._find_default, small_grey_images),
-                          on_result=self.params.set_default_representation,
+    def _plan(self, look=None) -> None:
+        """Plans a new run of the folder (its default representation for these images) in the
+        background: looking for weights here takes a moment."""
+        plan = functools.partial(plan_run, None, RunChoices(), look=look,
+                                 find_default=self._find_default)  # fmt: skip
+        run_in_background(plan, on_result=self._on_plan,
                           on_error=lambda e: self.params.representation_note.setText(str(e)))  # fmt: skip
+
+    def _on_plan(self, plan) -> None:
+        if plan.look.survey is None or self.workspace.shows(plan.look):  # else: a folder left since
+            self.params.set_plan(plan)
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
@@ -322,8 +324,8 @@ class MainWindow(QMainWindow):
         if problem:
             self.message("Run folder", problem, error=True)
             return
-        config = self.params.config()
         try:
+            config = self.params.config()  # a representation with weights "none" is refused here
             config.validate()
             self.controller.start(self.image_folder, self.workspace.run_dir, config)
         except (ValueError, RuntimeError) as exc:

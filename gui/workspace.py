@@ -19,10 +19,8 @@ from semclust.gui._core import (
     inspect_run_folder,
     is_inside,
     load_run,
+    look_at,
     read_skipped,
-    small_grey,
-    survey_folder,
-    typical_look,
 )
 from semclust.gui.tasks import run_in_background
 
@@ -33,22 +31,14 @@ def default_run_dir(folder: Path) -> Path:
     return folder.parent / f"{folder.name}-semclust"
 
 
-def _survey(folder: Path):
-    """The folder's image files, their typical side and whether they are grey (on a pool thread: it
-    reads file headers)."""
-    survey = survey_folder(folder)
-    return survey, *typical_look(survey)
-
-
 class Workspace(QObject):
     """The image folder and the run folder the window works on.
 
     Signals:
         foldersChanged(): the image folder or the run folder changed.
         surveyed(object, object): images found (int or None) and class names (list, or None: unknown).
-        imageSideFound(object): the typical shorter side of the images in pixels (or None).
-        smallGreyFound(bool): whether they are small grey images (digits, silhouettes), which have
-            a default representation of their own.
+        looked(object): what a sample of the images' headers says (a FolderLook: their typical
+            side, whether they are grey), from which a new run is planned.
         skippedChanged(object): the files left out with reasons, or None before ingest.
         configFound(object): the run folder holds an earlier run's RunConfig.
         runFound(object): the run folder holds a finished run (RunData), or None (cleared).
@@ -57,8 +47,7 @@ class Workspace(QObject):
 
     foldersChanged = Signal()
     surveyed = Signal(object, object)
-    imageSideFound = Signal(object)
-    smallGreyFound = Signal(bool)
+    looked = Signal(object)
     skippedChanged = Signal(object)
     configFound = Signal(object)
     runFound = Signal(object)
@@ -87,8 +76,8 @@ class Workspace(QObject):
         self.surveyed.emit(None, None)
         self.runFound.emit(None)
         self._read_run_folder()
-        run_in_background(
-            _survey, folder, on_result=self._on_survey,
+        run_in_background(  # on a pool thread: it reads file headers
+            look_at, folder, on_result=self._on_survey,
             on_error=lambda e: self.problem.emit("Cannot read the folder", str(e)),
         )  # fmt: skip
         return True
@@ -134,13 +123,17 @@ class Workspace(QObject):
         return None
 
     # -- internals --------------------------------------------------------------------------------
-    def _on_survey(self, result) -> None:
-        survey, side, grey = result
-        if self.image_folder is None or Path(survey.root).resolve() != self.image_folder:
+    def _on_survey(self, look) -> None:
+        survey = look.survey
+        if not self.shows(look):
             return  # a survey of a folder the user has since left
         self.surveyed.emit(len(survey.files), list(survey.class_names) if survey.has_labels else [])
-        self.imageSideFound.emit(side)
-        self.smallGreyFound.emit(small_grey(grey, side))
+        self.looked.emit(look)
+
+    def shows(self, look) -> bool:
+        """Whether ``look`` is of the image folder open now."""
+        root = look.survey.root if look.survey is not None else None
+        return root is not None and Path(root).resolve() == self.image_folder
 
     def _read_run_folder(self) -> RunFolderInfo | None:
         """Emits what the run folder holds: settings, skipped files, a finished run."""

@@ -8,16 +8,9 @@ import sys
 from pathlib import Path
 
 from semclust.console import ConsoleProgress, silence_backend_noise
-from semclust.core.choices import (
-    AUTO,
-    AUTO_RANGE,
-    NO_WEIGHTS,
-    RunChoices,
-    build_config,
-    with_default_representation,
-)
-from semclust.core.config import BACKBONES, METHODS, RunConfig
-from semclust.core.representation.backbones import LAYERS
+from semclust.core.choices import RunChoices, build_config
+from semclust.core.config import RunConfig
+from semclust.core.param import Declared, declared
 
 #: SimCLR epochs of ``semclust demo`` when it learns from scratch (``--weights none``, or no pretrained
 #: weights here and none to fetch): measured ACC 0.86 on the 1,797 digits in about 3 minutes on 2 cores.
@@ -68,207 +61,106 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
-    d = RunConfig()
-    p.add_argument(
-        "--clusters",
-        type=_clusters,
-        default=d.clusters,
-        help="number of clusters, or 'auto': chosen without labels (default %(default)s)",
-    )
-    p.add_argument(
-        "--clusters-range",
-        type=_range,
-        default=AUTO_RANGE,
-        metavar="LOW,HIGH",
-        help="the numbers of clusters 'auto' tries (default 2,30)",
-    )
-    p.add_argument(
-        "--method",
-        choices=METHODS,
-        default=d.method,
-        help=(
-            "auto (default: SCAN and the quick alternatives, the best kept without labels), scan, or "
-            "one alternative on the same features: kmeans, ward, umap_gmm, dec"
-        ),
-    )
-    p.add_argument(
-        "--backbone",
-        default=None,
-        help=(
-            f"encoder network: {', '.join(BACKBONES)}, or a keras-hub preset id, hf:// id or local "
-            "preset folder; a pretrained one starts from its pretrained weights. Default: a "
-            "pretrained backbone whose weights are here, else efficientnet_lite2, fetched on first "
-            f"use (about 22 MB), else {d.encoder.backbone} from scratch; mobilenet with --weights alone"
-        ),
-    )
-    p.add_argument(
-        "--weights",
-        default=None,
-        help="'pretrained' (or 'imagenet': downloaded once and cached; the default of a pretrained "
-        f"backbone), a local weights file, or '{NO_WEIGHTS}': a random initialisation, trained "
-        "from scratch",
-    )
-    p.add_argument(
-        "--image-size",
-        type=int,
-        default=None,
-        help="square input size (default 32 from scratch, else the backbone's own: 96 for mobilenet)",
-    )
-    p.add_argument(
-        "--layer",
-        choices=LAYERS,
-        default=None,
-        help="where frozen features are read: the last layer, or a mid-level one (pooled, "
-        "square-rooted); auto (default): mid for small grey images (digits, silhouettes)",
-    )
-    p.add_argument(
-        "--pretext-epochs",
-        type=int,
-        default=None,
-        help=f"SimCLR epochs (default {d.pretext.epochs}; 0 with pretrained weights = frozen)",
-    )
-    p.add_argument("--scan-epochs", type=int, default=d.scan.epochs)
-    p.add_argument("--selflabel-epochs", type=int, default=d.selflabel.epochs)
-    p.add_argument(
-        "--selflabel",
-        action="store_true",
-        help="add SCAN's self-labelling stage (off by default: no gain measured on a CPU budget)",
-    )
-    p.add_argument(
-        "--update-encoder", action="store_true", help="fine-tune the encoder during SCAN (slower)"
-    )
-    p.add_argument(
-        "--k", type=int, default=d.neighbours.k, help="neighbours per image (default %(default)s)"
-    )
-    p.add_argument("--entropy-weight", type=float, default=d.scan.entropy_weight)
-    p.add_argument("--heads", type=int, default=d.scan.heads)
-    p.add_argument(
-        "--head-hidden",
-        type=int,
-        default=d.scan.hidden,
-        help="width of a hidden layer shared by the clustering heads (default 0: linear heads)",
-    )
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument(
-        "--no-subfolder-labels",
-        action="store_true",
-        help="do not take class subfolder names as true labels",
-    )
-    p.add_argument("--labels-csv", default=None, help="CSV of path,label giving true labels")
+    """One option per declared run parameter (:class:`~semclust.core.choices.RunChoices`), then
+    the command line's own."""
+    for d in declared(RunChoices):
+        p.add_argument(d.param.flag, dest=d.name, default=d.default, **_option(d))
     p.add_argument("--cache-dir", default=None, help="where decoded images are cached")
     p.add_argument("--quiet", action="store_true")
 
 
-def _folder_look(folder: str) -> tuple[int | None, bool]:
-    """The images' typical side and whether they are grey (from a sample of file headers)."""
-    from semclust.core.images import InputError, survey_folder, typical_look
-
-    try:
-        return typical_look(survey_folder(folder))
-    except InputError:
-        return None, False  # the run says what is wrong with the folder
-
-
-def _clusters(text: str) -> int | str:
-    if text.strip().lower() == AUTO:
-        return AUTO
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is neither a number nor 'auto'") from None
-
-
-def _range(text: str) -> tuple[int, int]:
-    try:
-        low, high = (int(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not LOW,HIGH (say 2,30)") from None
-    return low, high
+def _option(d: Declared) -> dict:
+    """argparse's keywords for a declared parameter: its kind, choices and help."""
+    p = d.param
+    help_ = p.help.replace("%", "%%")
+    if d.kind == "bool":
+        on = not d.default  # a switch on by default is declared with the option that turns it off
+        return {"action": "store_true" if on else "store_false",
+                "help": help_ if on else f"{help_} On by default; this option turns it off."}  # fmt: skip
+    keywords = {"metavar": p.metavar}
+    if p.parse is not None:
+        keywords["type"] = _argument_type(p.parse)
+    elif d.kind in ("int", "float"):
+        keywords["type"] = int if d.kind == "int" else float
+    if p.choices and not p.free:
+        keywords["choices"] = p.choices
+    if d.shown is not None and (d.default is not None or not p.derived):  # else help says it
+        shown = ",".join(map(str, d.shown)) if isinstance(d.shown, tuple) else d.shown
+        help_ += f" (default: {shown})"
+    return {**keywords, "help": help_}
 
 
-def config_from_args(
-    args: argparse.Namespace, default=None, image_side: int | None = None
-) -> RunConfig:
-    """The run configuration of ``run``/``demo``'s options, through the factory the GUI uses too.
+def _argument_type(parse):
+    """A declared parser as an argparse type: its ValueError's words become the error message."""
 
-    Args:
-        args: the parsed options.
-        default: the representation to use when the options name none (a
-            :class:`~semclust.core.representation.backbones.Representation`); ``None``: from scratch.
-        image_side: the typical shorter side of the images (sets a pretrained backbone's size).
-    """
-    choices = RunChoices(
-        clusters=args.clusters,
-        clusters_range=args.clusters_range,
-        backbone=args.backbone,
-        weights=args.weights,
-        image_size=args.image_size,
-        layer=args.layer,
-        pretext_epochs=args.pretext_epochs,
-        method=args.method,
-        scan_epochs=args.scan_epochs,
-        heads=args.heads,
-        head_hidden=args.head_hidden,
-        entropy_weight=args.entropy_weight,
-        k=args.k,
-        update_encoder=args.update_encoder,
-        selflabel=args.selflabel,
-        selflabel_epochs=args.selflabel_epochs,
-        seed=args.seed,
-        subfolder_labels=not args.no_subfolder_labels,
-        labels_csv=args.labels_csv,
-    )
-    if default is not None:
-        choices = with_default_representation(choices, default)
-    return build_config(choices, image_side=image_side)
+    def convert(text: str):
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    convert.__name__ = parse.__name__
+    return convert
 
 
-def folder_config(args: argparse.Namespace):
-    """``run``'s configuration for its folder, and the default representation it was built from
-    (chosen for the folder's images: small grey ones prefer a backbone with a mid-level layer)."""
-    from semclust.core.representation.backbones import default_representation, small_grey
+def choices_from_args(args: argparse.Namespace) -> RunChoices:
+    """What ``run``/``demo``'s options chose, in the words the window uses too."""
+    return RunChoices(**{d.name: getattr(args, d.name) for d in declared(RunChoices)})
 
-    side, grey = _folder_look(args.folder)
-    default = default_representation(args.cache_dir, small_grey(grey, side))
-    return config_from_args(args, default, side), default
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    """The configuration of the options alone: no folder looked at, no default representation (from
+    scratch unless the options name a pretrained backbone or weights)."""
+    return build_config(choices_from_args(args))
+
+
+def folder_plan(args: argparse.Namespace):
+    """``run``'s :class:`~semclust.core.plan.Plan` for its folder: the folder looked at, the default
+    representation for its images (small grey ones prefer a backbone with a mid-level layer) and
+    the options' configuration on top."""
+    from semclust.core.plan import plan_run
+
+    return plan_run(args.folder, choices_from_args(args), cache_dir=args.cache_dir)
 
 
 def run_config(argv: list[str]) -> RunConfig:
     """The configuration ``semclust run ARGV`` would use (benchmarks run exactly what users run)."""
-    return folder_config(_parser().parse_args(["run", *argv]))[0]
+    return folder_plan(_parser().parse_args(["run", *argv])).config
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    config, default = folder_config(args)
-    _say_representation(config, default, args)
-    return _run(args.folder, args.out, config, args)
+    plan = folder_plan(args)
+    _say_representation(plan, args)
+    return _run(args.folder, args.out, plan.config, args)
 
 
-def _say_representation(config: RunConfig, default, args: argparse.Namespace) -> None:
-    if config.encoder.backbone == default.backbone and not args.quiet:
-        print(f"Representation: {default.reason}")
+def _say_representation(plan, args: argparse.Namespace) -> None:
+    if plan.uses_default and not args.quiet:
+        print(f"Representation: {plan.reason}")
 
 
 def demo_config(args: argparse.Namespace):
-    """``demo``'s configuration: the default of ``run`` for the digits (pretrained when weights are
-    here or can be fetched), or :data:`DEMO_PRETEXT_EPOCHS` of SimCLR when it learns from scratch."""
+    """``demo``'s plan: the default of ``run`` for the digits (pretrained when weights are here or
+    can be fetched), or :data:`DEMO_PRETEXT_EPOCHS` of SimCLR when it learns from scratch."""
+    from dataclasses import replace
+
     from semclust.core.demo import write_digits_folder
 
     args.folder = str(write_digits_folder())
-    config, default = folder_config(args)
-    if config.encoder.weights is None and args.pretext_epochs is None:
-        config = config.replace(**{"pretext.epochs": DEMO_PRETEXT_EPOCHS})
-    return config, default
+    plan = folder_plan(args)
+    if plan.config.encoder.weights is None and args.pretext_epochs is None:
+        plan = replace(plan, config=plan.config.replace(**{"pretext.epochs": DEMO_PRETEXT_EPOCHS}))
+    return plan
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from semclust.core.paths import default_cache_dir
 
-    config, default = demo_config(args)
+    plan = demo_config(args)
     out = args.out or str(default_cache_dir() / "demo" / "run")
     print(f"Demo: {args.folder} (1,797 real handwritten digits, 10 classes) -> run folder {out}")
-    _say_representation(config, default, args)
-    return _run(args.folder, out, config, args)
+    _say_representation(plan, args)
+    return _run(args.folder, out, plan.config, args)
 
 
 def _run(folder: str, out: str, config: RunConfig, args: argparse.Namespace) -> int:

@@ -146,11 +146,41 @@ def test_the_demo_runs_the_pretrained_default(monkeypatch, digits_folder):
     monkeypatch.setattr(pretrained, "network_available", lambda host, timeout=0: False)
     here = backbones.default_representation(small_grey_images=True)  # no network needed
     assert here.pretrained
-    config, default = cli.demo_config(cli._parser().parse_args(["demo"]))
-    assert default == here
+    plan = cli.demo_config(cli._parser().parse_args(["demo"]))
+    config = plan.config
+    assert plan.default == here and plan.uses_default
     assert (config.encoder.backbone, config.encoder.weights) == (here.backbone, here.weights)
     assert config.pretext.epochs == 0 and config.encoder.layer == "auto"
     assert config.ingest.image_size == 96  # the 32 px digits written here, enlarged to 96
-    scratch, _ = cli.demo_config(cli._parser().parse_args(["demo", "--weights", "none"]))
+    scratch = cli.demo_config(cli._parser().parse_args(["demo", "--weights", "none"])).config
     assert (scratch.encoder.backbone, scratch.encoder.weights) == ("resnet_small", None)
     assert scratch.pretext.epochs == cli.DEMO_PRETEXT_EPOCHS
+
+
+def test_the_command_line_says_why_its_default_representation_in_the_windows_words(
+    monkeypatch, digits_folder, capsys
+):
+    """``semclust run`` prints the plan's reason (the window shows the same line), only when the
+    run uses the default backbone; the options' words are the window's (``--representation``)."""
+    from semclust import cli
+    from semclust.core.representation import backbones
+    from semclust.core.representation.backbones import Representation
+
+    lite2 = Representation("efficientnet_lite2", "pretrained", True, "Pretrained: lite2 (test).")
+    monkeypatch.setattr(backbones, "default_representation", lambda cache_dir, grey: lite2)
+    plan = cli.folder_plan(cli._parser().parse_args(["run", str(digits_folder), "--out", "r"]))
+    cli._say_representation(plan, cli._parser().parse_args(["run", "f", "--out", "r"]))
+    assert capsys.readouterr().out == "Representation: Pretrained: lite2 (test).\n"
+    frozen = ["run", str(digits_folder), "--out", "r", "--representation", "frozen"]
+    assert cli.folder_plan(cli._parser().parse_args(frozen)).config == plan.config
+    mobilenet = cli.folder_plan(cli._parser().parse_args([*frozen, "--backbone", "mobilenet"]))
+    assert not mobilenet.uses_default and mobilenet.config.encoder.weights == "imagenet"
+    scratch = cli.folder_plan(cli._parser().parse_args(["run", "f", "--out", "r",
+                                                        "--representation", "scratch"]))  # fmt: skip
+    assert scratch.config.encoder.backbone == "resnet_small" and not scratch.uses_default
+
+
+def test_a_bad_clusters_option_is_a_usage_message(capsys):
+    with pytest.raises(SystemExit):
+        main(["run", "f", "--out", "r", "--clusters-range", "2-30"])
+    assert "'2-30' is not LOW,HIGH (say 2,30)" in capsys.readouterr().err

@@ -1,4 +1,9 @@
-"""The side panel: the image folder, the run folder, the run's parameters, Run and Cancel."""
+"""The side panel: the image folder, the run folder, the run's parameters, Run and Cancel.
+
+The parameters' form is built from their declarations (:class:`~semclust.core.choices.RunChoices`,
+``core/param.py``), one control each (:mod:`.controls`); the command line builds its options from the
+same declarations.
+"""
 
 from __future__ import annotations
 
@@ -6,59 +11,31 @@ from pathlib import Path
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
-    QCheckBox,
-    QComboBox,
-    QDoubleSpinBox,
-    QFileDialog,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QPushButton,
-    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
 from semclust.gui._core import (
-    AUTO,
-    BACKBONES,
-    FINETUNED,
-    FROZEN,
-    METHODS,
-    REPRESENTATIONS,
     SCRATCH,
+    Plan,
     RunChoices,
     RunConfig,
     build_config,
     choices_of,
+    declared,
+    pretrained_backbone,
     representation_of,
-    with_default_representation,
 )
+from semclust.gui.panels.controls import Control
 
-REPRESENTATION_TITLES = {
-    SCRATCH: "From scratch (SimCLR on these images)",
-    FROZEN: "Pretrained backbone, frozen",
-    FINETUNED: "Pretrained backbone, fine-tuned",
-}
-METHOD_TITLES = {
-    "auto": "Best of SCAN and the alternatives (label-free choice)",
-    "scan": "SCAN (neighbours agree)",
-    "umap_gmm": "UMAP + Gaussian mixture (unequal cluster sizes)",
-    "kmeans": "K-means on the features (seconds)",
-    "ward": "Ward agglomerative (seconds, up to 20,000 images)",
-    "dec": "Deep Embedded Clustering",
-}
-
-
-def _spin(lo: int, hi: int, value: int, tip: str, step: int = 1) -> QSpinBox:
-    box = QSpinBox()
-    box.setRange(lo, hi)
-    box.setSingleStep(step)
-    box.setValue(value)
-    box.setToolTip(tip)
-    return box
+#: What a new run's default representation sets in the form.
+REPRESENTATION_PARAMETERS = ("backbone", "weights", "representation")
 
 
 def _with_button(edit: QLineEdit, on_click) -> QHBoxLayout:
@@ -75,6 +52,9 @@ def _with_button(edit: QLineEdit, on_click) -> QHBoxLayout:
 class ParametersPanel(QWidget):
     """Folder information and run parameters, with the core's defaults and tooltips.
 
+    Each declared parameter's control is also an attribute named as the parameter (``panel.k``,
+    ``panel.backbone``), and in ``panel.controls``.
+
     Signals:
         runRequested(): the user pressed Run.
         cancelRequested(): the user pressed Cancel.
@@ -89,11 +69,9 @@ class ParametersPanel(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        d = RunConfig()
-        self._base = d
+        self._base = RunConfig()
         self._config_shown = False  # an earlier run's settings are shown (not the defaults)
-        self._default = None  # the default representation last shown
-        self.image_side: int | None = None  # the images' typical side, once the folder is surveyed
+        self._plan: Plan | None = None  # a new run's plan for this folder, last shown
         layout = QVBoxLayout(self)
 
         data = QGroupBox("Images")
@@ -125,99 +103,19 @@ class ParametersPanel(QWidget):
 
         box = QGroupBox("Parameters")
         form = QFormLayout(box)
-        self.clusters = _spin(1, 1000, d.clusters, "Number of clusters to find (SCAN's K); auto: "
-                              "chosen without labels between 2 and 30 (its curve is in the "
-                              "Clusters tab).")  # fmt: skip
-        self.clusters.setSpecialValueText("auto")
-        self.representation = QComboBox()
-        for rep in REPRESENTATIONS:
-            self.representation.addItem(REPRESENTATION_TITLES[rep], rep)
-        self.representation.setToolTip(
-            "From scratch: learn features with SimCLR on these images (slow, no download).\n"
-            "Frozen: use a pretrained ImageNet backbone as is (fast).\n"
-            "Fine-tuned: start from the pretrained backbone and continue with SimCLR."
-        )
-        self.method = QComboBox()
-        for method in METHODS:
-            self.method.addItem(METHOD_TITLES.get(method, method), method)
-        self.method.setToolTip(
-            "How clusters are made from the representation. SCAN trains clustering heads so that an "
-            "image and its neighbours agree;\nthe others are the classic alternatives on the same "
-            "features (K-means is also shown as a preview while SCAN trains)."
-        )
         self.representation_note = QLabel("")
         self.representation_note.setWordWrap(True)
         self.representation_note.setStyleSheet("color: palette(mid);")
-        self.backbone = QComboBox()
-        self.backbone.addItems(list(BACKBONES))
-        self.backbone.setEditable(True)  # a keras-hub preset id, an hf:// id or a preset folder too
-        self.backbone.setCurrentText(d.encoder.backbone)
-        self.backbone.setToolTip(
-            "resnet_small: compact ResNet for small images (CPU default).\n"
-            "resnet50v2: as in the keras.io SCAN example.\nmobilenet: ImageNet MobileNet v1."
-        )
-        self.weights = QLineEdit("imagenet")
-        self.weights.setToolTip(
-            "'imagenet' downloads Keras' ImageNet weights; or the path of a local .weights.h5 file."
-        )
-        self.image_size = _spin(0, 1024, 0, "Side of the square image every file is resized to; "
-                                "auto: 32 from scratch, the backbone's own size when pretrained.", 32)  # fmt: skip
-        self.image_size.setSpecialValueText("auto")
-        self.pretext_epochs = _spin(0, 10_000, d.pretext.epochs,
-                                    "SimCLR epochs (representation learning).")  # fmt: skip
-        self.scan_epochs = _spin(1, 10_000, d.scan.epochs, "SCAN clustering epochs.")
-        self.selflabel_epochs = _spin(0, 10_000, d.selflabel.epochs, "Self-labelling epochs.")
-        self.k = _spin(
-            1, 500, d.neighbours.k, "Nearest neighbours per image mined for SCAN (paper: 20)."
-        )
-        self.entropy = QDoubleSpinBox()
-        self.entropy.setRange(0.0, 100.0)
-        self.entropy.setSingleStep(0.5)
-        self.entropy.setValue(d.scan.entropy_weight)
-        self.entropy.setToolTip(
-            "SCAN's entropy weight (lambda, paper: 5). Higher spreads images over more clusters; "
-            "raise it if the clustering collapses into a few clusters."
-        )
-        self.heads = _spin(1, 50, d.scan.heads, "Clustering heads trained at once; the one with the "
-                           "lowest SCAN loss is kept (no labels used).")  # fmt: skip
-        self.head_hidden = _spin(0, 4096, d.scan.hidden, "Width of a hidden layer shared by the "
-                                 "heads; 0: linear heads as in SCAN.", 64)  # fmt: skip
-        self.head_hidden.setSpecialValueText("none (linear)")
-        self.labels_csv = QLineEdit()
-        self.labels_csv.setPlaceholderText("from class subfolders")
-        self.labels_csv.setToolTip(
-            "Optional CSV of path,label (paths relative to the image folder) giving true labels, "
-            "for accuracy figures. Empty: class subfolder names, if any."
-        )
-        self.update_encoder = QCheckBox("Fine-tune the backbone during SCAN")
-        self.update_encoder.setChecked(d.scan.update_encoder)
-        self.update_encoder.setToolTip("Slower; trains the backbone with the clustering heads.")
-        self.selflabel = QCheckBox("Self-labelling")
-        self.selflabel.setChecked(d.selflabel.enabled)
-        self.selflabel.setToolTip(
-            "Retrain on the confident predictions (SCAN section 2.3); usually a few points of accuracy."
-        )
-        self.seed = _spin(
-            0, 2**31 - 1, d.seed, "Random seed: same seed, data and machine, same clusters."
-        )
-        form.addRow("Clusters:", self.clusters)
-        form.addRow("Method:", self.method)
-        form.addRow("Representation:", self.representation)
-        form.addRow(self.representation_note)
-        form.addRow("Backbone:", self.backbone)
-        form.addRow("Weights:", _with_button(self.weights, self._browse_weights))
-        form.addRow("Image size:", self.image_size)
-        form.addRow("Pretext epochs:", self.pretext_epochs)
-        form.addRow("SCAN epochs:", self.scan_epochs)
-        form.addRow("Self-label epochs:", self.selflabel_epochs)
-        form.addRow("k neighbours:", self.k)
-        form.addRow("Entropy weight:", self.entropy)
-        form.addRow("Heads:", self.heads)
-        form.addRow("Head hidden width:", self.head_hidden)
-        form.addRow("True labels CSV:", _with_button(self.labels_csv, self._browse_labels))
-        form.addRow(self.update_encoder)
-        form.addRow(self.selflabel)
-        form.addRow("Seed:", self.seed)
+        self.controls: dict[str, Control] = {}
+        for d in declared(RunChoices):
+            control = self.controls[d.name] = Control(d)
+            setattr(self, d.name, control.widget)
+            if d.kind == "bool":
+                form.addRow(control.row)
+            else:
+                form.addRow(f"{d.param.label}:", control.row)
+            if d.name == "representation":
+                form.addRow(self.representation_note)
         layout.addWidget(box)
 
         buttons = QHBoxLayout()
@@ -232,10 +130,10 @@ class ParametersPanel(QWidget):
         layout.addLayout(buttons)
         layout.addStretch(1)
 
-        self.representation.currentIndexChanged.connect(self._sync_enabled)
-        self.backbone.textActivated.connect(self._follow_backbone)
-        self.method.currentIndexChanged.connect(self._sync_enabled)
-        self.selflabel.toggled.connect(self._sync_enabled)
+        self.controls["representation"].changed.connect(self._keep_a_pretrained_backbone)
+        self.controls["backbone"].widget.textActivated.connect(self._follow_backbone)
+        for control in self.controls.values():
+            control.changed.connect(self._sync_enabled)
         self.set_running(False)
         self.set_can_run(False)
         self._sync_enabled()
@@ -270,57 +168,42 @@ class ParametersPanel(QWidget):
         self.run_dir_edit.setText(str(path) if path else "")
 
     # -- parameters --------------------------------------------------------------------------------
+    @property
+    def image_side(self) -> int | None:
+        """The images' typical shorter side, once the folder is surveyed."""
+        return self._plan.look.side if self._plan is not None else None
+
     def choices(self) -> RunChoices:
         """What the form shows, in the words the command line uses too."""
-        rep = self.representation.currentData()
-        return RunChoices(
-            clusters=AUTO if self.clusters.value() == 1 else self.clusters.value(),
-            representation=rep,
-            backbone=self.backbone.currentText(),
-            weights=None if rep == SCRATCH else (self.weights.text().strip() or "imagenet"),
-            image_size=self.image_size.value() or None,
-            pretext_epochs=self.pretext_epochs.value(),
-            method=self.method.currentData(),
-            scan_epochs=self.scan_epochs.value(),
-            heads=self.heads.value(),
-            head_hidden=self.head_hidden.value(),
-            entropy_weight=float(self.entropy.value()),
-            k=self.k.value(),
-            update_encoder=self.update_encoder.isChecked(),
-            selflabel=self.selflabel.isChecked(),
-            selflabel_epochs=self.selflabel_epochs.value(),
-            seed=self.seed.value(),
-            labels_csv=self.labels_csv.text().strip() or None,
-        )
+        return RunChoices(**{name: control.value() for name, control in self.controls.items()})
 
     def config(self) -> RunConfig:
-        """The RunConfig the form describes (the core's factory), on top of the last loaded config."""
-        return build_config(self.choices(), self._base, self.image_side)
+        """The RunConfig the form describes (the plan of the core, for this folder), on top of the
+        last loaded config."""
+        if self._plan is None:
+            return build_config(self.choices(), self._base)
+        return self._plan.with_choices(self.choices(), self._base).config
 
-    def set_default_representation(self, default) -> None:
-        """Shows the representation a new run starts from (a pretrained backbone available here, else
-        from scratch) and why; a form showing an earlier run's settings, or a representation the user
-        chose after the previous default was shown, keeps them."""
-        previous, self._default = self._default, default
+    def set_plan(self, plan: Plan) -> None:
+        """Shows the representation a new run of this folder starts from (a pretrained backbone
+        available here, else from scratch) and why; a form showing an earlier run's settings, or a
+        representation the user chose after the previous default was shown, keeps them."""
+        previous, self._plan = self._plan, plan
         self._show_note()
         if self._config_shown or (previous is not None and not self._shows(previous)):
             return
-        c = with_default_representation(RunChoices(), default)
-        self.backbone.setCurrentText(c.backbone)
-        if c.weights is not None:
-            self.weights.setText(str(c.weights))
-        self.representation.setCurrentIndex(self.representation.findData(c.representation))
+        c = choices_of(plan.config)
+        for name in REPRESENTATION_PARAMETERS:
+            self.controls[name].set_value(getattr(c, name))
 
-    def _shows(self, default) -> bool:
-        """Whether the form still shows this default representation."""
-        c = with_default_representation(RunChoices(), default)
-        return (self.backbone.currentText(), self.representation.currentData()) == (
-            c.backbone,
-            c.representation,
-        )
+    def _shows(self, plan: Plan) -> bool:
+        """Whether the form still shows this plan's default representation."""
+        c = choices_of(plan.config)
+        return all(self.controls[name].value() == getattr(c, name)
+                   for name in ("backbone", "representation"))  # fmt: skip
 
     def _show_note(self) -> None:
-        reason = self._default.reason if self._default is not None else ""
+        reason = self._plan.reason if self._plan is not None else ""
         if self._config_shown and reason:
             reason = (
                 f"Showing the settings of the run in this folder. A new run's default: {reason}"
@@ -329,29 +212,13 @@ class ParametersPanel(QWidget):
         self.representation_note.setToolTip(reason)
 
     def set_config(self, cfg: RunConfig) -> None:
+        """Shows an earlier run's settings (the base of the next run)."""
         self._config_shown = True
         self._show_note()
         self._base = cfg
         c = choices_of(cfg)
-        self.clusters.setValue(1 if c.clusters == AUTO else c.clusters)
-        self.seed.setValue(c.seed)
-        self.method.setCurrentIndex(max(0, self.method.findData(c.method)))
-        self.image_size.setValue(c.image_size or 0)
-        self.backbone.setCurrentText(c.backbone)
-        if c.weights is not None:
-            self.weights.setText(str(c.weights))
-        self.representation.setCurrentIndex(self.representation.findData(c.representation))
-        if c.pretext_epochs:
-            self.pretext_epochs.setValue(c.pretext_epochs)
-        self.scan_epochs.setValue(c.scan_epochs)
-        self.heads.setValue(c.heads)
-        self.head_hidden.setValue(c.head_hidden)
-        self.labels_csv.setText(c.labels_csv or "")
-        self.k.setValue(c.k)
-        self.entropy.setValue(c.entropy_weight)
-        self.update_encoder.setChecked(c.update_encoder)
-        self.selflabel.setChecked(c.selflabel)
-        self.selflabel_epochs.setValue(c.selflabel_epochs)
+        for name, control in self.controls.items():
+            control.set_value(getattr(c, name))
 
     def set_running(self, running: bool) -> None:
         self._running = running
@@ -370,28 +237,22 @@ class ParametersPanel(QWidget):
         if rep == SCRATCH or self.representation.currentData() == SCRATCH:
             self.representation.setCurrentIndex(self.representation.findData(rep))
         if rep != SCRATCH:
-            self.weights.setText("imagenet")  # not another backbone's weights file
+            self.weights.clear()  # its own pretrained weights, not another backbone's file
+
+    def _keep_a_pretrained_backbone(self) -> None:
+        """A pretrained representation with a backbone that has no pretrained weights (resnet_small)
+        takes the core's pretrained backbone instead."""
+        if self.representation.currentData() != SCRATCH:
+            self.backbone.setCurrentText(pretrained_backbone(self.backbone.currentText()))
 
     def _sync_enabled(self) -> None:
-        rep = self.representation.currentData()
-        if rep != SCRATCH and self.backbone.currentText() == "resnet_small":
-            self.backbone.setCurrentText("mobilenet")  # resnet_small has no pretrained weights
-        self.weights.setEnabled(rep != SCRATCH)
-        self.pretext_epochs.setEnabled(rep != FROZEN)
-        self.selflabel_epochs.setEnabled(self.selflabel.isChecked())
-        scan = self.method.currentData() in ("scan", "auto")  # auto trains SCAN's heads too
-        for widget in (self.scan_epochs, self.heads, self.head_hidden, self.entropy,
-                       self.update_encoder, self.selflabel):  # fmt: skip
-            widget.setEnabled(scan)
-        if not scan:
+        """Each control is enabled when its parameter matters (its declaration says when); the
+        self-labelling box is unchecked when it does not (validation refuses it)."""
+        c = self.choices()
+        matters = {}
+        for name, control in self.controls.items():
+            when = control.declared.param.when
+            matters[name] = when is None or when(c)
+            control.set_enabled(matters[name])
+        if not matters["selflabel"]:
             self.selflabel.setChecked(False)
-
-    def _browse_labels(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "True labels", "", "CSV (*.csv)")
-        if path:
-            self.labels_csv.setText(path)
-
-    def _browse_weights(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Backbone weights", "", "Keras weights (*.h5)")
-        if path:
-            self.weights.setText(path)

@@ -223,7 +223,7 @@ def test_close_during_a_run_stops_it_without_blocking(
 
 
 def test_pretrained_representation_picks_a_backbone_that_has_weights(qtbot, window_factory):
-    from semclust.gui.panels.parameters import FROZEN
+    from semclust.core.choices import FROZEN
 
     params = window_factory().params
     assert params.backbone.currentText() == "resnet_small"
