@@ -21,9 +21,7 @@ def _blobs(sizes, dim: int = 16, seed: int = 0) -> Inputs:
     return Inputs(x, emb, mine_neighbours(emb, 10))
 
 
-@pytest.mark.parametrize(
-    "sizes, tolerance", [([40] * 3, 0), ([40] * 6, 0), ([150, 60, 25, 12], 1)]
-)
+@pytest.mark.parametrize("sizes, tolerance", [([40] * 3, 0), ([40] * 6, 0), ([150, 60, 25, 12], 1)])
 def test_finds_the_number_of_groups_balanced_or_not(sizes, tolerance):
     """Exact on balanced blobs; within one on blobs of 150 to 12 (the large one may split)."""
     choice = choose_clusters(_blobs(sizes), (2, 10), seed=0)
