@@ -12,7 +12,6 @@ import dataclasses
 import functools
 import hashlib
 import platform
-import shutil
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -40,6 +39,7 @@ from semclust.core.images import (
     InputError,
     ingest,
     require_folder,
+    survey_folder,
     typical_side,
 )
 from semclust.core.metrics import cluster_summary, evaluate
@@ -59,7 +59,7 @@ from semclust.core.representation.simclr import (
     train_simclr,
 )
 from semclust.core.runfolder import artefacts as io
-from semclust.core.runfolder.artefacts import RunPaths, StageRecord, is_inside
+from semclust.core.runfolder.artefacts import RunFolderError, RunPaths, StageRecord, is_inside
 from semclust.core.runfolder.export import export_labels
 from semclust.core.runfolder.results import RunData, load_run
 from semclust.core.training import (
@@ -100,21 +100,26 @@ def run_pipeline(
             "Choose a run folder outside the image folder: the images are never written to."
         )
     try:  # after the folder checks: a mistyped folder never fetches weights first
-        config = _available_backbone(config, progress, cache_dir)
+        config = _available_backbone(config, folder, progress, cache_dir)
     except ValueError as exc:  # WeightsUnavailable too: it says which file to provide
         raise InputError(str(exc)) from None
     paths = RunPaths(out)
-    created = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
+    try:  # before anything is written: a folder of the user's files is refused
+        claimed = io.claim_run_folder(paths)
+    except RunFolderError as exc:
+        raise InputError(str(exc)) from None
     quiet_backend()
     use_all_devices()
     stages = _Stages(paths, progress, cancel)
+    if stages.record.problem:
+        progress(Progress("ingest", "progress", 0, 0, message=stages.record.problem))
 
-    # Written first, so that even a run stopped during ingest knows its image folder.
-    io.write_json(paths.config, {**config.to_dict(), "_meta": _meta(folder)})
-    try:
+    try:  # ingest writes to the image cache only; the run folder is written once it succeeded
         data = stages.run_always(
-            "ingest", lambda: _ingest(folder, config, paths, progress, cancel, cache_dir)
+            "ingest",
+            lambda: ingest(
+                folder, config.ingest, cache_dir=cache_dir, progress=progress, cancel=cancel
+            ),
         )
         n = len(data.paths)
         if n < config.clusters:
@@ -124,15 +129,19 @@ def run_pipeline(
             )
         if n < 3:
             raise InputError(f"At least 3 images are needed; {data.root} has {n} usable.")
-    except InputError:
-        if created:  # a run that cannot start leaves nothing behind (only our own new folder goes)
-            shutil.rmtree(out, ignore_errors=True)
+    except InputError:  # a run that cannot start leaves nothing behind, and an older run intact
+        io.release_run_folder(paths, claimed)
         raise
 
     if config.encoder.layer == "auto":  # settled once the images are read, and recorded
         config = _settle_feature_layer(config, data, progress)
-        io.write_json(paths.config, {**config.to_dict(), "_meta": _meta(folder)})
     fp_ingest = fingerprint(config.ingest, data.paths, _digest(data.images))
+    # From here the folder describes these images: an artefact whose stage record names other
+    # images is stale (load_run refuses it) until its stage has run again.
+    _write_images(paths, data, fp_ingest)
+    io.write_json(paths.config, {**config.to_dict(), "_meta": _meta(folder)})
+    _set_aside_damaged_corrections(paths, progress)
+    stages.record.images = fp_ingest
     stages.record.mark_done("ingest", fp_ingest, stages.last_seconds)  # for stage_seconds
     fp_pretext = fingerprint(fp_ingest, config.encoder, config.pretext, config.seed)
     fp_neigh = fingerprint(fp_pretext, config.neighbours)
@@ -167,6 +176,8 @@ def run_pipeline(
     stages.run("scan", fp_scan, scan_artefacts, ctx.scan)
     stages.run("selflabel", fp_self, [paths.probabilities], ctx.selflabel)
     stages.run_always("report", ctx.report)
+    stages.record.mark_done("report", fp_self, stages.last_seconds)
+    export_labels(load_run(out), paths.labels_csv)
     return load_run(out)
 
 
@@ -181,6 +192,7 @@ class _Stages:
 
     def run(self, name: str, fp: str, artefacts: list[Path], fn: Callable[[], None]) -> None:
         if self.record.is_done(name, fp) and all(p.exists() for p in artefacts):
+            self.record.vouch(name)  # same fingerprint: made from these images
             self.progress(Progress(name, "skipped", 1, 1, message="already done"))
             return
         self.record.forget(name)
@@ -199,8 +211,8 @@ class _Stages:
         return result
 
 
-def _ingest(folder, config, paths, progress, cancel, cache_dir) -> IngestResult:
-    data = ingest(folder, config.ingest, cache_dir=cache_dir, progress=progress, cancel=cancel)
+def _write_images(paths: RunPaths, data: IngestResult, fp: str) -> None:
+    """``images.json`` (the image list every array follows, with its fingerprint) and ``skipped.csv``."""
     io.write_json(
         paths.images,
         {
@@ -209,10 +221,21 @@ def _ingest(folder, config, paths, progress, cancel, cache_dir) -> IngestResult:
             "labels": data.labels,
             "grey": data.is_grey,
             "cached": data.cached,
+            "fingerprint": fp,
         },
     )
     io.write_csv(paths.skipped, ["path", "reason"], data.skipped)
-    return data
+
+
+def _set_aside_damaged_corrections(paths: RunPaths, progress: ProgressCallback) -> None:
+    """A damaged ``corrections.json`` is renamed, not read: the run goes on and the file is kept."""
+    try:
+        io.read_json(paths.corrections)
+    except RunFolderError as exc:
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        kept = paths.root / f"corrections.damaged-{stamp}.json"
+        paths.corrections.replace(kept)
+        progress(Progress("ingest", "progress", 0, 0, message=f"{exc} Kept as {kept.name}."))
 
 
 @dataclasses.dataclass
@@ -444,6 +467,7 @@ class _Context:
         if naming_note:  # said, never silent: which backbone can name clusters
             self.progress(Progress("report", "progress", message=naming_note))
         stage_record = io.read_json(self.paths.stages, {}) or {}
+        stage_record.pop("report", None)  # an earlier report's
         metrics = {
             "n_images": len(assignment),
             "n_skipped": len(self.data.skipped),
@@ -471,7 +495,6 @@ class _Context:
                 )
                 metrics["before_selflabel"] = {m: scan_eval[m] for m in ("acc", "nmi", "ari")}
         io.write_json(self.paths.metrics, metrics)
-        export_labels(load_run(self.paths.root), self.paths.labels_csv)
 
     # --- helpers ------------------------------------------------------------------------------
     def _other_method(self) -> None:
@@ -599,9 +622,10 @@ def _settle_feature_layer(
 
 
 def _available_backbone(
-    config: RunConfig, progress: ProgressCallback, cache_dir: str | Path | None
+    config: RunConfig, folder: Path, progress: ProgressCallback, cache_dir: str | Path | None
 ) -> RunConfig:
-    """The config with a backbone whose weights are here or downloadable; else a fallback, said why."""
+    """The config with a backbone whose weights are here or downloadable; else a fallback, said why,
+    at the image size a plan would give it for this folder's images."""
     spec, weights, note = resolve_backbone(
         config.encoder.backbone, config.encoder.weights, cache_dir, progress
     )
@@ -609,7 +633,8 @@ def _available_backbone(
         return config
     changes = {"encoder.backbone": spec.name, "encoder.weights": weights}
     if spec.pretrained:
-        changes["ingest.image_size"] = default_image_size(spec.name, pretrained=True)
+        side = typical_side(survey_folder(folder, config.ingest.labels_from_subfolders))
+        changes["ingest.image_size"] = default_image_size(spec.name, True, side)
     else:  # from scratch: the representation must be learnt
         changes["ingest.image_size"] = default_image_size(spec.name, pretrained=False)
         changes["pretext.epochs"] = config.pretext.epochs or RunConfig().pretext.epochs

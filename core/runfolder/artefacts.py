@@ -12,6 +12,7 @@ import csv
 import io
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -53,9 +54,80 @@ class RunPaths:
     metrics = property(lambda s: s.root / "metrics.json")
     labels_csv = property(lambda s: s.root / "labels.csv")
     corrections = property(lambda s: s.root / "corrections.json")
+    marker = property(lambda s: s.root / MARKER)
 
     def exists(self) -> bool:
         return self.config.is_file()
+
+
+#: Written first into a folder a run owns; a non-empty folder without it is never written to.
+MARKER = ".semclust-run"
+#: Files an operating system leaves in any folder: they do not make a folder the user's.
+_LITTER = {".DS_Store", "Thumbs.db", "desktop.ini", MARKER}
+
+#: Which stage's record vouches for each artefact that ``load_run`` reads: an artefact is current only
+#: when that record names the image list now in ``images.json`` (see :func:`StageRecord.mark_done`).
+PRODUCED_BY = {
+    "embeddings.npy": "pretext",
+    "features.npy": "pretext",
+    "neighbours.npy": "neighbours",
+    "umap.npy": "projection",
+    "preview_probabilities.npy": "preview",
+    "probabilities.npy": "selflabel",
+    "prototypes.json": "report",
+    "names.json": "report",
+    "metrics.json": "report",
+    "choose_k.json": "choose_k",
+}
+
+
+def claim_run_folder(paths: RunPaths) -> str:
+    """Makes ``paths.root`` this app's run folder, or refuses it before anything is written.
+
+    A new folder is created, an empty one taken, a run folder (with the marker, or a ``config.json``
+    written by a run of an older version) reused; any other folder holds the user's files and is refused.
+
+    Returns:
+        ``"created"``, ``"marked"`` (an empty or older run folder, marker added) or ``"owned"``: what
+        :func:`release_run_folder` must undo when the run cannot start.
+
+    Raises:
+        RunFolderError: the path is not a folder, or a folder of other files.
+    """
+    root = paths.root
+    if root.exists() and not root.is_dir():
+        raise RunFolderError(f"{root} is a file, not a folder; choose a folder for the run.")
+    if paths.marker.is_file():
+        return "owned"
+    if not root.exists():
+        root.mkdir(parents=True)
+        how = "created"
+    elif all(entry.name in _LITTER for entry in root.iterdir()) or _older_run(paths):
+        how = "marked"
+    else:
+        raise RunFolderError(
+            f"{root} already holds files and is not a semclust run folder; choose a new or empty "
+            "folder for the run (nothing was written)."
+        )
+    write_json(paths.marker, {"app": "semclust", "purpose": "run folder"})
+    return how
+
+
+def release_run_folder(paths: RunPaths, how: str) -> None:
+    """Undoes :func:`claim_run_folder` for a run that could not start: only what it made goes."""
+    if how == "created":
+        shutil.rmtree(paths.root, ignore_errors=True)
+    elif how == "marked":
+        paths.marker.unlink(missing_ok=True)
+
+
+def _older_run(paths: RunPaths) -> bool:
+    """A run folder written before the marker existed: its config.json records the image folder."""
+    try:
+        meta = json.loads(paths.config.read_text(encoding="utf-8")).get("_meta")
+    except (OSError, ValueError, AttributeError):
+        return False
+    return isinstance(meta, dict) and isinstance(meta.get("image_folder"), str)
 
 
 def is_inside(path: str | Path, folder: str | Path) -> bool:
@@ -184,18 +256,40 @@ def restore_cell(value: str) -> str:
 
 
 class StageRecord:
-    """Reads and writes ``stages.json``: which stage finished with which fingerprint, in how long."""
+    """Reads and writes ``stages.json``: which stage finished with which fingerprint, in how long, and
+    from which image list (``images``: the fingerprint ``images.json`` holds).
+
+    The record only saves work: a damaged one is read as empty (every stage runs again) and said in
+    ``problem``.
+    """
 
     def __init__(self, paths: RunPaths) -> None:
         self.paths = paths
-        self.data: dict[str, dict[str, Any]] = read_json(paths.stages, {}) or {}
+        self.problem = ""
+        self.images: str | None = None  # set once the run's images are known
+        try:
+            data = read_json(paths.stages, {})
+        except RunFolderError as exc:
+            data, self.problem = {}, f"{exc} Every stage runs again."
+        if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+            data, self.problem = {}, f"{paths.stages} is damaged; every stage runs again."
+        self.data: dict[str, dict[str, Any]] = data
 
     def is_done(self, stage: str, fp: str) -> bool:
         return self.data.get(stage, {}).get("fingerprint") == fp
 
     def mark_done(self, stage: str, fp: str, seconds: float, **info: Any) -> None:
-        self.data[stage] = {"fingerprint": fp, "seconds": round(seconds, 2), **info}
+        images = {"images": self.images} if self.images is not None else {}
+        self.data[stage] = {"fingerprint": fp, "seconds": round(seconds, 2), **images, **info}
         write_json(self.paths.stages, self.data)
+
+    def vouch(self, stage: str) -> None:
+        """Records that a done stage's artefacts were made from this run's images (its fingerprint
+        matched, and every fingerprint includes the images')."""
+        entry = self.data.get(stage)
+        if entry is not None and self.images is not None and entry.get("images") != self.images:
+            entry["images"] = self.images
+            write_json(self.paths.stages, self.data)
 
     def forget(self, stage: str) -> None:
         if self.data.pop(stage, None) is not None:

@@ -19,6 +19,7 @@ from semclust.core.images import IMAGE_EXTENSIONS
 from semclust.core.naming.names import names_from_json
 from semclust.core.naming.suggest import cannot_name
 from semclust.core.runfolder.artefacts import (
+    PRODUCED_BY,
     RunFolderError,
     RunPaths,
     is_inside,
@@ -206,21 +207,36 @@ def load_run(
     probs_path = paths.preview if preview else paths.probabilities
     if not probs_path.is_file():
         raise FileNotFoundError(f"The run in {run_dir} has not finished: no {probs_path.name} yet.")
-    root, image_paths, true_labels = read_images(paths, image_root)
+    root, image_paths, true_labels, images_fp = _read_images(paths, image_root)
+    stale = stale_artefacts(paths, images_fp)
+    if probs_path.name in stale:
+        raise FileNotFoundError(
+            f"The run in {run_dir} has not finished: its {probs_path.name} was computed from "
+            "other images than images.json lists (a rerun was stopped); run it again to finish."
+        )
+
+    def current(path: Path) -> Path:  # a stale artefact reads as absent
+        return paths.root / "-stale-" if path.name in stale else path
+
     n = len(image_paths)
     probabilities = _rows(load_array(probs_path), n, probs_path, ndim=2)
     k = probabilities.shape[1]
     if k < 1 or not np.all(np.isfinite(probabilities)):
         raise RunFolderError(f"{probs_path} is damaged: no clusters, or not finite numbers.")
-    neighbours = _rows(load_array(paths.neighbours), n, paths.neighbours, ndim=2)
+    if probabilities.min() < 0 or probabilities.max() > 1 + 1e-3:
+        raise RunFolderError(f"{probs_path} is damaged: probabilities outside 0-1.")
+    neighbours = _rows(load_array(current(paths.neighbours)), n, paths.neighbours, ndim=2)
     if neighbours is not None:
         _indices(neighbours, n, paths.neighbours, "image")
-    prototypes = _prototypes(read_json(paths.prototypes, {}), n, k, paths.prototypes)
+    prototypes = _prototypes(read_json(current(paths.prototypes), {}), n, k, paths.prototypes)
     config = _parse(_valid_config, read_json(paths.config), paths.config)
     corrections = Corrections()
     if not preview:
         corrections = _parse(Corrections.from_dict, read_json(paths.corrections), paths.corrections)
         _check_corrections(corrections, n, k, paths.corrections)
+    umap = _rows(load_array(current(paths.umap)), n, paths.umap, ndim=2)
+    if umap is not None and (umap.shape[1] != 2 or not np.all(np.isfinite(umap))):
+        raise RunFolderError(f"{paths.umap} is damaged: not one finite 2-d point per image.")
     return RunData(
         paths=paths,
         config=config,
@@ -228,18 +244,38 @@ def load_run(
         image_paths=image_paths,
         true_labels=true_labels,
         probabilities=probabilities,
-        embeddings=_rows(load_array(paths.embeddings), n, paths.embeddings, ndim=2),
+        embeddings=_rows(load_array(current(paths.embeddings)), n, paths.embeddings, ndim=2),
         neighbours=neighbours,
-        umap=_rows(load_array(paths.umap), n, paths.umap, ndim=2),
+        umap=umap,
         prototypes={} if preview else prototypes,
-        metrics={} if preview else _mapping(read_json(paths.metrics, {}), paths.metrics),
+        metrics={} if preview else _mapping(read_json(current(paths.metrics), {}), paths.metrics),
         corrections=corrections,
-        **({} if preview else _suggested_names(paths.names, k)),
-        k_choice=_k_choice(read_json(paths.choose_k), paths.choose_k)
+        **({} if preview else _suggested_names(current(paths.names), k)),
+        k_choice=_k_choice(read_json(current(paths.choose_k)), paths.choose_k)
         if config.auto_clusters
         else None,
         preview=preview,
     )
+
+
+def stale_artefacts(paths: RunPaths, images_fp: str | None) -> set[str]:
+    """The artefacts (file names) whose stage record does not name the image list of ``images.json``:
+    left by an earlier run of other images, whose rerun stopped before redoing them.
+
+    A run folder written before image lists were fingerprinted (no ``images_fp``) is taken as it is.
+
+    Raises:
+        RunFolderError: ``stages.json`` is damaged.
+    """
+    if images_fp is None:
+        return set()
+    record = read_json(paths.stages, {})
+    if not isinstance(record, dict) or not all(isinstance(v, dict) for v in record.values()):
+        raise RunFolderError(f"{paths.stages} is damaged: not a record of stages.")
+    return {
+        name for name, stage in PRODUCED_BY.items()
+        if record.get(stage, {}).get("images") != images_fp
+    }  # fmt: skip
 
 
 def read_images(
@@ -251,6 +287,13 @@ def read_images(
         RunFolderError: the file is missing, damaged or names a path that is not a relative path to an
             image file inside the image folder.
     """
+    return _read_images(paths, image_root)[:3]
+
+
+def _read_images(
+    paths: RunPaths, image_root: str | Path | None = None
+) -> tuple[Path, list[str], list[str] | None, str | None]:
+    """:func:`read_images` and the image list's fingerprint (``None`` in older run folders)."""
     where = paths.images
     data = read_json(where)
     if data is None:
@@ -272,7 +315,10 @@ def read_images(
         or not all(lab is None or isinstance(lab, str) for lab in labels)
     ):
         raise RunFolderError(f"{where} is damaged: the labels do not match the images.")
-    return Path(root).expanduser(), list(image_paths), labels
+    fp = data.get("fingerprint")
+    if fp is not None and not isinstance(fp, str):
+        raise RunFolderError(f"{where} is damaged: its fingerprint is not text.")
+    return Path(root).expanduser(), list(image_paths), labels, fp
 
 
 def unsafe_image_path(rel: object) -> str | None:
@@ -426,7 +472,9 @@ def inspect_run_folder(run_dir: str | Path) -> RunFolderInfo:
         "finished": paths.probabilities.is_file(),
     }
     if paths.images.is_file():
-        root, image_paths, labels = read_images(paths)
+        root, image_paths, labels, images_fp = _read_images(paths)
+        if paths.probabilities.name in stale_artefacts(paths, images_fp):
+            info["finished"] = False
         info.update(
             image_folder=root,
             n_images=len(image_paths),
