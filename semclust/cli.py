@@ -223,18 +223,31 @@ def summary(metrics: dict, csv_path: Path) -> str:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from semclust.core.runfolder.export import export_cluster_folders, export_labels
+    from semclust.core.runfolder.export import (
+        check_csv_path,
+        export_cluster_folders,
+        export_labels,
+        plan_cluster_folders,
+    )
     from semclust.core.runfolder.results import load_run
 
     try:
         run = load_run(args.run, image_root=args.image_root)
-        csv_path = export_labels(run, args.csv or run.paths.labels_csv)
-        print(f"labels: {csv_path}")
+        csv_path = args.csv or run.paths.labels_csv
+        check_csv_path(run, csv_path)  # everything checked before anything is written
+        if args.folders:
+            plan_cluster_folders(run, args.folders)
+        print(f"labels: {export_labels(run, csv_path)}")
         if args.folders:
             print(f"copies: {export_cluster_folders(run, args.folders)}")
     except (FileNotFoundError, ValueError) as exc:
         print(f"semclust: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a read-only run folder, a full disk
+        print(
+            f"semclust: cannot write {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr
+        )
+        return 1
     return 0
 
 
