@@ -135,7 +135,7 @@ def test_nothing_here_and_nothing_answers_runs_from_scratch_saying_why_in_one_li
                                     "encoder.weights": "pretrained", "pretext.epochs": 0,
                                     "ingest.image_size": 96})  # fmt: skip
     events = []
-    cfg = run_module._available_backbone(wanted, events.append, empty)
+    cfg = run_module._available_backbone(wanted, empty, events.append, empty)
     assert (cfg.encoder.backbone, cfg.encoder.weights, cfg.ingest.image_size) == (
         "resnet_small", None, 32)  # fmt: skip
     assert cfg.pretext.epochs == RunConfig().pretext.epochs
