@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
+import stat
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -43,13 +44,16 @@ class FolderSurvey:
 
     Attributes:
         root: the folder, absolute.
-        files: relative paths (POSIX style) of files with an image extension, sorted.
+        files: relative paths (POSIX style) of regular files with an image extension, sorted.
         class_names: sorted names of the class subfolders, empty when labels are not taken from them.
+        skipped: (relative path, reason) of image-named entries that are not usable files (a broken
+            link, a pipe, a name that is not UTF-8, a link leading out of the folder): never opened.
     """
 
     root: Path
     files: list[str]
     class_names: list[str]
+    skipped: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def has_labels(self) -> bool:
@@ -104,18 +108,58 @@ def survey_folder(folder: str | Path, labels_from_subfolders: bool = True) -> Fo
     """
     root = require_folder(folder)
     files: list[str] = []
+    skipped: list[tuple[str, str]] = []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in filenames:
             if not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS):
-                files.append(Path(dirpath, name).relative_to(root).as_posix())
+                path = Path(dirpath, name)
+                rel = path.relative_to(root).as_posix()
+                problem = _not_a_usable_file(path, root)
+                if problem:
+                    skipped.append((_printable(rel), problem))
+                else:
+                    files.append(rel)
     files.sort()
+    skipped.sort()
     classes: list[str] = []
     if labels_from_subfolders and files and all("/" in f for f in files):
         classes = sorted({f.split("/", 1)[0] for f in files})
         if len(classes) < 2:
             classes = []
-    return FolderSurvey(root=root, files=files, class_names=classes)
+    return FolderSurvey(root=root, files=files, class_names=classes, skipped=skipped)
+
+
+def _not_a_usable_file(path: Path, root: Path) -> str | None:
+    """Why ``path`` is not read (it is never opened to find out), or None for a regular file."""
+    try:
+        str(path.relative_to(root)).encode("utf-8")
+    except UnicodeEncodeError:
+        return "its name is not valid UTF-8 text: rename it to use it"
+    try:
+        st = path.stat()  # follows a link
+    except OSError as exc:
+        if path.is_symlink():
+            return f"a broken link ({exc.strerror or 'cannot be followed'})"
+        return f"cannot be read ({exc.strerror or exc})"
+    if not stat.S_ISREG(st.st_mode):
+        return "not a regular file (a pipe, device or folder): never opened"
+    if path.is_symlink() and not _resolves_inside(path, root):
+        return "a link leading outside the image folder"
+    return None
+
+
+def _resolves_inside(path: Path, root: Path) -> bool:
+    try:
+        target = path.resolve(strict=True)
+    except (OSError, RuntimeError):
+        return False
+    return target == root or root in target.parents
+
+
+def _printable(rel: str) -> str:
+    """``rel`` with bytes that are not UTF-8 shown as ``\\xNN`` (for skipped.csv and messages)."""
+    return rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def typical_side(survey: FolderSurvey, sample: int = 64) -> int | None:
@@ -140,11 +184,13 @@ def typical_look(survey: FolderSurvey, sample: int = 64) -> tuple[int | None, bo
     sides, grey = [], 0
     for rel in files:
         try:
-            with Image.open(survey.root / rel) as img:
-                sides.append(min(img.size))
-                grey += img.mode in GREY_MODES
-        except (OSError, ValueError, SyntaxError):
-            continue
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                with Image.open(survey.root / rel) as img:
+                    sides.append(min(img.size))
+                    grey += img.mode in GREY_MODES
+        except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError):
+            continue  # a file the ingest will skip, with its reason
     if not sides:
         return None, False
     return int(np.median(sides)), grey > len(sides) / 2
@@ -262,15 +308,28 @@ def ingest(
     """
     survey = survey_folder(folder, config.labels_from_subfolders)
     if not survey.files:
+        unusable = (
+            f"; {len(survey.skipped)} unusable, e.g. {survey.skipped[0][0]}: "
+            + survey.skipped[0][1]
+            if survey.skipped
+            else ""
+        )
         raise InputError(
-            f"No images found in {survey.root} (looked for {', '.join(IMAGE_EXTENSIONS)})."
+            f"No images found in {survey.root} (looked for {', '.join(IMAGE_EXTENSIONS)}{unusable})."
         )
     store = ImageStore(
         _store_folder(Path(cache_dir) if cache_dir else default_cache_dir(), survey.root, config),
         config.image_size,
     )
-    keys = [_file_key(survey.root, rel) for rel in survey.files]
+    keys, gone = [], []
+    for rel in survey.files:
+        try:
+            keys.append(_file_key(survey.root, rel))
+        except OSError as exc:  # removed or changed since the survey
+            keys.append(f"{rel}|gone")
+            gone.append((rel, f"cannot be read ({exc.strerror or exc})"))
     cached_rows = store.rows
+    store.errors.update({f"{rel}|gone": reason for rel, reason in gone})
     todo = [i for i, key in enumerate(keys) if key not in cached_rows and key not in store.errors]
     total = len(survey.files)
     progress(Progress("ingest", "progress", total - len(todo), total, message="decoding images"))
@@ -299,13 +358,14 @@ def ingest(
 
     labels_map = read_labels_csv(config.labels_csv) if config.labels_csv else None
     kept = set(store.keys)
-    paths, labels, skipped = [], [], []
+    paths, labels, skipped = [], [], list(survey.skipped)
     for rel, key in zip(survey.files, keys, strict=True):
         if key not in kept:
             skipped.append((rel, store.errors.get(key, "unreadable")))
             continue
         paths.append(rel)
         labels.append(labels_map.get(rel) if labels_map is not None else survey.label_of(rel))
+    skipped.sort()
     if not paths:
         raise InputError(f"None of the {total} image files in {survey.root} could be read.")
     has_labels = any(lab is not None for lab in labels)
