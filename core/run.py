@@ -181,8 +181,20 @@ def run_pipeline(
     return load_run(out)
 
 
+#: The stages made from each stage's artefacts: redone whenever it is (a fingerprint covers the
+#: settings upstream, not a stage redone because its artefact was damaged or lost).
+LATER_STAGES = {
+    "pretext": ("neighbours", "choose_k", "projection", "preview", "scan", "selflabel"),
+    "neighbours": ("choose_k", "projection", "scan", "selflabel"),
+    "choose_k": ("preview", "scan", "selflabel"),
+    "preview": ("scan", "selflabel"),
+    "scan": ("selflabel",),
+}
+
+
 class _Stages:
-    """Runs a stage unless its fingerprint matches and its artefacts exist; times it; reports it."""
+    """Runs a stage unless its fingerprint matches and its artefacts are there and whole; times it;
+    reports it."""
 
     def __init__(self, paths: RunPaths, progress: ProgressCallback, cancel: CancelToken | None):
         self.record = StageRecord(paths)
@@ -191,11 +203,17 @@ class _Stages:
         self.last_seconds = 0.0
 
     def run(self, name: str, fp: str, artefacts: list[Path], fn: Callable[[], None]) -> None:
-        if self.record.is_done(name, fp) and all(p.exists() for p in artefacts):
+        damaged = [p.name for p in artefacts if p.exists() and not io.intact(p)]
+        if not damaged and self.record.is_done(name, fp) and all(p.exists() for p in artefacts):
             self.record.vouch(name)  # same fingerprint: made from these images
             self.progress(Progress(name, "skipped", 1, 1, message="already done"))
             return
-        self.record.forget(name)
+        if damaged:
+            self.progress(Progress(name, "progress", 0, 0, message=(
+                f"{', '.join(damaged)} damaged (cut short?): {name} runs again"
+            )))  # fmt: skip
+        # What was made from this stage's artefacts is redone too, even after an interruption.
+        self.record.forget(name, *LATER_STAGES.get(name, ()))
         start = time.perf_counter()
         self.run_always(name, fn)
         self.record.mark_done(name, fp, time.perf_counter() - start)
@@ -205,7 +223,10 @@ class _Stages:
             self.cancel.raise_if_cancelled()
         self.progress(Progress(name, "started", message=f"{name} started"))
         start = time.perf_counter()
-        result = fn()
+        try:
+            result = fn()
+        except RunFolderError as exc:  # an artefact of the run folder that cannot be used
+            raise InputError(str(exc)) from None
         self.last_seconds = seconds = time.perf_counter() - start
         self.progress(Progress(name, "finished", 1, 1, message=f"{name} done in {seconds:.1f} s"))
         return result
@@ -538,7 +559,7 @@ class _Context:
         encoder = build_encoder(
             dataclasses.replace(cfg.encoder, weights=None), cfg.ingest.image_size, cfg.seed
         )
-        encoder.load_weights(self.paths.encoder_weights)
+        io.load_weights(encoder, self.paths.encoder_weights)
         return encoder
 
     def _heads(self, load: bool) -> tuple[ClusterHeads, np.ndarray]:
@@ -562,7 +583,7 @@ class _Context:
         heads.adapt(features)
         heads(data[:2])  # build
         if load:
-            heads.load_weights(self.paths.scan_weights)
+            io.load_weights(heads, self.paths.scan_weights)
         return heads, data
 
     def _augmented_features(

@@ -142,3 +142,40 @@ def test_maps_and_probabilities_out_of_range_are_refused(tmp_path, what, array, 
     np.save(getattr(paths, what), array)
     with pytest.raises(ValueError, match=message):
         load_run(paths.root)
+
+
+def test_a_truncated_weights_file_is_noticed_and_named(tmp_path):
+    import keras
+
+    from semclust.core.runfolder.artefacts import RunFolderError, intact, load_weights, save_weights
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(64), keras.layers.Dense(3)])
+    path = tmp_path / "m.weights.h5"
+    save_weights(path, model)
+    assert intact(path)
+    load_weights(model, path)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    assert not intact(path)
+    with pytest.raises(RunFolderError, match="m.weights.h5 is damaged"):
+        load_weights(model, path)
+    np.save(tmp_path / "a.npy", np.zeros((100, 8)))
+    (tmp_path / "a.npy").write_bytes((tmp_path / "a.npy").read_bytes()[:300])
+    assert not intact(tmp_path / "a.npy")
+
+
+@pytest.mark.slow
+def test_damaged_records_and_artefacts_are_redone_on_rerun(tmp_path, small_digits):
+    out, cache = tmp_path / "run", tmp_path / "cache"
+    first = run_pipeline(small_digits, out, QUICK, cache_dir=cache)
+    paths = first.paths
+    weights = paths.encoder_weights.read_bytes()
+    paths.encoder_weights.write_bytes(weights[: len(weights) // 3])
+    paths.stages.write_text("")
+    paths.corrections.write_text("")
+    events = []
+    again = run_pipeline(small_digits, out, QUICK, events.append, cache_dir=cache)
+    started = [e.stage for e in events if e.kind == "started"]
+    assert "pretext" in started and "neighbours" in started and "projection" in started
+    assert any("stages.json is damaged" in (e.message or "") for e in events)
+    assert list(out.glob("corrections.damaged-*.json")) and not paths.corrections.exists()
+    np.testing.assert_array_equal(again.predicted, first.predicted)

@@ -230,6 +230,60 @@ def save_weights(path: Path, model: Any) -> None:
         model.save_weights(tmp)
 
 
+def load_weights(model: Any, path: Path) -> None:
+    """Loads a Keras model's weights saved by :func:`save_weights`.
+
+    Raises:
+        RunFolderError: the file is damaged or does not fit the model (the message names it).
+    """
+    if not intact(path):
+        raise RunFolderError(f"{path} is damaged (cut short?); delete it and run again.")
+    try:
+        model.load_weights(path)
+    except Exception as exc:  # h5py and Keras raise many kinds; none should reach the user raw
+        raise RunFolderError(
+            f"{path} does not fit this run ({type(exc).__name__}); delete it and run again."
+        ) from None
+
+
+def intact(path: Path) -> bool:
+    """Whether an artefact is whole: a ``.npy`` whose header and size agree, an HDF5 file as long as
+    its superblock says, JSON that parses; other files when they exist."""
+    path = Path(path)
+    try:
+        if path.suffix == ".npy":
+            np.load(path, mmap_mode="r", allow_pickle=False)
+        elif path.suffix == ".h5":
+            return _hdf5_whole(path)
+        elif path.suffix == ".json":
+            read_json(path)
+        return path.is_file()
+    except (OSError, ValueError, EOFError):
+        return False
+
+
+def _hdf5_whole(path: Path) -> bool:
+    """An HDF5 file whose superblock's end-of-file address is within the file (a truncated file is not)."""
+    with open(path, "rb") as f:
+        head = f.read(64)
+    size = path.stat().st_size
+    if head[:8] != b"\x89HDF\r\n\x1a\n" or len(head) < 48:
+        return False
+    version = head[8]
+    if version in (0, 1):
+        offsets = head[13]
+        at = 24 + 2 * offsets + (4 if version == 1 else 0)
+    elif version in (2, 3):
+        offsets = head[9]
+        at = 12 + 2 * offsets
+    else:
+        return True  # a newer layout: not checked here
+    if offsets != 8 or len(head) < at + 8:
+        return True
+    end = int.from_bytes(head[at : at + 8], "little")
+    return end <= size
+
+
 def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     """Writes a CSV (RFC 4180 quoting, UTF-8) atomically, with spreadsheet formulas made inert."""
     buffer = io.StringIO(newline="")
@@ -291,8 +345,8 @@ class StageRecord:
             entry["images"] = self.images
             write_json(self.paths.stages, self.data)
 
-    def forget(self, stage: str) -> None:
-        if self.data.pop(stage, None) is not None:
+    def forget(self, *stages: str) -> None:
+        if [s for s in stages if self.data.pop(s, None) is not None]:
             write_json(self.paths.stages, self.data)
 
 
