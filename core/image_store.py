@@ -11,6 +11,7 @@ is always whole: an interrupted write leaves the old generation in use.
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -72,8 +73,9 @@ class ImageStore:
             todo: positions in ``keys`` to decode; the others are copied from the current generation.
         """
         self.folder.mkdir(parents=True, exist_ok=True)
+        _remove_orphans(self.folder)
         generation = uuid.uuid4().hex[:12]
-        fresh_path = self.folder / f".fresh-{generation}.u8"
+        fresh_path = self.folder / f".fresh-{os.getpid()}-{generation}.u8"
         decoded: dict[int, int] = {}  # position in keys -> row of the fresh file
         errors = {k: v for k, v in self.errors.items() if k in set(keys)}
         try:
@@ -121,3 +123,42 @@ class ImageStore:
     def _file(self) -> Path | None:
         name = getattr(self.images, "filename", None)
         return Path(name) if name else None
+
+
+def _remove_orphans(folder: Path) -> None:
+    """Removes the ``.fresh-*.u8`` files of writers that died (killed mid-write); a live writer's
+    (its process id in the name) is left alone, as are files of the older unnamed form younger than
+    a day."""
+    import time
+
+    for entry in folder.glob(".fresh-*.u8"):
+        parts = entry.name.split("-")
+        if len(parts) == 3 and parts[1].isdigit():
+            dead = not _alive(int(parts[1]))
+        else:
+            try:
+                dead = time.time() - entry.stat().st_mtime > 86_400
+            except OSError:
+                continue
+        if dead:
+            entry.unlink(missing_ok=True)
+    # An array no index names is a generation whose index.json was never written.
+    try:
+        named = json.loads((folder / "index.json").read_text(encoding="utf-8")).get("file")
+    except (OSError, ValueError, AttributeError):
+        return
+    for entry in folder.glob("images-*.npy"):
+        if entry.name != named and time.time() - entry.stat().st_mtime > 3600:
+            entry.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, another user's
+        return True
+    return True

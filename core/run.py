@@ -108,6 +108,11 @@ def run_pipeline(
         claimed = io.claim_run_folder(paths)
     except RunFolderError as exc:
         raise InputError(str(exc)) from None
+    leftovers = io.remove_leftovers(paths)  # of a run killed while writing
+    if leftovers:
+        progress(Progress("ingest", "progress", 0, 0, message=(
+            f"removed {len(leftovers)} unfinished file(s) of an interrupted run"
+        )))  # fmt: skip
     quiet_backend()
     use_all_devices()
     stages = _Stages(paths, progress, cancel)
@@ -146,6 +151,7 @@ def run_pipeline(
     fp_pretext = fingerprint(fp_ingest, config.encoder, config.pretext, config.seed)
     fp_neigh = fingerprint(fp_pretext, config.neighbours)
     ctx = _Context(config, data, paths, progress, cancel, cache_dir)
+    _keep_own_checkpoint(paths, fp_pretext)
     stages.run(
         "pretext",
         fp_pretext,
@@ -248,6 +254,17 @@ def _write_images(paths: RunPaths, data: IngestResult, fp: str) -> None:
     io.write_csv(paths.skipped, ["path", "reason"], data.skipped)
 
 
+def _keep_own_checkpoint(paths: RunPaths, fp_pretext: str) -> None:
+    """Removes an epoch checkpoint of other settings (seed, image size, backbone...): only a
+    checkpoint of this representation's own fingerprint is resumed from."""
+    owner = paths.pretext_checkpoint_owner
+    own = owner.is_file() and owner.read_text(encoding="utf-8").strip() == fp_pretext
+    if not own:
+        for stale in (paths.pretext_checkpoint, paths.pretext_checkpoint_state):
+            stale.unlink(missing_ok=True)
+        io.write_text(owner, fp_pretext + "\n")
+
+
 def _set_aside_damaged_corrections(paths: RunPaths, progress: ProgressCallback) -> None:
     """A damaged ``corrections.json`` is renamed, not read: the run goes on and the file is kept."""
     try:
@@ -298,7 +315,11 @@ class _Context:
             if cfg.pretext.epochs == 0:
                 with io.array_file(self.paths.embeddings, shape) as embeddings:
                     l2_normalise(features, out=embeddings)
-        for stale in (self.paths.pretext_checkpoint, self.paths.pretext_checkpoint_state):
+        for stale in (
+            self.paths.pretext_checkpoint,
+            self.paths.pretext_checkpoint_state,
+            self.paths.pretext_checkpoint_owner,
+        ):
             stale.unlink(missing_ok=True)
 
     def neighbours(self) -> None:

@@ -179,3 +179,58 @@ def test_damaged_records_and_artefacts_are_redone_on_rerun(tmp_path, small_digit
     assert any("stages.json is damaged" in (e.message or "") for e in events)
     assert list(out.glob("corrections.damaged-*.json")) and not paths.corrections.exists()
     np.testing.assert_array_equal(again.predicted, first.predicted)
+
+
+@pytest.mark.slow
+def test_a_checkpoint_of_other_settings_is_never_resumed(tmp_path, small_digits):
+    out, cache = tmp_path / "run", tmp_path / "cache"
+    config = QUICK.replace(**{"pretext.epochs": 3})
+    steps_per_epoch = 2  # 60 images, batch 32
+    token = CancelToken()
+
+    def progress(p):
+        if p.stage == "pretext" and p.kind == "progress" and p.step > steps_per_epoch:
+            token.cancel()
+
+    with pytest.raises(Cancelled):
+        run_pipeline(small_digits, out, config, progress, token, cache_dir=cache)
+    assert RunPaths(out).pretext_checkpoint.is_file()
+    for changed in (config.replace(seed=1), config.replace(**{"ingest.image_size": 40})):
+        events = []
+        with pytest.raises(Cancelled):  # stopped at once: only where pretext starts matters
+            token = CancelToken()
+
+            def first_step(p, events=events, token=token):
+                events.append(p)
+                if p.stage == "pretext" and p.kind == "progress" and p.step >= 1:
+                    token.cancel()
+
+            run_pipeline(small_digits, out, changed, first_step, token, cache_dir=cache)
+        steps = [e.step for e in events if e.stage == "pretext" and e.kind == "progress"]
+        assert steps and min(steps) <= steps_per_epoch  # from the first epoch, not resumed
+
+
+def test_temporaries_of_a_killed_run_are_removed_at_start(tmp_path):
+    from semclust.core.image_store import ImageStore
+
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / ".semclust-run").write_text("{}")
+    leftovers = [".features.npy.k2j3h4g5.npy", ".pretext_checkpoint.weights.h5.abc.weights.h5",
+                 ".config.json.x1y2z3.tmp"]  # fmt: skip
+    for name in leftovers:
+        (out / name).write_bytes(b"partial")
+    (out / ".my-notes.txt").write_text("not ours to remove")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(InputError, match="No images found"):
+        run_pipeline(empty, out, QUICK)
+    assert sorted(p.name for p in out.iterdir()) == [".my-notes.txt", ".semclust-run"]
+
+    store_dir = tmp_path / "store"
+    store_dir.mkdir()
+    (store_dir / ".fresh-999999999-deadbeef.u8").write_bytes(b"x" * 100)
+    ImageStore(store_dir, 4).write(
+        ["a"], lambda pos: [(i, np.zeros((4, 4, 3)), "") for i in pos], [0]
+    )
+    assert not (store_dir / ".fresh-999999999-deadbeef.u8").exists()

@@ -38,6 +38,7 @@ class RunPaths:
     encoder_weights = property(lambda s: s.root / "encoder.weights.h5")
     pretext_checkpoint = property(lambda s: s.root / "pretext_checkpoint.weights.h5")
     pretext_checkpoint_state = property(lambda s: s.root / "pretext_checkpoint.json")
+    pretext_checkpoint_owner = property(lambda s: s.root / "pretext_checkpoint.for")
     embeddings = property(lambda s: s.root / "embeddings.npy")
     features = property(lambda s: s.root / "features.npy")
     neighbours = property(lambda s: s.root / "neighbours.npy")
@@ -111,6 +112,25 @@ def claim_run_folder(paths: RunPaths) -> str:
         )
     write_json(paths.marker, {"app": "semclust", "purpose": "run folder"})
     return how
+
+
+def remove_leftovers(paths: RunPaths) -> list[str]:
+    """Removes the temporaries of writes that a killed run left (``.<artefact>.<random><suffix>``).
+
+    Only names :func:`atomic_path` makes beside a file of :class:`RunPaths` are touched; call it once
+    the folder is claimed by this run. Returns the names removed.
+    """
+    names = {
+        getattr(paths, a).name for a in dir(RunPaths) if isinstance(getattr(RunPaths, a), property)
+    }
+    removed = []
+    for entry in paths.root.iterdir():
+        n = entry.name
+        if n.startswith(".") and n != MARKER and any(n.startswith(f".{a}.") for a in names):
+            if entry.is_file() and not entry.is_symlink():
+                entry.unlink(missing_ok=True)
+                removed.append(n)
+    return removed
 
 
 def release_run_folder(paths: RunPaths, how: str) -> None:
