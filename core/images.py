@@ -9,10 +9,12 @@ all in memory, whatever the size of the folder.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import os
 import stat
+import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -235,6 +237,8 @@ def load_image(
                 if getattr(img, "n_frames", 1) > 1:
                     img.seek(0)
                 img.draft("RGB", (size, size))  # JPEG: decode at a reduced scale, much faster
+                with _BIG_DECODES if w * h > BIG_IMAGE_PIXELS else contextlib.nullcontext():
+                    img = _reduced(img, size)  # before any full-size copy is made
                 img = ImageOps.exif_transpose(img)
                 rgb = _to_rgb(img)
                 rgb = ImageOps.fit(rgb, (size, size), Image.Resampling.BICUBIC)
@@ -250,6 +254,42 @@ def load_image(
         if "truncated" in reason.lower():
             reason = "truncated file"
         raise ImageError(f"cannot be decoded: {reason}") from None
+
+
+#: Images above this many pixels are decoded one at a time, whatever the number of decode threads.
+BIG_IMAGE_PIXELS = 16_000_000
+_BIG_DECODES = threading.Semaphore(1)
+#: The largest ``image_size``: a 1024 px image is 3 MB decoded; the cache holds one per file.
+MAX_IMAGE_SIZE = 1024
+
+
+def _reduced(img: Image.Image, size: int) -> Image.Image:
+    """``img`` decoded and shrunk by an integer factor that keeps its shorter side at least twice
+    ``size`` (box filter, no quality lost before the final resize): what follows works on a small image.
+    """
+    factor = min(img.size) // (2 * size)
+    if factor < 2:
+        return img
+    img.load()
+    if img.mode == "P":  # reduce cannot average palette indices
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    try:
+        return img.reduce(factor)
+    except (ValueError, NotImplementedError):  # a mode reduce does not support
+        return img
+
+
+def check_image_size(size: int) -> None:
+    """Refuses an image size whose decoded images could not fit in memory.
+
+    Raises:
+        InputError: the size is below 1 or above :data:`MAX_IMAGE_SIZE`.
+    """
+    if not 1 <= int(size) <= MAX_IMAGE_SIZE:
+        raise InputError(
+            f"An image size of {size} pixels is out of range: choose 32 to {MAX_IMAGE_SIZE} "
+            f"({MAX_IMAGE_SIZE} px images take {MAX_IMAGE_SIZE**2 * 3 // 2**20} MB each)."
+        )
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
@@ -306,6 +346,7 @@ def ingest(
     Raises:
         InputError: missing folder, or no image file could be used.
     """
+    check_image_size(config.image_size)
     survey = survey_folder(folder, config.labels_from_subfolders)
     if not survey.files:
         unusable = (
