@@ -23,7 +23,7 @@ from semclust.core.paths import resource
 from semclust.core.plan import FolderLook, Plan, look_at, plan_run
 from semclust.core.progress import STAGES, Cancelled, CancelToken, Progress
 from semclust.core.representation.backbones import pretrained_backbone
-from semclust.core.runfolder.artefacts import RunFolderError, RunPaths, is_inside
+from semclust.core.runfolder.artefacts import RunFolderError, RunPaths, StageRecord, is_inside
 from semclust.core.runfolder.export import export_cluster_folders, export_labels
 from semclust.core.runfolder.results import (
     Corrections,
@@ -40,8 +40,19 @@ __all__ = [
     "RunFolderError", "RunFolderInfo", "RunPaths", "build_config", "choices_of", "cluster_summary",
     "declared", "evaluate", "export_cluster_folders", "export_labels", "inspect_run_folder",
     "is_inside", "load_image", "load_run", "look_at", "plan_run", "pretrained_backbone",
-    "read_skipped", "representation_of", "resource", "run_pipeline", "survey_folder",
+    "read_skipped", "representation_of", "resource", "run_pipeline", "stage_seconds",
+    "survey_folder",
 ]  # fmt: skip
+
+
+def stage_seconds(paths: RunPaths) -> dict[str, float]:
+    """What each finished stage of a run folder took, from its record (empty when it has none)."""
+    seconds = {}
+    for stage, entry in StageRecord(paths).data.items():
+        value = entry.get("seconds")
+        if isinstance(value, int | float):
+            seconds[stage] = float(value)
+    return seconds
 
 
 def run_pipeline(*args, **kwargs):

@@ -13,12 +13,9 @@ from pathlib import Path
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QIcon, QKeySequence
 from PySide6.QtWidgets import (
-    QDockWidget,
     QFileDialog,
     QMainWindow,
-    QScrollArea,
     QTabWidget,
-    QWidget,
 )
 
 from semclust.gui._core import (
@@ -28,8 +25,10 @@ from semclust.gui._core import (
     export_labels,
     plan_run,
     resource,
+    stage_seconds,
 )
 from semclust.gui.dialogs import SkippedDialog, show_message
+from semclust.gui.layout import VerticalScroll, WindowLayout, default_size, make_dock
 from semclust.gui.panels.accuracy import AccuracyPanel
 from semclust.gui.panels.choose_k import ChooseKPlot
 from semclust.gui.panels.clusters import ClustersPanel, choose_cluster
@@ -51,7 +50,8 @@ class MainWindow(QMainWindow):
 
     Args:
         pipeline: ``run_pipeline``-like callable (tests pass a fast dummy); default: ``core.run``.
-        settings: where recent folders are kept; default: the user's QSettings.
+        settings: where recent folders, the window's geometry and its docks are kept; default: the
+            user's QSettings.
         find_default: returns the representation a new run starts from, given whether the images
             are small and grey; default: the core's (``plan_run``'s). A new run is planned in the
             background (``core.plan.plan_run``), again once a folder is surveyed.
@@ -66,7 +66,7 @@ class MainWindow(QMainWindow):
         icon = resource("semclust.svg")
         if icon.is_file():
             self.setWindowIcon(QIcon(str(icon)))
-        self.resize(1400, 900)
+        self.resize(default_size(self))
         self.setAcceptDrops(True)
         self.settings = settings or QSettings("semclust", "semclust")
         self.session = Session(self)
@@ -97,17 +97,21 @@ class MainWindow(QMainWindow):
         ):
             self.tabs.addTab(panel, title)
         self.setCentralWidget(self.tabs)
-        scroll = QScrollArea()
-        scroll.setWidget(self.params)
-        scroll.setWidgetResizable(True)
-        scroll.setMinimumWidth(self.params.sizeHint().width() + 24)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self._dock("Run", scroll, Qt.DockWidgetArea.LeftDockWidgetArea)
-        self.side = QTabWidget()
-        self.side.addTab(self.neighbours, "Neighbours")
-        self.side.addTab(self.selection, "Selection")
-        self._images_dock = self._dock("Images", self.side, Qt.DockWidgetArea.RightDockWidgetArea)
-        self._docks_sized = False  # Qt ignores dock sizes before the first show: see showEvent
+        self.setDockOptions(QMainWindow.DockOption.AllowTabbedDocks
+                            | QMainWindow.DockOption.AllowNestedDocks
+                            | QMainWindow.DockOption.AnimatedDocks)  # fmt: skip
+        scroll = VerticalScroll(self.params)
+        self.setTabPosition(Qt.DockWidgetArea.AllDockWidgetAreas, QTabWidget.TabPosition.North)
+        left, right = Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea
+        self.run_dock = make_dock(self, "Run", scroll, left)
+        self.neighbours_dock = make_dock(self, "Neighbours", self.neighbours, right)
+        self.selection_dock = make_dock(self, "Selection", self.selection, right)
+        self.tabifyDockWidget(self.neighbours_dock, self.selection_dock)
+        self.neighbours_dock.raise_()
+        self.docks = (self.run_dock, self.neighbours_dock, self.selection_dock)
+        self.layout_store = WindowLayout(self, self.settings)
+        # Qt ignores dock sizes before the first show: see showEvent (unless a saved layout has them).
+        self._docks_sized = self.layout_store.restore()
         self._build_actions()
 
         self.params.runRequested.connect(self.start_run)
@@ -127,14 +131,14 @@ class MainWindow(QMainWindow):
         self.workspace.looked.connect(self._plan)
         self.workspace.skippedChanged.connect(self.params.set_skipped)
         self.workspace.configFound.connect(self.params.set_config)
-        self.workspace.runFound.connect(self.session.set_run)
+        self.workspace.runFound.connect(self._on_run_found)
         self.workspace.problem.connect(lambda title, text: self.message(title, text, error=True))
         self.session.runChanged.connect(self._show_k_choice)
         self.session.runChanged.connect(self._sync_actions)
         self.session.assignmentChanged.connect(self._sync_actions)
-        self.session.currentChanged.connect(lambda i: i >= 0 and self.side.setCurrentIndex(0))
+        self.session.currentChanged.connect(lambda i: i >= 0 and self._bring(self.neighbours_dock))
         self.session.selectionChanged.connect(
-            lambda: len(self.session.selection) and self.side.setCurrentIndex(1)
+            lambda: len(self.session.selection) and self._bring(self.selection_dock)
         )
         self.session.selectionChanged.connect(self._sync_actions)
         self._sync_actions()
@@ -158,18 +162,26 @@ class MainWindow(QMainWindow):
         super().showEvent(event)
         if not self._docks_sized:
             self._docks_sized = True
-            # Wide enough for three thumbnail columns (the panel's own margins on top).
-            width = self.neighbours.grid.size_for(3, 1).width() + 40
-            self.resizeDocks([self._images_dock], [width], Qt.Orientation.Horizontal)
+            self._size_docks()
 
-    def _dock(self, title: str, widget: QWidget, area) -> QDockWidget:
-        dock = QDockWidget(title, self)
-        dock.setObjectName(title)
-        dock.setWidget(widget)
-        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
-                         | QDockWidget.DockWidgetFeature.DockWidgetFloatable)  # fmt: skip
-        self.addDockWidget(area, dock)
-        return dock
+    def _size_docks(self) -> None:
+        """The side docks' default widths: the form's, and three thumbnail columns (the panel's own
+        margins on top), each at most about a quarter of the window."""
+        cap = max(260, int(0.26 * self.width()))
+        run = min(cap, self.params.sizeHint().width() + 24)
+        images = min(cap, self.neighbours.grid.size_for(3, 1).width() + 40)
+        self.resizeDocks([self.run_dock, self.neighbours_dock], [run, images],
+                         Qt.Orientation.Horizontal)  # fmt: skip
+
+    def _bring(self, dock) -> None:
+        """Shows a docked panel's tab (a panel the user closed stays closed)."""
+        if dock.isVisible():
+            dock.raise_()
+
+    def restore_layout(self) -> None:
+        """Every panel shown and docked in its default place, at its default width."""
+        self.layout_store.reset()
+        self._size_docks()
 
     def _action(self, text: str, slot, shortcut=None, tip: str = "") -> QAction:
         action = QAction(text, self)
@@ -223,6 +235,17 @@ class MainWindow(QMainWindow):
             view_menu.addAction(
                 self._action(title, lambda i=i: self.tabs.setCurrentIndex(i), f"Ctrl+{i + 1}")
             )
+        view_menu.addSeparator()
+        for dock in self.docks:
+            action = dock.toggleViewAction()
+            action.setText(f"{dock.windowTitle()} panel")
+            action.setStatusTip(f"Show or close the {dock.windowTitle()} panel.")
+            view_menu.addAction(action)
+        self.restore_layout_action = self._action(
+            "Restore default layout", self.restore_layout, None,
+            "Show every panel again, docked in its default place.",
+        )  # fmt: skip
+        view_menu.addAction(self.restore_layout_action)
 
         toolbar = self.addToolBar("Main")
         toolbar.setObjectName("main-toolbar")
@@ -255,6 +278,17 @@ class MainWindow(QMainWindow):
             )
 
     def open_run(self, run_dir: Path) -> None:
+        """A run folder, to explore or continue; any other folder is refused with the reason."""
+        if not Workspace.is_run_folder(run_dir):
+            self.message(
+                "Not a run folder",
+                f"{run_dir} holds no semclust run: it has no config.json.\n\n"
+                "A run folder is where a run keeps its results (by default beside the image folder, "
+                "named after it with -semclust). To cluster the images of a folder, use "
+                "File ▸ Open image folder…",
+                error=True,
+            )
+            return
         finished = self.workspace.open_run(run_dir)
         self._add_recent(self.workspace.run_dir)
         if finished and self.session.run is not None:
@@ -264,6 +298,20 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(
                 f"The run in {self.workspace.run_dir} has not finished; press Run to continue."
             )
+
+    def _on_run_found(self, run) -> None:
+        """A finished run read from its folder (or None): the window shows its results, and the
+        progress view what its stages took."""
+        self.session.set_run(run)
+        if run is None or self.controller.is_running:
+            return
+        self.progress.show_finished(
+            run.config, stage_seconds(run.paths),
+            f"This run has finished: {len(run.image_paths):,} images in {run.n_clusters} clusters. "
+            "See the Map, Clusters and Accuracy tabs.",
+        )  # fmt: skip
+        if self.tabs.currentWidget() is self.progress:
+            self.tabs.setCurrentWidget(self.scatter)
 
     def _on_folders(self) -> None:
         self.params.set_folder(self.workspace.image_folder)
@@ -332,7 +380,7 @@ class MainWindow(QMainWindow):
             self.message("Cannot run", str(exc), error=True)
             return
         self.session.set_run(None)
-        self.progress.start_run()
+        self.progress.start_run(config)
         self.tabs.setCurrentWidget(self.progress)
         self.statusBar().showMessage("Running…")
 
@@ -462,5 +510,6 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage("Stopping the run before closing…")
             event.ignore()
             return
+        self.layout_store.save()
         self.loader.shutdown()
         super().closeEvent(event)

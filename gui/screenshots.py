@@ -2,7 +2,10 @@
 
 Usage::
 
-    QT_QPA_PLATFORM=offscreen python -m semclust.gui.screenshots RUN_FOLDER OUT_FOLDER
+    QT_QPA_PLATFORM=offscreen python -m semclust.gui.screenshots RUN_FOLDER OUT_FOLDER [--size 1366x768]
+
+The window is shown at ``--size`` (a laptop's 1366x768 by default), so each picture is what a laptop
+user sees.
 
 The progress view is filled by replaying a few progress events (a finished run has none to show).
 """
@@ -28,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("run", type=Path)
     parser.add_argument("out", type=Path)
+    parser.add_argument("--size", default="1366x768", help="window size, WIDTHxHEIGHT")
     args = parser.parse_args(argv)
     import numpy as np
     from PySide6.QtCore import QSettings
@@ -37,18 +41,26 @@ def main(argv: list[str] | None = None) -> int:
     from semclust.gui.main_window import MainWindow
 
     app = QApplication.instance() or QApplication(["semclust-screenshots"])
-    settings = QSettings(str(args.out / "settings.ini"), QSettings.Format.IniFormat)
     args.out.mkdir(parents=True, exist_ok=True)
+    settings = QSettings(str(args.out / "settings.ini"), QSettings.Format.IniFormat)
+    settings.clear()  # the default layout, not the one saved by the last call
     w = MainWindow(settings=settings)
-    w.resize(1500, 950)
+    width, height = (int(v) for v in args.size.lower().split("x"))
+    w.resize(width, height)
     w.show()
     w.open_path(args.run)
     s = w.session
     if s.run is None:
         print(f"{args.run} is not a finished run", file=sys.stderr)
         return 1
+    # As the run opens (its results), and its finished stages.
+    _settle(app, 1500)
+    w.grab().save(str(args.out / "0_opened.png"))
+    w.tabs.setCurrentWidget(w.progress)
+    _settle(app)
+    w.grab().save(str(args.out / "1_progress_finished.png"))
     # Progress: replay a run stopped in the middle of SCAN, with a collapsing clustering.
-    w.progress.start_run()
+    w.progress.start_run(s.run.config)
     for stage in STAGES[:3]:
         w.progress.on_progress(Progress(stage, "skipped"))
     w.progress.on_progress(Progress("scan", "started", total=100))
@@ -63,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     w.progress._clock.stop()
     w.tabs.setCurrentWidget(w.progress)
     _settle(app)
-    w.grab().save(str(args.out / "1_progress.png"))
+    w.grab().save(str(args.out / "1_progress_replayed.png"))
 
     # Map, with one image current (neighbours on the right).
     s.set_current(int(np.argmax(s.run.confidence)))

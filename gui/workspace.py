@@ -40,7 +40,7 @@ class Workspace(QObject):
         looked(object): what a sample of the images' headers says (a FolderLook: their typical
             side, whether they are grey), from which a new run is planned.
         skippedChanged(object): the files left out with reasons, or None before ingest.
-        configFound(object): the run folder holds an earlier run's RunConfig.
+        configFound(object): the run folder holds an earlier run's RunConfig, or None: it holds none.
         runFound(object): the run folder holds a finished run (RunData), or None (cleared).
         problem(str, str): a title and text to show the user.
     """
@@ -140,17 +140,18 @@ class Workspace(QObject):
         self.skipped = []
         if self.run_dir is None:
             self.skippedChanged.emit(None)
+            self.configFound.emit(None)
             return None
         try:
             info = inspect_run_folder(self.run_dir)
         except RunFolderError as exc:
             self.skippedChanged.emit(None)
+            self.configFound.emit(None)
             self.problem.emit("Cannot open run", str(exc))
             return None
         self.skipped = info.skipped or []
         self.skippedChanged.emit(info.skipped)
-        if info.config is not None:
-            self.configFound.emit(info.config)
+        self.configFound.emit(info.config)
         if info.finished:
             try:
                 self.runFound.emit(load_run(self.run_dir))

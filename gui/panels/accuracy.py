@@ -11,6 +11,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QStackedLayout, QVBoxLayout, QWidget
 
+from semclust.gui.panels.plots import elide, titled
 from semclust.gui.session import Session
 
 METRICS = (("acc", "ACC", "Accuracy after matching clusters to classes (Hungarian)."),
@@ -52,16 +53,15 @@ class AccuracyPanel(QWidget):
         layout.addLayout(grid)
 
         plots = QHBoxLayout()
-        self.purity_plot = pg.PlotWidget(title="Purity per cluster (share of its majority label)")
+        self.purity_plot = pg.PlotWidget()
         self.purity_plot.setBackground("w")
         self.purity_plot.setYRange(0, 1)
         self.purity_plot.setLabel("bottom", "cluster")
         self.purity_bars = pg.BarGraphItem(x=[], height=[], width=0.8, brush="#2ca02c")
         self.purity_plot.addItem(self.purity_bars)
-        plots.addWidget(self.purity_plot, 1)
-        self.confusion_plot = pg.PlotWidget(
-            title="Confusion (rows: clusters, columns: true labels)"
-        )
+        box, _ = titled(self.purity_plot, "Purity per cluster (share of its majority label)")
+        plots.addWidget(box, 2)
+        self.confusion_plot = pg.PlotWidget()
         self.confusion_plot.setBackground("w")
         self.confusion_plot.invertY(True)
         self.confusion_plot.setAspectLocked(False)
@@ -69,7 +69,8 @@ class AccuracyPanel(QWidget):
         self.heat.setColorMap(pg.colormap.get("viridis"))
         self.confusion_plot.addItem(self.heat)
         self._texts: list[pg.TextItem] = []
-        plots.addWidget(self.confusion_plot, 1)
+        box, _ = titled(self.confusion_plot, "Confusion (rows: clusters, columns: true labels)")
+        plots.addWidget(box, 3)
         layout.addLayout(plots, 1)
         self.stack.addWidget(page)
 
@@ -120,8 +121,8 @@ class AccuracyPanel(QWidget):
                         self._texts.append(t)
         left = self.confusion_plot.getAxis("left")
         bottom = self.confusion_plot.getAxis("bottom")
-        left.setTicks([[(r + 0.5, s.cluster_name(r)) for r in range(conf.shape[0])]]
+        left.setTicks([[(r + 0.5, elide(s.cluster_name(r))) for r in range(conf.shape[0])]]
                       if conf.shape[0] <= 30 else None)  # fmt: skip
-        bottom.setTicks([[(c + 0.5, name) for c, name in enumerate(classes)]]
+        bottom.setTicks([[(c + 0.5, elide(name, 8)) for c, name in enumerate(classes)]]
                         if len(classes) <= 30 else None)  # fmt: skip
         self.confusion_plot.autoRange()

@@ -13,6 +13,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from semclust.gui._core import KChoice
+from semclust.gui.panels.plots import titled
 
 #: Pens of the raw criteria, in the order of :data:`semclust.core.clustering.choose_k.CURVES`.
 _COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#d62728", "#7f7f7f")
@@ -45,7 +46,7 @@ class ChooseKPlot(QWidget):
         super().__init__(parent)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        self.plot = pg.PlotWidget(title="Choosing the number of clusters")
+        self.plot = pg.PlotWidget()
         self.plot.setBackground("w")
         self.plot.setLabel("bottom", "number of clusters k")
         self.plot.setLabel("left", "criterion (0: worst k tried, 1: best)")
@@ -64,7 +65,7 @@ class ChooseKPlot(QWidget):
         )
         self.marker.setVisible(False)
         self.plot.addItem(self.marker, ignoreBounds=True)
-        layout.addWidget(self.plot, 1)
+        layout.addWidget(titled(self.plot, "Choosing the number of clusters")[0], 1)
         self.summary = QLabel()
         self.summary.setWordWrap(True)
         layout.addWidget(self.summary)

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QPushButton,
     QSplitter,
+    QStyle,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -27,16 +28,23 @@ from semclust.gui.panels.neighbours import configure_grid
 from semclust.gui.session import Session
 from semclust.gui.thumbnails import ThumbnailGrid, ThumbnailLoader
 
-COLUMNS = ("Cluster", "Size", "Majority label", "Purity", "Mean confidence")
+COLUMNS = ("Cluster", "Size", "Majority", "Purity", "Confidence")
 HEADER_TIPS = {
     "Cluster": (
         "Number and name. A suggested name ends with its confidence: the share of the cluster's "
         "prototypes that voted for its class (ImageNet classes of EfficientNet-Lite2; nouns of "
         "CLIP / SigLIP). Above 50%: one name; otherwise 'mixed: a / b'. A name you give has none."
     ),
-    "Mean confidence": "The model's mean probability for this cluster over its images.",
+    "Size": "Images in the cluster, after your corrections.",
+    "Majority": "Majority label: the true label most of its images have (when the images have "
+    "labels).",
+    "Purity": "The share of its images that have its majority label.",
+    "Confidence": "Mean confidence: the model's mean probability for this cluster over its images.",
 }
 PAGE = 120
+#: The narrowest the name column gets (longer names are elided; their tooltip holds them whole), and
+#: the widest the majority label's.
+NAME_WIDTH, LABEL_WIDTH = 110, 100
 
 
 def _item(value, text: str | None = None) -> QTableWidgetItem:
@@ -65,6 +73,7 @@ class ClustersPanel(QWidget):
         super().__init__(parent)
         self.session = session
         self._page = 0
+        self._split_placed = False
         self._members = np.zeros(0, dtype=int)
         layout = QVBoxLayout(self)
         split = QSplitter(Qt.Orientation.Horizontal)
@@ -81,8 +90,12 @@ class ClustersPanel(QWidget):
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.verticalHeader().hide()
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.table.setWordWrap(False)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)  # the name: what is left
+        header.setStretchLastSection(False)
         self.table.setSortingEnabled(True)
         self.table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
         self.naming_note = QLabel("")
@@ -94,10 +107,12 @@ class ClustersPanel(QWidget):
         buttons = QHBoxLayout()
         self.rename_button = QPushButton("Rename…")
         self.merge_button = QPushButton("Merge into…")
-        self.move_button = QPushButton("Move selection here")
+        self.move_button = QPushButton("Move here")
         self.rename_button.setToolTip("Give the cluster a name; exports use it.")
         self.merge_button.setToolTip("Move every image of this cluster into another one.")
-        self.move_button.setToolTip("Move the selected images (map or grids) into this cluster.")
+        self.move_button.setToolTip(
+            "Move the selected images (map or grids) into this cluster (a correction)."
+        )
         for b in (self.rename_button, self.merge_button, self.move_button):
             buttons.addWidget(b)
         lv.addLayout(buttons)
@@ -107,6 +122,7 @@ class ClustersPanel(QWidget):
         rv = QVBoxLayout(right)
         rv.setContentsMargins(0, 0, 0, 0)
         self.proto_title = QLabel("Choose a cluster to see its images.")
+        self.proto_title.setWordWrap(True)
         rv.addWidget(self.proto_title)
         self.prototypes = ThumbnailGrid(loader)
         self.prototypes.setFixedHeight(self.prototypes.size_for(1, 1).height())
@@ -116,15 +132,24 @@ class ClustersPanel(QWidget):
         rv.addWidget(self.prototypes)
         pager = QHBoxLayout()
         self.members_title = QLabel("")
+        self.members_title.setWordWrap(True)
+        rv.addWidget(self.members_title)
         self.order = QComboBox()
-        self.order.addItems(["Most confident first", "Least confident first (to review)"])
+        self.order.addItems(["Most confident first", "Least confident first"])
         self.order.setToolTip(
             "Least confident first lists the images the model is least sure of: the ones to check."
         )
-        self.prev_button = QPushButton("◀ Previous")
-        self.next_button = QPushButton("Next ▶")
-        pager.addWidget(self.members_title, 1)
-        pager.addWidget(self.order)
+        self.order.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
+        self.order.setMinimumContentsLength(8)
+        self.prev_button = QPushButton("◀")
+        self.next_button = QPushButton("▶")
+        for button in (self.prev_button, self.next_button):
+            button.setFixedWidth(button.fontMetrics().horizontalAdvance("◀") + 24)
+        self.prev_button.setToolTip("The previous page of members.")
+        self.next_button.setToolTip("The next page of members.")
+        pager.addWidget(self.order, 1)
         pager.addWidget(self.prev_button)
         pager.addWidget(self.next_button)
         rv.addLayout(pager)
@@ -133,7 +158,9 @@ class ClustersPanel(QWidget):
         configure_grid(self.members, session)
         rv.addWidget(self.members, 1)
         split.addWidget(right)
-        split.setSizes([380, 700])
+        split.setChildrenCollapsible(False)
+        split.setStretchFactor(1, 1)
+        self.split = split
 
         self.table.itemSelectionChanged.connect(self._on_row)
         self.rename_button.clicked.connect(lambda: self.rename())
@@ -185,9 +212,11 @@ class ClustersPanel(QWidget):
             shown = f"{st.cluster}: {s.cluster_name(st.cluster)}"
             name = _item(st.cluster, shown if named is None else f"{shown} · {named:.0%}")
             name.setData(Qt.ItemDataRole.DecorationRole, palette.color(st.cluster, s.n_clusters))
+            name.setToolTip(shown)
             if named is not None:
                 name.setToolTip(
-                    f"Suggested name: {named:.0%} of the prototypes voted for its (first) class."
+                    f"{shown}\nSuggested name: {named:.0%} of the prototypes voted for its (first) "
+                    "class."
                 )
             cells = [
                 name,
@@ -197,15 +226,31 @@ class ClustersPanel(QWidget):
                 _item(-1.0, "–") if st.mean_confidence is None
                 else _item(st.mean_confidence, f"{st.mean_confidence:.2f}"),
             ]  # fmt: skip
+            cells[2].setToolTip(st.majority_label or "")
             for c, item in enumerate(cells):
                 if st.size == 0:
                     item.setForeground(QColor("#999"))
                 self.table.setItem(r, c, item)
         self.table.setSortingEnabled(True)
+        self._fit_columns()
         self.choose(keep)
         self.table.blockSignals(False)
         self._show_cluster(self.chosen(), keep_page=True)
         self._sync_buttons()
+
+    def _fit_columns(self) -> None:
+        """Every column shown whole but the name's, which takes the rest and elides (the table is at
+        least wide enough for all of them; the cell's tooltip holds the whole name)."""
+        table = self.table
+        for c in range(1, len(COLUMNS)):
+            table.resizeColumnToContents(c)
+        table.setColumnWidth(2, min(table.columnWidth(2), LABEL_WIDTH))
+        width = NAME_WIDTH + sum(table.columnWidth(c) for c in range(1, len(COLUMNS)))
+        bar = table.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent)
+        table.setMinimumWidth(width + bar + 2 * table.frameWidth())
+        if not self._split_placed:  # the images get the rest, until the user moves the handle
+            self._split_placed = True
+            self.split.setSizes([table.minimumWidth(), 10_000])
 
     def _on_row(self) -> None:
         c = self.chosen()

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import Signal
+from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -45,6 +46,42 @@ class RangeBox(QWidget):
         self.high.setValue(value[1])
 
 
+class _TypesSpecial:
+    """A spin box in which the special value's text (``auto``) can be typed, not only reached by
+    stepping down to the lowest number."""
+
+    def _special(self, text: str) -> QValidator.State | None:
+        special, typed = self.specialValueText().lower(), text.strip().lower()
+        if not special or not typed or typed[0].isdigit() or not special.startswith(typed):
+            return None
+        return QValidator.State.Acceptable if typed == special else QValidator.State.Intermediate
+
+    def validate(self, text: str, pos: int):
+        state = self._special(text)
+        return (state, text, pos) if state is not None else super().validate(text, pos)
+
+    def valueFromText(self, text: str):  # noqa: N802 (Qt's spelling)
+        if self._special(text) == QValidator.State.Acceptable:
+            return self.minimum()
+        return super().valueFromText(text)
+
+    def fixup(self, text: str) -> str:
+        """A partly typed special text ("au") completes to it."""
+        return self.specialValueText() if self._special(text) is not None else super().fixup(text)
+
+
+class SpinBox(_TypesSpecial, QSpinBox):
+    pass
+
+
+class DoubleSpinBox(_TypesSpecial, QDoubleSpinBox):
+    pass
+
+
+#: Combo boxes show this many characters at least; their lists show the whole titles.
+COMBO_CHARS = 11
+
+
 class Control:
     """One declared parameter's control, and how to read and set its value.
 
@@ -61,7 +98,7 @@ class Control:
         p = d.param
         self.row: QWidget | QHBoxLayout
         if d.kind in ("int", "float"):
-            box = QSpinBox() if d.kind == "int" else QDoubleSpinBox()
+            box = SpinBox() if d.kind == "int" else DoubleSpinBox()
             low, high = p.range or (0, 2**31 - 1)
             box.setRange(low, high)
             box.setSingleStep(p.step)
@@ -76,6 +113,11 @@ class Control:
             for choice in p.choices:
                 self.widget.addItem((p.titles or {}).get(choice, choice), choice)
             self.widget.setEditable(p.free)
+            # Long titles would set the side panel's width: the box shows their start, its list all.
+            self.widget.setSizeAdjustPolicy(
+                QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+            )
+            self.widget.setMinimumContentsLength(COMBO_CHARS)
             self.changed = self.widget.currentIndexChanged
         elif d.kind == "range":
             self.widget = RangeBox(*(p.range or (0, 2**31 - 1)))

@@ -211,10 +211,14 @@ class ParametersPanel(QWidget):
         self.representation_note.setText(reason)
         self.representation_note.setToolTip(reason)
 
-    def set_config(self, cfg: RunConfig) -> None:
-        """Shows an earlier run's settings (the base of the next run)."""
-        self._config_shown = True
+    def set_config(self, cfg: RunConfig | None) -> None:
+        """Shows an earlier run's settings (the base of the next run); None: the folder holds no run,
+        so the next run starts from the defaults (the form keeps what the user chose)."""
+        self._config_shown = cfg is not None
         self._show_note()
+        if cfg is None:
+            self._base = RunConfig()
+            return
         self._base = cfg
         c = choices_of(cfg)
         for name, control in self.controls.items():

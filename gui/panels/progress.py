@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from semclust.gui._core import STAGES, Progress
+from semclust.gui.panels.plots import titled
 
 STAGE_TITLES = {
     "ingest": "Read images",
@@ -50,6 +51,18 @@ def collapse_warning(sizes) -> str | None:
     return None
 
 
+def stages_off(config) -> dict[str, str]:
+    """The stages a run with this RunConfig leaves out, and the word its row shows instead."""
+    if config is None:
+        return {}
+    off = {}
+    if not config.selflabel.enabled:
+        off["selflabel"] = "off"
+    if config.auto_clusters is None:
+        off["choose_k"] = f"off ({config.clusters} clusters asked)"
+    return off
+
+
 def format_seconds(s: float) -> str:
     s = int(round(s))
     if s < 60:
@@ -67,18 +80,22 @@ class _StageRow:
         self.bar.setValue(0)
         self.bar.setTextVisible(False)
         self.time = QLabel("")
-        self.time.setMinimumWidth(210)
+        self.time.setMinimumWidth(170)
+        self.time.setWordWrap(True)
         grid.addWidget(self.title, row, 0)
         grid.addWidget(self.bar, row, 1)
         grid.addWidget(self.time, row, 2)
         self.reset()
 
-    def reset(self) -> None:
+    def reset(self, off: str = "") -> None:
+        """Waiting for its turn; ``off``: why this run leaves the stage out (it stays so)."""
         self.started: float | None = None
         self.fraction = 0.0
-        self.state = "waiting"
+        self.state = "off" if off else "waiting"
         self.bar.setValue(0)
-        self.time.setText("waiting")
+        self.bar.setEnabled(not off)
+        self.time.setText(off or "waiting")
+        self.time.setToolTip("")
 
     def update_time(self, now: float) -> None:
         if self.state != "running" or self.started is None:
@@ -112,14 +129,15 @@ class ProgressPanel(QWidget):
         layout.addWidget(stages)
 
         plots = QHBoxLayout()
-        self.loss_plot = pg.PlotWidget(title="Loss")
+        self.loss_plot = pg.PlotWidget()
         self.loss_plot.setBackground("w")
         self.loss_plot.addLegend(offset=(-10, 10))
         self.loss_plot.setLabel("bottom", "batch")
         self.loss_plot.showGrid(x=True, y=True, alpha=0.3)
-        plots.addWidget(self.loss_plot, 1)
+        loss_box, self.loss_title = titled(self.loss_plot, "Loss")
+        plots.addWidget(loss_box, 1)
         sizes_box = QVBoxLayout()
-        self.sizes_plot = pg.PlotWidget(title="Cluster sizes (SCAN)")
+        self.sizes_plot = pg.PlotWidget()
         self.sizes_plot.setBackground("w")
         self.sizes_plot.setLabel("bottom", "cluster")
         self.sizes_plot.setLabel("left", "images")
@@ -131,7 +149,7 @@ class ProgressPanel(QWidget):
             "QLabel { background: #fff3cd; color: #7a4d00; padding: 6px; border: 1px solid #e0b84f; }"
         )
         self.collapse_label.hide()
-        sizes_box.addWidget(self.sizes_plot, 1)
+        sizes_box.addWidget(titled(self.sizes_plot, "Cluster sizes (SCAN)")[0], 1)
         sizes_box.addWidget(self.collapse_label)
         plots.addLayout(sizes_box, 1)
         layout.addLayout(plots, 1)
@@ -145,15 +163,36 @@ class ProgressPanel(QWidget):
         self._clock.timeout.connect(self._tick)
 
     # -- feeding ----------------------------------------------------------------------------------
-    def start_run(self) -> None:
-        for row in self.rows.values():
-            row.reset()
+    def start_run(self, config=None) -> None:
+        """A new run; ``config`` (its RunConfig) says which stages it leaves out."""
+        off = stages_off(config)
+        for stage, row in self.rows.items():
+            row.reset(off.get(stage, ""))
         self.banner.hide()
         self.collapse_label.hide()
         self.size_bars.setOpts(x=[], height=[])
         self.message.setText("Starting…")
         self._reset_losses(None)
         self._clock.start()
+
+    def show_finished(self, config, seconds: dict[str, float], text: str) -> None:
+        """A finished run opened from its folder: each stage done (in the time its record holds) or
+        off, and ``text`` (what it found)."""
+        self._clock.stop()
+        off = stages_off(config)
+        for stage, row in self.rows.items():
+            row.reset(off.get(stage, ""))
+            if stage in off:
+                continue
+            row.state, row.fraction = "done", 1.0
+            row.bar.setValue(1000)
+            took = seconds.get(stage)
+            row.time.setText("done" if took is None else f"done in {format_seconds(took)}")
+        self.banner.hide()
+        self.collapse_label.hide()
+        self.size_bars.setOpts(x=[], height=[])
+        self._reset_losses(None)
+        self.message.setText(text)
 
     def end_run(self, text: str, error: bool = False) -> None:
         self._clock.stop()
@@ -177,11 +216,12 @@ class ProgressPanel(QWidget):
         now = time.monotonic()
         if row is None:
             return
-        if event.kind == "started":
+        if row.state == "off":  # the run leaves it out: no "done in 0 s"
+            pass
+        elif event.kind == "started":
             row.state, row.started, row.fraction = "running", now, 0.0
             row.bar.setValue(0)
             row.time.setText("0 s")
-            self._reset_losses(event.stage)
         elif event.kind == "progress":
             if row.state != "running":  # no 'started' seen (throttled or resumed)
                 row.state, row.started = "running", now
@@ -213,15 +253,18 @@ class ProgressPanel(QWidget):
 
     # -- internals --------------------------------------------------------------------------------
     def _reset_losses(self, stage: str | None) -> None:
+        """An empty loss plot whose axes will fit the next losses (not the last run's range)."""
         self.loss_plot.clear()
         legend = self.loss_plot.plotItem.legend
         if legend is not None:
             legend.clear()
+        self.loss_plot.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
+        self.loss_plot.enableAutoRange()  # after setRange, which turns it off
         self._curves.clear()
         self._loss_x, self._loss_y = [], {}
         self._current_stage = stage
         title = f"Loss – {STAGE_TITLES.get(stage, stage)}" if stage else "Loss"
-        self.loss_plot.setTitle(title)
+        self.loss_title.setText(title)
 
     def _add_losses(self, event: Progress) -> None:
         if event.stage != self._current_stage:

@@ -1,0 +1,174 @@
+"""The window on a laptop: it fits 1280x720 with every panel shown, its panels are docks the View menu
+restores, its layout is kept between sessions, and what each view shows as a run opens."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QSettings
+
+from semclust.core.config import RunConfig, SelfLabelConfig
+from semclust.core.progress import Progress
+
+LAPTOP = (1280, 720)
+
+
+def _open(window_factory, run, size=(1366, 768)):
+    w = window_factory()
+    w.resize(*size)
+    w.open_path(run.paths.root)
+    return w
+
+
+def test_the_window_fits_a_small_laptop_with_every_view_shown(qtbot, window_factory, finished_run):
+    w = _open(window_factory, finished_run)
+    w.clusters.choose(0)
+    w.session.set_current(0)
+    w.session.set_selection(np.arange(40))
+    for i in range(w.tabs.count()):
+        w.tabs.setCurrentIndex(i)
+        qtbot.wait(10)
+        hint = w.minimumSizeHint()
+        assert hint.width() <= LAPTOP[0] and hint.height() <= LAPTOP[1], (w.TABS[i], hint)
+    assert all(not dock.isHidden() for dock in w.docks)
+    w.resize(*LAPTOP)
+    qtbot.waitUntil(lambda: w.width() == LAPTOP[0])
+
+
+def test_the_accuracy_plots_and_the_clusters_table_fit_their_width(
+    qtbot, window_factory, finished_run
+):
+    w = _open(window_factory, finished_run, LAPTOP)
+    w.tabs.setCurrentWidget(w.accuracy)
+    qtbot.wait(50)
+    for plot in (w.accuracy.purity_plot, w.accuracy.confusion_plot):
+        # A pyqtgraph title used to set the scene's width: the right part was cut off.
+        assert plot.plotItem.geometry().width() <= plot.width() + 1
+    w.tabs.setCurrentWidget(w.clusters)
+    w.clusters.choose(0)
+    qtbot.wait(50)
+    table = w.clusters.table
+    assert sum(table.columnWidth(c) for c in range(table.columnCount())) <= (
+        table.viewport().width()
+    )
+    name = w.session.cluster_name(0)
+    assert name in table.item(table.currentRow(), 0).toolTip()
+
+
+def test_panels_close_float_and_come_back_from_the_view_menu(qtbot, window_factory, finished_run):
+    w = _open(window_factory, finished_run)
+    toggles = {a.text(): a for a in w.menuBar().actions()[3].menu().actions()}
+    toggles["Run panel"].trigger()
+    assert w.run_dock.isHidden()
+    w.selection_dock.setFloating(True)
+    w.restore_layout()
+    assert not w.run_dock.isHidden() and not w.selection_dock.isFloating()
+    assert w.tabifiedDockWidgets(w.neighbours_dock) == [w.selection_dock]
+
+
+def test_the_layout_is_kept_between_sessions(qtbot, window_factory, settings, tmp_path):
+    assert str(tmp_path) in settings.fileName()  # never the user's own settings
+    w = window_factory()
+    for dock in w.docks:  # small enough for the offscreen screen (800x600), which Qt keeps it in
+        dock.close()
+    w.resize(700, 560)
+    assert w.height() == 560
+    w.close()
+    again = window_factory()
+    assert all(dock.isHidden() for dock in again.docks)
+    assert again.height() == 560  # its width: within the offscreen screen's 800
+    again.restore_layout()
+    assert not any(dock.isHidden() for dock in again.docks)
+
+
+def test_a_damaged_saved_layout_is_ignored(qtbot, window_factory, settings):
+    settings.setValue("window/state", b"not a state")
+    settings.setValue("window/geometry", "nonsense")
+    w = window_factory()
+    assert all(not dock.isHidden() for dock in w.docks)
+
+
+def test_a_finished_run_opens_on_its_results(qtbot, window_factory, finished_run, digits_folder):
+    w = window_factory()
+    w.open_image_folder(digits_folder, run_dir=finished_run.paths.root)  # its run has finished
+    assert w.session.run is not None
+    assert w.tabs.currentWidget() is w.scatter
+    states = {stage: row.state for stage, row in w.progress.rows.items()}
+    assert "waiting" not in states.values()
+    assert states["selflabel"] == "off" and states["scan"] == "done"
+    assert "finished" in w.progress.message.text()
+
+
+def test_open_run_on_a_folder_that_is_not_a_run_says_why(qtbot, window_factory, digits_folder):
+    w = window_factory()
+    w.open_run(digits_folder)
+    assert w.last_message is not None and w.last_message.windowTitle() == "Not a run folder"
+    assert "Open image folder" in w.last_message.text()
+    assert w.params.run_dir_edit.text() == ""
+    assert w.image_folder is None
+
+
+def test_auto_can_be_typed_in_the_clusters_box(qtbot, window_factory):
+    w = window_factory()
+    box = w.params.clusters
+    box.lineEdit().selectAll()
+    qtbot.keyClicks(box, "auto")
+    box.interpretText()
+    assert w.params.controls["clusters"].value() == "auto"
+    box.lineEdit().selectAll()
+    qtbot.keyClicks(box, "7")
+    box.interpretText()
+    assert w.params.controls["clusters"].value() == 7
+    assert any(f"{tab} tab" in box.toolTip() for tab in w.TABS)
+
+
+def test_a_new_folder_without_a_run_drops_the_earlier_runs_note(
+    qtbot, window_factory, finished_run, digits_folder, tmp_path
+):
+    w = window_factory()
+    w.open_path(finished_run.paths.root)
+    note = w.params.representation_note
+    qtbot.waitUntil(lambda: "Showing the settings" in note.text(), timeout=10_000)
+    w.open_image_folder(digits_folder, run_dir=tmp_path / "new-run")
+    qtbot.waitUntil(lambda: note.text() != "", timeout=10_000)
+    assert "Showing the settings" not in note.text()
+    assert w.params.config().clusters == RunConfig().clusters or w.params.clusters.value()
+
+
+@pytest.mark.parametrize("enabled", [False, True])
+def test_self_labelling_off_reads_off(qtbot, enabled):
+    from semclust.gui.panels.progress import ProgressPanel
+
+    panel = ProgressPanel()
+    qtbot.addWidget(panel)
+    panel.start_run(RunConfig(selflabel=SelfLabelConfig(enabled=enabled)))
+    panel.on_progress(Progress("selflabel", "started"))
+    panel.on_progress(Progress("selflabel", "finished"))
+    text = panel.rows["selflabel"].time.text()
+    assert (text == "off") != enabled
+    assert ("done in" in text) == enabled
+    panel.end_run("Finished.")
+
+
+def test_the_loss_plot_starts_each_run_with_fresh_axes(qtbot):
+    from semclust.gui.panels.progress import ProgressPanel
+
+    panel = ProgressPanel()
+    qtbot.addWidget(panel)
+    panel.start_run()
+    for step in range(1, 2001, 100):
+        panel.on_progress(
+            Progress("scan", "progress", step=step, total=2000, losses={"loss": 50.0})
+        )
+    panel.on_progress(Progress("report", "started"))  # a stage without losses keeps the plot
+    assert panel.loss_title.text().endswith("Cluster")
+    panel.start_run()
+    for step in range(1, 6):
+        panel.on_progress(Progress("scan", "progress", step=step, total=5, losses={"loss": 0.5}))
+    (x0, x1), (y0, y1) = panel.loss_plot.viewRange()
+    assert x1 < 50 and y1 < 5
+    panel.end_run("Finished.")
+
+
+def test_settings_fixture_is_isolated(settings):
+    assert isinstance(settings, QSettings) and settings.format() == QSettings.Format.IniFormat
