@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, Qt, Signal
+from PySide6.QtCore import QEvent, QObject, QPoint, QPointF, Qt, Signal
 from PySide6.QtWidgets import QComboBox, QFrame, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 from scipy.spatial import cKDTree
 
@@ -148,6 +148,8 @@ class ScatterPanel(QWidget):
         box.addWidget(self.preview_text)
         self.preview.hide()
         self._hovered = -1
+        self._hover_pos = QPoint(8, 8)  # where the mouse is, in the plot widget's coordinates
+        self.plot.viewport().installEventFilter(self)  # the preview goes when the mouse leaves
 
         self.color_by.currentIndexChanged.connect(self.update_colors)
         self.mode.currentTextChanged.connect(self._set_mode)
@@ -374,14 +376,36 @@ class ScatterPanel(QWidget):
         if self._index is not None:
             self.session.set_selection(self.points_in(polygon))
 
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt's spelling)
+        if event.type() == QEvent.Type.Leave and watched is self.plot.viewport():
+            self.hide_preview()
+        return False
+
+    def hide_preview(self) -> None:
+        self._hovered = -1
+        self.preview.hide()
+
     def _on_mouse_moved(self, args) -> None:
-        i = self.point_at(args[0])
+        scene_pos = args[0]
+        self._hover_pos = self.plot.mapFromScene(scene_pos) + self.plot.viewport().pos()
+        i = self.point_at(scene_pos)
         if i < 0:
-            self._hovered = -1
-            self.preview.hide()
+            self.hide_preview()
         elif i != self._hovered:
             self._hovered = i
             self._show_preview()
+        else:
+            self._place_preview()
+
+    def _place_preview(self) -> None:
+        """Beside the mouse, below and right of it, or on the other side where the map ends."""
+        gap, size, bounds = 16, self.preview.size(), self.plot.rect()
+        x, y = self._hover_pos.x() + gap, self._hover_pos.y() + gap
+        if x + size.width() > bounds.right():
+            x = self._hover_pos.x() - gap - size.width()
+        if y + size.height() > bounds.bottom():
+            y = self._hover_pos.y() - gap - size.height()
+        self.preview.move(max(0, x), max(0, y))
 
     def _on_thumbnail(self, i: int) -> None:
         if i == self._hovered:
@@ -398,6 +422,6 @@ class ScatterPanel(QWidget):
         self.preview_image.setPixmap(self.loader.pixmap(i))
         self.preview_text.setText(text)
         self.preview.adjustSize()
-        self.preview.move(8, 8)
+        self._place_preview()
         self.preview.show()
         self.preview.raise_()

@@ -128,11 +128,11 @@ def test_a_new_folder_without_a_run_drops_the_earlier_runs_note(
     w = window_factory()
     w.open_path(finished_run.paths.root)
     note = w.params.representation_note
-    qtbot.waitUntil(lambda: "Showing the settings" in note.text(), timeout=10_000)
+    qtbot.waitUntil(lambda: "Showing the settings" in note.text(), timeout=30_000)
     w.open_image_folder(digits_folder, run_dir=tmp_path / "new-run")
-    qtbot.waitUntil(lambda: note.text() != "", timeout=10_000)
+    qtbot.waitUntil(lambda: note.text() != "", timeout=30_000)
     assert "Showing the settings" not in note.text()
-    assert w.params.config().clusters == RunConfig().clusters or w.params.clusters.value()
+    assert w.params._base == RunConfig()  # the next run does not carry the earlier run's settings
 
 
 @pytest.mark.parametrize("enabled", [False, True])
@@ -172,3 +172,30 @@ def test_the_loss_plot_starts_each_run_with_fresh_axes(qtbot):
 
 def test_settings_fixture_is_isolated(settings):
     assert isinstance(settings, QSettings) and settings.format() == QSettings.Format.IniFormat
+
+
+def test_the_hover_preview_follows_the_mouse_and_goes_when_it_leaves(
+    qtbot, window_factory, finished_run
+):
+    from PySide6.QtCore import QEvent, QPointF
+    from PySide6.QtWidgets import QApplication
+
+    w = _open(window_factory, finished_run)
+    w.tabs.setCurrentWidget(w.scatter)
+    qtbot.wait(50)
+    panel, xy = w.scatter, finished_run.umap
+    places = []
+    for i in (int(np.argmin(xy[:, 0])), int(np.argmax(xy[:, 0]))):  # the left and right ends
+        scene = panel.view.mapViewToScene(QPointF(*map(float, xy[i])))
+        panel._on_mouse_moved((scene,))
+        assert panel.preview.isVisible() and panel._hovered == i
+        mouse = panel.plot.mapFromScene(scene)
+        box = panel.preview.geometry()
+        assert abs(box.center().x() - mouse.x()) < box.width() and (
+            abs(box.center().y() - mouse.y()) < box.height()
+        )  # beside the mouse, not in a corner
+        assert panel.plot.rect().contains(box)
+        places.append(box.topLeft())
+    assert places[0] != places[1]
+    QApplication.sendEvent(panel.plot.viewport(), QEvent(QEvent.Type.Leave))
+    assert not panel.preview.isVisible()
