@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from semclust.core.config import BACKBONES, METHODS, RunConfig
-from semclust.core.param import config_value, declared, param
+from semclust.core.param import config_value, declared, out_of_range, param
 from semclust.core.representation.backbones import (
     FETCHED_DEFAULT,
     LAYERS,
@@ -326,6 +326,9 @@ def build_config(
         image_side: the typical shorter side of the images (:func:`semclust.core.images.typical_side`),
             which sets the default image size of a pretrained backbone.
     """
+    problems = out_of_range(choices)
+    if problems:
+        raise ValueError(" ".join(problems))
     base = base or RunConfig()
     changes = {}
     for d in declared(type(choices)):

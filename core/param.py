@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -125,6 +126,25 @@ def declared(cls: type) -> tuple[Declared, ...]:
             shown = config_value(p.config)
         found.append(Declared(f.name, p, kind, f.default, shown))
     return tuple(found)
+
+
+def out_of_range(choices: Any) -> list[str]:
+    """Readable problems of ``choices``: a declared number outside its range, or not finite.
+
+    The window's spin boxes keep to the ranges already; the command line and callers of the core
+    get the same bounds from here (``build_config`` raises with these messages).
+    """
+    problems = []
+    for d in declared(type(choices)):
+        value, bounds = getattr(choices, d.name), d.param.range
+        if d.kind not in ("int", "float") or value is None or bounds is None:
+            continue
+        if d.param.special is not None and value == d.param.special[1]:
+            continue
+        if not math.isfinite(value) or not bounds[0] <= value <= bounds[1]:
+            low, high = (f"{b:,}" if d.kind == "int" else f"{b:g}" for b in bounds)
+            problems.append(f"{d.param.flag} {value:g} is out of range: choose {low} to {high}.")
+    return problems
 
 
 def config_value(path: str, config: RunConfig | None = None) -> Any:

@@ -460,7 +460,7 @@ class MainWindow(QMainWindow):
             path = Path(chosen)
         try:
             export_labels(run, path, indices)
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # ValueError: a CSV inside the image folder, refused
             self.message("Export failed", str(exc), error=True)
             return None
         self.statusBar().showMessage(f"Wrote {path}")

@@ -120,7 +120,11 @@ def folder_plan(args: argparse.Namespace):
     the options' configuration on top."""
     from semclust.core.plan import plan_run
 
-    return plan_run(args.folder, choices_from_args(args), cache_dir=args.cache_dir)
+    try:
+        return plan_run(args.folder, choices_from_args(args), cache_dir=args.cache_dir)
+    except ValueError as exc:  # an option out of its declared range, say
+        print(f"semclust: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def run_config(argv: list[str]) -> RunConfig:

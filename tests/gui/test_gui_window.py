@@ -247,3 +247,14 @@ def test_a_first_use_download_shows_its_megabytes(qtbot, window_factory):
     panel.on_progress(Progress("pretext", "progress", 45, 90, message=message))
     assert panel.rows["pretext"].bar.value() == 500
     assert panel.message.text().endswith(message)
+
+
+def test_a_csv_export_into_the_image_folder_is_refused_with_a_message(
+    qtbot, window_factory, finished_run
+):
+    w = window_factory()
+    w.open_path(finished_run.paths.root)
+    before = sorted(p.name for p in finished_run.image_root.rglob("*"))
+    assert w.export_csv(finished_run.image_root / "labels.csv") is None
+    assert "Export failed" in w.statusBar().currentMessage() or w.last_message is not None
+    assert sorted(p.name for p in finished_run.image_root.rglob("*")) == before

@@ -1,0 +1,48 @@
+"""Every declared number keeps to its range, from the command line and from any caller of the core."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from semclust.core.choices import RunChoices, build_config
+from semclust.core.param import declared, out_of_range
+
+
+@pytest.mark.parametrize(
+    "change, flag",
+    [
+        ({"pretext_epochs": -1}, "--pretext-epochs"),
+        ({"seed": -1}, "--seed"),
+        ({"scan_epochs": -3}, "--scan-epochs"),
+        ({"k": 100_000}, "--k"),
+        ({"entropy_weight": math.nan}, "--entropy-weight"),
+        ({"image_size": 100_000}, "--image-size"),
+    ],
+)
+def test_a_number_out_of_its_range_is_refused_in_one_line(change, flag):
+    choices = RunChoices(**change)
+    (problem,) = out_of_range(choices)
+    assert problem.startswith(flag) and "out of range" in problem and "\n" not in problem
+    with pytest.raises(ValueError, match="out of range"):
+        build_config(choices)
+
+
+def test_the_defaults_and_every_range_end_are_accepted():
+    assert out_of_range(RunChoices()) == []
+    for d in declared(RunChoices):
+        if d.kind in ("int", "float") and d.param.range is not None:
+            for end in d.param.range:
+                value = int(end) if d.kind == "int" else float(end)
+                assert out_of_range(RunChoices(**{d.name: value})) == [], d.name
+
+
+def test_the_command_line_says_it_and_exits_2(capsys, tmp_path):
+    from semclust.cli import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["run", str(tmp_path), "--out", str(tmp_path / "out"), "--seed", "-1"])
+    assert stop.value.code == 2
+    assert "--seed -1 is out of range" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
