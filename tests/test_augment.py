@@ -1,4 +1,4 @@
-"""Augmentation layers: ranges, grey stays grey, seeded, save/load round trip (keras-hub style)."""
+"""Augmentation layers: ranges, grey stays grey, seeded, the Keras layers' settings, save/load round trip."""
 
 from __future__ import annotations
 
@@ -49,3 +49,33 @@ def test_config_round_trip(tmp_path):
     layers = [la for la in again.layers if isinstance(la, ViewAugment)]
     assert layers[0].strong.max_shear == 0.1 and layers[0].grey
     assert layers[1].config.crop_scale == (0.5, 1.0)
+
+
+def test_keras_jitter_ranges_are_simclrs():
+    """The Keras layers get SimCLR's ranges: contrast and saturation x[0.6, 1.4], hue +-0.1 of the
+    circle (RandomContrast would read a single 0.4 as [1, 1.4]; RandomSaturation maps f to f/(1-f))."""
+    aug = ViewAugment(AugmentConfig(), grey=False, seed=0)
+    low, high = aug.jitter.random_contrast.factor
+    assert (1 - low, 1 + high) == (0.6, 1.4)
+    multiplier = [f / (1 - f) for f in aug.jitter.random_saturation.factor]
+    np.testing.assert_allclose(multiplier, [0.6, 1.4])
+    assert aug.jitter.random_hue.factor == (0, 0.2)  # shifts of up to half the factor, either way
+    assert aug.grayscale.factor == 0.2
+    grey = ViewAugment(AugmentConfig(), grey=True, seed=0)
+    assert grey.jitter.random_saturation is None and grey.jitter.random_hue is None
+    assert grey.grayscale is None
+
+
+def test_seeds_give_different_views():
+    x = batch()
+    a = keras.ops.convert_to_numpy(ViewAugment(seed=0)(x, training=True))
+    b = keras.ops.convert_to_numpy(ViewAugment(seed=1)(x, training=True))
+    assert np.abs(a - b).mean() > 1.0
+
+
+def test_strong_augment_erases_a_grey_square():
+    x = np.zeros((8, 32, 32, 3), "float32")  # black: only the erased square is grey
+    cfg = StrongAugmentConfig(base=AugmentConfig(jitter_probability=0.0, grayscale_probability=0.0))
+    y = keras.ops.convert_to_numpy(StrongAugment(cfg, seed=0)(x, training=True))
+    erased = np.isclose(y[..., 0], 127.5, atol=0.5)
+    np.testing.assert_array_equal(erased.sum(axis=(1, 2)), 16 * 16)  # half the side, inside
