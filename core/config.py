@@ -51,7 +51,10 @@ class IngestConfig:
 class AugmentConfig:
     """SimCLR view augmentation (Chen et al. 2020, section 3), with SCAN's CIFAR-10 strengths.
 
-    Colour operations (saturation, hue, grayscale) are skipped for grey data sets.
+    Colour operations (saturation, hue, grayscale) are skipped for grey data sets. The colour jitter is
+    Keras's ``RandomColorJitter``: ``brightness`` is an additive shift of up to that share of the range
+    (SimCLR v1's form; torchvision's, which SCAN used, multiplies), ``contrast``, ``saturation`` and
+    ``hue`` are factors and a shift on the colour wheel, as in torchvision.
     """
 
     crop_scale: tuple[float, float] = (0.2, 1.0)
