@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from semclust.core.runfolder.artefacts import write_json
+from semclust.core.runfolder.artefacts import process_alive, write_json
 
 #: Rows copied or decoded at a time when a store is written (bounds memory: 4096 x 96 x 96 x 3 = 113 MB).
 CHUNK = 4096
@@ -134,7 +134,7 @@ def _remove_orphans(folder: Path) -> None:
     for entry in folder.glob(".fresh-*.u8"):
         parts = entry.name.split("-")
         if len(parts) == 3 and parts[1].isdigit():
-            dead = not _alive(int(parts[1]))
+            dead = not process_alive(int(parts[1]))
         else:
             try:
                 dead = time.time() - entry.stat().st_mtime > 86_400
@@ -150,15 +150,3 @@ def _remove_orphans(folder: Path) -> None:
     for entry in folder.glob("images-*.npy"):
         if entry.name != named and time.time() - entry.stat().st_mtime > 3600:
             entry.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # exists, another user's
-        return True
-    return True

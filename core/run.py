@@ -8,6 +8,7 @@ interrupted run continues and changing a SCAN setting does not retrain the repre
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -108,83 +109,96 @@ def run_pipeline(
         claimed = io.claim_run_folder(paths)
     except RunFolderError as exc:
         raise InputError(str(exc)) from None
-    leftovers = io.remove_leftovers(paths)  # of a run killed while writing
-    if leftovers:
-        progress(Progress("ingest", "progress", 0, 0, message=(
-            f"removed {len(leftovers)} unfinished file(s) of an interrupted run"
-        )))  # fmt: skip
-    quiet_backend()
-    use_all_devices()
-    stages = _Stages(paths, progress, cancel)
-    if stages.record.problem:
-        progress(Progress("ingest", "progress", 0, 0, message=stages.record.problem))
+    with contextlib.ExitStack() as held:
+        try:  # one run at a time in a run folder (the command line's or the app's)
+            held.enter_context(io.run_folder_lock(paths))
+        except RunFolderError as exc:
+            raise InputError(str(exc)) from None
+        leftovers = io.remove_leftovers(paths)  # of a run killed while writing
+        if leftovers:
+            progress(Progress("ingest", "progress", 0, 0, message=(
+                f"removed {len(leftovers)} unfinished file(s) of an interrupted run"
+            )))  # fmt: skip
+        quiet_backend()
+        use_all_devices()
+        stages = _Stages(paths, progress, cancel)
+        if stages.record.problem:
+            progress(Progress("ingest", "progress", 0, 0, message=stages.record.problem))
 
-    try:  # ingest writes to the image cache only; the run folder is written once it succeeded
-        data = stages.run_always(
-            "ingest",
-            lambda: ingest(
-                folder, config.ingest, cache_dir=cache_dir, progress=progress, cancel=cancel
-            ),
-        )
-        n = len(data.paths)
-        if n < config.clusters:
-            raise InputError(
-                f"Only {n} usable image{'s' if n != 1 else ''} for {config.clusters} clusters: "
-                "choose fewer clusters."
+        try:  # ingest writes to the image cache only; the run folder is written once it succeeded
+            data = stages.run_always(
+                "ingest",
+                lambda: ingest(
+                    folder, config.ingest, cache_dir=cache_dir, progress=progress, cancel=cancel
+                ),
             )
-        if n < 3:
-            raise InputError(f"At least 3 images are needed; {data.root} has {n} usable.")
-    except InputError:  # a run that cannot start leaves nothing behind, and an older run intact
-        io.release_run_folder(paths, claimed)
-        raise
+            n = len(data.paths)
+            if n < config.clusters:
+                raise InputError(
+                    f"Only {n} usable image{'s' if n != 1 else ''} for {config.clusters} clusters: "
+                    "choose fewer clusters."
+                )
+            if n < 3:
+                raise InputError(f"At least 3 images are needed; {data.root} has {n} usable.")
+        except InputError:  # a run that cannot start leaves nothing behind, and an older run intact
+            io.release_run_folder(paths, claimed)
+            raise
 
-    if config.encoder.layer == "auto":  # settled once the images are read, and recorded
-        config = _settle_feature_layer(config, data, progress)
-    fp_ingest = fingerprint(config.ingest, data.paths, _digest(data.images))
-    # From here the folder describes these images: an artefact whose stage record names other
-    # images is stale (load_run refuses it) until its stage has run again.
-    _write_images(paths, data, fp_ingest)
-    io.write_json(paths.config, {**config.to_dict(), "_meta": _meta(folder)})
-    _set_aside_damaged_corrections(paths, progress)
-    stages.record.images = fp_ingest
-    stages.record.mark_done("ingest", fp_ingest, stages.last_seconds)  # for stage_seconds
-    fp_pretext = fingerprint(fp_ingest, config.encoder, config.pretext, config.seed)
-    fp_neigh = fingerprint(fp_pretext, config.neighbours)
-    ctx = _Context(config, data, paths, progress, cancel, cache_dir)
-    _keep_own_checkpoint(paths, fp_pretext)
-    stages.run(
-        "pretext",
-        fp_pretext,
-        [paths.encoder_weights, paths.embeddings, paths.features],
-        ctx.pretext,
-    )
-    stages.run("neighbours", fp_neigh, [paths.neighbours], ctx.neighbours)
-    if config.auto_clusters is not None:
-        fp_choose = fingerprint(
-            fp_neigh, config.auto_clusters, config.seed, "choose_k by modularity"
+        if config.encoder.layer == "auto":  # settled once the images are read, and recorded
+            config = _settle_feature_layer(config, data, progress)
+        fp_ingest = fingerprint(config.ingest, data.paths, _digest(data.images))
+        # From here the folder describes these images: an artefact whose stage record names other
+        # images is stale (load_run refuses it) until its stage has run again.
+        _write_images(paths, data, fp_ingest)
+        io.write_json(paths.config, {**config.to_dict(), "_meta": _meta(folder)})
+        _set_aside_damaged_corrections(paths, progress)
+        stages.record.images = fp_ingest
+        stages.record.mark_done("ingest", fp_ingest, stages.last_seconds)  # for stage_seconds
+        fp_pretext = fingerprint(fp_ingest, config.encoder, config.pretext, config.seed)
+        fp_neigh = fingerprint(fp_pretext, config.neighbours)
+        ctx = _Context(config, data, paths, progress, cancel, cache_dir)
+        _keep_own_checkpoint(paths, fp_pretext)
+        stages.run(
+            "pretext",
+            fp_pretext,
+            [paths.encoder_weights, paths.embeddings, paths.features],
+            ctx.pretext,
         )
-        stages.run("choose_k", fp_choose, [paths.choose_k], ctx.choose_k)
-        ctx.config = config = config.replace(clusters=int(io.read_json(paths.choose_k)["best"]))
-        io.write_json(paths.config, {**config.to_dict(), "_meta": _meta(folder)})  # the k chosen
-    else:
-        progress(Progress("choose_k", "skipped", 1, 1, message=f"{config.clusters} clusters asked"))
+        stages.run("neighbours", fp_neigh, [paths.neighbours], ctx.neighbours)
+        if config.auto_clusters is not None:
+            fp_choose = fingerprint(
+                fp_neigh, config.auto_clusters, config.seed, "choose_k by modularity"
+            )
+            stages.run("choose_k", fp_choose, [paths.choose_k], ctx.choose_k)
+            ctx.config = config = config.replace(clusters=int(io.read_json(paths.choose_k)["best"]))
+            io.write_json(
+                paths.config, {**config.to_dict(), "_meta": _meta(folder)}
+            )  # the k chosen
+        else:
+            progress(
+                Progress("choose_k", "skipped", 1, 1, message=f"{config.clusters} clusters asked")
+            )
 
-    fp_proj = fingerprint(fp_neigh, config.projection, config.seed)
-    fp_preview = fingerprint(fp_pretext, config.clusters, config.seed, "kmeans of the embeddings")
-    method = [] if config.method == "scan" else [config.method]  # SCAN runs keep their old prints
-    fp_scan = fingerprint(fp_neigh, config.scan, config.clusters, config.seed, *method)
-    fp_self = fingerprint(fp_scan, config.selflabel)
-    stages.run("projection", fp_proj, [paths.umap], ctx.projection)
-    stages.run("preview", fp_preview, [paths.preview], ctx.preview)
-    scan_artefacts = [paths.scan_probabilities, paths.scan_summary]
-    if trains_scan(config):
-        scan_artefacts.append(paths.scan_weights)
-    stages.run("scan", fp_scan, scan_artefacts, ctx.scan)
-    stages.run("selflabel", fp_self, [paths.probabilities], ctx.selflabel)
-    stages.run_always("report", ctx.report)
-    stages.record.mark_done("report", fp_self, stages.last_seconds)
-    export_labels(load_run(out), paths.labels_csv)
-    return load_run(out)
+        fp_proj = fingerprint(fp_neigh, config.projection, config.seed)
+        fp_preview = fingerprint(
+            fp_pretext, config.clusters, config.seed, "kmeans of the embeddings"
+        )
+        method = (
+            [] if config.method == "scan" else [config.method]
+        )  # SCAN runs keep their old prints
+        fp_scan = fingerprint(fp_neigh, config.scan, config.clusters, config.seed, *method)
+        fp_self = fingerprint(fp_scan, config.selflabel)
+        stages.run("projection", fp_proj, [paths.umap], ctx.projection)
+        stages.run("preview", fp_preview, [paths.preview], ctx.preview)
+        scan_artefacts = [paths.scan_probabilities, paths.scan_summary]
+        if trains_scan(config):
+            scan_artefacts.append(paths.scan_weights)
+        stages.run("scan", fp_scan, scan_artefacts, ctx.scan)
+        stages.run("selflabel", fp_self, [paths.probabilities], ctx.selflabel)
+        stages.run_always("report", ctx.report)
+        stages.record.mark_done("report", fp_self, stages.last_seconds)
+        export_labels(load_run(out), paths.labels_csv)
+        return load_run(out)
 
 
 #: The stages made from each stage's artefacts: redone whenever it is (a fingerprint covers the

@@ -12,8 +12,10 @@ import csv
 import io
 import json
 import os
+import platform
 import shutil
 import tempfile
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,7 +66,7 @@ class RunPaths:
 #: Written first into a folder a run owns; a non-empty folder without it is never written to.
 MARKER = ".semclust-run"
 #: Files an operating system leaves in any folder: they do not make a folder the user's.
-_LITTER = {".DS_Store", "Thumbs.db", "desktop.ini", MARKER}
+_LITTER = {".DS_Store", "Thumbs.db", "desktop.ini", MARKER, ".semclust-run.lock"}
 
 #: Which stage's record vouches for each artefact that ``load_run`` reads: an artefact is current only
 #: when that record names the image list now in ``images.json`` (see :func:`StageRecord.mark_done`).
@@ -131,6 +133,77 @@ def remove_leftovers(paths: RunPaths) -> list[str]:
                 entry.unlink(missing_ok=True)
                 removed.append(n)
     return removed
+
+
+#: Held by the run writing into a run folder (``{"pid", "host", "since"}``), removed when it ends.
+LOCK = ".semclust-run.lock"
+
+
+@contextlib.contextmanager
+def run_folder_lock(paths: RunPaths) -> Iterator[None]:
+    """Holds the run folder's lock while a run writes into it: a second run into a folder in use, from
+    the command line or the app, is refused with a message naming the holder; the lock of a process
+    that died on this machine is taken over.
+
+    Raises:
+        RunFolderError: another live process holds the lock (or it cannot be made).
+    """
+    lock = paths.root / LOCK
+    me = {"pid": os.getpid(), "host": platform.node(), "since": time.strftime("%Y-%m-%d %H:%M:%S")}
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            holder = _lock_holder(lock)
+            if holder is not None and not _stale(holder):
+                raise RunFolderError(
+                    f"{paths.root} is in use by another run (process {holder.get('pid')} on "
+                    f"{holder.get('host')}, since {holder.get('since')}): wait for it to finish, or "
+                    "choose another run folder."
+                ) from None
+            lock.unlink(missing_ok=True)  # a dead process's lock (or an unreadable one): taken over
+            continue
+        except OSError as exc:
+            raise RunFolderError(f"Cannot write into the run folder {paths.root}: {exc}") from None
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(me, f)
+        break
+    else:
+        raise RunFolderError(f"{paths.root} is in use by another run; choose another run folder.")
+    try:
+        yield
+    finally:
+        if _lock_holder(lock) == me:
+            lock.unlink(missing_ok=True)
+
+
+def _lock_holder(lock: Path) -> dict | None:
+    try:
+        holder = json.loads(lock.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return holder if isinstance(holder, dict) else None
+
+
+def _stale(holder: dict) -> bool:
+    """A lock of a process that no longer runs on this machine (another machine's is kept)."""
+    pid = holder.get("pid")
+    if holder.get("host") != platform.node() or not isinstance(pid, int):
+        return False
+    return not process_alive(pid)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process with this id runs on this machine."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, another user's
+        return True
+    return True
 
 
 def release_run_folder(paths: RunPaths, how: str) -> None:
