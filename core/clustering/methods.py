@@ -15,7 +15,7 @@ Each method turns the features (N, F), their l2-normalised embeddings (N, D) and
 the modularity of the mined k-nearest-neighbour graph (Newman 2006), the share of neighbour links that
 stay inside a cluster less the share expected from the clusters' sizes alone. Unlike the raw share of
 agreeing neighbours it does not reward one big cluster, and unlike SCAN's entropy term it does not
-reward equal sizes. BENCHMARKS.md ("Clustering on unbalanced folders") gives the measurements.
+reward equal sizes. BENCHMARKS.md ("Issue 19: clustering on unbalanced folders") gives the measurements.
 
 Example:
     >>> result = cluster_candidates(Inputs(features, embeddings, neighbours), 5)  # doctest: +SKIP
@@ -55,7 +55,7 @@ GMM_SAMPLE = 50_000
 class Inputs:
     """What every method reads: a run's features (N, F), their l2-normalised embeddings (N, D) and the
     mined neighbours (N, k), rows aligned; ``reduced`` is the UMAP of the embeddings to
-    :data:`UMAP_DIMS` dimensions, computed once on first use and shared (or given: a run's artefact).
+    :data:`UMAP_DIMS` dimensions, computed once on first use and shared by the methods and the k choice.
     """
 
     features: np.ndarray
@@ -104,7 +104,7 @@ class Selection:
         return self.candidates[self.chosen]
 
     def summary(self) -> dict:
-        """JSON-able: the choice and each candidate's scores and seconds (``clustering.json``)."""
+        """JSON-able: the choice and each candidate's scores and seconds (in a run's ``scan.json``)."""
         return {
             "chosen": self.chosen,
             "criterion": CRITERION,
