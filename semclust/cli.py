@@ -188,12 +188,19 @@ def _run(folder: str, out: str, config: RunConfig, args: argparse.Namespace) -> 
     except FloatingPointError as exc:
         print(f"semclust: training failed: {exc}", file=sys.stderr)
         return 1
-    print(summary(run.metrics, run.paths.labels_csv))
+    print(summary(run.metrics, run.paths.labels_csv, run.suggested_names, run.suggested_confidence))
     return 0
 
 
-def summary(metrics: dict, csv_path: Path) -> str:
-    """A readable report of a finished run."""
+def summary(
+    metrics: dict,
+    csv_path: Path,
+    names: dict[int, str] | None = None,
+    name_confidence: dict[int, float] | None = None,
+) -> str:
+    """A readable report of a finished run; the clusters' suggested names (with their confidence)
+    close each cluster's row."""
+    names, name_confidence = names or {}, name_confidence or {}
     lines = [
         f"\n{metrics['n_images']} images in {metrics['clusters']} clusters "
         f"({metrics['clusters_used']} used); {metrics['n_skipped']} files skipped."
@@ -213,12 +220,15 @@ def summary(metrics: dict, csv_path: Path) -> str:
             lines.append(
                 f"before self-labelling: ACC {b['acc']:.3f}   NMI {b['nmi']:.3f}   ARI {b['ari']:.3f}"
             )
-    lines.append(f"{'cluster':>7} {'size':>6} {'majority':>12} {'purity':>7} {'conf':>6}")
+    lines.append(f"{'cluster':>7} {'size':>6} {'majority':>12} {'purity':>7} {'conf':>6}  name")
     for c in metrics["per_cluster"]:
         purity = f"{c['purity']:.3f}" if c["purity"] is not None else "-"
         conf = f"{c['mean_confidence']:.3f}" if c["mean_confidence"] is not None else "-"
+        name = names.get(c["cluster"], "-")
+        if c["cluster"] in name_confidence:
+            name += f" ({name_confidence[c['cluster']]:.0%})"
         lines.append(
-            f"{c['cluster']:>7} {c['size']:>6} {str(c['majority_label'] or '-')[:12]:>12} {purity:>7} {conf:>6}"
+            f"{c['cluster']:>7} {c['size']:>6} {str(c['majority_label'] or '-')[:12]:>12} {purity:>7} {conf:>6}  {name}"
         )
     seconds = {k: v for k, v in metrics["stage_seconds"].items() if v is not None}
     lines.append("minutes per stage: " + ", ".join(f"{k} {v / 60:.1f}" for k, v in seconds.items()))

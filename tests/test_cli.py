@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from semclust.cli import main
@@ -184,3 +186,21 @@ def test_a_bad_clusters_option_is_a_usage_message(capsys):
     with pytest.raises(SystemExit):
         main(["run", "f", "--out", "r", "--clusters-range", "2-30"])
     assert "'2-30' is not LOW,HIGH (say 2,30)" in capsys.readouterr().err
+
+
+def test_the_summary_closes_each_cluster_with_its_suggested_name():
+    from semclust.cli import summary
+
+    metrics = {
+        "n_images": 30, "clusters": 2, "clusters_used": 2, "n_skipped": 0,
+        "stage_seconds": {"ingest": 1.0},
+        "per_cluster": [
+            {"cluster": 0, "size": 20, "majority_label": "cat", "purity": 0.9, "mean_confidence": 0.8},
+            {"cluster": 1, "size": 10, "majority_label": None, "purity": None, "mean_confidence": None},
+        ],
+    }  # fmt: skip
+    text = summary(metrics, Path("labels.csv"), {0: "mixed: tabby / tiger cat"}, {0: 0.36})
+    rows = [line for line in text.splitlines() if line.strip().startswith(("0 ", "1 "))]
+    assert rows[0].endswith("mixed: tabby / tiger cat (36%)")
+    assert rows[1].endswith("  -")
+    assert summary(metrics, Path("labels.csv")).splitlines()[-3].endswith("  -")
