@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from semclust.core.config import BACKBONES, METHODS, RunConfig
+from semclust.core.config import BACKBONES, METHODS, RunConfig, trains_scan
 from semclust.core.param import config_value, declared, out_of_range, param
 from semclust.core.representation.backbones import (
     FETCHED_DEFAULT,
@@ -95,12 +95,21 @@ def _learnt(c: RunChoices) -> bool:
     return c.representation != FROZEN
 
 
+def _may_train_heads(c: RunChoices) -> bool:
+    """Self-labelling or an updated encoder would make this run train SCAN's heads."""
+    return c.method in ("scan", "auto")
+
+
 def _trains_heads(c: RunChoices) -> bool:
-    return c.method in ("scan", "auto")  # auto trains SCAN's heads too
+    """Whether the run these choices describe trains SCAN's heads (:func:`trains_scan`)."""
+    try:
+        return trains_scan(build_config(c))
+    except ValueError:  # a value being typed, out of range for now
+        return _may_train_heads(c)
 
 
 def _selflabels(c: RunChoices) -> bool:
-    return c.selflabel and _trains_heads(c)
+    return c.selflabel and _may_train_heads(c)
 
 
 _D = RunConfig()
@@ -225,13 +234,13 @@ class RunChoices:
     update_encoder: bool = param(
         _D.scan.update_encoder, "--update-encoder", "Fine-tune the backbone during SCAN",
         "Slower: trains the backbone with the clustering heads.",
-        config="scan.update_encoder", when=_trains_heads,
+        config="scan.update_encoder", when=_may_train_heads,
     )  # fmt: skip
     selflabel: bool = param(
         _D.selflabel.enabled, "--selflabel", "Self-labelling",
         "Add SCAN's self-labelling stage: retrain on the confident predictions (SCAN section 2.3). "
         "Off by default: no gain measured on a CPU budget.",
-        config="selflabel.enabled", when=_trains_heads,
+        config="selflabel.enabled", when=_may_train_heads,
     )  # fmt: skip
     seed: int = param(
         _D.seed, "--seed", "Seed", "Random seed: same seed, data and machine, same clusters.",

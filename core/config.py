@@ -263,6 +263,19 @@ class RunConfig:
             )
 
 
+def trains_scan(config: RunConfig) -> bool:
+    """Whether the clustering stage trains SCAN's heads: with ``--method scan``, and with ``auto`` when
+    the representation was learnt here (SimCLR) or the heads are needed later (self-labelling, an
+    updated encoder). On a frozen pretrained backbone ``auto`` leaves SCAN out: its kNN-graph
+    modularity was below the other candidates' in all 90 runs of the clustering benchmark (5 sets,
+    balanced and long-tailed, 3 seeds, two backbones; BENCHMARKS.md), so it would cost most of the run for nothing.
+    """
+    if config.method == "scan":
+        return True
+    learnt = config.pretext.epochs > 0 or config.scan.update_encoder
+    return config.method == "auto" and (learnt or config.selflabel.enabled)
+
+
 def fingerprint(*parts: Any) -> str:
     """A short stable hash of JSON-able parts (configs as dicts, upstream fingerprints, paths)."""
     text = json.dumps(parts, sort_keys=True, default=_jsonable)

@@ -32,7 +32,7 @@ from semclust.core.clustering.methods import (
 )
 from semclust.core.clustering.scan import ClusterHeads, ScanResult, train_scan
 from semclust.core.clustering.selflabel import train_selflabel
-from semclust.core.config import RunConfig, fingerprint
+from semclust.core.config import RunConfig, fingerprint, trains_scan
 from semclust.core.images import (
     FolderSurvey,
     IngestResult,
@@ -562,19 +562,6 @@ class AugmentedEncoder(keras.Model):
 
     def call(self, x, training=False):
         return self.encoder(self.augment(x, training=True), training=False)
-
-
-def trains_scan(config: RunConfig) -> bool:
-    """Whether the clustering stage trains SCAN's heads: with ``--method scan``, and with ``auto`` when
-    the representation was learnt here (SimCLR) or the heads are needed later (self-labelling, an
-    updated encoder). On a frozen pretrained backbone ``auto`` leaves SCAN out: its kNN-graph
-    modularity was below the other candidates' in all 45 runs of the clustering benchmark (5 sets,
-    balanced and long-tailed, 3 seeds; BENCHMARKS.md), so it would cost most of the run for nothing.
-    """
-    if config.method == "scan":
-        return True
-    learnt = config.pretext.epochs > 0 or config.scan.update_encoder
-    return config.method == "auto" and (learnt or config.selflabel.enabled)
 
 
 def _settle_feature_layer(

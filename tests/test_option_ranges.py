@@ -46,3 +46,17 @@ def test_the_command_line_says_it_and_exits_2(capsys, tmp_path):
     assert stop.value.code == 2
     assert "--seed -1 is out of range" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_scan_settings_matter_only_when_the_run_trains_scan_heads():
+    """With auto on a frozen backbone no SCAN heads train, so the window greys their settings out."""
+    from dataclasses import replace
+
+    when = {d.name: d.param.when for d in declared(RunChoices)}
+    frozen_auto = RunChoices(representation="frozen", backbone="mobilenet", method="auto")
+    assert not when["scan_epochs"](frozen_auto) and not when["entropy_weight"](frozen_auto)
+    assert when["selflabel"](frozen_auto) and when["update_encoder"](frozen_auto)
+    assert when["scan_epochs"](replace(frozen_auto, selflabel=True))
+    assert when["scan_epochs"](replace(frozen_auto, method="scan"))
+    assert when["scan_epochs"](replace(frozen_auto, representation="scratch", backbone=None))
+    assert not when["selflabel"](replace(frozen_auto, method="kmeans"))
