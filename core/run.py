@@ -380,9 +380,8 @@ class _Context:
         cfg = self.config
         self._set_aside_corrections()
         scan_probs = np.load(self.paths.scan_probabilities)
-        chosen = (io.read_json(self.paths.scan_summary).get("selection") or {}).get(
-            "chosen", "scan"
-        )
+        summary = io.read_json(self.paths.scan_summary)
+        chosen = (summary.get("selection") or {}).get("chosen", "scan")
         if cfg.selflabel.enabled and chosen != "scan":
             self.progress(Progress("selflabel", "progress", 0, 0, message=(
                 f"self-labelling refines SCAN's heads; this run kept {chosen}'s clusters: skipped"
@@ -393,7 +392,7 @@ class _Context:
             return
         seed_everything(cfg.seed + 2)
         heads, data = self._heads(load=True)
-        best = io.read_json(self.paths.scan_summary)["best_head"]
+        best = summary["best_head"]
         strong = StrongAugment(cfg.selflabel.augment, self.data.is_grey, seed=cfg.seed + 2)
         views = None
         if heads.backbone is None:  # frozen backbone: train on features of strongly augmented views
