@@ -177,7 +177,6 @@ class RunController(QObject):
         # Direct: QThread.quit is thread-safe, and the GUI thread may be blocked in wait().
         worker.done.connect(thread.quit, Qt.ConnectionType.DirectConnection)
         thread.started.connect(worker.run)
-        thread.finished.connect(worker.deleteLater)  # Qt's idiom: deleted as the thread ends
         thread.finished.connect(self._on_thread_finished)
         self._thread, self._worker = thread, worker
         _THREADS.add(thread)
@@ -204,8 +203,13 @@ class RunController(QObject):
 
     @Slot()
     def _on_thread_finished(self) -> None:
-        if self._thread is None:
+        thread = self._thread
+        if thread is None:
             return
-        self._thread.deleteLater()
+        # QThread.finished is emitted from the thread just before it returns, so this queued slot can
+        # run while the thread is still ending. Python owns the QThread and the worker: dropping the
+        # last reference destroys them at once, and destroying a running QThread crashes the process
+        # (seen once in CI). Wait for the real end first; it is a matter of microseconds.
+        thread.wait()
         self._thread = self._worker = None
         self.runningChanged.emit(False)

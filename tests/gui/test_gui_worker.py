@@ -9,7 +9,7 @@ from gui_fakes import fake_pipeline
 
 from semclust.core.config import RunConfig
 from semclust.core.progress import STAGES
-from semclust.gui.worker import RunController, describe_error
+from semclust.gui.worker import RunController, describe_error, running_threads
 
 
 @pytest.fixture
@@ -114,3 +114,23 @@ def test_the_kmeans_preview_is_shown_read_only_while_the_clustering_trains(
     with qtbot.waitSignal(w.controller.finished, timeout=60_000):
         pass
     assert not w.session.run.preview and w.export_csv_action.isEnabled()
+
+
+def test_many_short_runs_end_cleanly(qtbot, tmp_path):
+    """A run that ends at once is the race that once crashed CI: the thread's ``finished`` reaches the
+    window while the thread is still returning, and the controller must not destroy it then."""
+
+    def instant(folder, out, config, progress, cancel):
+        return None
+
+    controller = RunController(instant)
+    ended = []
+    controller.finished.connect(lambda run: ended.append(run))
+    for i in range(40):
+        with qtbot.waitSignal(
+            controller.runningChanged, timeout=10_000, check_params_cb=lambda r: not r
+        ):
+            controller.start(tmp_path, tmp_path / f"run{i}", RunConfig(clusters=10))
+        assert not controller.is_running
+    assert len(ended) == 40
+    assert not running_threads()
