@@ -78,3 +78,26 @@ def test_unknown_method_is_refused():
     features, emb, _ = _blobs([20, 20])
     with pytest.raises(ValueError, match="Unknown clustering methods"):
         cluster_candidates(Inputs(features, emb, mine_neighbours(emb, 5)), 2, methods=("nope",))
+
+
+def test_condensed_distances_match_scipys_pdist():
+    from scipy.spatial.distance import pdist
+
+    from semclust.core.clustering.classic import condensed_distances
+
+    x = np.random.default_rng(0).normal(size=(301, 40)).astype(np.float32) * 5
+    np.testing.assert_allclose(condensed_distances(x, block=64), pdist(x.astype(np.float64)), atol=1e-9)
+
+
+def test_ward_labels_are_scikit_learns_ward_on_unbalanced_blobs():
+    from sklearn.cluster import AgglomerativeClustering
+    from sklearn.metrics import adjusted_rand_score
+
+    from semclust.core.clustering.classic import ward_labels
+
+    x, _, _ = _blobs([300, 120, 40, 15], dim=32, spread=0.9)  # overlapping: the merge order matters
+    for k in (2, 4, 7):
+        ours = ward_labels(x, k)
+        theirs = AgglomerativeClustering(k, linkage="ward").fit_predict(x)
+        assert len(np.unique(ours)) == k
+        assert adjusted_rand_score(ours, theirs) == 1.0
