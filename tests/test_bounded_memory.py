@@ -31,6 +31,22 @@ def test_predict_batches_fills_the_given_array():
     np.testing.assert_array_equal(predict_batches(lambda b: b[:, :2], X, batch_size=8), X[:, :2])
 
 
+@pytest.mark.parametrize(("backend", "shapes"), [("jax", {8}), ("tensorflow", {8, 2})])
+def test_under_jax_every_batch_has_one_shape(monkeypatch, backend, shapes):
+    """JAX compiles once per shape: its short last batch is padded and the padding dropped."""
+    import keras
+
+    monkeypatch.setattr(keras.backend, "backend", lambda: backend)
+    seen = set()
+
+    def double(b):
+        seen.add(len(b))
+        return b * 2
+
+    np.testing.assert_array_equal(predict_batches(double, X, batch_size=8), X * 2)
+    assert seen == shapes
+
+
 def test_array_file_appears_only_when_complete(tmp_path):
     path = tmp_path / "features.npy"
     with artefacts.array_file(path, (50, 6)) as arr:
