@@ -87,7 +87,7 @@ def _records(pairs=((0.8, 0.5), (0.7, 0.6))):
                     "nmi": acc,
                     "ari": acc,
                     "clusters_used": 10,
-                    "seconds": {"scan": 1.0, "pretext": 2.0},
+                    "seconds": {"clustering": 1.0, "pretext": 2.0},
                 }
             )
     return recs
@@ -395,3 +395,19 @@ def test_photo_sets_are_benchmark_datasets():
     assert set(QualitySettings().datasets) <= set(datasets.DATASETS)
     with pytest.raises(ValueError, match="gcompris4"):
         datasets.write_dataset("no-such-set")
+
+
+def test_time_to_clusters_rows_compare_the_run_with_its_features(tmp_path, monkeypatch):
+    from bench import time_to_clusters as ttc
+
+    def fake_isolated(fn, name, out, cache, seed):
+        stages = {"ingest": 1.0, "pretext": 20.0, "clustering": 10.0}
+        return {"dataset": name, "images": 300, "backbone": "b", "method_kept": "ward", "acc": 0.5,
+                "imports_s": 4.0, "run_s": 50.0, "wall_s": 54.0, "stages_s": stages}, 900.0  # fmt: skip
+
+    monkeypatch.setattr(ttc, "run_isolated", fake_isolated)
+    rows = ttc.measure(["food7"], 2, tmp_path / "cache", tmp_path / "work")
+    assert [r["repeat"] for r in rows] == [0, 1]
+    assert rows[0]["run_over_features"] == 2.5 and rows[0]["peak_rss_mb"] == 900
+    line = ttc.markdown_row(rows[0])
+    assert "| food7 | 300 | 0 | 54.0 | 50.0 | 20.0 | 2.50 |" in line and "pretext 20.0" in line
