@@ -2,15 +2,17 @@
 
 Shows a :class:`semclust.core.clustering.choose_k.KChoice` (``choose_k.json`` of a run): the combined score as a thick
 line, each raw criterion that varies rescaled to 0..1 over the k tried as a thin one (their units
-differ), and a vertical line with a label at the chosen k.
+differ), and a vertical line with a label at the chosen k. The user can pick another k: a click on the
+plot, or the spin box and its button under it, emits :attr:`ChooseKPlot.kPicked`; the window then
+re-clusters with that k (the features, neighbours and curve are kept) and the k in use is marked.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSpinBox, QVBoxLayout, QWidget
 
 from semclust.gui._core import KChoice
 from semclust.gui.panels.plots import titled
@@ -39,8 +41,15 @@ class ChooseKPlot(QWidget):
         score_curve: the combined score (rescaled to 0..1).
         curves: one item per raw criterion that varies over k, by name (rescaled to 0..1).
         marker: the vertical line at the chosen k; ``marker.label`` reads ``k = best``.
+        in_use: the vertical line at the k the clusters use, when the user picked another one.
         summary: a line of text under the plot.
+        pick_box, pick_button: the keyboard's way to pick a k.
+
+    Signals:
+        kPicked(int): the user picked this k (one of the k tried) to cluster with.
     """
+
+    kPicked = Signal(int)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -65,12 +74,57 @@ class ChooseKPlot(QWidget):
         )
         self.marker.setVisible(False)
         self.plot.addItem(self.marker, ignoreBounds=True)
+        self.in_use = pg.InfiniteLine(
+            angle=90,
+            movable=False,
+            pen=pg.mkPen("#2ca02c", width=3),
+            label="",
+            labelOpts={"position": 0.8, "color": "#2ca02c", "fill": (255, 255, 255, 200)},
+        )
+        self.in_use.setVisible(False)
+        self.plot.addItem(self.in_use, ignoreBounds=True)
+        self.plot.scene().sigMouseClicked.connect(self._on_click)
         layout.addWidget(titled(self.plot, "Choosing the number of clusters")[0], 1)
         self.summary = QLabel()
         self.summary.setWordWrap(True)
         layout.addWidget(self.summary)
+        row = QHBoxLayout()
+        self.pick_box = QSpinBox()
+        self.pick_box.setPrefix("k = ")
+        self.pick_button = QPushButton("Cluster with this k")
+        self.pick_button.setToolTip(
+            "Re-cluster with the k in the box (or click a k on the curve). The features, neighbours "
+            "and this curve are kept, so it takes seconds; the run folder records the k picked."
+        )
+        self.pick_button.clicked.connect(lambda: self.kPicked.emit(self.pick_box.value()))
+        row.addWidget(QLabel("Pick another number of clusters:"))
+        row.addWidget(self.pick_box)
+        row.addWidget(self.pick_button)
+        row.addStretch(1)
+        layout.addLayout(row)
         self.choice: KChoice | None = None
         self.set_choice(None)
+
+    def _on_click(self, event) -> None:
+        """A left click on the plot picks the k tried nearest to it."""
+        if self.choice is None or event.button() != Qt.MouseButton.LeftButton:
+            return
+        view = self.plot.getPlotItem().getViewBox()
+        if not view.sceneBoundingRect().contains(event.scenePos()):
+            return
+        x = view.mapSceneToView(event.scenePos()).x()
+        k = min(self.choice.ks, key=lambda kk: abs(kk - x))
+        self.pick_box.setValue(k)
+        self.kPicked.emit(int(k))
+
+    def set_in_use(self, k: int | None) -> None:
+        """Marks the k the clusters use when it is not the chosen one (``None`` hides the mark)."""
+        shown = self.choice is not None and k is not None and k != self.choice.best
+        self.in_use.setVisible(shown)
+        if shown:
+            self.in_use.setPos(k)
+            self.in_use.label.setFormat(f"in use: k = {k}")
+            self.pick_box.setValue(k)
 
     def set_choice(self, choice: KChoice | None) -> None:
         """Shows ``choice`` (``None``: an empty plot saying that k was given, not chosen)."""
@@ -79,6 +133,9 @@ class ChooseKPlot(QWidget):
             self.plot.removeItem(item)
             self.legend.removeItem(item)
         self.curves.clear()
+        self.in_use.setVisible(False)
+        for widget in (self.pick_box, self.pick_button):
+            widget.setEnabled(choice is not None)
         if choice is None:
             self.score_curve.setData([], [])
             self.marker.setVisible(False)
@@ -93,6 +150,8 @@ class ChooseKPlot(QWidget):
             self.curves[name] = self.plot.plot(ks, rescaled(values), pen=pen, name=name)
         self.score_curve.setData(ks, rescaled(choice.score))
         self.score_curve.setZValue(10)
+        self.pick_box.setRange(min(choice.ks), max(choice.ks))
+        self.pick_box.setValue(choice.best)
         self.marker.setPos(choice.best)
         self.marker.label.setFormat(f"k = {choice.best}")
         self.marker.setVisible(True)
@@ -101,5 +160,5 @@ class ChooseKPlot(QWidget):
         self.summary.setText(
             f"Chosen k = {choice.best}, from k = {choice.ks[0]}..{choice.ks[-1]} tried without "
             f"labels in {choice.seconds:.0f} s. The thick line is the combined score; the thin ones "
-            "are its criteria, each rescaled to 0..1."
+            "are its criteria, each rescaled to 0..1. Click another k to cluster with it."
         )

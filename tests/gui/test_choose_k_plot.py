@@ -56,3 +56,45 @@ def test_plot_follows_a_new_choice_and_clears(qtbot):
     x, _ = plot.score_curve.getData()
     assert x is None or len(x) == 0
     assert "not chosen" in plot.summary.text()
+
+
+def test_a_click_or_the_box_picks_a_k(qtbot):
+    from PySide6.QtCore import QPointF, Qt
+    from pyqtgraph.GraphicsScene.mouseEvents import MouseClickEvent
+
+    plot = ChooseKPlot()
+    qtbot.addWidget(plot)
+    plot.resize(600, 400)
+    plot.show()
+    qtbot.waitExposed(plot)
+    plot.set_choice(_choice())
+    assert plot.pick_box.value() == 7 and (plot.pick_box.minimum(), plot.pick_box.maximum()) == (2, 12)
+
+    picked = []
+    plot.kPicked.connect(picked.append)
+    view = plot.plot.getPlotItem().getViewBox()
+    scene_pos = view.mapViewToScene(QPointF(4.2, 0.5))
+
+    class _Click(MouseClickEvent):
+        def __init__(self, pos):
+            self._scenePos, self._button = pos, Qt.MouseButton.LeftButton
+
+        def scenePos(self):
+            return self._scenePos
+
+        def button(self):
+            return self._button
+
+    plot._on_click(_Click(scene_pos))
+    assert picked == [4] and plot.pick_box.value() == 4
+
+    plot.pick_box.setValue(9)
+    plot.pick_button.click()
+    assert picked == [4, 9]
+
+    plot.set_in_use(9)
+    assert plot.in_use.isVisible() and plot.in_use.value() == 9
+    plot.set_in_use(7)  # the chosen k itself: its own mark says it
+    assert not plot.in_use.isVisible()
+    plot.set_choice(None)
+    assert not plot.pick_button.isEnabled()
