@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         notes.append(
             "The keras.io recipe gets our from-scratch run's seconds (ingest + pretext for representation "
-            "learning, neighbours + scan for clustering); it stops after the batch that overruns its budget, and "
+            "learning, neighbours + the clustering stage for clustering); it stops after the batch that overruns its budget, and "
             "its first batch (graph tracing + one ResNet50V2 step on 2 x batch images) can alone outlast a "
             "short budget: see the seconds it used."
         )

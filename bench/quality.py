@@ -211,7 +211,9 @@ def run_quality(
             if "kerasio-recipe" in settings.methods:
                 if scratch_seconds is not None:
                     rep = scratch_seconds.get("ingest", 0.0) + scratch_seconds.get("pretext", 0.0)
-                    clu = scratch_seconds.get("neighbours", 0.0) + scratch_seconds.get("scan", 0.0)
+                    clu = scratch_seconds.get("neighbours", 0.0) + scratch_seconds.get(
+                        "clustering", 0.0
+                    )
                     budget_from = "ours-scratch"
                 else:
                     rep, clu = settings.recipe_seconds

@@ -7,7 +7,7 @@ Example:
     >>> token = CancelToken()
     >>> events = []
     >>> report = events.append          # any callable taking a Progress
-    >>> report(Progress("scan", "progress", step=3, total=10, losses={"loss": 1.2}))
+    >>> report(Progress("clustering", "progress", step=3, total=10, losses={"loss": 1.2}))
     >>> token.cancel(); token.cancelled
     True
 """
@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 #: The stages of a run, in order. ``choose_k`` picks the number of clusters (``--clusters auto``). The map (``projection``) and a K-means ``preview`` come before the
-#: clustering (``scan``, or the method chosen), so the app can show them while SCAN trains.
-#: ``report`` writes metrics, prototypes and CSVs.
+#: ``clustering`` (the method asked, or with ``auto`` the best of several), so the app can show them
+#: while it runs. ``report`` writes metrics, prototypes and CSVs. (Older run folders name the clustering
+#: stage ``scan``: see :data:`semclust.core.runfolder.artefacts.RENAMED_STAGES`.)
 STAGES = (
-    "ingest", "pretext", "neighbours", "choose_k", "projection", "preview", "scan", "selflabel",
-    "report",
+    "ingest", "pretext", "neighbours", "choose_k", "projection", "preview", "clustering",
+    "selflabel", "report",
 )  # fmt: skip
 
 #: Event kinds: a stage starts, advances, finishes, or is skipped because its artefacts exist.
@@ -42,7 +43,7 @@ class Progress:
         total: batches (or items) this stage will do; 0 when unknown.
         losses: current loss values by name (for live plots).
         message: a short human-readable line.
-        partial: partial results, e.g. ``{"cluster_sizes": [...]}`` during SCAN.
+        partial: partial results, e.g. ``{"cluster_sizes": [...]}`` while SCAN's heads train.
     """
 
     stage: str

@@ -1,7 +1,8 @@
 """The whole pipeline, stage by stage, over one run folder.
 
-``run_pipeline`` runs ingest, pretext (SimCLR or a frozen pretrained backbone), neighbours, SCAN,
-self-labelling, UMAP projection and the report. Each stage records a fingerprint of its inputs and
+``run_pipeline`` runs ingest, pretext (SimCLR or a frozen pretrained backbone), neighbours, the UMAP
+projection, a K-means preview, the clustering (SCAN's heads, another method, or the best of several),
+self-labelling and the report. Each stage records a fingerprint of its inputs and
 settings in ``stages.json``; a stage whose fingerprint and artefacts are already there is skipped, so an
 interrupted run continues and changing a SCAN setting does not retrain the representation.
 """
@@ -148,6 +149,7 @@ def run_pipeline(
         except InputError:  # a run that cannot start leaves nothing behind, and an older run intact
             io.release_run_folder(paths, claimed)
             raise
+        io.adopt_renamed_artefacts(paths)  # an older version's scan.json, scan_probabilities.npy
 
         if config.encoder.layer == "auto":  # settled once the images are read, and recorded
             config = _settle_feature_layer(config, data, progress)
@@ -191,14 +193,14 @@ def run_pipeline(
         method = (
             [] if config.method == "scan" else [config.method]
         )  # SCAN runs keep their old prints
-        fp_scan = fingerprint(fp_neigh, config.scan, config.clusters, config.seed, *method)
-        fp_self = fingerprint(fp_scan, config.selflabel)
+        fp_clustering = fingerprint(fp_neigh, config.scan, config.clusters, config.seed, *method)
+        fp_self = fingerprint(fp_clustering, config.selflabel)
         stages.run("projection", fp_proj, [paths.umap], ctx.projection)
         stages.run("preview", fp_preview, [paths.preview], ctx.preview)
-        scan_artefacts = [paths.scan_probabilities, paths.scan_summary]
+        clustering_artefacts = [paths.clustering_probabilities, paths.clustering_summary]
         if trains_scan(config):
-            scan_artefacts.append(paths.scan_weights)
-        stages.run("scan", fp_scan, scan_artefacts, ctx.scan)
+            clustering_artefacts.append(paths.scan_weights)
+        stages.run("clustering", fp_clustering, clustering_artefacts, ctx.clustering)
         stages.run("selflabel", fp_self, [paths.probabilities], ctx.selflabel)
         stages.run_always("report", ctx.report)
         stages.record.mark_done("report", fp_self, stages.last_seconds)
@@ -284,7 +286,7 @@ class _Context:
         )
         io.save_array(self.paths.preview, probs)
 
-    def scan(self) -> None:
+    def clustering(self) -> None:
         """The clustering stage: SCAN, another method of the registry, or ``auto``: the registry's
         candidates (with SCAN's heads where :func:`trains_scan`), the best kept by a label-free
         criterion (:mod:`.clustering.methods`)."""
@@ -306,13 +308,13 @@ class _Context:
             selection = self._candidates(AUTO_CANDIDATES, given)
             probabilities = selection.best.probabilities
             summary["selection"] = selection.summary()
-            self.progress(Progress("scan", "progress", 1, 1, message=(
+            self.progress(Progress("clustering", "progress", 1, 1, message=(
                 f"kept {selection.chosen} ({CRITERION} {selection.best.scores[CRITERION]:.3f}; "
                 + ", ".join(f"{n} {c.scores[CRITERION]:.3f}" for n, c in selection.candidates.items()
                             if n != selection.chosen) + ")"
             )))  # fmt: skip
-        io.save_array(self.paths.scan_probabilities, probabilities)
-        io.write_json(self.paths.scan_summary, summary)
+        io.save_array(self.paths.clustering_probabilities, probabilities)
+        io.write_json(self.paths.clustering_summary, summary)
 
     def _train_scan(self) -> ScanResult:
         """SCAN's heads on this run's representation; their weights are saved in the run folder."""
@@ -332,7 +334,7 @@ class _Context:
             views = np.concatenate(
                 [
                     data[None].astype(np.float16),
-                    self._augmented_features(aug, cfg.scan.views, "scan"),
+                    self._augmented_features(aug, cfg.scan.views, "clustering"),
                 ]
             )
         result = train_scan(
@@ -360,7 +362,9 @@ class _Context:
         def report(name: str, i: int, count: int) -> None:
             if self.cancel is not None:
                 self.cancel.raise_if_cancelled()
-            self.progress(Progress("scan", "progress", i, count, message=f"{name} on the features"))
+            self.progress(
+                Progress("clustering", "progress", i, count, message=f"{name} on the features")
+            )
 
         return cluster_candidates(
             self.inputs, self.config.clusters, self.config.seed, methods, report, given
@@ -379,15 +383,15 @@ class _Context:
     def selflabel(self) -> None:
         cfg = self.config
         self._set_aside_corrections()
-        scan_probs = np.load(self.paths.scan_probabilities)
-        summary = io.read_json(self.paths.scan_summary)
+        clustered = np.load(self.paths.clustering_probabilities)
+        summary = io.read_json(self.paths.clustering_summary)
         chosen = (summary.get("selection") or {}).get("chosen", "scan")
         if cfg.selflabel.enabled and chosen != "scan":
             self.progress(Progress("selflabel", "progress", 0, 0, message=(
                 f"self-labelling refines SCAN's heads; this run kept {chosen}'s clusters: skipped"
             )))  # fmt: skip
         if not cfg.selflabel.enabled or chosen != "scan":
-            io.save_array(self.paths.probabilities, scan_probs)
+            io.save_array(self.paths.probabilities, clustered)
             self.paths.classifier_weights.unlink(missing_ok=True)
             return
         seed_everything(cfg.seed + 2)
@@ -449,22 +453,20 @@ class _Context:
                 s.to_dict() for s in cluster_summary(assignment, k, labels, confidence)
             ],
         }
-        scan_summary = io.read_json(self.paths.scan_summary, {}) or {}
-        metrics["scan_best_head"] = scan_summary.get("best_head")
+        summary = io.read_json(self.paths.clustering_summary, {}) or {}
+        metrics["scan_best_head"] = summary.get("best_head")
         metrics["method"] = self.config.method
-        metrics["method_kept"] = (scan_summary.get("selection") or {}).get(
-            "chosen", self.config.method
-        )
+        metrics["method_kept"] = (summary.get("selection") or {}).get("chosen", self.config.method)
         if self.config.auto_clusters is not None:
             metrics["auto_clusters"] = {"range": list(self.config.auto_clusters), "chosen": k}
         if labels is not None:
             metrics["neighbour_purity"] = neighbour_purity(np.load(self.paths.neighbours), labels)
             metrics.update(evaluate(labels, assignment, k))
             if self.config.selflabel.enabled:
-                scan_eval = evaluate(
-                    labels, np.load(self.paths.scan_probabilities).argmax(axis=1), k
+                before = evaluate(
+                    labels, np.load(self.paths.clustering_probabilities).argmax(axis=1), k
                 )
-                metrics["before_selflabel"] = {m: scan_eval[m] for m in ("acc", "nmi", "ari")}
+                metrics["before_selflabel"] = {m: before[m] for m in ("acc", "nmi", "ari")}
         io.write_json(self.paths.metrics, metrics)
 
     # --- helpers ------------------------------------------------------------------------------
@@ -479,21 +481,21 @@ class _Context:
             except ValueError as exc:  # Ward on too many images
                 raise InputError(str(exc)) from None
         self.paths.scan_weights.unlink(missing_ok=True)  # no SCAN heads in this run
-        io.save_array(self.paths.scan_probabilities, probs)
-        io.write_json(self.paths.scan_summary, {"method": cfg.method})
+        io.save_array(self.paths.clustering_probabilities, probs)
+        io.write_json(self.paths.clustering_summary, {"method": cfg.method})
 
     def _dec(self) -> np.ndarray:
         from semclust.core.clustering.dec import DECConfig, train_dec
 
-        def as_scan(event: Progress) -> None:  # DEC's events shown as the clustering stage's
-            self.progress(dataclasses.replace(event, stage="scan"))
+        def as_clustering(event: Progress) -> None:  # DEC's events shown as the clustering stage's
+            self.progress(dataclasses.replace(event, stage="clustering"))
 
         # Standardised features: with the paper's single scale DEC put all 600 digits into one
         # cluster on from-scratch SimCLR features (standardised: ACC 0.663, 10 clusters).
         dec = DECConfig(normalise="standardise")
         features = np.load(self.paths.features, mmap_mode="r")
         return train_dec(
-            features, self.config.clusters, dec, self.config.seed, progress=as_scan,
+            features, self.config.clusters, dec, self.config.seed, progress=as_clustering,
             cancel=self.cancel,
         ).probabilities  # fmt: skip
 

@@ -63,12 +63,12 @@ def main(argv: list[str] | None = None) -> int:
     w.progress.start_run(s.run.config)
     for stage in STAGES[:3]:
         w.progress.on_progress(Progress(stage, "skipped"))
-    w.progress.on_progress(Progress("scan", "started", total=100))
+    w.progress.on_progress(Progress("clustering", "started", total=100))
     k = s.n_clusters
     for step in range(1, 61):
         sizes = np.full(k, 1.0)
         sizes[0] = 40 + step * 6
-        w.progress.on_progress(Progress("scan", "progress", step=step, total=100, message=f"epoch {step // 10 + 1}",
+        w.progress.on_progress(Progress("clustering", "progress", step=step, total=100, message=f"epoch {step // 10 + 1}",
                                         losses={"total": 3.0 - step / 40, "consistency": 2.5 - step / 50,
                                                 "entropy": -2.0 + step / 200},
                                         partial={"cluster_sizes": sizes.astype(int).tolist()}))  # fmt: skip

@@ -28,13 +28,13 @@ def _run_events(show: ConsoleProgress, steps: int = 40) -> None:
     for i in range(1, steps + 1):
         show(Progress("pretext", "progress", i, steps, losses={"loss": 1.0 / i}, message="epoch 1"))
     show(Progress("pretext", "finished", 1, 1, message="pretext done in 3.0 s"))
-    show(Progress("scan", "started", message="scan started"))
-    show(Progress("scan", "progress", 2, 4, message="features of augmented views"))
-    show(Progress("scan", "progress", 4, 4, message="features of augmented views"))
+    show(Progress("clustering", "started", message="clustering started"))
+    show(Progress("clustering", "progress", 2, 4, message="features of augmented views"))
+    show(Progress("clustering", "progress", 4, 4, message="features of augmented views"))
     for i in range(1, 11):
-        show(Progress("scan", "progress", i, 10, partial={"cluster_sizes": [i, 10 - i]}))
+        show(Progress("clustering", "progress", i, 10, partial={"cluster_sizes": [i, 10 - i]}))
     show(Progress("preview", "progress", 0, 1, message="K-means on the features"))
-    show(Progress("scan", "finished", 1, 1, message="scan done in 1.0 s"))
+    show(Progress("clustering", "finished", 1, 1, message="clustering done in 1.0 s"))
 
 
 def test_terminal_gets_one_bar_per_stage_with_rate():
@@ -51,19 +51,19 @@ def test_terminal_gets_one_bar_per_stage_with_rate():
     pretext = [ln for ln in finals if "pretext" in ln]
     assert len(pretext) == 1 and "40/40" in pretext[0] and "100%" in pretext[0]
     assert "step/s" in pretext[0] and "pretext done in 3.0 s" in pretext[0]
-    scan = [ln for ln in finals if ln.lstrip().startswith("scan")]
-    assert "10/10" in scan[-1] and "scan done in 1.0 s" in scan[-1]
+    clustering = [ln for ln in finals if ln.lstrip().startswith("clustering")]
+    assert "10/10" in clustering[-1] and "clustering done in 1.0 s" in clustering[-1]
     assert any("preview" in ln for ln in finals)  # a substage never started gets its own bar
 
 
 def test_a_recount_reuses_the_stage_bar():
     out = FakeTerminal()
     with ConsoleProgress(stream=out) as show:
-        show(Progress("scan", "started"))
-        show(Progress("scan", "progress", 4, 4, message="features of augmented views"))
-        show(Progress("scan", "progress", 1, 10, message="epoch 1"))
-        show(Progress("scan", "progress", 10, 10, message="epoch 1 done"))
-        show(Progress("scan", "finished", 1, 1, message="scan done"))
+        show(Progress("clustering", "started"))
+        show(Progress("clustering", "progress", 4, 4, message="features of augmented views"))
+        show(Progress("clustering", "progress", 1, 10, message="epoch 1"))
+        show(Progress("clustering", "progress", 10, 10, message="epoch 1 done"))
+        show(Progress("clustering", "finished", 1, 1, message="clustering done"))
     assert out.getvalue().count("\n") == 1  # one line, redrawn
     assert out.getvalue().rsplit("\r", 1)[-1].count("10/10") == 1
 
@@ -124,7 +124,7 @@ def test_default_stream_is_stdout_at_call_time(capsys):
 def test_close_ends_a_bar_left_open():
     out = FakeTerminal()
     show = ConsoleProgress(stream=out)
-    show(Progress("scan", "progress", 3, 10))
+    show(Progress("clustering", "progress", 3, 10))
     show.close()
     assert out.getvalue().endswith("\n")
 

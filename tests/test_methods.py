@@ -77,16 +77,16 @@ def test_methods_in_a_run_reuse_the_representation(tmp_path, digits_folder):
     run_pipeline(digits_folder, out, base, events.append, cache_dir=tmp_path / "cache")
     assert RunPaths(out).preview.is_file()
     order = [e.stage for e in events if e.kind == "started"]
-    assert order.index("projection") < order.index("preview") < order.index("scan")
+    assert order.index("projection") < order.index("preview") < order.index("clustering")
     preview = load_run(out, preview=True)
     assert preview.preview and preview.probabilities.shape == (600, 10)
     # The default method, auto: SCAN's heads and the alternatives, one kept without labels.
-    selection = json.loads(RunPaths(out).scan_summary.read_text())["selection"]
+    selection = json.loads(RunPaths(out).clustering_summary.read_text())["selection"]
     assert set(selection["candidates"]) == {"scan", "kmeans", "ward", "umap_gmm"}
     best = max(selection["candidates"].items(), key=lambda kv: kv[1]["modularity"])[0]
     assert selection["chosen"] == best
     assert RunPaths(out).scan_weights.is_file()
-    assert any("kept " + best in e.message for e in events if e.stage == "scan")
+    assert any("kept " + best in e.message for e in events if e.stage == "clustering")
     assert json.loads(RunPaths(out).metrics.read_text())["method_kept"] == best
     for method in METHODS:
         events = []

@@ -101,8 +101,8 @@ def test_end_to_end_quality_and_artefacts(finished):
     assert config["seed"] == 0 and "versions" in config["_meta"]
     stages = [e.stage for e in rec.events if e.kind == "started"]
     assert stages == [s for s in STAGES if s != "choose_k"]  # k was given, not chosen
-    assert STAGES.index("projection") < STAGES.index("preview") < STAGES.index("scan")
-    scan_partials = [e.partial for e in rec.events if e.stage == "scan" and e.partial]
+    assert STAGES.index("projection") < STAGES.index("preview") < STAGES.index("clustering")
+    scan_partials = [e.partial for e in rec.events if e.stage == "clustering" and e.partial]
     assert scan_partials and len(scan_partials[-1]["cluster_sizes"]) == 10
 
 
@@ -120,7 +120,7 @@ def test_changing_a_scan_setting_keeps_the_representation(finished, tmp_path, di
         cache_dir=tmp_path / "cache",
     )
     assert rec.kinds("pretext") == ["skipped"] and rec.kinds("neighbours") == ["skipped"]
-    assert "started" in rec.kinds("scan") and "started" in rec.kinds("selflabel")
+    assert "started" in rec.kinds("clustering") and "started" in rec.kinds("selflabel")
     assert rec.kinds("projection") == ["skipped"]
     np.testing.assert_array_equal(again.embeddings, run.embeddings)
     # The clusters changed: the old edits are kept aside, not applied to clusters they do not describe.
@@ -130,7 +130,7 @@ def test_changing_a_scan_setting_keeps_the_representation(finished, tmp_path, di
 def test_cancel_then_resume(tmp_path, digits_folder):
     out = tmp_path / "run"
     config = FAST.replace(**{"pretext.epochs": 2, "scan.epochs": 5, "selflabel.enabled": False})
-    rec = Recorder(cancel_at=("scan", 2))
+    rec = Recorder(cancel_at=("clustering", 2))
     with pytest.raises(Cancelled):
         run_pipeline(digits_folder, out, config, rec, rec.token, cache_dir=tmp_path / "cache")
     assert rec.after_cancel <= 1  # honoured within one batch
@@ -226,7 +226,7 @@ def test_scan_can_update_the_encoder(tmp_path, digits_folder):
     run = run_pipeline(digits_folder, tmp_path / "run", config, rec, cache_dir=tmp_path / "cache")
     assert run.probabilities.shape == (600, 10)
     assert np.allclose(run.probabilities.sum(axis=1), 1.0, atol=1e-4)
-    assert any(e.partial for e in rec.events if e.stage == "scan")
+    assert any(e.partial for e in rec.events if e.stage == "clustering")
 
 
 @pytest.mark.skipif(not WEIGHTS.is_file(), reason="local ImageNet weights not present")

@@ -104,7 +104,7 @@ class Selection:
         return self.candidates[self.chosen]
 
     def summary(self) -> dict:
-        """JSON-able: the choice and each candidate's scores and seconds (in a run's ``scan.json``)."""
+        """JSON-able: the choice and each candidate's scores and seconds (a run's ``clustering.json``)."""
         return {
             "chosen": self.chosen,
             "criterion": CRITERION,

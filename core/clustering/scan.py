@@ -256,7 +256,9 @@ def train_scan(
         )
         return {"cluster_sizes": (sizes * len(data) / len(monitor)).round().astype(int).tolist()}
 
-    fit_stage(model, dataset, "scan", epochs, progress, cancel, on_epoch, activity="clustering")
+    fit_stage(
+        model, dataset, "clustering", epochs, progress, cancel, on_epoch, activity="clustering"
+    )
     probs = heads.probabilities(data, cancel)
     losses = head_losses(probs, neighbours, config.entropy_weight)
     best = int(np.argmin(losses["total"]))

@@ -47,8 +47,8 @@ class RunPaths:
     choose_k = property(lambda s: s.root / "choose_k.json")
     preview = property(lambda s: s.root / "preview_probabilities.npy")
     scan_weights = property(lambda s: s.root / "scan_heads.weights.h5")
-    scan_probabilities = property(lambda s: s.root / "scan_probabilities.npy")
-    scan_summary = property(lambda s: s.root / "scan.json")
+    clustering_probabilities = property(lambda s: s.root / "clustering_probabilities.npy")
+    clustering_summary = property(lambda s: s.root / "clustering.json")
     classifier_weights = property(lambda s: s.root / "classifier.weights.h5")
     probabilities = property(lambda s: s.root / "probabilities.npy")
     umap = property(lambda s: s.root / "umap.npy")
@@ -61,6 +61,34 @@ class RunPaths:
 
     def exists(self) -> bool:
         return self.config.is_file()
+
+
+#: Stages renamed since older run folders were written (old name -> name now): ``stages.json`` is read
+#: with the names of now (:class:`StageRecord`).
+RENAMED_STAGES = {"scan": "clustering"}
+#: Artefacts renamed with them (file name then -> :class:`RunPaths` attribute now): a run renames them
+#: (:func:`adopt_renamed_artefacts`), so that an older run's clustering is reused, not redone.
+RENAMED_ARTEFACTS = {
+    "scan_probabilities.npy": "clustering_probabilities",
+    "scan.json": "clustering_summary",
+}
+
+
+def adopt_renamed_artefacts(paths: RunPaths) -> list[str]:
+    """Gives an older run folder's artefacts their names of now; call it once the folder is claimed.
+
+    The record of an older run names their stage by its old name, which :class:`StageRecord` reads as
+    the new one: the stage is skipped when its settings are unchanged. Where the record holds both
+    names (a run of an older version after one of this version), it vouches for neither and the stage
+    runs again. Returns the old names renamed.
+    """
+    renamed = []
+    for old, attr in RENAMED_ARTEFACTS.items():
+        source = paths.root / old
+        if source.is_file() and not source.is_symlink():
+            source.replace(getattr(paths, attr))  # the record, if any, vouches for the old file
+            renamed.append(old)
+    return renamed
 
 
 #: Written first into a folder a run owns; a non-empty folder without it is never written to.
@@ -124,7 +152,7 @@ def remove_leftovers(paths: RunPaths) -> list[str]:
     """
     names = {
         getattr(paths, a).name for a in dir(RunPaths) if isinstance(getattr(RunPaths, a), property)
-    }
+    } | set(RENAMED_ARTEFACTS)
     removed = []
     for entry in paths.root.iterdir():
         n = entry.name
@@ -407,7 +435,9 @@ class StageRecord:
     from which image list (``images``: the fingerprint ``images.json`` holds).
 
     The record only saves work: a damaged one is read as empty (every stage runs again) and said in
-    ``problem``.
+    ``problem``. An older record's stage names are read as the names of now (:data:`RENAMED_STAGES`);
+    a record holding both a stage's old and new names vouches for neither (the stage runs again). The
+    record is rewritten with the new names at its next write.
     """
 
     def __init__(self, paths: RunPaths) -> None:
@@ -420,6 +450,10 @@ class StageRecord:
             data, self.problem = {}, f"{exc} Every stage runs again."
         if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
             data, self.problem = {}, f"{paths.stages} is damaged; every stage runs again."
+        for old, new in RENAMED_STAGES.items():
+            entry = data.pop(old, None)
+            if entry is not None and data.pop(new, None) is None:
+                data[new] = entry
         self.data: dict[str, dict[str, Any]] = data
 
     def is_done(self, stage: str, fp: str) -> bool:

@@ -21,11 +21,11 @@ from semclust.core.runfolder.artefacts import RunFolderError, RunPaths, StageRec
 #: The stages made from each stage's artefacts: redone whenever it is (a fingerprint covers the
 #: settings upstream, not a stage redone because its artefact was damaged or lost).
 LATER_STAGES = {
-    "pretext": ("neighbours", "choose_k", "projection", "preview", "scan", "selflabel"),
-    "neighbours": ("choose_k", "projection", "scan", "selflabel"),
-    "choose_k": ("preview", "scan", "selflabel"),
-    "preview": ("scan", "selflabel"),
-    "scan": ("selflabel",),
+    "pretext": ("neighbours", "choose_k", "projection", "preview", "clustering", "selflabel"),
+    "neighbours": ("choose_k", "projection", "clustering", "selflabel"),
+    "choose_k": ("preview", "clustering", "selflabel"),
+    "preview": ("clustering", "selflabel"),
+    "clustering": ("selflabel",),
 }
 
 

@@ -28,7 +28,7 @@ STAGE_TITLES = {
     "choose_k": "Choose the number of clusters",
     "projection": "Map (UMAP)",
     "preview": "Preview (K-means)",
-    "scan": "Cluster",
+    "clustering": "Clustering",
     "selflabel": "Self-label",
     "report": "Report",
 }

@@ -165,7 +165,7 @@ def fake_pipeline(folder, out, config: RunConfig, progress=ignore_progress,
                 raise fail[1]
             time.sleep(delay)
             partial = None
-            if stage == "scan":
+            if stage == "clustering":
                 rng = np.random.default_rng(step)
                 partial = {
                     "cluster_sizes": rng.multinomial(
@@ -173,7 +173,7 @@ def fake_pipeline(folder, out, config: RunConfig, progress=ignore_progress,
                     ).tolist()
                 }
             progress(Progress(stage, "progress", step=step, total=n,
-                              losses={"loss": 2.0 / step, "entropy": 1.0 + 0.1 * step} if stage in ("pretext", "scan", "selflabel") else {},
+                              losses={"loss": 2.0 / step, "entropy": 1.0 + 0.1 * step} if stage in ("pretext", "clustering", "selflabel") else {},
                               partial=partial))  # fmt: skip
         if (
             stage == "preview"

@@ -136,7 +136,7 @@ def test_event_loop_stays_responsive_during_a_run(
     # The dummy's synthetic artefacts come from sklearn, which can hold the GIL for a second: compute
     # them once beforehand, so that what is measured is the window, not the dummy.
     make_run(digits_folder, tmp_path / "warm", RunConfig(clusters=10))
-    w = window_factory(functools.partial(fake_pipeline, slow_stage="scan", delay=0.002))
+    w = window_factory(functools.partial(fake_pipeline, slow_stage="clustering", delay=0.002))
     w.open_image_folder(digits_folder, run_dir=tmp_path / "run")
     probe = EventLoopProbe()
     probe.start()

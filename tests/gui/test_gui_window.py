@@ -40,7 +40,9 @@ def test_run_folder_is_never_the_image_folder(qtbot, window_factory, digits_fold
 
 
 def test_error_in_worker_is_shown_and_window_lives(qtbot, window_factory, digits_folder, tmp_path):
-    failing = functools.partial(fake_pipeline, fail=("scan", FloatingPointError("loss is NaN")))
+    failing = functools.partial(
+        fake_pipeline, fail=("clustering", FloatingPointError("loss is NaN"))
+    )
     w = window_factory(failing)
     w.open_image_folder(digits_folder, run_dir=tmp_path / "run")
     with qtbot.waitSignal(w.controller.failed, timeout=30_000):
@@ -49,7 +51,7 @@ def test_error_in_worker_is_shown_and_window_lives(qtbot, window_factory, digits
     assert w.isVisible()
     assert w.progress.banner.isVisible() and "diverged" in w.progress.banner.text()
     assert w.last_message is not None and "NaN" in w.last_message.text()
-    assert w.progress.rows["scan"].time.text() == "failed"
+    assert w.progress.rows["clustering"].time.text() == "failed"
     assert w.params.run_button.isEnabled()
 
 

@@ -37,22 +37,24 @@ def test_signals_arrive_in_order(qtbot, controller, digits_folder, tmp_path):
         kinds = [e.kind for e in events if e.stage == stage]
         assert kinds[0] == "started" and kinds[-1] == "finished"
         assert set(kinds[1:-1]) <= {"progress"}
-    assert any(e.partial and "cluster_sizes" in e.partial for e in events if e.stage == "scan")
+    assert any(
+        e.partial and "cluster_sizes" in e.partial for e in events if e.stage == "clustering"
+    )
     assert not controller.is_running
 
 
 def test_cancel_keeps_finished_stages_and_run_continues(qtbot, digits_folder, tmp_path):
-    slow = functools.partial(fake_pipeline, slow_stage="scan", delay=0.01)
+    slow = functools.partial(fake_pipeline, slow_stage="clustering", delay=0.01)
     controller = RunController(slow)
     events = []
     controller.progress.connect(events.append)
     out = tmp_path / "run"
     with qtbot.waitSignal(controller.progress, timeout=30_000,
-                          check_params_cb=lambda e: e.stage == "scan" and e.kind == "progress"):  # fmt: skip
+                          check_params_cb=lambda e: e.stage == "clustering" and e.kind == "progress"):  # fmt: skip
         controller.start(digits_folder, out, RunConfig(clusters=10))
     with qtbot.waitSignals([controller.cancelled, controller.runningChanged], timeout=10_000):
         controller.cancel()
-    assert not any(e.kind == "finished" and e.stage == "scan" for e in events)
+    assert not any(e.kind == "finished" and e.stage == "clustering" for e in events)
 
     events.clear()
     fast = RunController(fake_pipeline)
@@ -62,12 +64,12 @@ def test_cancel_keeps_finished_stages_and_run_continues(qtbot, digits_folder, tm
     fast.shutdown()
     skipped = [e.stage for e in events if e.kind == "skipped"]
     assert skipped == ["ingest", "pretext", "neighbours", "choose_k", "projection", "preview"]
-    assert [e.stage for e in events if e.kind == "started"][0] == "scan"
+    assert [e.stage for e in events if e.kind == "started"][0] == "clustering"
 
 
 def test_error_in_worker_is_reported(qtbot, controller, digits_folder, tmp_path):
     controller._pipeline = functools.partial(
-        fake_pipeline, fail=("scan", FloatingPointError("NaN loss at batch 2"))
+        fake_pipeline, fail=("clustering", FloatingPointError("NaN loss at batch 2"))
     )
     with qtbot.waitSignal(controller.failed, timeout=30_000) as blocker:
         controller.start(digits_folder, tmp_path / "run", RunConfig(clusters=10))
@@ -100,7 +102,7 @@ def test_error_messages_are_readable(exc, words):
 def test_the_kmeans_preview_is_shown_read_only_while_the_clustering_trains(
     qtbot, window_factory, digits_folder, tmp_path
 ):
-    slow = functools.partial(fake_pipeline, slow_stage="scan", delay=0.01)
+    slow = functools.partial(fake_pipeline, slow_stage="clustering", delay=0.01)
     w = window_factory(slow)
     w.open_image_folder(digits_folder, run_dir=tmp_path / "run")
     with qtbot.waitSignal(w.controller.preview, timeout=30_000):

@@ -3,6 +3,8 @@ restores, its layout is kept between sessions, and what each view shows as a run
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from PySide6.QtCore import QSettings
@@ -95,8 +97,23 @@ def test_a_finished_run_opens_on_its_results(qtbot, window_factory, finished_run
     assert w.tabs.currentWidget() is w.scatter
     states = {stage: row.state for stage, row in w.progress.rows.items()}
     assert "waiting" not in states.values()
-    assert states["selflabel"] == "off" and states["scan"] == "done"
+    assert states["selflabel"] == "off" and states["clustering"] == "done"
     assert "finished" in w.progress.message.text()
+
+
+def test_a_run_folder_of_the_version_before_the_rename_opens(
+    qtbot, window_factory, finished_run, digits_folder
+):
+    """Its record names the clustering stage ``scan``: the progress view shows it as the clustering."""
+    paths = finished_run.paths
+    paths.stages.write_text(json.dumps({"scan": {"fingerprint": "f", "seconds": 12.0}}))
+    (paths.root / "scan.json").write_text(json.dumps({"method": "kmeans"}))
+    w = window_factory()
+    w.open_image_folder(digits_folder, run_dir=paths.root)
+    assert w.session.run is not None
+    assert w.progress.rows["clustering"].state == "done"
+    assert w.progress.rows["clustering"].time.text() == "done in 12 s"
+    assert w.progress.rows["clustering"].title.text() == "Clustering"
 
 
 def test_open_run_on_a_folder_that_is_not_a_run_says_why(qtbot, window_factory, digits_folder):
@@ -158,13 +175,15 @@ def test_the_loss_plot_starts_each_run_with_fresh_axes(qtbot):
     panel.start_run()
     for step in range(1, 2001, 100):
         panel.on_progress(
-            Progress("scan", "progress", step=step, total=2000, losses={"loss": 50.0})
+            Progress("clustering", "progress", step=step, total=2000, losses={"loss": 50.0})
         )
     panel.on_progress(Progress("report", "started"))  # a stage without losses keeps the plot
-    assert panel.loss_title.text().endswith("Cluster")
+    assert panel.loss_title.text().endswith("Clustering")
     panel.start_run()
     for step in range(1, 6):
-        panel.on_progress(Progress("scan", "progress", step=step, total=5, losses={"loss": 0.5}))
+        panel.on_progress(
+            Progress("clustering", "progress", step=step, total=5, losses={"loss": 0.5})
+        )
     (x0, x1), (y0, y1) = panel.loss_plot.viewRange()
     assert x1 < 50 and y1 < 5
     panel.end_run("Finished.")
