@@ -86,7 +86,9 @@ def test_condensed_distances_match_scipys_pdist():
     from semclust.core.clustering.classic import condensed_distances
 
     x = np.random.default_rng(0).normal(size=(301, 40)).astype(np.float32) * 5
-    np.testing.assert_allclose(condensed_distances(x, block=64), pdist(x.astype(np.float64)), atol=1e-9)
+    np.testing.assert_allclose(
+        condensed_distances(x, block=64), pdist(x.astype(np.float64)), atol=1e-9
+    )
 
 
 def test_ward_labels_are_scikit_learns_ward_on_unbalanced_blobs():

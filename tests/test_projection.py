@@ -68,8 +68,11 @@ def test_umaps_compiled_functions_are_reused_from_disk_by_the_next_process(tmp_p
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
     env["SEMCLUST_CACHE"] = str(tmp_path)
     hits = [
-        int(subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
-                           check=True).stdout.split()[-1])  # fmt: skip
+        int(
+            subprocess.run(
+                [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+            ).stdout.split()[-1]
+        )  # fmt: skip
         for _ in range(2)
     ]
     assert hits == [0, 1]

@@ -59,8 +59,8 @@ def test_plot_follows_a_new_choice_and_clears(qtbot):
 
 
 def test_a_click_or_the_box_picks_a_k(qtbot):
-    from PySide6.QtCore import QPointF, Qt
     from pyqtgraph.GraphicsScene.mouseEvents import MouseClickEvent
+    from PySide6.QtCore import QPointF, Qt
 
     plot = ChooseKPlot()
     qtbot.addWidget(plot)
@@ -68,7 +68,8 @@ def test_a_click_or_the_box_picks_a_k(qtbot):
     plot.show()
     qtbot.waitExposed(plot)
     plot.set_choice(_choice())
-    assert plot.pick_box.value() == 7 and (plot.pick_box.minimum(), plot.pick_box.maximum()) == (2, 12)
+    assert plot.pick_box.value() == 7
+    assert (plot.pick_box.minimum(), plot.pick_box.maximum()) == (2, 12)
 
     picked = []
     plot.kPicked.connect(picked.append)
