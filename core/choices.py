@@ -138,6 +138,13 @@ class RunChoices:
         config="auto_clusters", derived=True, range=(2, 1000), parse=parse_range, metavar="LOW,HIGH",
         when=_choosing_k,
     )  # fmt: skip
+    use_k: int | None = param(
+        None, "--use-k", "Use k",
+        "With auto: cluster with this number of clusters instead of the best one on the curve (pick "
+        "one after looking at the curve; the features, neighbours and curve are kept).",
+        config="picked_clusters", derived=True, range=(1, 1000), special=("best", None),
+        when=_choosing_k,
+    )  # fmt: skip
     method: str = param(
         _D.method, "--method", "Method",
         "How clusters are made from the representation: auto (SCAN and the quick alternatives, the "
@@ -363,6 +370,7 @@ def build_config(
     changes |= {
         "clusters": choices.clusters_range[0] if auto else choices.clusters,
         "auto_clusters": tuple(choices.clusters_range) if auto else None,
+        "picked_clusters": choices.use_k if auto else None,
         "encoder.backbone": backbone,
         "encoder.weights": (choices.weights or "imagenet") if pretrained else None,
         "ingest.image_size": choices.image_size
@@ -387,6 +395,7 @@ def choices_of(config: RunConfig) -> RunChoices:
         **copied,
         clusters=AUTO if config.auto_clusters else config.clusters,
         clusters_range=config.auto_clusters or AUTO_RANGE,
+        use_k=config.picked_clusters,
         representation=rep,
         backbone=config.encoder.backbone,
         weights=config.encoder.weights,

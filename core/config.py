@@ -206,11 +206,13 @@ class RunConfig:
 
     ``auto_clusters``: ``None`` clusters into ``clusters``; a ``(low, high)`` range chooses the number
     without labels first (``--clusters auto``, :mod:`semclust.core.clustering.choose_k`), and the run then sets
-    ``clusters`` to the choice.
+    ``clusters`` to the choice. ``picked_clusters``: with a range, a k the user picked on its curve, used
+    instead of the best one (the curve, features and neighbours are kept; only the clusters change).
     """
 
     clusters: int = 10
     auto_clusters: tuple[int, int] | None = None
+    picked_clusters: int | None = None
     seed: int = 0
     method: str = "auto"
     ingest: IngestConfig = IngestConfig()
@@ -241,6 +243,14 @@ class RunConfig:
             low, high = self.auto_clusters
             if not 2 <= low <= high:
                 raise ValueError("The range of clusters to choose from must be 2 <= low <= high.")
+        if self.picked_clusters is not None:
+            low, high = self.auto_clusters or (0, -1)
+            if not low <= self.picked_clusters <= high:
+                raise ValueError(
+                    "A picked number of clusters must lie in the range that auto tried "
+                    f"({low}-{high})." if self.auto_clusters else
+                    "A number of clusters is picked on the curve of auto: use --clusters auto."
+                )  # fmt: skip
         if self.method not in METHODS:
             raise ValueError(f"Unknown method {self.method!r}; choose one of {METHODS}.")
         if self.selflabel.enabled and self.method not in ("scan", "auto"):

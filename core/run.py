@@ -177,7 +177,8 @@ def run_pipeline(
                 fp_neigh, config.auto_clusters, config.seed, "choose_k by modularity"
             )
             stages.run("choose_k", fp_choose, [paths.choose_k], ctx.choose_k)
-            ctx.config = config = config.replace(clusters=int(io.read_json(paths.choose_k)["best"]))
+            best = int(io.read_json(paths.choose_k)["best"])
+            ctx.config = config = config.replace(clusters=config.picked_clusters or best)
             io.write_json(
                 paths.config, {**config.to_dict(), "_meta": _meta(folder)}
             )  # the k chosen
@@ -458,7 +459,10 @@ class _Context:
         metrics["method"] = self.config.method
         metrics["method_kept"] = (summary.get("selection") or {}).get("chosen", self.config.method)
         if self.config.auto_clusters is not None:
-            metrics["auto_clusters"] = {"range": list(self.config.auto_clusters), "chosen": k}
+            metrics["auto_clusters"] = {
+                "range": list(self.config.auto_clusters), "chosen": k,
+                "picked": self.config.picked_clusters is not None,
+            }  # fmt: skip
         if labels is not None:
             metrics["neighbour_purity"] = neighbour_purity(np.load(self.paths.neighbours), labels)
             metrics.update(evaluate(labels, assignment, k))

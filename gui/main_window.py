@@ -118,6 +118,7 @@ class MainWindow(QMainWindow):
         self.params.cancelRequested.connect(self.cancel_run)
         self.params.skippedRequested.connect(self.show_skipped)
         self.params.runDirChangeRequested.connect(self._choose_run_dir)
+        self.k_plot.kPicked.connect(self.use_k)
         self.selection.moveRequested.connect(self.move_selection)
         self.selection.exportRequested.connect(self.export_selection)
         self.controller.progress.connect(self._on_progress)
@@ -384,6 +385,15 @@ class MainWindow(QMainWindow):
         self.tabs.setCurrentWidget(self.progress)
         self.statusBar().showMessage("Running…")
 
+    def use_k(self, k: int) -> None:
+        """Re-clusters the open run with a number of clusters picked on its curve: the form's "Use k"
+        is set and the run goes on from its kept features, neighbours and curve (seconds)."""
+        run = self.session.run
+        if self.controller.is_running or run is None or not run.config.auto_clusters:
+            return
+        self.params.controls["use_k"].set_value(None if k == run.k_choice.get("best") else k)
+        self.start_run()
+
     def cancel_run(self) -> None:
         if self.controller.is_running:
             self.controller.cancel()
@@ -405,6 +415,7 @@ class MainWindow(QMainWindow):
         run = self.session.run
         choice = run.k_choice if run is not None else None
         self.k_plot.set_choice(KChoice.from_dict(choice) if choice else None)
+        self.k_plot.set_in_use(run.n_clusters if choice else None)
 
     def _on_preview(self, run) -> None:
         if self.session.run is None or self.session.run.preview:

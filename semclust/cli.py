@@ -207,9 +207,12 @@ def summary(
     ]
     if "auto_clusters" in metrics:
         low, high = metrics["auto_clusters"]["range"]
-        lines.append(
-            f"number of clusters chosen without labels among {low}-{high}: {metrics['clusters']}"
+        how = (
+            "picked (--use-k)"
+            if metrics["auto_clusters"].get("picked")
+            else "chosen without labels"
         )
+        lines.append(f"number of clusters {how} among {low}-{high}: {metrics['clusters']}")
     if "acc" in metrics:
         lines.append(
             f"ACC {metrics['acc']:.3f}   NMI {metrics['nmi']:.3f}   ARI {metrics['ari']:.3f}"

@@ -117,8 +117,26 @@ def test_clusters_auto_chooses_k_then_clusters_into_it(tmp_path, digits_folder):
     choice = run.k_choice
     assert choice is not None and choice["ks"] == list(range(4, 15))
     assert run.n_clusters == choice["best"] == run.config.clusters == run.metrics["clusters"]
-    assert run.metrics["auto_clusters"] == {"range": [4, 14], "chosen": choice["best"]}
+    assert run.metrics["auto_clusters"] == {
+        "range": [4, 14], "chosen": choice["best"], "picked": False,
+    }  # fmt: skip
     events = []
     again = run_pipeline(digits_folder, out, config, events.append, cache_dir=tmp_path / "cache")
     assert "choose_k" in {e.stage for e in events if e.kind == "skipped"}
     assert again.n_clusters == choice["best"]
+
+    # The user picks another k on the curve: the curve and everything before it are kept.
+    other = 5 if choice["best"] != 5 else 6
+    events.clear()
+    picked = run_pipeline(digits_folder, out, config.replace(picked_clusters=other), events.append,
+                          cache_dir=tmp_path / "cache")  # fmt: skip
+    skipped = {e.stage for e in events if e.kind == "skipped"}
+    assert {"pretext", "neighbours", "choose_k", "projection"} <= skipped
+    assert "clustering" not in skipped
+    assert picked.n_clusters == picked.probabilities.shape[1] == other
+    assert picked.k_choice["best"] == choice["best"]  # the curve's own choice stays on record
+    assert picked.metrics["auto_clusters"]["picked"] and picked.config.picked_clusters == other
+    with pytest.raises(ValueError, match="range"):
+        config.replace(picked_clusters=20).validate()
+    with pytest.raises(ValueError, match="--clusters auto"):
+        RunConfig(clusters=4, picked_clusters=5).validate()

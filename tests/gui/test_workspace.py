@@ -75,3 +75,31 @@ def test_a_run_that_chose_its_k_shows_the_curve(qtbot, window_factory, finished_
     assert w.tabs.isTabEnabled(4) and w.k_plot.choice.best == 10
     w.open_path(finished_run.paths.root.parent)  # not a run: no curve
     assert not w.tabs.isTabEnabled(4)
+
+
+def test_picking_a_k_on_the_curve_reclusters_with_it(qtbot, window_factory, finished_run):
+    from gui_fakes import fake_pipeline
+
+    from semclust.core.runfolder.artefacts import write_json
+
+    paths = RunPaths(finished_run.paths.root)
+    config = json.loads(paths.config.read_text(encoding="utf-8"))
+    config["auto_clusters"] = [2, 12]
+    write_json(paths.config, config)
+    ks = list(range(2, 13))
+    write_json(paths.choose_k, {"ks": ks, "curves": {"agreement": [0.5] * len(ks)},
+                                "score": [-abs(k - 10) for k in ks], "best": 10})  # fmt: skip
+    seen = []
+
+    def recording(folder, out, cfg, **kwargs):
+        seen.append(cfg)
+        return fake_pipeline(folder, out, cfg, **kwargs)
+
+    w = window_factory(recording)
+    w.open_path(finished_run.paths.root)
+    assert w.k_plot.pick_button.isEnabled()
+    with qtbot.waitSignal(w.controller.runningChanged, timeout=30_000,
+                          check_params_cb=lambda running: not running):  # fmt: skip
+        w.k_plot.kPicked.emit(7)
+    assert seen and seen[-1].auto_clusters == (2, 12) and seen[-1].picked_clusters == 7
+    assert w.params.choices().use_k == 7
