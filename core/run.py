@@ -115,11 +115,15 @@ def run_pipeline(
         claimed = io.claim_run_folder(paths)
     except RunFolderError as exc:
         raise InputError(str(exc)) from None
+    except OSError as exc:  # /proc/x, a read-only disk, no permission
+        raise InputError(_unwritable(out, exc)) from None
     with contextlib.ExitStack() as held:
         try:  # one run at a time in a run folder (the command line's or the app's)
             held.enter_context(io.run_folder_lock(paths))
-        except RunFolderError as exc:
-            raise InputError(str(exc)) from None
+        except (RunFolderError, OSError) as exc:  # OSError: made read-only since its last run
+            io.release_run_folder(paths, claimed)
+            message = str(exc) if isinstance(exc, RunFolderError) else _unwritable(out, exc)
+            raise InputError(message) from None
         leftovers = io.remove_leftovers(paths)  # of a run killed while writing
         if leftovers:
             progress(Progress("ingest", "progress", 0, 0, message=(
@@ -567,6 +571,13 @@ class AugmentedEncoder(keras.Model):
 
     def call(self, x, training=False):
         return self.encoder(self.augment(x, training=True), training=False)
+
+
+def _unwritable(out: Path, exc: OSError) -> str:
+    return (
+        f"The run folder {out} cannot be written ({exc.strerror or exc}); choose another run folder "
+        "(nothing was written)."
+    )
 
 
 def _settle_feature_layer(

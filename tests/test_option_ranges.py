@@ -60,3 +60,30 @@ def test_scan_settings_matter_only_when_the_run_trains_scan_heads():
     assert when["scan_epochs"](replace(frozen_auto, method="scan"))
     assert when["scan_epochs"](replace(frozen_auto, representation="scratch", backbone=None))
     assert not when["selflabel"](replace(frozen_auto, method="kmeans"))
+
+
+def test_an_unwritable_run_folder_or_a_file_that_is_not_weights_is_one_line(
+    capsys, tmp_path, digits_folder, monkeypatch
+):
+    from semclust.cli import main
+    from semclust.core.runfolder import artefacts
+
+    def run(*options):
+        code = main(["run", str(digits_folder), "--clusters", "10", "--quiet", *options])
+        return code, capsys.readouterr().err
+
+    code, err = run("--out", "/proc/semclust-run")
+    assert code == 2 and "cannot be written" in err and "Traceback" not in err
+
+    not_weights = tmp_path / "notes.weights.h5"
+    not_weights.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    code, err = run("--out", str(tmp_path / "r1"), "--weights", str(not_weights))
+    assert code == 2 and "is not a Keras weights file" in err and "Traceback" not in err
+
+    def read_only(paths):  # root may write anywhere: the refusal is simulated where it happens
+        raise PermissionError(13, "Permission denied", str(paths.root))
+
+    monkeypatch.setattr(artefacts, "run_folder_lock", read_only)
+    code, err = run("--out", str(tmp_path / "r2"))
+    assert code == 2 and "Permission denied" in err and "choose another run folder" in err
+    assert not (tmp_path / "r2").exists()  # the folder it made for the run is gone again

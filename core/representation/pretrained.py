@@ -168,6 +168,7 @@ def ensure_weights(
         path = Path(weights).expanduser()
         if not path.is_file():
             raise ValueError(f"The weights file {path} does not exist.")
+        check_weights_file(path)
         return str(path)
     if not spec.pretrained:
         raise ValueError(f"{spec.name} has no pretrained weights: train it from scratch.")
@@ -204,6 +205,24 @@ def ensure_weights(
         missing_preset_message(spec),
         f"No network to download the keras-hub preset of {spec.name}, and it is not cached",
     )
+
+
+#: The first bytes of an HDF5 file (Keras's ``.weights.h5`` and legacy ``.h5``).
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def check_weights_file(path: Path) -> None:
+    """Raises ValueError, before Keras reads it, when ``path`` is not an HDF5 weights file (a text
+    file, an image, a folder's listing given by mistake) or cannot be read."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(HDF5_SIGNATURE))
+    except OSError as exc:
+        raise ValueError(f"The weights file {path} cannot be read: {exc.strerror}.") from None
+    if head != HDF5_SIGNATURE:
+        raise ValueError(
+            f"{path} is not a Keras weights file: give a .weights.h5 file saved by Keras (HDF5)."
+        )
 
 
 def _efficientnet_lite_weights(
