@@ -88,16 +88,17 @@ def report(rows: list[dict]) -> str:
         by[(r["set"], r["variant"], r["method"])].append(r)
         if (r["set"], r["variant"], r["n"]) not in order:
             order.append((r["set"], r["variant"], r["n"]))
+    shown = [m for m in REPORT_METHODS if any(key[2] == m for key in by)]  # SCAN may be left out
     lines = []
     for metric in ("acc", "nmi"):
         lines += [f"\n{metric.upper()}, mean of {len(by[(*order[0][:2], 'auto')])} seeds:\n",
-                  "| set | images | " + " | ".join(REPORT_METHODS) + " | strongest baseline |",
-                  "|---|---:|" + "---:|" * (len(REPORT_METHODS) + 1)]  # fmt: skip
+                  "| set | images | " + " | ".join(shown) + " | strongest baseline |",
+                  "|---|---:|" + "---:|" * (len(shown) + 1)]  # fmt: skip
         for name, variant, n in order:
-            mean = {m: np.mean([r[metric] for r in by[(name, variant, m)]]) for m in REPORT_METHODS}
-            base = max((mean[m], m) for m in REPORT_METHODS if m not in ("auto", "scan"))
+            mean = {m: np.mean([r[metric] for r in by[(name, variant, m)]]) for m in shown}
+            base = max((mean[m], m) for m in shown if m not in ("auto", "scan"))
             mark = "" if mean["auto"] >= base[0] - 0.005 else " (above auto)"
-            cells = " | ".join(f"{mean[m]:.3f}" for m in REPORT_METHODS)
+            cells = " | ".join(f"{mean[m]:.3f}" for m in shown)
             lines.append(f"| {name} {variant} | {n} | {cells} | {base[1]} {base[0]:.3f}{mark} |")
     return "\n".join(lines)
 
@@ -123,6 +124,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--ratios", default="10,50")
     p.add_argument("--out", type=Path, default=Path("bench/out/clustering"))
     p.add_argument("--cache-dir", type=Path, default=Path("bench/out/data"))
+    p.add_argument(
+        "--methods",
+        default=None,
+        help="only these candidates, comma-separated (default: every one, SCAN's heads included)",
+    )
     p.add_argument("--report", action="store_true", help="print the tables of <out>/rows.jsonl")
     p.add_argument(
         "--auto-k",
@@ -157,12 +163,13 @@ def main(argv: list[str] | None = None) -> None:
                     print(f"{name} {variant} seed {seed}: k {choice.best} for {k}", flush=True)
                     continue
                 inputs = Inputs(feats, emb, nb, seed)
-                result = cluster_candidates(inputs, k, seed, CANDIDATES)
+                methods = args.methods.split(",") if args.methods else CANDIDATES
+                result = cluster_candidates(inputs, k, seed, methods)
                 t0 = time.perf_counter()
                 plain = np.eye(k, dtype=np.float32)[n2d(inputs.reduced, k, seed)]
                 result.candidates["n2d"] = Candidate(plain, time.perf_counter() - t0)
                 result.candidates["n2d"].scores = scores_of(plain.argmax(1), nb, k)
-                auto = {m: result.candidates[m] for m in AUTO_CANDIDATES}  # frozen: no SCAN
+                auto = {m: result.candidates[m] for m in AUTO_CANDIDATES if m in result.candidates}
                 result.candidates["auto"] = auto[select(auto, k)]
                 line = []
                 for method, cand in result.candidates.items():

@@ -64,9 +64,10 @@ def test_auto_choice_finds_unbalanced_groups():
     features, emb, labels = _blobs([300, 60, 20], seed=3)
     neighbours = mine_neighbours(emb, 15)
     result = cluster_candidates(Inputs(features, emb, neighbours), 3, seed=0,
-                                methods=("kmeans", "kmeans_features", "ward_embeddings", "umap_gmm"))  # fmt: skip
+                                methods=("kmeans", "kmeans_features", "ward_embeddings", "umap_gmm",
+                                         "ward_umap"))  # fmt: skip
     accs = {n: evaluate(labels, c.assignment, 3)["acc"] for n, c in result.candidates.items()}
-    assert set(accs) == {"kmeans", "kmeans_features", "ward_embeddings", "umap_gmm"}
+    assert set(accs) == {"kmeans", "kmeans_features", "ward_embeddings", "umap_gmm", "ward_umap"}
     assert accs[result.chosen] >= max(accs.values()) - 0.02, (result.chosen, accs)
     assert accs[result.chosen] > 0.95
     summary = result.summary()
@@ -103,3 +104,16 @@ def test_ward_labels_are_scikit_learns_ward_on_unbalanced_blobs():
         theirs = AgglomerativeClustering(k, linkage="ward").fit_predict(x)
         assert len(np.unique(ours)) == k
         assert adjusted_rand_score(ours, theirs) == 1.0
+
+
+def test_ward_umap_is_wards_clustering_of_the_shared_map():
+    from sklearn.metrics import adjusted_rand_score
+
+    from semclust.core.clustering.classic import ward_labels
+    from semclust.core.clustering.methods import METHODS
+
+    features, emb, _ = _blobs([120, 40, 15], seed=1)
+    inputs = Inputs(features, emb, mine_neighbours(emb, 10))
+    probs = METHODS["ward_umap"](inputs, 3, 0)
+    assert probs.shape == (175, 3)
+    assert adjusted_rand_score(probs.argmax(1), ward_labels(inputs.reduced, 3)) == 1.0
