@@ -66,6 +66,7 @@ class StageCallback(keras.callbacks.Callback):
         self.on_epoch = on_epoch
         self.epoch = initial_epoch
         self.cancelled = False
+        self._reported = 0
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
@@ -78,8 +79,10 @@ class StageCallback(keras.callbacks.Callback):
             raise FloatingPointError(
                 f"The {self.stage} loss became {loss} at epoch {self.epoch + 1}; try a lower learning rate."
             )
+        # ``batch`` is the last step of a compiled call (several with ``steps_per_execution``)
         step = self.epoch * self.steps_per_epoch + batch + 1
-        if batch % self.every == 0:
+        if step - self._reported >= self.every or batch == 0:
+            self._reported = step
             self.progress(
                 Progress(
                     self.stage,

@@ -242,7 +242,12 @@ def train_scan(
     """
     dataset = PairDataset(data, neighbours, min(config.batch_size, len(data)), seed, views)
     model = ScanModel(heads, augment, config.entropy_weight)
-    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
+    # On frozen features a step is a few small matrix products: run many per compiled call, not one
+    # per Python round trip (a backbone's step is heavy enough on its own).
+    per_call = STEPS_PER_CALL if heads.backbone is None else 1
+    model.compile(
+        optimizer=keras.optimizers.Adam(config.learning_rate), steps_per_execution=per_call
+    )
     epochs = min(config.epochs, max(1, config.max_steps // len(dataset)))
     # Monitoring passes are cheap on features (a sample of a large set); with a backbone, a small one.
     sample = MONITOR_FEATURES if heads.backbone is None else MONITOR_IMAGES
@@ -265,6 +270,8 @@ def train_scan(
     return ScanResult(heads, best, probs[:, best], {k: v.tolist() for k, v in losses.items()})
 
 
+#: Training steps per compiled call on frozen features (``steps_per_execution``).
+STEPS_PER_CALL = 32
 #: Images whose assignments are checked after every epoch (the cluster sizes shown while training).
 MONITOR_FEATURES = 20_000
 MONITOR_IMAGES = 2_000
