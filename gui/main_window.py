@@ -120,6 +120,7 @@ class MainWindow(QMainWindow):
         self.params.runDirChangeRequested.connect(self._choose_run_dir)
         self.k_plot.kPicked.connect(self.use_k)
         self.selection.moveRequested.connect(self.move_selection)
+        self.selection.newClusterRequested.connect(self.new_cluster_from_selection)
         self.selection.exportRequested.connect(self.export_selection)
         self.controller.progress.connect(self._on_progress)
         self.controller.preview.connect(self._on_preview)
@@ -212,6 +213,14 @@ class MainWindow(QMainWindow):
             "Undo correction", self.session.undo, QKeySequence.StandardKey.Undo
         )
         self.move_action = self._action("Move selection to cluster…", self.move_selection, "Ctrl+M")
+        self.new_cluster_action = self._action(
+            "New cluster from selection", self.new_cluster_from_selection, "Ctrl+Shift+N",
+            "Put the selected images into a new cluster of their own.",
+        )  # fmt: skip
+        self.split_action = self._action(
+            "Split cluster…", self.split_cluster, None,
+            "Cluster a cluster's images again (K-means) into parts; the others become new clusters.",
+        )  # fmt: skip
         self.export_selection_action = self._action(
             "Export selection (CSV)…", self.export_selection, None,
             "Write the labels of the selected images only (box or lasso in the map).",
@@ -228,7 +237,9 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         file_menu.addAction(quit_action)
         edit_menu = self.menuBar().addMenu("&Edit")
-        edit_menu.addActions([self.undo_action, self.move_action])
+        edit_menu.addActions(
+            [self.undo_action, self.move_action, self.new_cluster_action, self.split_action]
+        )
         run_menu = self.menuBar().addMenu("&Run")
         run_menu.addActions([self.run_action, self.cancel_action])
         view_menu = self.menuBar().addMenu("&View")
@@ -415,7 +426,7 @@ class MainWindow(QMainWindow):
         run = self.session.run
         choice = run.k_choice if run is not None else None
         self.k_plot.set_choice(KChoice.from_dict(choice) if choice else None)
-        self.k_plot.set_in_use(run.n_clusters if choice else None)
+        self.k_plot.set_in_use(run.predicted_clusters if choice else None)
 
     def _on_preview(self, run) -> None:
         if self.session.run is None or self.session.run.preview:
@@ -450,6 +461,33 @@ class MainWindow(QMainWindow):
         target = choose_cluster(self, self.session, f"Move {len(self.session.selection)} images to")
         if target is not None:
             self.session.move(self.session.selection, target)
+
+    def new_cluster_from_selection(self) -> int | None:
+        """The selected images in a new cluster (numbered after the others), shown in the table."""
+        count = len(self.session.selection)
+        made = self.session.new_cluster(self.session.selection)
+        if made is not None:
+            self.clusters.choose(made)
+            self.statusBar().showMessage(
+                f"Made cluster {made} of {count:,} images; rename it in the Clusters tab."
+            )
+        return made
+
+    def split_cluster(self, parts: int | None = None, cluster: int | None = None) -> list[int]:
+        """Splits the cluster chosen in the table (else one asked for) into parts (asked)."""
+        if not self.session.editable:
+            return []
+        if cluster is None and self.clusters.chosen() < 0:
+            cluster = choose_cluster(self, self.session, "Split cluster")
+            if cluster is None:
+                return []
+        made = self.clusters.split_cluster(parts, cluster)
+        if made:
+            self.statusBar().showMessage(
+                f"Split cluster {made[0]} into {len(made)}: "
+                + ", ".join(str(c) for c in made) + "."
+            )  # fmt: skip
+        return made
 
     def export_selection(self, path: Path | None = None) -> Path | None:
         """The labels of the selected images only (say, a lasso in the map), as a CSV."""
@@ -509,6 +547,8 @@ class MainWindow(QMainWindow):
         self.cancel_action.setEnabled(running)
         self.undo_action.setEnabled(self.session.can_undo())
         self.move_action.setEnabled(has_run)
+        self.new_cluster_action.setEnabled(has_run and bool(len(self.session.selection)))
+        self.split_action.setEnabled(has_run)
         self.export_selection_action.setEnabled(has_run and bool(len(self.session.selection)))
         self.tabs.setTabEnabled(3, self.session.has_labels)
         self.tabs.setTabEnabled(4, self.k_plot.choice is not None)

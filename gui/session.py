@@ -167,6 +167,31 @@ class Session(QObject):
         if len(images):
             self._correct(lambda c: c.move(images, cluster))
 
+    def new_cluster(self, images) -> int | None:
+        """Moves ``images`` into a new cluster (numbered after the others); returns its number, or
+        None when nothing was done (no images, or a run that cannot be corrected)."""
+        images = np.asarray(images, dtype=int).ravel()
+        if not len(images) or not self.editable:
+            return None
+        made: list[int] = []
+        self._correct(lambda c: made.append(c.new_cluster(images, self.n_clusters)))
+        return made[0]
+
+    def split(self, cluster: int, parts: int) -> list[int]:
+        """Clusters ``cluster``'s images again into ``parts`` groups (K-means on their embeddings):
+        the largest keeps the number, the others become new clusters; one step to undo. Returns
+        the clusters of the parts ([] when the run cannot be corrected).
+
+        Raises:
+            ValueError: the run has no embeddings, or the cluster too few distinct images.
+        """
+        if not self.editable:
+            return []
+        groups = self._run.split_parts(cluster, parts)  # before the undo step: it may refuse
+        made: list[int] = []
+        self._correct(lambda c: made.extend(c.split(cluster, groups, self.n_clusters)))
+        return made
+
     def can_undo(self) -> bool:
         return bool(self._undo)
 

@@ -1,8 +1,9 @@
 """A finished run, loaded from its folder, with the user's corrections applied.
 
 The GUI explores a :class:`RunData`; the command line's ``export`` writes it. Corrections (cluster names,
-merges, images moved between clusters) are kept apart from the model's predictions in
-``corrections.json``, so they can be undone and survive re-exports.
+merges, images moved between clusters, clusters the user made: from a selection or by splitting one)
+are kept apart from the model's predictions in ``corrections.json``, so they can be undone and survive
+re-exports.
 """
 
 from __future__ import annotations
@@ -35,13 +36,19 @@ log = logging.getLogger(__name__)
 class Corrections:
     """The user's edits on top of the predicted clusters.
 
+    The clusters the user made are numbered after the predicted ones: with ``k`` predicted clusters
+    and ``added`` made, there are ``k + added`` (:attr:`RunData.n_clusters`), and the next one made is
+    number ``k + added``. A made cluster emptied later stays, empty (as a predicted one does).
+
     Attributes:
         names: cluster index -> name given by the user.
         moves: image index -> cluster index the user put it in (merges are recorded as moves).
+        added: how many clusters the user made (0 in ``corrections.json`` files older than this).
     """
 
     names: dict[int, str] = field(default_factory=dict)
     moves: dict[int, int] = field(default_factory=dict)
+    added: int = 0
 
     def rename(self, cluster: int, name: str) -> None:
         name = name.strip()
@@ -58,6 +65,27 @@ class Corrections:
         """Moves every image now in ``source`` into ``target``."""
         self.move(np.flatnonzero(assignment == source), target)
 
+    def new_cluster(self, images: np.ndarray | list[int], n_clusters: int) -> int:
+        """Moves ``images`` into a new cluster and returns its number.
+
+        Args:
+            images: the images to put in it.
+            n_clusters: the number of clusters now (predicted and made), which is the new one's number.
+        """
+        new = int(n_clusters)
+        self.added += 1
+        self.move(images, new)
+        return new
+
+    def split(self, cluster: int, parts: list[np.ndarray], n_clusters: int) -> list[int]:
+        """Splits ``cluster`` into ``parts`` (image indices each): the first keeps the cluster's
+        number, each other one becomes a new cluster (numbered from ``n_clusters``, the number of
+        clusters now). Returns the clusters of the parts, in their order."""
+        numbers = [int(cluster)]
+        for part in parts[1:]:
+            numbers.append(self.new_cluster(part, n_clusters + len(numbers) - 1))
+        return numbers
+
     def apply(self, predicted: np.ndarray) -> np.ndarray:
         out = np.array(predicted, dtype=int, copy=True)
         for i, c in self.moves.items():
@@ -69,6 +97,7 @@ class Corrections:
         return {
             "names": {str(k): v for k, v in self.names.items()},
             "moves": {str(k): v for k, v in self.moves.items()},
+            "added": self.added,
         }
 
     @classmethod
@@ -77,7 +106,46 @@ class Corrections:
         return cls(
             names={int(k): str(v) for k, v in data.get("names", {}).items()},
             moves={int(k): int(v) for k, v in data.get("moves", {}).items()},
+            added=_count(data.get("added", 0)),
         )
+
+
+def _count(value: object) -> int:
+    """A whole number of clusters from JSON (not a bool, a fraction or text)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"'added' is {value!r}, not a whole number of clusters")
+    return value
+
+
+def split_members(
+    embeddings: np.ndarray, members: np.ndarray, parts: int, seed: int = 0
+) -> list[np.ndarray]:
+    """Clusters ``members`` again, by K-means on their embeddings, into ``parts`` groups.
+
+    Returns:
+        the groups of image indices (each sorted), largest first: the first is the one that keeps the
+        cluster's number in :meth:`Corrections.split`.
+
+    Raises:
+        ValueError: fewer than two parts asked, or fewer distinct images than parts.
+    """
+    from sklearn.cluster import KMeans  # loaded on first split only
+
+    members = np.asarray(members, dtype=int).ravel()
+    parts = int(parts)
+    if parts < 2:
+        raise ValueError("Split a cluster into two parts or more.")
+    points = np.asarray(embeddings[members], dtype=np.float64)
+    distinct = len(np.unique(points, axis=0)) if len(points) else 0
+    if distinct < parts:
+        raise ValueError(
+            f"This cluster has {distinct} distinct image{'s' * (distinct != 1)}: "
+            f"too few to split into {parts} parts."
+        )
+    labels = KMeans(parts, n_init=4, random_state=int(seed)).fit_predict(points)
+    groups = [members[labels == p] for p in range(parts)]
+    groups = [g for g in groups if len(g)]
+    return sorted(groups, key=lambda g: (-len(g), int(g[0])))
 
 
 @dataclass
@@ -123,8 +191,15 @@ class RunData:
     preview: bool = False
 
     @property
-    def n_clusters(self) -> int:
+    def predicted_clusters(self) -> int:
+        """The clusters the run found (the columns of ``probabilities``)."""
         return int(self.probabilities.shape[1])
+
+    @property
+    def n_clusters(self) -> int:
+        """Every cluster: the run's and those the user made (new ones are numbered after the run's).
+        Everything that counts clusters (tables, colours, accuracy, exports) uses this."""
+        return self.predicted_clusters + self.corrections.added
 
     @property
     def predicted(self) -> np.ndarray:
@@ -177,6 +252,21 @@ class RunData:
                 f"{path} leads outside the image folder {self.image_root}; refused."
             )
         return path
+
+    def split_parts(self, cluster: int, parts: int) -> list[np.ndarray]:
+        """``cluster``'s images (after corrections) clustered again into ``parts`` groups by K-means
+        on their embeddings with the run's seed, largest first (see :func:`split_members`).
+
+        Raises:
+            ValueError: the run kept no embeddings, or the cluster has too few distinct images.
+        """
+        if self.embeddings is None:
+            raise ValueError(
+                "This run folder keeps no embeddings (or they are out of date): a cluster cannot "
+                "be split; run it again to compute them."
+            )
+        members = np.flatnonzero(self.assignment == int(cluster))
+        return split_members(self.embeddings, members, parts, self.config.seed)
 
     def save_corrections(self) -> None:
         write_json(self.paths.corrections, self.corrections.to_dict())
@@ -423,6 +513,11 @@ def _suggested_names(where: Path, k: int) -> dict:
 
 
 def _check_corrections(corrections: Corrections, n: int, k: int, where: Path) -> None:
+    if not 0 <= corrections.added <= n:
+        raise RunFolderError(
+            f"{where} is damaged: it adds {corrections.added} clusters to a run of {n} images."
+        )
+    k += corrections.added
     bad_cluster = [c for c in [*corrections.names, *corrections.moves.values()] if not 0 <= c < k]
     bad_image = [i for i in corrections.moves if not 0 <= i < n]
     if bad_cluster or bad_image:

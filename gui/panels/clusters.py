@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from semclust.gui import palette
+from semclust.gui.dialogs import show_message
 from semclust.gui.panels.neighbours import configure_grid
 from semclust.gui.session import Session
 from semclust.gui.thumbnails import ThumbnailGrid, ThumbnailLoader
@@ -47,8 +48,24 @@ PAGE = 120
 NAME_WIDTH, LABEL_WIDTH = 110, 100
 
 
+class _Item(QTableWidgetItem):
+    """A cell that sorts by its value (kept under UserRole when it shows a text), so that cluster 10
+    comes after cluster 9 and 100% after 50%."""
+
+    def __lt__(self, other: QTableWidgetItem) -> bool:
+        role = Qt.ItemDataRole.UserRole
+        mine, theirs = self.data(role), other.data(role)
+        if mine is None or theirs is None:
+            mine = self.data(Qt.ItemDataRole.DisplayRole) if mine is None else mine
+            theirs = other.data(Qt.ItemDataRole.DisplayRole) if theirs is None else theirs
+        try:
+            return mine < theirs
+        except TypeError:
+            return str(mine) < str(theirs)
+
+
 def _item(value, text: str | None = None) -> QTableWidgetItem:
-    item = QTableWidgetItem()
+    item = _Item()
     item.setData(Qt.ItemDataRole.DisplayRole, value if text is None else text)
     if text is not None:
         item.setData(Qt.ItemDataRole.UserRole, value)
@@ -108,12 +125,17 @@ class ClustersPanel(QWidget):
         self.rename_button = QPushButton("Rename…")
         self.merge_button = QPushButton("Merge into…")
         self.move_button = QPushButton("Move here")
+        self.split_button = QPushButton("Split…")
         self.rename_button.setToolTip("Give the cluster a name; exports use it.")
         self.merge_button.setToolTip("Move every image of this cluster into another one.")
         self.move_button.setToolTip(
             "Move the selected images (map or grids) into this cluster (a correction)."
         )
-        for b in (self.rename_button, self.merge_button, self.move_button):
+        self.split_button.setToolTip(
+            "Cluster this cluster's images again (K-means on their features) into parts: the "
+            "largest keeps the number, the others become new clusters. Undo restores it."
+        )
+        for b in (self.rename_button, self.merge_button, self.move_button, self.split_button):
             buttons.addWidget(b)
         lv.addLayout(buttons)
         split.addWidget(left)
@@ -166,6 +188,7 @@ class ClustersPanel(QWidget):
         self.rename_button.clicked.connect(lambda: self.rename())
         self.merge_button.clicked.connect(lambda: self.merge())
         self.move_button.clicked.connect(lambda: self.move_selection())
+        self.split_button.clicked.connect(lambda: self.split_cluster())
         self.order.currentIndexChanged.connect(lambda: self._show_cluster(self.chosen()))
         self.prev_button.clicked.connect(lambda: self.show_page(self._page - 1))
         self.next_button.clicked.connect(lambda: self.show_page(self._page + 1))
@@ -305,6 +328,7 @@ class ClustersPanel(QWidget):
         self.rename_button.setEnabled(c >= 0)
         self.merge_button.setEnabled(c >= 0 and self.session.n_clusters > 1)
         self.move_button.setEnabled(c >= 0 and len(self.session.selection) > 0)
+        self.split_button.setEnabled(c >= 0 and self.session.editable)
 
     def _on_members_selected(self, images) -> None:
         if len(images):
@@ -338,3 +362,29 @@ class ClustersPanel(QWidget):
         c = self.chosen()
         if c >= 0:
             self.session.move(self.session.selection, c)
+
+    def split_cluster(self, parts: int | None = None, cluster: int | None = None) -> list[int]:
+        """Splits the chosen cluster (or ``cluster``) into ``parts``, asked when not given (2 by
+        default); returns the clusters of the parts ([] when nothing was done)."""
+        c = self.chosen() if cluster is None else int(cluster)
+        s = self.session
+        if c < 0 or not s.editable:
+            return []
+        size = int((s.assignment == c).sum())
+        if parts is None:
+            if size < 2:
+                show_message(self, "Split cluster", f"{s.cluster_name(c)} has too few images.")
+                return []
+            parts, ok = QInputDialog.getInt(
+                self, "Split cluster", f"Split {c}: {s.cluster_name(c)} ({size:,} images) into "
+                "how many parts?", 2, 2, min(size, 50),
+            )  # fmt: skip
+            if not ok:
+                return []
+        try:
+            made = s.split(c, parts)
+        except ValueError as exc:
+            show_message(self, "Cannot split", str(exc), error=True)
+            return []
+        self.choose(c)
+        return made

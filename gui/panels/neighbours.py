@@ -99,10 +99,12 @@ class SelectionPanel(QWidget):
 
     Signals:
         moveRequested(): the user wants to move the selected images to another cluster.
+        newClusterRequested(): the user wants the selected images in a new cluster of their own.
         exportRequested(): the user wants the selected images' labels as a CSV.
     """
 
     moveRequested = Signal()
+    newClusterRequested = Signal()
     exportRequested = Signal()
 
     def __init__(self, session: Session, loader: ThumbnailLoader, parent: QWidget | None = None):
@@ -116,10 +118,15 @@ class SelectionPanel(QWidget):
         self.move_button = QPushButton("Move to…")
         self.move_button.setToolTip("Put the selected images into another cluster (a correction).")
         self.move_button.clicked.connect(self.moveRequested)
+        self.new_button = QPushButton("New cluster")
+        self.new_button.setToolTip(
+            "Put the selected images into a new cluster, numbered after the others (a correction)."
+        )
+        self.new_button.clicked.connect(self.newClusterRequested)
         self.export_button = QPushButton("Export…")
         self.export_button.setToolTip("Write the selected images' paths and clusters to a CSV.")
         self.export_button.clicked.connect(self.exportRequested)
-        for button in (self.move_button, self.export_button):
+        for button in (self.move_button, self.new_button, self.export_button):
             top.addWidget(button)
         top.addStretch(1)
         layout.addLayout(top)
@@ -135,5 +142,6 @@ class SelectionPanel(QWidget):
         sel = self.session.selection
         self.count.setText(f"{len(sel):,} images selected" if len(sel) else "No images selected.")
         self.move_button.setEnabled(bool(len(sel)) and self.session.editable)
+        self.new_button.setEnabled(bool(len(sel)) and self.session.editable)
         self.export_button.setEnabled(bool(len(sel)) and self.session.editable)
         self.grid.set_items(sel)

@@ -1,0 +1,139 @@
+"""A new cluster from a selection (Selection panel, Edit menu) and a cluster split by K-means again:
+the map, the table, the accuracy and the exports count the new clusters; undo takes them back."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QInputDialog
+
+from semclust.core.runfolder.export import read_labels
+from semclust.core.runfolder.results import load_run
+
+
+def _clusters_shown(w) -> set[int]:
+    table = w.clusters.table
+    return {int(table.item(r, 0).data(Qt.ItemDataRole.UserRole)) for r in range(table.rowCount())}
+
+
+def test_a_selection_becomes_a_new_cluster_everywhere(
+    qtbot, window_factory, finished_run, tmp_path
+):
+    w = window_factory()
+    w.open_path(finished_run.paths.root)
+    assert not w.new_cluster_action.isEnabled() and not w.selection.new_button.isEnabled()
+    chosen = [5, 42, 250]
+    w.session.set_selection(chosen)  # what a lasso in the map does
+    assert w.new_cluster_action.isEnabled() and w.selection.new_button.isEnabled()
+    qtbot.mouseClick(w.selection.new_button, Qt.MouseButton.LeftButton)
+
+    assert w.session.n_clusters == 11
+    assert list(np.flatnonzero(w.session.assignment == 10)) == chosen
+    assert _clusters_shown(w) == set(range(11)) and w.clusters.chosen() == 10
+    codes, names = w.scatter._codes()  # the map colours 11 clusters, the new one in the legend
+    assert len(names) == 11 and names[10] == "cluster 10"
+    assert any("cluster 10 (3)" in label.text for _, label in w.scatter.legend.items)
+    assert len(w.session.evaluation()["confusion"]) == 11
+    assert json.loads(finished_run.paths.corrections.read_text())["added"] == 1
+
+    w.clusters.rename("picked by hand")
+    rows = read_labels(w.export_csv(tmp_path / "labels.csv"))
+    assert [i for i, r in enumerate(rows) if r["cluster"] == "10"] == chosen
+    assert {rows[i]["cluster_name"] for i in chosen} == {"picked by hand"}
+    out = tmp_path / "folders"
+    w.export_folders(out)
+    qtbot.waitUntil(lambda: "Copied" in w.statusBar().currentMessage(), timeout=20_000)
+    assert len(list((out / "picked by hand").iterdir())) == 3
+
+    reopened = load_run(finished_run.paths.root)  # saved with the run
+    assert reopened.n_clusters == 11 and reopened.cluster_name(10) == "picked by hand"
+
+
+def test_undo_takes_a_new_cluster_back(qtbot, window_factory, finished_run):
+    w = window_factory()
+    w.open_path(finished_run.paths.root)
+    before = w.session.assignment.copy()
+    w.session.set_selection([1, 2])
+    assert w.new_cluster_from_selection() == 10
+    w.session.set_selection([3])
+    w.new_cluster_action.trigger()
+    assert w.session.n_clusters == 12 and w.session.assignment[3] == 11
+    w.undo_action.trigger()
+    assert w.session.n_clusters == 11 and w.clusters.table.rowCount() == 11
+    w.undo_action.trigger()
+    assert w.session.n_clusters == 10 and _clusters_shown(w) == set(range(10))
+    assert np.array_equal(w.session.assignment, before)
+    assert len(w.scatter._codes()[1]) == 10
+    assert load_run(finished_run.paths.root).n_clusters == 10
+
+
+def test_a_cluster_splits_into_the_parts_asked_and_undo_restores_it(
+    qtbot, window_factory, finished_run, monkeypatch
+):
+    w = window_factory()
+    w.open_path(finished_run.paths.root)
+    before = w.session.assignment.copy()
+    c = int(np.bincount(before).argmax())
+    members = set(np.flatnonzero(before == c).tolist())
+    w.clusters.choose(c)
+    assert w.clusters.split_button.isEnabled()
+    asked = {}
+
+    def get_int(parent, title, label, value, low, high):
+        asked.update(value=value, low=low)
+        return 3, True
+
+    monkeypatch.setattr(QInputDialog, "getInt", get_int)
+    made = w.split_cluster()
+    assert asked == {"value": 2, "low": 2}  # two parts unless the user says otherwise
+    assert made == [c, 10, 11] and w.session.n_clusters == 12
+    assert _clusters_shown(w) == set(range(12)) and len(w.scatter._codes()[1]) == 12
+    parts = [set(np.flatnonzero(w.session.assignment == p).tolist()) for p in made]
+    assert all(parts) and set().union(*parts) == members
+    assert len(parts[0]) >= max(len(parts[1]), len(parts[2]))  # the largest keeps the number
+    others = np.flatnonzero(before != c)
+    assert np.array_equal(w.session.assignment[others], before[others])
+
+    w.undo_action.trigger()  # one step
+    assert np.array_equal(w.session.assignment, before) and w.session.n_clusters == 10
+    assert not w.session.can_undo() and w.clusters.table.rowCount() == 10
+    assert load_run(finished_run.paths.root).corrections.added == 0
+
+
+def test_a_split_is_the_same_twice_and_refused_without_embeddings(
+    qtbot, window_factory, finished_run, monkeypatch
+):
+    w = window_factory()
+    w.open_path(finished_run.paths.root)
+    c = int(np.bincount(w.session.assignment).argmax())
+    w.clusters.choose(c)
+    w.clusters.split_cluster(2)
+    first = w.session.assignment.copy()
+    w.session.undo()
+    w.clusters.split_cluster(2)
+    assert np.array_equal(w.session.assignment, first)  # the run's seed: the same parts
+
+    w.session.undo()
+    w.session.run.embeddings = None
+    shown = []
+    monkeypatch.setattr(
+        "semclust.gui.panels.clusters.show_message",
+        lambda parent, title, text, error=False: shown.append(text),
+    )
+    assert w.clusters.split_cluster(2) == [] and w.session.n_clusters == 10
+    assert "no embeddings" in shown[0] and not w.session.can_undo()
+
+
+def test_the_table_sorts_cluster_numbers_as_numbers(qtbot, window_factory, finished_run):
+    w = window_factory()
+    w.open_path(finished_run.paths.root)
+    w.session.set_selection([1, 2])
+    w.new_cluster_from_selection()
+    table = w.clusters.table
+    rows = [int(table.item(r, 0).data(Qt.ItemDataRole.UserRole)) for r in range(table.rowCount())]
+    assert rows == list(range(11))  # 10 after 9, not after 0
+    table.sortByColumn(3, Qt.SortOrder.AscendingOrder)  # purity: 50% before 100%
+    purity = [table.item(r, 3).data(Qt.ItemDataRole.UserRole) for r in range(table.rowCount())]
+    assert purity == sorted(purity)
