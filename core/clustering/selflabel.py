@@ -12,7 +12,7 @@ import numpy as np
 from keras import ops
 
 from semclust.core.clustering.losses import EPS
-from semclust.core.clustering.scan import ClusterHeads
+from semclust.core.clustering.scan import STEPS_PER_CALL, ClusterHeads
 from semclust.core.config import SelfLabelConfig
 from semclust.core.progress import CancelToken, ProgressCallback, ignore_progress
 from semclust.core.training import fit_stage, steps
@@ -125,7 +125,10 @@ def train_selflabel(
     """
     dataset = ViewDataset(data, views, min(config.batch_size, len(data)), seed)
     model = SelfLabelModel(heads, head, augment, config.threshold)
-    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
+    per_call = STEPS_PER_CALL if heads.backbone is None else 1  # as SCAN's: frozen features
+    model.compile(
+        optimizer=keras.optimizers.Adam(config.learning_rate), steps_per_execution=per_call
+    )
 
     def on_epoch(epoch: int, logs: dict) -> dict:
         probs = heads.probabilities(data)[:, head]
