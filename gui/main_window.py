@@ -1,5 +1,8 @@
 """The main window: composes the panels, menus and toolbar, drag and drop, recent folders.
 
+Its menus are built in :mod:`gui.menus`, its correction and export commands live in
+:class:`gui.review.ReviewCommands`.
+
 It owns no state: the explored run lives in :class:`~gui.session.Session`, the folders and what the run
 folder holds in :class:`~gui.workspace.Workspace`, the work in :class:`~gui.worker.RunController`.
 """
@@ -11,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QIcon, QKeySequence
+from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QIcon
 from PySide6.QtWidgets import (
     QFileDialog,
     QMainWindow,
@@ -21,21 +24,21 @@ from PySide6.QtWidgets import (
 from semclust.gui._core import (
     KChoice,
     RunChoices,
-    export_cluster_folders,
-    export_labels,
     plan_run,
     resource,
     stage_seconds,
 )
 from semclust.gui.dialogs import SkippedDialog, show_message
 from semclust.gui.layout import VerticalScroll, WindowLayout, default_size, make_dock
+from semclust.gui.menus import build_menus
 from semclust.gui.panels.accuracy import AccuracyPanel
 from semclust.gui.panels.choose_k import ChooseKPlot
-from semclust.gui.panels.clusters import ClustersPanel, choose_cluster
+from semclust.gui.panels.clusters import ClustersPanel
 from semclust.gui.panels.neighbours import NeighboursPanel, SelectionPanel
 from semclust.gui.panels.parameters import ParametersPanel
 from semclust.gui.panels.progress import ProgressPanel
 from semclust.gui.panels.scatter import ScatterPanel
+from semclust.gui.review import ReviewCommands
 from semclust.gui.session import Session
 from semclust.gui.tasks import run_in_background
 from semclust.gui.thumbnails import ThumbnailLoader
@@ -45,7 +48,7 @@ from semclust.gui.workspace import Workspace
 MAX_RECENT = 8
 
 
-class MainWindow(QMainWindow):
+class MainWindow(ReviewCommands, QMainWindow):
     """The semclust window.
 
     Args:
@@ -112,7 +115,8 @@ class MainWindow(QMainWindow):
         self.layout_store = WindowLayout(self, self.settings)
         # Qt ignores dock sizes before the first show: see showEvent (unless a saved layout has them).
         self._docks_sized = self.layout_store.restore()
-        self._build_actions()
+        build_menus(self)
+        self._rebuild_recent()
 
         self.params.runRequested.connect(self.start_run)
         self.params.cancelRequested.connect(self.cancel_run)
@@ -184,89 +188,6 @@ class MainWindow(QMainWindow):
         """Every panel shown and docked in its default place, at its default width."""
         self.layout_store.reset()
         self._size_docks()
-
-    def _action(self, text: str, slot, shortcut=None, tip: str = "") -> QAction:
-        action = QAction(text, self)
-        if shortcut is not None:
-            action.setShortcut(QKeySequence(shortcut))
-        action.setStatusTip(tip)
-        action.setToolTip(tip or text)
-        action.triggered.connect(lambda *_: slot())
-        return action
-
-    def _build_actions(self) -> None:
-        self.open_folder_action = self._action("Open image folder…", self.choose_image_folder,
-                                               QKeySequence.StandardKey.Open, "Open a folder of images to cluster.")  # fmt: skip
-        self.open_run_action = self._action("Open run…", self.choose_run_folder, "Ctrl+Shift+O",
-                                            "Explore a previous run without retraining.")  # fmt: skip
-        self.export_csv_action = self._action("Export labels (CSV)…", self.export_csv, "Ctrl+E",
-                                              "Write path, cluster, name, confidence per image.")  # fmt: skip
-        self.export_folders_action = self._action("Export cluster folders…", self.export_folders, None,
-                                                  "Copy the images into one folder per cluster.")  # fmt: skip
-        self.run_action = self._action(
-            "Run", self.start_run, "Ctrl+R", "Start or continue the run."
-        )
-        self.cancel_action = self._action(
-            "Cancel", self.cancel_run, "Esc", "Stop; finished stages are kept."
-        )
-        self.undo_action = self._action(
-            "Undo correction", self.session.undo, QKeySequence.StandardKey.Undo
-        )
-        self.move_action = self._action("Move selection to cluster…", self.move_selection, "Ctrl+M")
-        self.new_cluster_action = self._action(
-            "New cluster from selection", self.new_cluster_from_selection, "Ctrl+Shift+N",
-            "Put the selected images into a new cluster of their own.",
-        )  # fmt: skip
-        self.split_action = self._action(
-            "Split cluster…", self.split_cluster, None,
-            "Cluster a cluster's images again (K-means) into parts; the others become new clusters.",
-        )  # fmt: skip
-        self.export_selection_action = self._action(
-            "Export selection (CSV)…", self.export_selection, None,
-            "Write the labels of the selected images only (box or lasso in the map).",
-        )  # fmt: skip
-        quit_action = self._action("Quit", self.close, QKeySequence.StandardKey.Quit)
-
-        file_menu = self.menuBar().addMenu("&File")
-        file_menu.addActions([self.open_folder_action, self.open_run_action])
-        self.recent_menu = file_menu.addMenu("Open recent")
-        file_menu.addSeparator()
-        file_menu.addActions(
-            [self.export_csv_action, self.export_selection_action, self.export_folders_action]
-        )
-        file_menu.addSeparator()
-        file_menu.addAction(quit_action)
-        edit_menu = self.menuBar().addMenu("&Edit")
-        edit_menu.addActions(
-            [self.undo_action, self.move_action, self.new_cluster_action, self.split_action]
-        )
-        run_menu = self.menuBar().addMenu("&Run")
-        run_menu.addActions([self.run_action, self.cancel_action])
-        view_menu = self.menuBar().addMenu("&View")
-        for i, title in enumerate(self.TABS):
-            view_menu.addAction(
-                self._action(title, lambda i=i: self.tabs.setCurrentIndex(i), f"Ctrl+{i + 1}")
-            )
-        view_menu.addSeparator()
-        for dock in self.docks:
-            action = dock.toggleViewAction()
-            action.setText(f"{dock.windowTitle()} panel")
-            action.setStatusTip(f"Show or close the {dock.windowTitle()} panel.")
-            view_menu.addAction(action)
-        self.restore_layout_action = self._action(
-            "Restore default layout", self.restore_layout, None,
-            "Show every panel again, docked in its default place.",
-        )  # fmt: skip
-        view_menu.addAction(self.restore_layout_action)
-
-        toolbar = self.addToolBar("Main")
-        toolbar.setObjectName("main-toolbar")
-        toolbar.addActions([self.open_folder_action, self.open_run_action])
-        toolbar.addSeparator()
-        toolbar.addActions([self.run_action, self.cancel_action])
-        toolbar.addSeparator()
-        toolbar.addActions([self.export_csv_action, self.export_folders_action])
-        self._rebuild_recent()
 
     # -- opening ----------------------------------------------------------------------------------
     @property
@@ -453,83 +374,6 @@ class MainWindow(QMainWindow):
     def _on_cancelled(self) -> None:
         self.progress.end_run("Stopped. The finished stages are kept: press Run to continue.")
         self.statusBar().showMessage("Stopped. Press Run to continue from the last finished stage.")
-
-    # -- corrections and export -------------------------------------------------------------------
-    def move_selection(self) -> None:
-        if not len(self.session.selection):
-            return
-        target = choose_cluster(self, self.session, f"Move {len(self.session.selection)} images to")
-        if target is not None:
-            self.session.move(self.session.selection, target)
-
-    def new_cluster_from_selection(self) -> int | None:
-        """The selected images in a new cluster (numbered after the others), shown in the table."""
-        count = len(self.session.selection)
-        made = self.session.new_cluster(self.session.selection)
-        if made is not None:
-            self.clusters.choose(made)
-            self.statusBar().showMessage(
-                f"Made cluster {made} of {count:,} images; rename it in the Clusters tab."
-            )
-        return made
-
-    def split_cluster(self, parts: int | None = None, cluster: int | None = None) -> list[int]:
-        """Splits the cluster chosen in the table (else one asked for) into parts (asked)."""
-        if not self.session.editable:
-            return []
-        if cluster is None and self.clusters.chosen() < 0:
-            cluster = choose_cluster(self, self.session, "Split cluster")
-            if cluster is None:
-                return []
-        made = self.clusters.split_cluster(parts, cluster)
-        if made:
-            self.statusBar().showMessage(
-                f"Split cluster {made[0]} into {len(made)}: "
-                + ", ".join(str(c) for c in made) + "."
-            )  # fmt: skip
-        return made
-
-    def export_selection(self, path: Path | None = None) -> Path | None:
-        """The labels of the selected images only (say, a lasso in the map), as a CSV."""
-        if not len(self.session.selection):
-            return None
-        return self.export_csv(path, indices=self.session.selection, name="selection.csv")
-
-    def export_csv(
-        self, path: Path | None = None, indices=None, name: str = "labels_export.csv"
-    ) -> Path | None:
-        run = self.session.run
-        if run is None or not self.session.editable:
-            return None
-        if path is None:
-            chosen, _ = QFileDialog.getSaveFileName(self, "Export labels", str(run.paths.root / name),
-                                                    "CSV (*.csv)")  # fmt: skip
-            if not chosen:
-                return None
-            path = Path(chosen)
-        try:
-            export_labels(run, path, indices)
-        except (OSError, ValueError) as exc:  # ValueError: a CSV inside the image folder, refused
-            self.message("Export failed", str(exc), error=True)
-            return None
-        self.statusBar().showMessage(f"Wrote {path}")
-        return Path(path)
-
-    def export_folders(self, out_dir: Path | None = None) -> None:
-        run = self.session.run
-        if run is None:
-            return
-        if out_dir is None:
-            name = QFileDialog.getExistingDirectory(self, "Export cluster folders (copies)")
-            if not name:
-                return
-            out_dir = Path(name)
-        self.statusBar().showMessage("Copying images…")
-        run_in_background(
-            export_cluster_folders, run, out_dir,
-            on_result=lambda p: self.statusBar().showMessage(f"Copied the images into {p}"),
-            on_error=lambda e: self.message("Export failed", str(e), error=True),
-        )  # fmt: skip
 
     def show_skipped(self) -> None:
         SkippedDialog(self.workspace.skipped, self).open()

@@ -1,0 +1,96 @@
+"""The window's corrections and exports: move the selection, make a new cluster of it, split a
+cluster, export labels (all, or the selection) and per-cluster folders of copies.
+
+A mix-in of :class:`gui.main_window.MainWindow`: it uses the window's session, clusters panel, status bar
+and message box, and keeps the window's own method names (``window.export_csv``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtWidgets import QFileDialog
+
+from semclust.gui._core import export_cluster_folders, export_labels
+from semclust.gui.panels.clusters import choose_cluster
+from semclust.gui.tasks import run_in_background
+
+
+class ReviewCommands:
+    """Corrections and exports of the run shown in the window."""
+
+    def move_selection(self) -> None:
+        if not len(self.session.selection):
+            return
+        target = choose_cluster(self, self.session, f"Move {len(self.session.selection)} images to")
+        if target is not None:
+            self.session.move(self.session.selection, target)
+
+    def new_cluster_from_selection(self) -> int | None:
+        """The selected images in a new cluster (numbered after the others), shown in the table."""
+        count = len(self.session.selection)
+        made = self.session.new_cluster(self.session.selection)
+        if made is not None:
+            self.clusters.choose(made)
+            self.statusBar().showMessage(
+                f"Made cluster {made} of {count:,} images; rename it in the Clusters tab."
+            )
+        return made
+
+    def split_cluster(self, parts: int | None = None, cluster: int | None = None) -> list[int]:
+        """Splits the cluster chosen in the table (else one asked for) into parts (asked)."""
+        if not self.session.editable:
+            return []
+        if cluster is None and self.clusters.chosen() < 0:
+            cluster = choose_cluster(self, self.session, "Split cluster")
+            if cluster is None:
+                return []
+        made = self.clusters.split_cluster(parts, cluster)
+        if made:
+            self.statusBar().showMessage(
+                f"Split cluster {made[0]} into {len(made)}: "
+                + ", ".join(str(c) for c in made) + "."
+            )  # fmt: skip
+        return made
+
+    def export_selection(self, path: Path | None = None) -> Path | None:
+        """The labels of the selected images only (say, a lasso in the map), as a CSV."""
+        if not len(self.session.selection):
+            return None
+        return self.export_csv(path, indices=self.session.selection, name="selection.csv")
+
+    def export_csv(
+        self, path: Path | None = None, indices=None, name: str = "labels_export.csv"
+    ) -> Path | None:
+        run = self.session.run
+        if run is None or not self.session.editable:
+            return None
+        if path is None:
+            chosen, _ = QFileDialog.getSaveFileName(self, "Export labels", str(run.paths.root / name),
+                                                    "CSV (*.csv)")  # fmt: skip
+            if not chosen:
+                return None
+            path = Path(chosen)
+        try:
+            export_labels(run, path, indices)
+        except (OSError, ValueError) as exc:  # ValueError: a CSV inside the image folder, refused
+            self.message("Export failed", str(exc), error=True)
+            return None
+        self.statusBar().showMessage(f"Wrote {path}")
+        return Path(path)
+
+    def export_folders(self, out_dir: Path | None = None) -> None:
+        run = self.session.run
+        if run is None:
+            return
+        if out_dir is None:
+            name = QFileDialog.getExistingDirectory(self, "Export cluster folders (copies)")
+            if not name:
+                return
+            out_dir = Path(name)
+        self.statusBar().showMessage("Copying images…")
+        run_in_background(
+            export_cluster_folders, run, out_dir,
+            on_result=lambda p: self.statusBar().showMessage(f"Copied the images into {p}"),
+            on_error=lambda e: self.message("Export failed", str(e), error=True),
+        )  # fmt: skip
