@@ -36,10 +36,11 @@ from semclust.core.representation.encoders import SquareRoot
 
 #: EfficientNet-Lite2 candidates: the ReLU6 expansions at the start of a stage read the previous
 #: stage's output in a wide, non-negative form (the blocks' own outputs are linear projections).
+#: keras-hub's names (stages 1 to 7); before it built the network: block7/11/15_expand_relu.
 LITE2_MID = (
-    "block7_expand_relu",  # stage 3's input: stage 2's output (48 ch) x6, stride 8
-    "block11_expand_relu",  # stage 4's input: stage 3's output (88 ch) x6, stride 16
-    "block15_expand_relu",  # stage 5's input: stage 4's output (120 ch) x6, stride 16
+    "block4a_expand_activation",  # stage 4's input: stage 3's output (48 ch) x6, stride 8
+    "block5a_expand_activation",  # stage 5's input: stage 4's output (88 ch) x6, stride 16
+    "block6a_expand_activation",  # stage 6's input: stage 5's output (120 ch) x6, stride 16
 )
 IMAGE_SIZE = 96
 
@@ -71,7 +72,7 @@ def lite2_model(
     weights = efficientnet_lite.find_or_convert_weights(cache_dir=cache_dir, download=True)
     base = efficientnet_lite.build_efficientnet_lite2((size, size, 3), weights=weights)
     inputs = keras.Input((size, size, 3))
-    outs = [base.get_layer(name).output for name in layers] + [base.output]
+    outs = [efficientnet_lite.layer_output(base, name) for name in layers] + [base.output]
     many = keras.Model(base.inputs, outs)(efficientnet_lite.preprocess_input(inputs))
     model = keras.Model(inputs, [_pooled(t) for t in many[:-1]] + [many[-1]])
     return model, [f"lite2 mid {name}" for name in layers] + ["lite2 final"]

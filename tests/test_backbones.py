@@ -260,7 +260,7 @@ def test_offline_application_names_the_file_and_falls_back_to_local_mobilenet(of
 def test_offline_prefers_efficientnet_lite2_when_its_weights_are_found(offline, monkeypatch):
     from semclust.core.representation import efficientnet_lite
 
-    converted = offline / "efficientnet_lite2_imagenet.weights.h5"
+    converted = offline / efficientnet_lite.WEIGHTS_NAME
     converted.write_bytes(b"")
     monkeypatch.setattr(efficientnet_lite, "find_or_convert_weights", lambda **kw: converted)
     spec, weights, note = resolve_backbone("siglip_b16", "pretrained")
@@ -271,7 +271,7 @@ def test_offline_prefers_efficientnet_lite2_when_its_weights_are_found(offline, 
 def test_small_grey_images_prefer_a_backbone_with_a_mid_level_layer(offline, monkeypatch):
     from semclust.core.representation import efficientnet_lite
 
-    converted = offline / "efficientnet_lite2_imagenet.weights.h5"
+    converted = offline / efficientnet_lite.WEIGHTS_NAME
     converted.write_bytes(b"")
     (offline / REGISTRY["mobilenet"].cache_files[1]).write_bytes(b"")
     monkeypatch.setattr(efficientnet_lite, "find_or_convert_weights", lambda **kw: converted)

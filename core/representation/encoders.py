@@ -113,11 +113,14 @@ def _application(
     return _mid_features(base, mid_layer, x)
 
 
-def _mid_features(base: keras.Model, mid_layer: str, x):
-    """``base``'s activations at ``mid_layer`` for ``x``, average-pooled and square-rooted."""
-    mid = keras.Model(
-        base.inputs, base.get_layer(mid_layer).output, name=f"{base.name}_to_{mid_layer}"
-    )
+def _mid_features(base: keras.Model, mid_layer: str, x, output=None):
+    """``base``'s activations at ``mid_layer`` for ``x``, average-pooled and square-rooted.
+
+    ``output``: that layer's tensor in ``base``'s graph, where ``base.get_layer`` cannot give it.
+    """
+    if output is None:
+        output = base.get_layer(mid_layer).output
+    mid = keras.Model(base.inputs, output, name=f"{base.name}_to_{mid_layer}")
     pooled = keras.layers.GlobalAveragePooling2D(name="mid_pool")(mid(x))
     return SquareRoot(name="mid_sqrt")(pooled)
 
@@ -138,7 +141,10 @@ def _efficientnet_lite(inputs, weights: str | None, mid_layer: str | None = None
         tuple(inputs.shape[1:]), include_top=False, pooling="avg", weights=weights
     )
     x = efficientnet_lite.preprocess_input(inputs)
-    return base(x) if mid_layer is None else _mid_features(base, mid_layer, x)
+    if mid_layer is None:
+        return base(x)
+    # keras-hub's layers: the mid layer can be inside a block's layer (layer_output computes it)
+    return _mid_features(base, mid_layer, x, efficientnet_lite.layer_output(base, mid_layer))
 
 
 def _keras_hub(spec: BackboneSpec, inputs, weights: str | None):
