@@ -4,17 +4,15 @@
 projection, a K-means preview, the clustering (SCAN's heads, another method, or the best of several),
 self-labelling and the report. Each stage records a fingerprint of its inputs and
 settings in ``stages.json``; a stage whose fingerprint and artefacts are already there is skipped, so an
-interrupted run continues and changing a SCAN setting does not retrain the representation.
+interrupted run continues and changing a SCAN setting does not retrain the representation. What each
+stage computes is in :mod:`semclust.core.stage_work`; this module orders the stages and guards the folder.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import functools
 import hashlib
 import platform
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -22,17 +20,6 @@ import keras
 import numpy as np
 
 from semclust.core.choices import default_image_size
-from semclust.core.clustering.classic import kmeans_probabilities
-from semclust.core.clustering.methods import (
-    AUTO_CANDIDATES,
-    CRITERION,
-    Candidate,
-    Inputs,
-    Selection,
-    cluster_candidates,
-)
-from semclust.core.clustering.scan import ClusterHeads, ScanResult, train_scan
-from semclust.core.clustering.selflabel import train_selflabel
 from semclust.core.config import RunConfig, fingerprint, trains_scan
 from semclust.core.images import (
     FolderSurvey,
@@ -43,22 +30,8 @@ from semclust.core.images import (
     survey_folder,
     typical_side,
 )
-from semclust.core.metrics import cluster_summary, evaluate
-from semclust.core.naming.names import names_to_json
-from semclust.core.naming.suggest import suggest_names
-from semclust.core.neighbours import mine_neighbours, neighbour_purity
 from semclust.core.progress import CancelToken, Progress, ProgressCallback, ignore_progress
-from semclust.core.projection import umap_2d
-from semclust.core.representation.augment import StrongAugment, ViewAugment
 from semclust.core.representation.backbones import feature_layer, get_spec, resolve_backbone
-from semclust.core.representation.encoders import build_encoder
-from semclust.core.representation.pretrained import download_progress
-from semclust.core.representation.simclr import (
-    embed_frozen,
-    feature_size,
-    l2_normalise,
-    train_simclr,
-)
 from semclust.core.runfolder import artefacts as io
 from semclust.core.runfolder.artefacts import RunFolderError, RunPaths, is_inside
 from semclust.core.runfolder.export import export_labels
@@ -69,16 +42,13 @@ from semclust.core.runfolder.stages import (
     set_aside_damaged_corrections,
     write_images,
 )
+from semclust.core.stage_work import StageWork
 from semclust.core.training import (
-    predict_batches,
     quiet_backend,
-    seed_everything,
     use_all_devices,
 )
 
 __all__ = ["InputError", "run_pipeline"]
-
-PROTOTYPES_PER_CLUSTER = 25
 
 
 def run_pipeline(
@@ -121,7 +91,8 @@ def run_pipeline(
         try:  # one run at a time in a run folder (the command line's or the app's)
             held.enter_context(io.run_folder_lock(paths))
         except (RunFolderError, OSError) as exc:  # OSError: made read-only since its last run
-            io.release_run_folder(paths, claimed)
+            if not (paths.root / io.LOCK).exists():  # else the run holding it owns the folder now
+                io.release_run_folder(paths, claimed)
             message = str(exc) if isinstance(exc, RunFolderError) else _unwritable(out, exc)
             raise InputError(message) from None
         leftovers = io.remove_leftovers(paths)  # of a run killed while writing
@@ -167,7 +138,7 @@ def run_pipeline(
         stages.record.mark_done("ingest", fp_ingest, stages.last_seconds)  # for stage_seconds
         fp_pretext = fingerprint(fp_ingest, config.encoder, config.pretext, config.seed)
         fp_neigh = fingerprint(fp_pretext, config.neighbours)
-        ctx = _Context(config, data, paths, progress, cancel, cache_dir)
+        ctx = StageWork(config, data, paths, progress, cancel, cache_dir)
         keep_own_checkpoint(paths, fp_pretext)
         stages.run(
             "pretext",
@@ -211,366 +182,6 @@ def run_pipeline(
         stages.record.mark_done("report", fp_self, stages.last_seconds)
         export_labels(load_run(out), paths.labels_csv)
         return load_run(out)
-
-
-@dataclasses.dataclass
-class _Context:
-    """The state shared by the stages of one run; each method is one stage."""
-
-    config: RunConfig
-    data: IngestResult
-    paths: RunPaths
-    progress: ProgressCallback
-    cancel: CancelToken | None
-    cache_dir: str | Path | None = None
-
-    # --- stages -----------------------------------------------------------------------------
-    def pretext(self) -> None:
-        cfg, images = self.config, self.data.images
-        seed_everything(cfg.seed)
-        spec = get_spec(cfg.encoder.backbone)
-        with download_progress(spec, cfg.encoder.weights, self.progress, "pretext", self.cache_dir):
-            encoder = build_encoder(cfg.encoder, cfg.ingest.image_size, cfg.seed, self.cache_dir)
-        if cfg.pretext.epochs > 0:
-            result = train_simclr(
-                images,
-                encoder,
-                cfg.pretext,
-                self.data.is_grey,
-                cfg.seed,
-                checkpoint=self.paths.pretext_checkpoint,
-                checkpoint_state=self.paths.pretext_checkpoint_state,
-                progress=self.progress,
-                cancel=self.cancel,
-            )
-            io.save_array(self.paths.embeddings, result.embeddings)
-        io.save_weights(self.paths.encoder_weights, encoder)
-        # Features (and a frozen backbone's embeddings) go straight to files: 4 GB each at 1M x 1024.
-        shape = (len(images), feature_size(encoder, images))
-        with io.array_file(self.paths.features, shape) as features:
-            embed_frozen(encoder, images, self.cancel, out=features)
-            if cfg.pretext.epochs == 0:
-                with io.array_file(self.paths.embeddings, shape) as embeddings:
-                    l2_normalise(features, out=embeddings)
-        for stale in (
-            self.paths.pretext_checkpoint,
-            self.paths.pretext_checkpoint_state,
-            self.paths.pretext_checkpoint_owner,
-        ):
-            stale.unlink(missing_ok=True)
-
-    def neighbours(self) -> None:
-        embeddings = np.load(self.paths.embeddings, mmap_mode="r")
-        nb = mine_neighbours(
-            embeddings,
-            self.config.neighbours.k,
-            self.config.neighbours.batch_size,
-            self.progress,
-            self.cancel,
-        )
-        io.save_array(self.paths.neighbours, nb)
-
-    def choose_k(self) -> None:
-        """The number of clusters, chosen without labels over ``config.auto_clusters``."""
-        from semclust.core.clustering.choose_k import choose_clusters
-
-        try:
-            choice = choose_clusters(
-                self.inputs, self.config.auto_clusters, self.config.seed, self.progress, self.cancel
-            )
-        except ValueError as exc:  # too few images for the range
-            raise InputError(str(exc)) from None
-        io.write_json(self.paths.choose_k, choice.to_dict())
-
-    def preview(self) -> None:
-        """K-means on the embeddings: seconds, shown while the clustering stage runs, and reused as
-        that stage's ``kmeans``."""
-        self.progress(Progress("preview", "progress", 0, 1, message="K-means on the embeddings"))
-        probs = kmeans_probabilities(
-            np.load(self.paths.embeddings, mmap_mode="r"), self.config.clusters, self.config.seed
-        )
-        io.save_array(self.paths.preview, probs)
-
-    def clustering(self) -> None:
-        """The clustering stage: SCAN, another method of the registry, or ``auto``: the registry's
-        candidates (with SCAN's heads where :func:`trains_scan`), the best kept by a label-free
-        criterion (:mod:`.clustering.methods`)."""
-        method = self.config.method
-        if method not in ("scan", "auto"):
-            self._other_method()
-            return
-        summary, given = {}, {}
-        if trains_scan(self.config):
-            start = time.perf_counter()
-            result = self._train_scan()
-            summary = {"best_head": result.best_head, "head_losses": result.losses}
-            given["scan"] = Candidate(result.probabilities, time.perf_counter() - start)
-        else:
-            self.paths.scan_weights.unlink(missing_ok=True)  # no SCAN heads in this run
-        if method == "scan":
-            probabilities = given["scan"].probabilities
-        else:
-            selection = self._candidates(AUTO_CANDIDATES, given)
-            probabilities = selection.best.probabilities
-            summary["selection"] = selection.summary()
-            self.progress(Progress("clustering", "progress", 1, 1, message=(
-                f"kept {selection.chosen} ({CRITERION} {selection.best.scores[CRITERION]:.3f}; "
-                + ", ".join(f"{n} {c.scores[CRITERION]:.3f}" for n, c in selection.candidates.items()
-                            if n != selection.chosen) + ")"
-            )))  # fmt: skip
-        io.save_array(self.paths.clustering_probabilities, probabilities)
-        io.write_json(self.paths.clustering_summary, summary)
-
-    def _train_scan(self) -> ScanResult:
-        """SCAN's heads on this run's representation; their weights are saved in the run folder."""
-        cfg = self.config
-        seed_everything(cfg.seed + 1)
-        heads, data = self._heads(load=False)
-        augment = (
-            ViewAugment(cfg.pretext.augment, self.data.is_grey, seed=cfg.seed + 1)
-            if heads.backbone is not None
-            else None
-        )
-        views = None
-        # Views only help an encoder trained to be invariant to them (SimCLR); an ImageNet backbone's
-        # features of SimCLR crops drift from the clean ones (digits, frozen MobileNet: ACC fell).
-        if heads.backbone is None and cfg.scan.views > 0 and cfg.pretext.epochs > 0:
-            aug = ViewAugment(cfg.pretext.augment, self.data.is_grey, seed=cfg.seed + 1)
-            views = np.concatenate(
-                [
-                    data[None].astype(np.float16),
-                    self._augmented_features(aug, cfg.scan.views, "clustering"),
-                ]
-            )
-        result = train_scan(
-            data,
-            np.load(self.paths.neighbours),
-            heads,
-            cfg.scan,
-            cfg.seed,
-            augment,
-            self.progress,
-            self.cancel,
-            views,
-        )
-        io.save_weights(self.paths.scan_weights, heads)
-        return result
-
-    def _candidates(self, methods, given=None) -> Selection:
-        """The registry's ``methods`` on this run's features, embeddings and neighbours (``kmeans``
-        is the preview's)."""
-        given = dict(given or {})
-        if "kmeans" in methods:
-            given["kmeans"] = Candidate(np.load(self.paths.preview), 0.0)
-            methods = [m for m in methods if m != "kmeans"]
-
-        def report(name: str, i: int, count: int) -> None:
-            if self.cancel is not None:
-                self.cancel.raise_if_cancelled()
-            self.progress(
-                Progress("clustering", "progress", i, count, message=f"{name} on the features")
-            )
-
-        return cluster_candidates(
-            self.inputs, self.config.clusters, self.config.seed, methods, report, given
-        )
-
-    @functools.cached_property
-    def inputs(self) -> Inputs:
-        """The clustering methods' inputs; the reduced map is computed once for the whole run."""
-        return Inputs(
-            np.load(self.paths.features, mmap_mode="r"),
-            np.load(self.paths.embeddings, mmap_mode="r"),
-            np.load(self.paths.neighbours),
-            self.config.seed,
-        )
-
-    def selflabel(self) -> None:
-        cfg = self.config
-        self._set_aside_corrections()
-        clustered = np.load(self.paths.clustering_probabilities)
-        summary = io.read_json(self.paths.clustering_summary)
-        chosen = (summary.get("selection") or {}).get("chosen", "scan")
-        if cfg.selflabel.enabled and chosen != "scan":
-            self.progress(Progress("selflabel", "progress", 0, 0, message=(
-                f"self-labelling refines SCAN's heads; this run kept {chosen}'s clusters: skipped"
-            )))  # fmt: skip
-        if not cfg.selflabel.enabled or chosen != "scan":
-            io.save_array(self.paths.probabilities, clustered)
-            self.paths.classifier_weights.unlink(missing_ok=True)
-            return
-        seed_everything(cfg.seed + 2)
-        heads, data = self._heads(load=True)
-        best = summary["best_head"]
-        strong = StrongAugment(cfg.selflabel.augment, self.data.is_grey, seed=cfg.seed + 2)
-        views = None
-        if heads.backbone is None:  # frozen backbone: train on features of strongly augmented views
-            views = self._augmented_features(strong, cfg.selflabel.views, "selflabel")
-            strong = None
-        probs = train_selflabel(
-            data, heads, best, cfg.selflabel, cfg.seed, views, strong, self.progress, self.cancel
-        )
-        io.save_weights(self.paths.classifier_weights, heads)
-        io.save_array(self.paths.probabilities, probs)
-
-    def projection(self) -> None:
-        self.progress(Progress("projection", "progress", 0, 1, message="computing UMAP"))
-        io.save_array(
-            self.paths.umap,
-            umap_2d(
-                np.load(self.paths.embeddings, mmap_mode="r"),
-                self.config.projection,
-                self.config.seed,
-                neighbours=np.load(self.paths.neighbours),
-            ),
-        )
-
-    def report(self) -> None:
-        probs = np.load(self.paths.probabilities)
-        k = probs.shape[1]
-        assignment, confidence = probs.argmax(axis=1), probs.max(axis=1)
-        labels = self.data.labels
-        prototypes = {}
-        for c in range(k):
-            members = np.flatnonzero(assignment == c)
-            prototypes[str(c)] = members[np.argsort(-confidence[members], kind="stable")][
-                :PROTOTYPES_PER_CLUSTER
-            ].tolist()
-        io.write_json(self.paths.prototypes, prototypes)
-        names, naming_note = suggest_names(
-            self.config,
-            np.load(self.paths.features, mmap_mode="r"),
-            assignment,
-            {int(c): members for c, members in prototypes.items()},
-        )
-        io.write_json(self.paths.names, names_to_json(names))
-        if naming_note:  # said, never silent: which backbone can name clusters
-            self.progress(Progress("report", "progress", message=naming_note))
-        stage_record = io.read_json(self.paths.stages, {}) or {}
-        stage_record.pop("report", None)  # an earlier report's
-        metrics = {
-            "n_images": len(assignment),
-            "n_skipped": len(self.data.skipped),
-            "clusters": k,
-            "clusters_used": int(len(np.unique(assignment))),
-            "stage_seconds": {s: v.get("seconds") for s, v in stage_record.items()},
-            "per_cluster": [
-                s.to_dict() for s in cluster_summary(assignment, k, labels, confidence)
-            ],
-        }
-        summary = io.read_json(self.paths.clustering_summary, {}) or {}
-        metrics["scan_best_head"] = summary.get("best_head")
-        metrics["method"] = self.config.method
-        metrics["method_kept"] = (summary.get("selection") or {}).get("chosen", self.config.method)
-        if self.config.auto_clusters is not None:
-            metrics["auto_clusters"] = {
-                "range": list(self.config.auto_clusters), "chosen": k,
-                "picked": self.config.picked_clusters is not None,
-            }  # fmt: skip
-        if labels is not None:
-            metrics["neighbour_purity"] = neighbour_purity(np.load(self.paths.neighbours), labels)
-            metrics.update(evaluate(labels, assignment, k))
-            if self.config.selflabel.enabled:
-                before = evaluate(
-                    labels, np.load(self.paths.clustering_probabilities).argmax(axis=1), k
-                )
-                metrics["before_selflabel"] = {m: before[m] for m in ("acc", "nmi", "ari")}
-        io.write_json(self.paths.metrics, metrics)
-
-    # --- helpers ------------------------------------------------------------------------------
-    def _other_method(self) -> None:
-        """The clustering stage with one method of the registry, or DEC, instead of SCAN."""
-        cfg = self.config
-        if cfg.method == "dec":
-            probs = self._dec()
-        else:
-            try:
-                probs = self._candidates([cfg.method]).best.probabilities
-            except ValueError as exc:  # Ward on too many images
-                raise InputError(str(exc)) from None
-        self.paths.scan_weights.unlink(missing_ok=True)  # no SCAN heads in this run
-        io.save_array(self.paths.clustering_probabilities, probs)
-        io.write_json(self.paths.clustering_summary, {"method": cfg.method})
-
-    def _dec(self) -> np.ndarray:
-        from semclust.core.clustering.dec import DECConfig, train_dec
-
-        def as_clustering(event: Progress) -> None:  # DEC's events shown as the clustering stage's
-            self.progress(dataclasses.replace(event, stage="clustering"))
-
-        # Standardised features: with the paper's single scale DEC put all 600 digits into one
-        # cluster on from-scratch SimCLR features (standardised: ACC 0.663, 10 clusters).
-        dec = DECConfig(normalise="standardise")
-        features = np.load(self.paths.features, mmap_mode="r")
-        return train_dec(
-            features, self.config.clusters, dec, self.config.seed, progress=as_clustering,
-            cancel=self.cancel,
-        ).probabilities  # fmt: skip
-
-    def _set_aside_corrections(self) -> None:
-        """New clusters make the user's edits of the old ones meaningless; keep them, but apart."""
-        if self.paths.corrections.exists():
-            stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-            self.paths.corrections.replace(self.paths.root / f"corrections.before-{stamp}.json")
-
-    def _encoder(self) -> keras.Model:
-        """The representation stage's encoder, restored from the run folder (no download)."""
-        cfg = self.config
-        encoder = build_encoder(
-            dataclasses.replace(cfg.encoder, weights=None), cfg.ingest.image_size, cfg.seed
-        )
-        io.load_weights(encoder, self.paths.encoder_weights)
-        return encoder
-
-    def _heads(self, load: bool) -> tuple[ClusterHeads, np.ndarray]:
-        """Clustering heads on the frozen features or on the images (when the encoder is updated)."""
-        cfg = self.config
-        features = np.load(self.paths.features, mmap_mode="r")
-        if cfg.scan.update_encoder:
-            heads = ClusterHeads(
-                cfg.clusters,
-                cfg.scan.heads,
-                backbone=self._encoder(),
-                seed=cfg.seed,
-                hidden=cfg.scan.hidden,
-            )
-            data = self.data.images
-        else:
-            heads = ClusterHeads(
-                cfg.clusters, cfg.scan.heads, seed=cfg.seed, hidden=cfg.scan.hidden
-            )
-            data = features
-        heads.adapt(features)
-        heads(data[:2])  # build
-        if load:
-            io.load_weights(heads, self.paths.scan_weights)
-        return heads, data
-
-    def _augmented_features(
-        self, augment: keras.layers.Layer, n_views: int, stage: str
-    ) -> np.ndarray:
-        """(n_views, N, F) float16 features of randomly augmented images, from the frozen encoder."""
-        encoder = self._encoder()
-        model = AugmentedEncoder(augment, encoder)
-        views = []
-        for v in range(n_views):
-            self.progress(
-                Progress(stage, "progress", v, n_views, message="features of augmented views")
-            )
-            feats = predict_batches(model.predict_on_batch, self.data.images, 256, self.cancel)
-            views.append(feats.astype(np.float16))
-        return np.stack(views)
-
-
-class AugmentedEncoder(keras.Model):
-    """Applies a random augmentation, then the frozen encoder (for precomputed augmented features)."""
-
-    def __init__(self, augment, encoder, **kwargs):
-        super().__init__(**kwargs)
-        self.augment, self.encoder = augment, encoder
-
-    def call(self, x, training=False):
-        return self.encoder(self.augment(x, training=True), training=False)
 
 
 def _unwritable(out: Path, exc: OSError) -> str:

@@ -11,6 +11,7 @@ from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score
 
 from semclust.core.clustering import classic
+from semclust.core.clustering.methods import AUTO_CANDIDATES
 from semclust.core.config import RunConfig
 from semclust.core.metrics import evaluate
 from semclust.core.runfolder.artefacts import RunPaths
@@ -83,7 +84,7 @@ def test_methods_in_a_run_reuse_the_representation(tmp_path, digits_folder):
     assert preview.preview and preview.probabilities.shape == (600, 10)
     # The default method, auto: SCAN's heads and the alternatives, one kept without labels.
     selection = json.loads(RunPaths(out).clustering_summary.read_text())["selection"]
-    assert set(selection["candidates"]) == {"scan", "kmeans", "ward", "umap_gmm"}
+    assert set(selection["candidates"]) == {"scan", *AUTO_CANDIDATES}
     best = max(selection["candidates"].items(), key=lambda kv: kv[1]["modularity"])[0]
     assert selection["chosen"] == best
     assert RunPaths(out).scan_weights.is_file()
