@@ -224,7 +224,12 @@ class MainWindow(ReviewCommands, QMainWindow):
             return
         finished = self.workspace.open_run(run_dir)
         self._add_recent(self.workspace.run_dir)
-        if finished and self.session.run is not None:
+        if self.workspace.open_problem:  # the message box says which file and why
+            self.statusBar().showMessage(
+                f"Could not open the run in {self.workspace.run_dir}: "
+                + self.workspace.open_problem.splitlines()[0]
+            )  # fmt: skip
+        elif finished and self.session.run is not None:
             self.tabs.setCurrentWidget(self.scatter)
             self.statusBar().showMessage(f"Opened run {self.workspace.run_dir}.")
         elif self.image_folder is not None:

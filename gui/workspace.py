@@ -58,6 +58,7 @@ class Workspace(QObject):
         self.image_folder: Path | None = None
         self.run_dir: Path | None = None
         self.skipped: list[tuple[str, str]] = []
+        self.open_problem: str | None = None
 
     # -- opening ----------------------------------------------------------------------------------
     @staticmethod
@@ -136,8 +137,10 @@ class Workspace(QObject):
         return root is not None and Path(root).resolve() == self.image_folder
 
     def _read_run_folder(self) -> RunFolderInfo | None:
-        """Emits what the run folder holds: settings, skipped files, a finished run."""
+        """Emits what the run folder holds: settings, skipped files, a finished run. A folder that
+        cannot be read leaves its reason in :attr:`open_problem` (None when it opened)."""
         self.skipped = []
+        self.open_problem = None
         if self.run_dir is None:
             self.skippedChanged.emit(None)
             self.configFound.emit(None)
@@ -147,6 +150,7 @@ class Workspace(QObject):
         except RunFolderError as exc:
             self.skippedChanged.emit(None)
             self.configFound.emit(None)
+            self.open_problem = str(exc)
             self.problem.emit("Cannot open run", str(exc))
             return None
         self.skipped = info.skipped or []
@@ -156,5 +160,6 @@ class Workspace(QObject):
             try:
                 self.runFound.emit(load_run(self.run_dir))
             except (OSError, ValueError) as exc:
+                self.open_problem = str(exc)
                 self.problem.emit("Cannot open run", f"{self.run_dir}: {exc}")
         return info

@@ -103,3 +103,20 @@ def test_picking_a_k_on_the_curve_reclusters_with_it(qtbot, window_factory, fini
         w.k_plot.kPicked.emit(7)
     assert seen and seen[-1].auto_clusters == (2, 12) and seen[-1].picked_clusters == 7
     assert w.params.choices().use_k == 7
+
+
+def test_a_damaged_map_is_said_in_the_status_bar_and_the_run_is_not_shown(
+    qtbot, window_factory, finished_run
+):
+    import numpy as np
+
+    paths = RunPaths(finished_run.paths.root)
+    umap = np.load(paths.umap)
+    umap[3] = np.nan
+    np.save(paths.umap, umap)
+    w = window_factory()
+    w.open_path(finished_run.paths.root)
+    status = w.statusBar().currentMessage()
+    assert w.session.run is None
+    assert status.startswith("Could not open the run") and "umap.npy is damaged" in status
+    assert "umap.npy" in w.last_message.text()
