@@ -9,7 +9,7 @@ a frozen pretrained backbone runs at the same image size whether it was asked fo
 or in the window. A new run parameter is a field of its stage's config and one declared field here.
 
 Example:
-    >>> cfg = build_config(RunChoices(representation=FROZEN, weights="imagenet"))
+    >>> cfg = build_config(RunChoices(representation=FROZEN, weights="pretrained"))
     >>> (cfg.encoder.backbone, cfg.pretext.epochs, cfg.ingest.image_size)
     ('mobilenet', 0, 96)
 """
@@ -172,11 +172,11 @@ class RunChoices:
     )  # fmt: skip
     weights: str | None = param(
         None, "--weights", "Weights",
-        "'pretrained' (or 'imagenet': downloaded once and cached; the default of a pretrained "
-        f"backbone), a local weights file, or '{NO_WEIGHTS}': a random initialisation, trained "
-        "from scratch.",
+        "'pretrained' (the backbone's own weights, downloaded once and cached; the default of a "
+        f"pretrained backbone; 'imagenet' says the same), a local weights file, or '{NO_WEIGHTS}': a "
+        "random initialisation, trained from scratch.",
         config="encoder.weights", derived=True, browse="Keras weights (*.h5)",
-        placeholder="imagenet", when=_pretrained,
+        placeholder="pretrained", when=_pretrained,
     )  # fmt: skip
     image_size: int | None = param(
         None, "--image-size", "Image size",
@@ -372,7 +372,7 @@ def build_config(
         "auto_clusters": tuple(choices.clusters_range) if auto else None,
         "picked_clusters": choices.use_k if auto else None,
         "encoder.backbone": backbone,
-        "encoder.weights": (choices.weights or "imagenet") if pretrained else None,
+        "encoder.weights": (choices.weights or "pretrained") if pretrained else None,
         "ingest.image_size": choices.image_size
         or default_image_size(backbone, pretrained, image_side),
         "pretext.epochs": pretext_epochs,

@@ -89,8 +89,9 @@ class EncoderConfig:
         backbone: a name of :data:`BACKBONES` (core/representation/backbones.py: ``resnet_small`` from scratch,
             ``mobilenet``, ``efficientnet_lite2``, EfficientNetV2, ConvNeXt, DINOv2, CLIP, SigLIP...), or a
             keras-hub preset id, ``hf://`` id or local preset folder.
-        weights: ``None`` for random initialisation, ``"pretrained"`` (or ``"imagenet"``) for the
-            backbone's own pretrained weights (downloaded once and cached), or a local weights file.
+        weights: ``None`` for random initialisation, ``"pretrained"`` for the backbone's own
+            pretrained weights (downloaded once and cached), or a local weights file. ``"imagenet"``,
+            keras.applications' word for the same, is accepted and stored as ``"pretrained"``.
         width: base number of filters of ``resnet_small``.
         layer: where frozen features are read: ``final`` (the pooled last layer), ``mid`` (the
             backbone's mid-level layer, pooled and square-rooted: for small grey images such as digits
@@ -102,6 +103,10 @@ class EncoderConfig:
     weights: str | None = None
     width: int = 32
     layer: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.weights == "imagenet":  # one word for one meaning, whatever the user typed
+            object.__setattr__(self, "weights", "pretrained")
 
 
 @dataclass(frozen=True)

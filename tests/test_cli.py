@@ -116,9 +116,9 @@ def test_naming_a_pretrained_backbone_means_its_pretrained_weights():
 
     lite = cfg("--backbone", "efficientnet_lite2")
     assert (lite.encoder.backbone, lite.encoder.weights, lite.pretext.epochs) == (
-        "efficientnet_lite2", "imagenet", 0)  # fmt: skip
+        "efficientnet_lite2", "pretrained", 0)  # fmt: skip
     tuned = cfg("--backbone", "mobilenet", "--pretext-epochs", "5")
-    assert (tuned.encoder.weights, tuned.pretext.epochs) == ("imagenet", 5)  # fine-tuned
+    assert (tuned.encoder.weights, tuned.pretext.epochs) == ("pretrained", 5)  # fine-tuned
     small = cfg("--backbone", "resnet_small")  # has no pretrained weights: from scratch
     assert (small.encoder.weights, small.pretext.epochs) == (None, RunConfig().pretext.epochs)
 
@@ -176,7 +176,7 @@ def test_the_command_line_says_why_its_default_representation_in_the_windows_wor
     frozen = ["run", str(digits_folder), "--out", "r", "--representation", "frozen"]
     assert cli.folder_plan(cli._parser().parse_args(frozen)).config == plan.config
     mobilenet = cli.folder_plan(cli._parser().parse_args([*frozen, "--backbone", "mobilenet"]))
-    assert not mobilenet.uses_default and mobilenet.config.encoder.weights == "imagenet"
+    assert not mobilenet.uses_default and mobilenet.config.encoder.weights == "pretrained"
     scratch = cli.folder_plan(cli._parser().parse_args(["run", "f", "--out", "r",
                                                         "--representation", "scratch"]))  # fmt: skip
     assert scratch.config.encoder.backbone == "resnet_small" and not scratch.uses_default

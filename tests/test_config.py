@@ -43,3 +43,11 @@ def test_fingerprints_follow_only_their_settings():
 def test_validation_messages(changes, message):
     with pytest.raises(ValueError, match=message):
         RunConfig().replace(**changes).validate()
+
+
+def test_imagenet_and_pretrained_are_one_word_in_a_config():
+    from semclust.core.config import EncoderConfig
+
+    assert EncoderConfig(backbone="mobilenet", weights="imagenet").weights == "pretrained"
+    old = RunConfig().replace(**{"encoder.backbone": "mobilenet", "encoder.weights": "imagenet"})
+    assert RunConfig.from_dict(old.to_dict()).encoder.weights == "pretrained"

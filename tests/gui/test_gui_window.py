@@ -234,7 +234,7 @@ def test_pretrained_representation_picks_a_backbone_that_has_weights(qtbot, wind
     assert params.backbone.currentText() == "mobilenet"
     cfg = params.config()
     cfg.validate()  # resnet_small with weights would be refused
-    assert (cfg.encoder.weights, cfg.pretext.epochs) == ("imagenet", 0)
+    assert (cfg.encoder.weights, cfg.pretext.epochs) == ("pretrained", 0)
 
 
 def test_a_first_use_download_shows_its_megabytes(qtbot, window_factory):
