@@ -90,7 +90,7 @@ class StageWork:
         # Features (and a frozen backbone's embeddings) go straight to files: 4 GB each at 1M x 1024.
         shape = (len(images), feature_size(encoder, images))
         with io.array_file(self.paths.features, shape) as features:
-            embed_frozen(encoder, images, self.cancel, out=features)
+            embed_frozen(encoder, images, self.cancel, out=features, on_batch=self._features_done)
             if cfg.pretext.epochs == 0:
                 with io.array_file(self.paths.embeddings, shape) as embeddings:
                     l2_normalise(features, out=embeddings)
@@ -100,6 +100,9 @@ class StageWork:
             self.paths.pretext_checkpoint_owner,
         ):
             stale.unlink(missing_ok=True)
+
+    def _features_done(self, done: int, total: int) -> None:
+        self.progress(Progress("pretext", "progress", done, total, message="features"))
 
     def neighbours(self) -> None:
         embeddings = np.load(self.paths.embeddings, mmap_mode="r")

@@ -153,9 +153,11 @@ def predict_batches(
     batch_size: int = 256,
     cancel: CancelToken | None = None,
     out: np.ndarray | None = None,
+    on_batch: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
     """Applies ``fn`` to ``data`` in batches; the results fill one array (``out`` when given, for
-    example a memory-mapped file, else a new one of the first batch's dtype).
+    example a memory-mapped file, else a new one of the first batch's dtype). ``on_batch(done,
+    total)`` is called after each batch (progress).
 
     Over several devices (:func:`use_all_devices`) each batch is padded to a multiple of their number
     and the padding's results are dropped. Under JAX, which compiles once per batch shape (seconds for
@@ -173,6 +175,8 @@ def predict_batches(
         if out is None:
             out = np.empty((len(data), *result.shape[1:]), dtype=result.dtype)
         out[start : start + len(batch)] = result
+        if on_batch is not None:
+            on_batch(start + len(batch), len(data))
     return out
 
 

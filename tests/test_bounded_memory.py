@@ -58,3 +58,11 @@ def test_array_file_appears_only_when_complete(tmp_path):
         raise RuntimeError("stopped half-way")
     np.testing.assert_array_equal(np.load(path), X + 1)  # the old file is untouched
     assert [p.name for p in tmp_path.iterdir()] == ["features.npy"]  # no temporary left
+
+
+def test_predict_batches_reports_each_batch():
+    seen = []
+    predict_batches(
+        lambda b: b, X, batch_size=16, on_batch=lambda done, total: seen.append((done, total))
+    )
+    assert seen == [(16, 50), (32, 50), (48, 50), (50, 50)]

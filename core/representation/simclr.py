@@ -7,6 +7,7 @@ checkpoint after every epoch so that an interrupted run continues where it stopp
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -256,11 +257,15 @@ def embed_frozen(
     images: np.ndarray,
     cancel: CancelToken | None = None,
     out: np.ndarray | None = None,
+    on_batch: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
-    """Backbone features (not normalised, float32) of un-augmented images, into ``out`` when given."""
+    """Backbone features (not normalised, float32) of un-augmented images, into ``out`` when given;
+    ``on_batch(done, total)`` after each batch."""
     if out is None:
         out = np.empty((len(images), feature_size(encoder, images)), dtype=np.float32)
-    return predict_batches(encoder.predict_on_batch, images, 256, cancel, out=out)
+    return predict_batches(
+        encoder.predict_on_batch, images, 256, cancel, out=out, on_batch=on_batch
+    )
 
 
 def feature_size(encoder: keras.Model, images: np.ndarray) -> int:
