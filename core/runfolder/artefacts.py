@@ -16,6 +16,7 @@ import platform
 import shutil
 import tempfile
 import time
+import tokenize
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,18 +131,26 @@ def claim_run_folder(paths: RunPaths) -> str:
         raise RunFolderError(f"{root} is a file, not a folder; choose a folder for the run.")
     if paths.marker.is_file():
         return "owned"
-    if not root.exists():
+    try:
         root.mkdir(parents=True)
         how = "created"
-    elif all(entry.name in _LITTER for entry in root.iterdir()) or _older_run(paths):
+    except FileExistsError:  # there already, or made this moment by a run started at once
+        if paths.marker.is_file():
+            return "owned"
+        if not (all(_litter(entry.name) for entry in root.iterdir()) or _older_run(paths)):
+            raise RunFolderError(
+                f"{root} already holds files and is not a semclust run folder; choose a new or "
+                "empty folder for the run (nothing was written)."
+            ) from None
         how = "marked"
-    else:
-        raise RunFolderError(
-            f"{root} already holds files and is not a semclust run folder; choose a new or empty "
-            "folder for the run (nothing was written)."
-        )
     write_json(paths.marker, {"app": "semclust", "purpose": "run folder"})
     return how
+
+
+def _litter(name: str) -> bool:
+    """A file that does not make a folder the user's: the system's, or the temporary of a marker
+    whose write was killed (a run killed as it claimed the folder is resumed, not refused)."""
+    return name in _LITTER or name.startswith(f".{MARKER}.")
 
 
 def remove_leftovers(paths: RunPaths) -> list[str]:
@@ -183,6 +192,11 @@ def run_folder_lock(paths: RunPaths) -> Iterator[None]:
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
             holder = _lock_holder(lock)
+            for _ in range(20):  # a lock made this moment may not hold its record yet: wait 1 s
+                if holder is not None:
+                    break
+                time.sleep(0.05)
+                holder = _lock_holder(lock)
             if holder is not None and not _stale(holder):
                 raise RunFolderError(
                     f"{paths.root} is in use by another run (process {holder.get('pid')} on "
@@ -321,6 +335,11 @@ def read_json(path: Path, default: Any = None) -> Any:
         raise RunFolderError(f"{path} is damaged: not UTF-8 text.") from None
 
 
+#: What reading a damaged file raises: NumPy parses a ``.npy`` header with Python's tokenizer (a
+#: damaged header: SyntaxError, TokenError).
+UNREADABLE = (OSError, ValueError, EOFError, SyntaxError, tokenize.TokenError)
+
+
 def load_array(path: Path, default: Any = None) -> Any:
     """A ``.npy`` array (never unpickling objects), ``default`` if the file does not exist.
 
@@ -332,7 +351,7 @@ def load_array(path: Path, default: Any = None) -> Any:
         return default
     try:
         array = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as exc:
+    except UNREADABLE as exc:
         raise RunFolderError(f"{path} is damaged: not a readable array ({exc}).") from None
     if not isinstance(array, np.ndarray) or array.dtype.kind not in "biuf":
         raise RunFolderError(f"{path} is damaged: not a numeric array.")
@@ -379,7 +398,7 @@ def intact(path: Path) -> bool:
         elif path.suffix == ".json":
             read_json(path)
         return path.is_file()
-    except (OSError, ValueError, EOFError):
+    except UNREADABLE:
         return False
 
 

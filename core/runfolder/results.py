@@ -311,7 +311,7 @@ def load_run(
     n = len(image_paths)
     probabilities = _rows(load_array(probs_path), n, probs_path, ndim=2)
     k = probabilities.shape[1]
-    if k < 1 or not np.all(np.isfinite(probabilities)):
+    if k < 1 or probabilities.dtype.kind != "f" or not np.all(np.isfinite(probabilities)):
         raise RunFolderError(f"{probs_path} is damaged: no clusters, or not finite numbers.")
     if probabilities.min() < 0 or probabilities.max() > 1 + 1e-3:
         raise RunFolderError(f"{probs_path} is damaged: probabilities outside 0-1.")
@@ -325,8 +325,16 @@ def load_run(
         corrections = _parse(Corrections.from_dict, read_json(paths.corrections), paths.corrections)
         _check_corrections(corrections, n, k, paths.corrections)
     umap = _rows(load_array(current(paths.umap)), n, paths.umap, ndim=2)
-    if umap is not None and (umap.shape[1] != 2 or not np.all(np.isfinite(umap))):
+    if umap is not None and (
+        umap.shape[1] != 2 or umap.dtype.kind != "f" or not np.all(np.isfinite(umap))
+    ):
         raise RunFolderError(f"{paths.umap} is damaged: not one finite 2-d point per image.")
+    embeddings = _rows(load_array(current(paths.embeddings)), n, paths.embeddings, ndim=2)
+    if embeddings is not None and (
+        embeddings.dtype.kind != "f"
+        or not np.isfinite(embeddings.sum(axis=1, dtype=np.float64)).all()
+    ):  # a row sum in float64: finite exactly when every number is (no (N, D) mask in memory)
+        raise RunFolderError(f"{paths.embeddings} is damaged: not finite numbers.")
     return RunData(
         paths=paths,
         config=config,
@@ -334,7 +342,7 @@ def load_run(
         image_paths=image_paths,
         true_labels=true_labels,
         probabilities=probabilities,
-        embeddings=_rows(load_array(current(paths.embeddings)), n, paths.embeddings, ndim=2),
+        embeddings=embeddings,
         neighbours=neighbours,
         umap=umap,
         prototypes={} if preview else prototypes,
@@ -430,7 +438,7 @@ def _parse(from_dict, data: object, where: Path):
         return from_dict(_mapping(data, where))
     except RunFolderError:
         raise
-    except (TypeError, ValueError, AttributeError) as exc:
+    except (TypeError, ValueError, AttributeError, OverflowError) as exc:
         raise RunFolderError(f"{where} is damaged: {exc}") from None
 
 
@@ -464,10 +472,11 @@ def _indices(array: np.ndarray, n: int, where: Path, what: str) -> None:
 def _prototypes(data: object, n: int, k: int, where: Path) -> dict[int, list[int]]:
     try:
         prototypes = {int(c): [int(i) for i in v] for c, v in _mapping(data, where).items()}
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: Infinity
         raise RunFolderError(f"{where} is damaged: not cluster -> image indices.") from None
     for c, members in prototypes.items():
-        _indices(np.asarray(members, dtype=int), n, where, "image")
+        if not all(0 <= i < n for i in members):  # Python's ints: no overflow converting them
+            raise RunFolderError(f"{where} is damaged: it points at images that do not exist.")
         if not 0 <= c < k:
             raise RunFolderError(f"{where} is damaged: it names cluster {c} of {k}.")
     return prototypes
@@ -484,7 +493,7 @@ def _k_choice(data: object, where: Path) -> dict | None:
             int(data["best"]),
         )
         curves = {str(n): [float(v) for v in c] for n, c in data.get("curves", {}).items()}
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError):  # "curves": null
         raise RunFolderError(f"{where} is damaged: not a choice of k.") from None
     if len(score) != len(ks) or best not in ks or any(len(c) != len(ks) for c in curves.values()):
         raise RunFolderError(f"{where} is damaged: its curves do not match the k tried.")

@@ -49,8 +49,9 @@ class Stages:
             self.progress(Progress(name, "progress", 0, 0, message=(
                 f"{', '.join(damaged)} damaged (cut short?): {name} runs again"
             )))  # fmt: skip
-        # What was made from this stage's artefacts is redone too, even after an interruption.
-        self.record.forget(name, *LATER_STAGES.get(name, ()))
+        # What was made from this stage's artefacts is redone too, even after an interruption; the
+        # report (prototypes, names, metrics) is stale until it is redone for the new clusters.
+        self.record.forget(name, *LATER_STAGES.get(name, ()), "report")
         start = time.perf_counter()
         self.run_always(name, fn)
         self.record.mark_done(name, fp, time.perf_counter() - start)
