@@ -41,3 +41,18 @@ def test_mobilenet_local_weights_match_keras_preprocessing():
     )
     np.testing.assert_allclose(ours.predict_on_batch(photo), expected, rtol=1e-4, atol=1e-5)
     assert np.abs(expected).sum() > 0
+
+
+def test_feature_size_is_read_from_the_model_without_predicting():
+    import keras
+    import numpy as np
+
+    from semclust.core.representation.simclr import feature_size
+
+    calls = []
+    inputs = keras.Input((8, 8, 3))
+    model = keras.Model(
+        inputs, keras.layers.Dense(5)(keras.layers.GlobalAveragePooling2D()(inputs))
+    )
+    model.predict_on_batch = lambda x: calls.append(len(x)) or np.zeros((len(x), 5))
+    assert feature_size(model, np.zeros((3, 8, 8, 3), np.uint8)) == 5 and calls == []

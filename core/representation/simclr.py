@@ -269,5 +269,9 @@ def embed_frozen(
 
 
 def feature_size(encoder: keras.Model, images: np.ndarray) -> int:
-    """Length of the encoder's feature vector (from one image)."""
+    """Length of the encoder's feature vector: its declared output shape, else from one image (a
+    prediction on a shape of its own, which costs a second trace of the whole backbone)."""
+    declared = getattr(encoder, "output_shape", None)
+    if isinstance(declared, tuple) and declared and isinstance(declared[-1], int):
+        return declared[-1]
     return int(predict_batches(encoder.predict_on_batch, images[:1]).shape[-1])
