@@ -86,3 +86,30 @@ def test_a_second_run_into_a_folder_in_use_is_refused_before_it_writes(paths, di
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="flock is POSIX's")
+def test_two_takeovers_of_a_dead_processs_lock_at_once_let_one_run(paths):
+    """The race the process id alone lost: both saw the dead holder, both took the lock over."""
+    import threading
+
+    _hold(paths, _dead_pid())
+    barrier, ran, results = threading.Barrier(2), threading.Event(), []
+
+    def take() -> None:
+        barrier.wait()
+        try:
+            with run_folder_lock(paths):
+                results.append("ran")
+                ran.wait(5)  # hold it while the other tries
+        except RunFolderError:
+            results.append("refused")
+            ran.set()
+
+    threads = [threading.Thread(target=take) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert sorted(results) == ["ran", "refused"]
+    assert not (paths.root / LOCK).exists()

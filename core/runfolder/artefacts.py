@@ -24,6 +24,11 @@ from typing import Any
 
 import numpy as np
 
+try:  # POSIX: the run folder's lock is held with flock
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
+
 
 @dataclass(frozen=True)
 class RunPaths:
@@ -182,11 +187,74 @@ def run_folder_lock(paths: RunPaths) -> Iterator[None]:
     the command line or the app, is refused with a message naming the holder; the lock of a process
     that died on this machine is taken over.
 
+    Where the system has ``fcntl`` (Linux, macOS) the lock file is also held with ``flock``, which the
+    kernel lets go when its process ends, even killed: of two runs taking over the same dead
+    process's lock at the same moment, only one gets it. Elsewhere the holder's process id decides.
+
     Raises:
         RunFolderError: another live process holds the lock (or it cannot be made).
     """
     lock = paths.root / LOCK
     me = {"pid": os.getpid(), "host": platform.node(), "since": time.strftime("%Y-%m-%d %H:%M:%S")}
+    if fcntl is None:
+        with _pid_lock(paths, lock, me):
+            yield
+        return
+    fd = _flock(paths, lock)
+    try:
+        holder = _lock_holder(lock)
+        if holder is not None and holder.get("pid") != me["pid"] and not _stale(holder):
+            # a live holder that does not flock (a version without it, another machine's)
+            raise _in_use(paths, holder)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(me).encode("utf-8"), 0)
+        try:
+            yield
+        finally:
+            lock.unlink(missing_ok=True)  # still ours: nobody else can hold the flock meanwhile
+    finally:
+        os.close(fd)  # lets go of the flock
+
+
+def _flock(paths: RunPaths, lock: Path) -> int:
+    """An open descriptor of the lock file that holds its ``flock``; the file at ``lock`` is the one
+    locked (one unlinked by its previous holder meanwhile is opened again)."""
+    for _ in range(50):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
+        except OSError as exc:
+            raise RunFolderError(f"Cannot write into the run folder {paths.root}: {exc}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # held by a live process
+            os.close(fd)
+            holder = None
+            for _ in range(20):  # its record may not be written yet: wait up to 1 s
+                holder = _lock_holder(lock)
+                if holder is not None:
+                    break
+                time.sleep(0.05)
+            raise _in_use(paths, holder or {}) from None
+        try:
+            if os.fstat(fd).st_ino == os.stat(lock).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # the holder before us removed that file as we locked it: again
+    raise RunFolderError(f"{paths.root} is in use by another run; choose another run folder.")
+
+
+def _in_use(paths: RunPaths, holder: dict) -> RunFolderError:
+    return RunFolderError(
+        f"{paths.root} is in use by another run (process {holder.get('pid', '?')} on "
+        f"{holder.get('host', '?')}, since {holder.get('since', '?')}): wait for it to finish, or "
+        "choose another run folder."
+    )
+
+
+@contextlib.contextmanager
+def _pid_lock(paths: RunPaths, lock: Path, me: dict) -> Iterator[None]:
+    """The lock where ``flock`` is missing: a file made exclusively, holding its process's id."""
     for _ in range(2):
         try:
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -198,11 +266,7 @@ def run_folder_lock(paths: RunPaths) -> Iterator[None]:
                 time.sleep(0.05)
                 holder = _lock_holder(lock)
             if holder is not None and not _stale(holder):
-                raise RunFolderError(
-                    f"{paths.root} is in use by another run (process {holder.get('pid')} on "
-                    f"{holder.get('host')}, since {holder.get('since')}): wait for it to finish, or "
-                    "choose another run folder."
-                ) from None
+                raise _in_use(paths, holder) from None
             lock.unlink(missing_ok=True)  # a dead process's lock (or an unreadable one): taken over
             continue
         except OSError as exc:
