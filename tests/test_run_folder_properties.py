@@ -205,11 +205,6 @@ def test_nan_inf_and_out_of_range_values_are_refused(finished, name, value, wher
     _damaged(folder, name, _npy(damaged), intact, data_changed=valid)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="load_run does not check the probabilities' columns against the run's number of "
-    "clusters (config.json): one column more loads as a run of k+1 clusters",
-)
 def test_probabilities_of_more_clusters_than_the_run_made_are_refused(finished):
     folder, intact = finished
     array = np.load(folder / "probabilities.npy")

@@ -315,6 +315,13 @@ def load_run(
         raise RunFolderError(f"{probs_path} is damaged: no clusters, or not finite numbers.")
     if probabilities.min() < 0 or probabilities.max() > 1 + 1e-3:
         raise RunFolderError(f"{probs_path} is damaged: probabilities outside 0-1.")
+    metrics = {} if preview else _mapping(read_json(current(paths.metrics), {}), paths.metrics)
+    made = metrics.get("clusters")
+    if isinstance(made, int) and not isinstance(made, bool) and made != k:
+        raise RunFolderError(
+            f"{probs_path} and {paths.metrics} disagree: {k} clusters against the {made} the run "
+            "made; one of them is damaged (run it again to redo them)."
+        )
     neighbours = _rows(load_array(current(paths.neighbours)), n, paths.neighbours, ndim=2)
     if neighbours is not None:
         _indices(neighbours, n, paths.neighbours, "image")
@@ -346,7 +353,7 @@ def load_run(
         neighbours=neighbours,
         umap=umap,
         prototypes={} if preview else prototypes,
-        metrics={} if preview else _mapping(read_json(current(paths.metrics), {}), paths.metrics),
+        metrics=metrics,
         corrections=corrections,
         **({} if preview else _suggested_names(current(paths.names), k)),
         k_choice=_k_choice(read_json(current(paths.choose_k)), paths.choose_k)
