@@ -228,13 +228,7 @@ def _flock(paths: RunPaths, lock: Path) -> int:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:  # held by a live process
             os.close(fd)
-            holder = None
-            for _ in range(20):  # its record may not be written yet: wait up to 1 s
-                holder = _lock_holder(lock)
-                if holder is not None:
-                    break
-                time.sleep(0.05)
-            raise _in_use(paths, holder or {}) from None
+            raise _in_use(paths, _written_holder(lock) or {}) from None
         try:
             if os.fstat(fd).st_ino == os.stat(lock).st_ino:
                 return fd
@@ -259,12 +253,7 @@ def _pid_lock(paths: RunPaths, lock: Path, me: dict) -> Iterator[None]:
         try:
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
-            holder = _lock_holder(lock)
-            for _ in range(20):  # a lock made this moment may not hold its record yet: wait 1 s
-                if holder is not None:
-                    break
-                time.sleep(0.05)
-                holder = _lock_holder(lock)
+            holder = _written_holder(lock)
             if holder is not None and not _stale(holder):
                 raise _in_use(paths, holder) from None
             lock.unlink(missing_ok=True)  # a dead process's lock (or an unreadable one): taken over
@@ -281,6 +270,16 @@ def _pid_lock(paths: RunPaths, lock: Path, me: dict) -> Iterator[None]:
     finally:
         if _lock_holder(lock) == me:
             lock.unlink(missing_ok=True)
+
+
+def _written_holder(lock: Path) -> dict | None:
+    """The lock's holder, waiting up to 1 s for a lock made this moment to hold its record."""
+    for _ in range(20):
+        holder = _lock_holder(lock)
+        if holder is not None:
+            return holder
+        time.sleep(0.05)
+    return _lock_holder(lock)
 
 
 def _lock_holder(lock: Path) -> dict | None:
