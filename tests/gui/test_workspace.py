@@ -57,19 +57,24 @@ def test_run_folder_checks(qtbot, tmp_path, digits_folder):
     assert "is not a folder" in problems[-1]
 
 
-def test_a_run_that_chose_its_k_shows_the_curve(qtbot, window_factory, finished_run):
+def _chose_its_k(run_dir, agreement) -> None:
+    """Makes ``run_dir`` a run that chose its k (best 10) among 2..12, ``agreement(k)`` its curve."""
     from semclust.core.runfolder.artefacts import write_json
 
-    paths = RunPaths(finished_run.paths.root)
+    paths = RunPaths(run_dir)
     config = json.loads(paths.config.read_text(encoding="utf-8"))
     config["auto_clusters"] = [2, 12]
     write_json(paths.config, config)
     ks = list(range(2, 13))
     write_json(
         paths.choose_k,
-        {"ks": ks, "curves": {"agreement": [0.5 + 0.01 * k for k in ks]},
+        {"ks": ks, "curves": {"agreement": [agreement(k) for k in ks]},
          "score": [-abs(k - 10) for k in ks], "best": 10},
     )  # fmt: skip
+
+
+def test_a_run_that_chose_its_k_shows_the_curve(qtbot, window_factory, finished_run):
+    _chose_its_k(finished_run.paths.root, lambda k: 0.5 + 0.01 * k)
     w = window_factory()
     w.open_path(finished_run.paths.root)
     assert w.tabs.isTabEnabled(4) and w.k_plot.choice.best == 10
@@ -80,15 +85,7 @@ def test_a_run_that_chose_its_k_shows_the_curve(qtbot, window_factory, finished_
 def test_picking_a_k_on_the_curve_reclusters_with_it(qtbot, window_factory, finished_run):
     from gui_fakes import fake_pipeline
 
-    from semclust.core.runfolder.artefacts import write_json
-
-    paths = RunPaths(finished_run.paths.root)
-    config = json.loads(paths.config.read_text(encoding="utf-8"))
-    config["auto_clusters"] = [2, 12]
-    write_json(paths.config, config)
-    ks = list(range(2, 13))
-    write_json(paths.choose_k, {"ks": ks, "curves": {"agreement": [0.5] * len(ks)},
-                                "score": [-abs(k - 10) for k in ks], "best": 10})  # fmt: skip
+    _chose_its_k(finished_run.paths.root, lambda k: 0.5)
     seen = []
 
     def recording(folder, out, cfg, **kwargs):
