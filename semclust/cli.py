@@ -54,6 +54,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     export.set_defaults(func=_cmd_export)
 
+    report = sub.add_parser(
+        "report", help="write a finished run as one self-contained HTML page to share"
+    )
+    report.add_argument("run", help="run folder")
+    report.add_argument("--out", help="the HTML file to write (default: RUN/report.html)")
+    report.add_argument(
+        "--per-cluster", type=int, default=8, metavar="N",
+        help="images shown per cluster, 0 to 100 (default: 8)",
+    )  # fmt: skip
+    report.add_argument(
+        "--image-root",
+        help="where the images are now, if they moved since the run (say, a run made elsewhere)",
+    )
+    report.set_defaults(func=_cmd_report)
+
     gui = sub.add_parser("gui", help="open the desktop app")
     gui.add_argument("path", nargs="?", help="an image folder or a run folder")
     gui.set_defaults(func=_cmd_gui)
@@ -261,6 +276,24 @@ def _cmd_export(args: argparse.Namespace) -> int:
         print(f"semclust: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # a read-only run folder, a full disk
+        print(
+            f"semclust: cannot write {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr
+        )
+        return 1
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from semclust.core.runfolder.report import write_report
+    from semclust.core.runfolder.results import load_run
+
+    try:
+        run = load_run(args.run, image_root=args.image_root)
+        print(f"report: {write_report(run, args.out, args.per_cluster)}")
+    except (FileNotFoundError, ValueError) as exc:  # not a run, a damaged one, a path refused
+        print(f"semclust: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a read-only folder, a full disk
         print(
             f"semclust: cannot write {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr
         )
