@@ -25,6 +25,7 @@ from semclust.core.progress import STAGES, Cancelled, CancelToken, Progress
 from semclust.core.representation.backbones import pretrained_backbone
 from semclust.core.runfolder.artefacts import RunFolderError, RunPaths, StageRecord, is_inside
 from semclust.core.runfolder.export import export_cluster_folders, export_labels
+from semclust.core.runfolder.report import check_report_path, write_report
 from semclust.core.runfolder.results import (
     Corrections,
     RunData,
@@ -42,6 +43,7 @@ __all__ = [
     "is_inside", "load_image", "load_run", "look_at", "plan_run", "pretrained_backbone",
     "read_skipped", "representation_of", "resource", "run_pipeline", "stage_seconds",
     "survey_folder",
+    "check_report_path", "write_report",  # the report of a run (File > Save report...)
 ]  # fmt: skip
 
 

@@ -392,6 +392,7 @@ class MainWindow(ReviewCommands, QMainWindow):
         running = self.controller.is_running
         self.export_csv_action.setEnabled(has_run)
         self.export_folders_action.setEnabled(has_run)
+        self.save_report_action.setEnabled(has_run)
         self.run_action.setEnabled(not running and self.image_folder is not None)
         self.cancel_action.setEnabled(running)
         self.undo_action.setEnabled(self.session.can_undo())

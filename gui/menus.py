@@ -43,6 +43,10 @@ def build_menus(w) -> None:
         w, "Export cluster folders…", w.export_folders, None,
         "Copy the images into one folder per cluster.",
     )  # fmt: skip
+    w.save_report_action = make_action(
+        w, "Save report…", w.save_report, None,
+        "Write the run as one HTML page to share: settings, clusters, images, map.",
+    )  # fmt: skip
     w.run_action = make_action(w, "Run", w.start_run, "Ctrl+R", "Start or continue the run.")
     w.cancel_action = make_action(
         w, "Cancel", w.cancel_run, "Esc", "Stop; finished stages are kept."
@@ -72,6 +76,7 @@ def build_menus(w) -> None:
     w.recent_menu = file_menu.addMenu("Open recent")
     file_menu.addSeparator()
     file_menu.addActions([w.export_csv_action, w.export_selection_action, w.export_folders_action])
+    file_menu.addAction(w.save_report_action)
     file_menu.addSeparator()
     file_menu.addAction(quit_action)
     edit_menu = w.menuBar().addMenu("&Edit")

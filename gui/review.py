@@ -1,5 +1,6 @@
 """The window's corrections and exports: move the selection, make a new cluster of it, split a
-cluster, export labels (all, or the selection) and per-cluster folders of copies.
+cluster, export labels (all, or the selection) and per-cluster folders of copies, save the run's
+report (one HTML page to share).
 
 A mix-in of :class:`gui.main_window.MainWindow`: it uses the window's session, clusters panel, status bar
 and message box, and keeps the window's own method names (``window.export_csv``).
@@ -7,11 +8,18 @@ and message box, and keeps the window's own method names (``window.export_csv``)
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from PySide6.QtWidgets import QFileDialog
 
-from semclust.gui._core import export_cluster_folders, export_labels
+from semclust.gui._core import (
+    Corrections,
+    check_report_path,
+    export_cluster_folders,
+    export_labels,
+    write_report,
+)
 from semclust.gui.panels.clusters import choose_cluster
 from semclust.gui.tasks import run_in_background
 
@@ -94,3 +102,33 @@ class ReviewCommands:
             on_result=lambda p: self.statusBar().showMessage(f"Copied the images into {p}"),
             on_error=lambda e: self.message("Export failed", str(e), error=True),
         )  # fmt: skip
+
+    def save_report(self, path: Path | None = None) -> Path | None:
+        """Writes the run's report (one self-contained HTML page, with the corrections made here) in
+        the background; returns the path it is being written to, or None when nothing is written."""
+        run = self.session.run
+        if run is None or not self.session.editable:
+            return None
+        if path is None:
+            chosen, _ = QFileDialog.getSaveFileName(self, "Save report",
+                                                    str(run.paths.root / "report.html"),
+                                                    "HTML (*.html *.htm)")  # fmt: skip
+            if not chosen:
+                return None
+            path = Path(chosen)
+        try:
+            path = check_report_path(run, path)  # refused at once: in the image folder, a folder
+        except ValueError as exc:
+            self.message("Report not saved", str(exc), error=True)
+            return None
+        # The page is written from a copy of the corrections of now: editing goes on meanwhile.
+        snapshot = dataclasses.replace(
+            run, corrections=Corrections.from_dict(run.corrections.to_dict())
+        )
+        self.statusBar().showMessage("Writing the report…")
+        run_in_background(
+            write_report, snapshot, path,
+            on_result=lambda p: self.statusBar().showMessage(f"Wrote the report {p}"),
+            on_error=lambda e: self.message("Report not saved", str(e), error=True),
+        )  # fmt: skip
+        return path
