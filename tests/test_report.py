@@ -19,7 +19,7 @@ from semclust.core.config import RunConfig
 from semclust.core.metrics import evaluate
 from semclust.core.runfolder.artefacts import RunPaths, save_array, write_csv, write_json
 from semclust.core.runfolder.report import report_html, write_report
-from semclust.core.runfolder.report_svg import map_svg
+from semclust.core.runfolder.report_pictures import map_svg
 from semclust.core.runfolder.results import RunData, load_run
 from tests.conftest import tree_digest
 

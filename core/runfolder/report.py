@@ -12,14 +12,13 @@ corrections made in the app.
 
 Example:
     >>> from semclust.core.runfolder.report import write_report
+    >>> from semclust.core.runfolder.results import load_run
     >>> write_report(load_run("runs/digits"))  # doctest: +SKIP
     PosixPath('runs/digits/report.html')
 """
 
 from __future__ import annotations
 
-import base64
-import io
 import os
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
@@ -27,10 +26,8 @@ from html import escape
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from semclust import __version__
-from semclust.core.images import ImageError, load_image
 from semclust.core.metrics import cluster_summary, evaluate
 from semclust.core.progress import STAGES
 from semclust.core.runfolder.artefacts import (
@@ -41,16 +38,17 @@ from semclust.core.runfolder.artefacts import (
     read_json,
     write_text,
 )
-from semclust.core.runfolder.report_svg import cluster_colours, k_curve_svg, map_svg
+from semclust.core.runfolder.report_pictures import (
+    cluster_colours,
+    k_curve_svg,
+    map_svg,
+    thumbnail,
+)
 from semclust.core.runfolder.results import RunData, read_skipped
 
 #: Images shown per cluster unless asked otherwise, and the most that can be asked.
 PER_CLUSTER = 8
 MAX_PER_CLUSTER = 100
-#: Side of the thumbnails, in pixels.
-THUMB = 64
-#: The grey square that stands in for an image that cannot be read.
-PLACEHOLDER = (200, 200, 200)
 
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}
@@ -398,7 +396,6 @@ def _gallery(run: RunData, assignment: np.ndarray, stats: list, per_cluster: int
     )
 
 
-# -- images ----------------------------------------------------------------------------------------
 def cluster_examples(run: RunData, assignment: np.ndarray, cluster: int, n: int) -> list[int]:
     """Up to ``n`` images of ``cluster``: the run's prototypes still in it, then its most confident
     other members."""
@@ -409,31 +406,6 @@ def cluster_examples(run: RunData, assignment: np.ndarray, cluster: int, n: int)
         taken = set(chosen)
         chosen += [int(i) for i in ranked if int(i) not in taken][: n - len(chosen)]
     return chosen
-
-
-def thumbnail(run: RunData, index: int, size: int = THUMB) -> tuple[str, str]:
-    """Image ``index`` as a ``data:`` URI of a ``size`` px square (PNG or JPEG, whichever is smaller),
-    and ``""``; a grey square and the reason when the image cannot be read (missing, corrupt, or a
-    path leading outside the image folder)."""
-    try:
-        pixels = load_image(run.absolute_path(index), size)
-        problem = ""
-    except (ImageError, RunFolderError, OSError) as exc:
-        pixels = np.full((size, size, 3), PLACEHOLDER, dtype=np.uint8)
-        problem = str(exc) or type(exc).__name__
-    return encode_image(pixels), problem
-
-
-def encode_image(pixels: np.ndarray) -> str:
-    """(H, W, 3) uint8 RGB as a ``data:`` URI: PNG, or JPEG when that is smaller (photos)."""
-    image = Image.fromarray(np.ascontiguousarray(pixels, dtype=np.uint8))
-    encoded = []
-    for fmt, options in (("PNG", {"optimize": True}), ("JPEG", {"quality": 85})):
-        buffer = io.BytesIO()
-        image.save(buffer, fmt, **options)
-        encoded.append((len(buffer.getvalue()), fmt.lower(), buffer.getvalue()))
-    _, fmt, data = min(encoded)
-    return f"data:image/{fmt};base64,{base64.b64encode(data).decode('ascii')}"
 
 
 # -- small helpers ---------------------------------------------------------------------------------

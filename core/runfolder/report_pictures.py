@@ -1,16 +1,24 @@
-"""The report's two pictures as inline SVG: the 2-d map coloured by cluster, and the curve of the
-choice of k. Plain text (no plotting library, no Qt): they scale with the page and print sharply.
+"""The report's pictures: the 2-d map coloured by cluster and the curve of the choice of k as inline
+SVG (plain text, no plotting library, no Qt: they scale with the page and print sharply), and the
+images as small thumbnails embedded as ``data:`` URIs.
 
 Every text placed in a picture is escaped with :func:`html.escape`.
 """
 
 from __future__ import annotations
 
+import base64
 import colorsys
+import io
 from collections.abc import Mapping, Sequence
 from html import escape
 
 import numpy as np
+from PIL import Image
+
+from semclust.core.images import ImageError, load_image
+from semclust.core.runfolder.artefacts import RunFolderError
+from semclust.core.runfolder.results import RunData
 
 #: Matplotlib's tab10/tab20, as the app's map uses (``gui/palette.py``): distinct for few clusters.
 TAB20 = (
@@ -18,6 +26,10 @@ TAB20 = (
     "#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94",
     "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5",
 )  # fmt: skip
+#: Side of the thumbnails, in pixels.
+THUMB = 64
+#: The grey square that stands in for an image that cannot be read.
+PLACEHOLDER = (200, 200, 200)
 #: Colours of the raw criteria of the k curve (as the app's plot).
 CURVE_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#d62728", "#7f7f7f")
 
@@ -156,3 +168,28 @@ def k_curve_svg(
         f'width="{width}" height="{height}" font-size="11" font-family="sans-serif" role="img" '
         f'aria-label="criteria over the number of clusters">{"".join(parts)}</svg>'
     )
+
+
+def thumbnail(run: RunData, index: int, size: int = THUMB) -> tuple[str, str]:
+    """Image ``index`` as a ``data:`` URI of a ``size`` px square (PNG or JPEG, whichever is smaller),
+    and ``""``; a grey square and the reason when the image cannot be read (missing, corrupt, or a
+    path leading outside the image folder)."""
+    try:
+        pixels = load_image(run.absolute_path(index), size)
+        problem = ""
+    except (ImageError, RunFolderError, OSError) as exc:
+        pixels = np.full((size, size, 3), PLACEHOLDER, dtype=np.uint8)
+        problem = str(exc) or type(exc).__name__
+    return encode_image(pixels), problem
+
+
+def encode_image(pixels: np.ndarray) -> str:
+    """(H, W, 3) uint8 RGB as a ``data:`` URI: PNG, or JPEG when that is smaller (photos)."""
+    image = Image.fromarray(np.ascontiguousarray(pixels, dtype=np.uint8))
+    encoded = []
+    for fmt, options in (("PNG", {"optimize": True}), ("JPEG", {"quality": 85})):
+        buffer = io.BytesIO()
+        image.save(buffer, fmt, **options)
+        encoded.append((len(buffer.getvalue()), fmt.lower(), buffer.getvalue()))
+    _, fmt, data = min(encoded)
+    return f"data:image/{fmt};base64,{base64.b64encode(data).decode('ascii')}"
