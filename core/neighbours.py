@@ -164,6 +164,58 @@ def exact_neighbours(
     return out
 
 
+def query_neighbours(
+    queries: np.ndarray,
+    base: np.ndarray,
+    k: int = 20,
+    cancel: CancelToken | None = None,
+    query_chunk: int = 1024,
+    base_chunk: int = 50_000,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-k cosine neighbours of new vectors among a run's vectors (new images, say).
+
+    Both are normalised here; ``base`` is read ``base_chunk`` rows at a time (a read-only memory map
+    keeps memory down), so extra memory stays near ``query_chunk x base_chunk`` similarities.
+
+    Args:
+        queries: (M, D) vectors to find neighbours for.
+        base: (N, D) vectors searched.
+        k: neighbours per query; capped at N.
+        cancel: checked between blocks.
+
+    Returns:
+        (M, k) int32 indices into ``base``, most similar first, and their (M, k) float32 cosine
+        similarities.
+    """
+    n = len(base)
+    k = min(k, n)
+    if k < 1:
+        raise ValueError("There are no vectors to search.")
+    out_idx = np.empty((len(queries), k), dtype=np.int32)
+    out_sim = np.empty((len(queries), k), dtype=np.float32)
+    for q0 in range(0, len(queries), query_chunk):
+        q = _unit(np.asarray(queries[q0 : q0 + query_chunk], dtype=np.float32))
+        best_sims = np.empty((len(q), 0), dtype=np.float32)
+        best_idx = np.empty((len(q), 0), dtype=np.int64)
+        for start in range(0, n, base_chunk):
+            _check(cancel)
+            block = _unit(np.asarray(base[start : start + base_chunk], dtype=np.float32))
+            sims = np.concatenate([best_sims, q @ block.T], axis=1)
+            idx = np.concatenate(
+                [
+                    best_idx,
+                    np.broadcast_to(np.arange(start, start + len(block)), (len(q), len(block))),
+                ],
+                axis=1,
+            )
+            top = _top(sims, min(k, sims.shape[1]))
+            best_sims = np.take_along_axis(sims, top, axis=1)
+            best_idx = np.take_along_axis(idx, top, axis=1)
+        out_idx[q0 : q0 + len(q)] = best_idx
+        out_sim[q0 : q0 + len(q)] = best_sims
+    return out_idx, out_sim
+
+
 def approximate_neighbours(
     embeddings: np.ndarray,
     k: int = 20,

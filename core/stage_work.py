@@ -360,12 +360,7 @@ class StageWork:
 
     def _encoder(self) -> keras.Model:
         """The representation stage's encoder, restored from the run folder (no download)."""
-        cfg = self.config
-        encoder = build_encoder(
-            dataclasses.replace(cfg.encoder, weights=None), cfg.ingest.image_size, cfg.seed
-        )
-        io.load_weights(encoder, self.paths.encoder_weights)
-        return encoder
+        return restore_encoder(self.config, self.paths)
 
     def _heads(self, load: bool) -> tuple[ClusterHeads, np.ndarray]:
         """Clustering heads on the frozen features or on the images (when the encoder is updated)."""
@@ -405,6 +400,20 @@ class StageWork:
             feats = predict_batches(model.predict_on_batch, self.data.images, 256, self.cancel)
             views.append(feats.astype(np.float16))
         return np.stack(views)
+
+
+def restore_encoder(config: RunConfig, paths: RunPaths) -> keras.Model:
+    """The encoder that computed a run's ``features.npy``: the run's backbone, layer and input size,
+    its weights read from ``encoder.weights.h5`` (no download).
+
+    Raises:
+        RunFolderError: the weights file is damaged or does not fit the configuration.
+    """
+    encoder = build_encoder(
+        dataclasses.replace(config.encoder, weights=None), config.ingest.image_size, config.seed
+    )
+    io.load_weights(encoder, paths.encoder_weights)
+    return encoder
 
 
 class AugmentedEncoder(keras.Model):
