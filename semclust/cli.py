@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
         _parser().print_help()
         return 2
     # Before anything imports TensorFlow: its start-up lines are hidden, real errors still shown.
-    silence_backend_noise(import_backend=args.command in ("run", "demo"))
+    silence_backend_noise(import_backend=args.command in ("run", "demo", "assign"))
     return args.func(args)
 
 
@@ -68,6 +68,17 @@ def _parser() -> argparse.ArgumentParser:
         help="where the images are now, if they moved since the run (say, a run made elsewhere)",
     )
     report.set_defaults(func=_cmd_report)
+
+    assign = sub.add_parser(
+        "assign", help="assign new images to a finished run's clusters, without retraining"
+    )
+    assign.add_argument("run", help="a finished run folder")
+    assign.add_argument(
+        "folder", help="folder of new images (searched recursively; never written to)"
+    )
+    assign.add_argument("--cache-dir", default=None, help="where decoded images are cached")
+    assign.add_argument("--quiet", action="store_true")
+    assign.set_defaults(func=_cmd_assign)
 
     gui = sub.add_parser("gui", help="open the desktop app")
     gui.add_argument("path", nargs="?", help="an image folder or a run folder")
@@ -298,6 +309,42 @@ def _cmd_report(args: argparse.Namespace) -> int:
             f"semclust: cannot write {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr
         )
         return 1
+    return 0
+
+
+def _cmd_assign(args: argparse.Namespace) -> int:
+    from semclust.core.progress import Cancelled, CancelToken
+    from semclust.core.runfolder.assign import assign_folder
+
+    try:
+        with ConsoleProgress(quiet=args.quiet) as show:
+            result = assign_folder(
+                args.run, args.folder, show, CancelToken(), cache_dir=args.cache_dir
+            )
+    except (FileNotFoundError, ValueError) as exc:  # not a finished run, no images, a damaged file
+        print(f"semclust: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a read-only run folder, a full disk
+        print(
+            f"semclust: cannot write {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr
+        )
+        return 1
+    except (Cancelled, KeyboardInterrupt):
+        print("\nsemclust: interrupted; nothing was written.", file=sys.stderr)
+        return 130
+    added = result.added
+    mean = float(added.confidence.mean())
+    print(f"assigned: {len(added.paths)} images of {added.root} (mean confidence {mean:.2f})")
+    if added.skipped:
+        shown = "; ".join(f"{rel}: {reason}" for rel, reason in added.skipped[:5])
+        more = f"; {len(added.skipped) - 5} more in added.json" if len(added.skipped) > 5 else ""
+        n = len(added.skipped)
+        print(f"skipped: {n} file{'s' * (n != 1)} ({shown}{more})")
+    else:
+        print("skipped: 0 files")
+    for note in result.notes:
+        print(f"note: {note}")
+    print(f"written: {result.written} (labels.csv lists them after `semclust export {args.run}`)")
     return 0
 
 

@@ -4,6 +4,11 @@
 ``name_confidence`` (the suggested name's confidence; empty for a name the user gave and for a cluster's
 number), ``confidence`` (the image's cluster probability) and, when known, ``true_label``. Quoting follows RFC 4180; cells that a spreadsheet would
 run as a formula are prefixed with a quote (see :func:`core.runfolder.artefacts.inert_cell`).
+
+A run with images added since (``semclust assign``, :mod:`semclust.core.runfolder.assign`) lists them
+after its own, with their absolute paths, their neighbours' vote as ``confidence``, an empty
+``true_label``, and a last column ``added``: 1 for them, 0 for the run's own images. A run without
+added images has no ``added`` column.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from semclust.core.runfolder.artefacts import atomic_path, is_inside, restore_cell, write_csv
+from semclust.core.runfolder.assign import added_rows, read_additions
 from semclust.core.runfolder.results import RunData
 
 LABEL_COLUMNS = (
@@ -31,16 +37,21 @@ def export_labels(run: RunData, path: str | Path, indices: Sequence[int] | None 
     Args:
         run: the run.
         path: the CSV to write.
-        indices: only these images (say, a selection made in the map), in this order; default: all.
+        indices: only these images (say, a selection made in the map), in this order; default: all,
+            and the images added to the run since (see the module docstring).
 
     Raises:
         ValueError: ``path`` lies inside the image folder (it could replace an image); nothing is written.
+        RunFolderError: the run's ``added.json`` is damaged; nothing is written.
     """
     check_csv_path(run, path)
+    added = added_rows(run, read_additions(run)) if indices is None else []
     assignment = run.assignment
     confidence = run.confidence
     has_truth = run.true_labels is not None
     header = LABEL_COLUMNS if has_truth else LABEL_COLUMNS[:-1]
+    if added:
+        header = (*header, "added")
     name_confidence = {c: run.name_confidence(c) for c in range(run.n_clusters)}
     rows = []
     for i in range(len(run.image_paths)) if indices is None else [int(i) for i in indices]:
@@ -58,23 +69,28 @@ def export_labels(run: RunData, path: str | Path, indices: Sequence[int] | None 
         ]
         if has_truth:
             row.append(run.true_labels[i] or "")
-        rows.append(row)
+        rows.append(row + [0] if added else row)
+    for image, c, share in added:
+        named = name_confidence.get(c)
+        row = [str(image), c, run.cluster_name(c), "" if named is None else f"{named:.4f}"]
+        rows.append([*row, f"{share:.4f}", *([""] if has_truth else []), 1])
     write_csv(Path(path), header, rows)
     return Path(path)
 
 
 def check_csv_path(run: RunData, path: str | Path) -> None:
-    """Refuses a labels CSV inside the image folder (it could replace a user's file there).
+    """Refuses a labels CSV inside the image folder, or a folder of images added to the run since (it
+    could replace a user's file there).
 
     Raises:
-        ValueError: with the reason.
+        ValueError: with the reason (a RunFolderError when ``added.json`` is damaged).
     """
-    if is_inside(Path(path).expanduser().absolute().parent, run.image_root) or is_inside(
-        path, run.image_root
-    ):
-        raise ValueError(
-            f"Choose a labels CSV outside the image folder {run.image_root}: it is never written to."
-        )
+    additions = read_additions(run)
+    for root in [run.image_root, *(f.root for f in (additions.folders if additions else []))]:
+        if is_inside(Path(path).expanduser().absolute().parent, root) or is_inside(path, root):
+            raise ValueError(
+                f"Choose a labels CSV outside the image folder {root}: it is never written to."
+            )
 
 
 def read_labels(path: str | Path) -> list[dict[str, str]]:
