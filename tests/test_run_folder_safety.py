@@ -130,3 +130,20 @@ def test_a_pickled_array_is_never_loaded(tmp_path):
     np.save(run.paths.umap, np.array([object()] * len(AWKWARD)), allow_pickle=True)
     with pytest.raises(RunFolderError, match="umap.npy is damaged"):
         load_run(run.paths.root)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="file modes")
+def test_files_written_atomically_follow_the_umask_not_owner_only(tmp_path):
+    """mkstemp's temporary file is owner-only (0600); the labels CSV or report a user shares is not."""
+    old = os.umask(0o022)
+    try:
+        import semclust.core.runfolder.artefacts as artefacts
+
+        assert artefacts._UMASK == old  # read once at import: the process's own umask
+        write_json(tmp_path / "shared.json", {"a": 1})
+        expected = 0o666 & ~artefacts._UMASK
+    finally:
+        os.umask(old)
+    assert (tmp_path / "shared.json").stat().st_mode & 0o777 == expected
+    if not old & 0o044:  # the usual umask (022, 002): group and others can read
+        assert expected & 0o044

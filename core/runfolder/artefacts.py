@@ -334,9 +334,23 @@ def is_inside(path: str | Path, folder: str | Path) -> bool:
     return path == folder or folder in path.parents
 
 
+def _read_umask() -> int:
+    """The process's umask (read by setting it and putting it back: done once, at import, before any
+    thread of ours writes files)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
+
+
 @contextlib.contextmanager
 def atomic_path(path: Path, suffix: str = "") -> Iterator[Path]:
     """Yields a temporary path beside ``path``; renames it onto ``path`` only if the block succeeds.
+
+    The file gets the permissions a plain ``open`` would give it (the user's umask), not the owner-only
+    ones of :func:`tempfile.mkstemp`: a labels CSV or a report is meant to be shared.
 
     Args:
         path: final destination.
@@ -345,6 +359,8 @@ def atomic_path(path: Path, suffix: str = "") -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=path.parent)
+    with contextlib.suppress(OSError, AttributeError):  # no modes here, or no os.fchmod (Windows)
+        os.fchmod(fd, 0o666 & ~_UMASK)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
