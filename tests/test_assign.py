@@ -16,14 +16,9 @@ import pytest
 from semclust.cli import main
 from semclust.core.config import RunConfig
 from semclust.core.progress import Cancelled, CancelToken
+from semclust.core.runfolder.added import added_json, map_positions, read_additions, vote
 from semclust.core.runfolder.artefacts import RunFolderError, RunPaths
-from semclust.core.runfolder.assign import (
-    added_json,
-    assign_folder,
-    map_positions,
-    read_additions,
-    vote,
-)
+from semclust.core.runfolder.assign import assign_folder
 from semclust.core.runfolder.export import export_labels, read_labels
 from semclust.core.runfolder.results import load_run
 from tests.conftest import MOBILENET_WEIGHTS, tree_digest

@@ -5,7 +5,7 @@
 number), ``confidence`` (the image's cluster probability) and, when known, ``true_label``. Quoting follows RFC 4180; cells that a spreadsheet would
 run as a formula are prefixed with a quote (see :func:`core.runfolder.artefacts.inert_cell`).
 
-A run with images added since (``semclust assign``, :mod:`semclust.core.runfolder.assign`) lists them
+A run with images added since (``semclust assign``, :mod:`semclust.core.runfolder.added`) lists them
 after its own, with their absolute paths, their neighbours' vote as ``confidence``, an empty
 ``true_label``, and a last column ``added``: 1 for them, 0 for the run's own images. A run without
 added images has no ``added`` column.
@@ -22,8 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from semclust.core.runfolder.added import added_rows, read_additions
 from semclust.core.runfolder.artefacts import atomic_path, is_inside, restore_cell, write_csv
-from semclust.core.runfolder.assign import added_rows, read_additions
 from semclust.core.runfolder.results import RunData
 
 LABEL_COLUMNS = (
