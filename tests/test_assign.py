@@ -185,6 +185,17 @@ def test_errors_are_one_line_and_exit_2(run_copy, tmp_path, capsys, case, messag
     assert not added_json(RunPaths(run_dir)).exists()
 
 
+def test_a_run_folder_in_use_is_refused(run_copy, digits_folder, tmp_path, capsys):
+    from semclust.core.runfolder.artefacts import run_folder_lock
+
+    run_dir, cache = run_copy
+    copy_some(digits_folder, tmp_path / "new", every=60)
+    with run_folder_lock(RunPaths(run_dir)):  # a run writing into the folder
+        code = main(["assign", str(run_dir), str(tmp_path / "new"), "--cache-dir", str(cache)])
+    assert code == 2 and "in use by another run" in capsys.readouterr().err
+    assert not added_json(RunPaths(run_dir)).exists()
+
+
 def test_a_cancelled_assignment_writes_nothing(run_copy, digits_folder, tmp_path):
     run_dir, cache = run_copy
     copy_some(digits_folder, tmp_path / "new", every=30)
