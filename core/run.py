@@ -180,7 +180,13 @@ def run_pipeline(
         stages.run("selflabel", fp_self, [paths.probabilities], ctx.selflabel)
         stages.run_always("report", ctx.report)
         stages.record.mark_done("report", fp_self, stages.last_seconds)
-        export_labels(load_run(out), paths.labels_csv)
+        run = load_run(out)
+        try:
+            export_labels(run, paths.labels_csv)
+        except RunFolderError as exc:  # a damaged added.json (semclust assign): the run is fine
+            said = f"{exc} labels.csv lists the run's own images; assign that folder again."
+            progress(Progress("report", "progress", 1, 1, message=said))
+            export_labels(run, paths.labels_csv, with_added=False)
         return load_run(out)
 
 

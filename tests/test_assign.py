@@ -228,6 +228,24 @@ def test_a_damaged_additions_file_is_refused_by_name(run_copy, digits_folder, tm
         read_additions(load_run(run_dir))
 
 
+def test_a_rerun_over_a_damaged_additions_file_finishes_with_the_runs_own_labels(
+    run_copy, digits_folder, tmp_path
+):
+    from semclust.core.run import run_pipeline
+
+    run_dir, cache = run_copy
+    copy_some(digits_folder, tmp_path / "new", every=60)
+    assign_folder(run_dir, tmp_path / "new", cache_dir=cache)
+    where = added_json(RunPaths(run_dir))
+    where.write_text("{ not json")
+    events = []
+    run = run_pipeline(digits_folder, run_dir, FROZEN, events.append, cache_dir=cache)
+    rows = read_labels(run.paths.labels_csv)
+    assert len(rows) == len(run.image_paths)  # the run's own images, none added
+    assert any("added.json" in (e.message or "") for e in events)
+    assert where.read_text() == "{ not json"  # left as it was, for the user to see
+
+
 def test_a_run_that_learnt_its_representation_is_searched_in_its_features(tmp_path):
     """SimCLR's projection head, which made the run's embeddings, is not kept: its features are."""
     from semclust.core.demo import write_digits_folder

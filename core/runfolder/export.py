@@ -31,7 +31,9 @@ LABEL_COLUMNS = (
 )  # fmt: skip
 
 
-def export_labels(run: RunData, path: str | Path, indices: Sequence[int] | None = None) -> Path:
+def export_labels(
+    run: RunData, path: str | Path, indices: Sequence[int] | None = None, with_added: bool = True
+) -> Path:
     """Writes the labels CSV of a run (with the user's corrections) and returns its path.
 
     Args:
@@ -39,13 +41,14 @@ def export_labels(run: RunData, path: str | Path, indices: Sequence[int] | None 
         path: the CSV to write.
         indices: only these images (say, a selection made in the map), in this order; default: all,
             and the images added to the run since (see the module docstring).
+        with_added: False leaves the added images out without reading ``added.json``.
 
     Raises:
         ValueError: ``path`` lies inside the image folder (it could replace an image); nothing is written.
         RunFolderError: the run's ``added.json`` is damaged; nothing is written.
     """
-    check_csv_path(run, path)
-    added = added_rows(run, read_additions(run)) if indices is None else []
+    check_csv_path(run, path, with_added)
+    added = added_rows(run, read_additions(run)) if with_added and indices is None else []
     assignment = run.assignment
     confidence = run.confidence
     has_truth = run.true_labels is not None
@@ -78,14 +81,14 @@ def export_labels(run: RunData, path: str | Path, indices: Sequence[int] | None 
     return Path(path)
 
 
-def check_csv_path(run: RunData, path: str | Path) -> None:
-    """Refuses a labels CSV inside the image folder, or a folder of images added to the run since (it
-    could replace a user's file there).
+def check_csv_path(run: RunData, path: str | Path, with_added: bool = True) -> None:
+    """Refuses a labels CSV inside the image folder, or (``with_added``) a folder of images added to
+    the run since (it could replace a user's file there).
 
     Raises:
         ValueError: with the reason (a RunFolderError when ``added.json`` is damaged).
     """
-    additions = read_additions(run)
+    additions = read_additions(run) if with_added else None
     for root in [run.image_root, *(f.root for f in (additions.folders if additions else []))]:
         if is_inside(Path(path).expanduser().absolute().parent, root) or is_inside(path, root):
             raise ValueError(
