@@ -10,6 +10,9 @@ point. A bigger one is drawn point by point only where the view holds at most th
 in), and as a density image of cached tiles otherwise, so that a frame costs about the same at 50,000
 or 1,000,000 points. Hover and click use a k-d tree, box and lasso a grid index, both over every
 point, so they are exact whatever is drawn.
+
+Images added to the run afterwards (File > Add images…) are drawn over it as outlined triangles of their
+cluster's colour (``added_points``), with a hover preview of their own; they cannot be selected.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from PySide6.QtWidgets import QComboBox, QFrame, QHBoxLayout, QLabel, QVBoxLayou
 from scipy.spatial import cKDTree
 
 from semclust.gui import palette
+from semclust.gui.panels.added_points import AddedPoints
 from semclust.gui.panels.map_lod import (
     DensityItem,
     GridIndex,
@@ -116,6 +120,8 @@ class ScatterPanel(QWidget):
         self.density = DensityItem()
         self.plot.addItem(self.density)
         self._layers: list[pg.ScatterPlotItem] = []
+        self.added = AddedPoints(self.plot, self.session)  # shown once show_added gives its model
+        self._hovered_added = -1
         self._xy: np.ndarray | None = None  # float64 copy of the run's UMAP, for exact queries
         self._tree: cKDTree | None = None
         self._index: GridIndex | None = None
@@ -168,6 +174,25 @@ class ScatterPanel(QWidget):
         self.reset_graph()
 
     # -- drawing ----------------------------------------------------------------------------------
+    def show_added(self, model) -> None:
+        """Draws the images added to the run from ``model`` (:class:`gui.additions.AddedImages`),
+        following its ``changed`` signal."""
+        self.added.model = model
+        model.changed.connect(self._on_added_changed)
+        self._on_added_changed()
+
+    def _on_added_changed(self) -> None:
+        self.hide_preview()
+        self._draw_added()
+        self._update_legend()
+
+    def _draw_added(self) -> None:
+        self.added.redraw(self.color_by.currentText() == BY_CLUSTER, self._size)
+        if self._xy is not None:
+            m = len(self.added)
+            more = f" + {m:,} added (triangles)" if m else ""
+            self.info.setText(f"{len(self._xy):,} images{more}")
+
     def reset_graph(self) -> None:
         """Rebuilds the points and their indexes: only when the run changes."""
         run = self.session.run
@@ -294,6 +319,7 @@ class ScatterPanel(QWidget):
     def update_colors(self) -> None:
         """Cheap: regroups the drawn points by colour and recolours the density image; positions
         and the view stay."""
+        self._draw_added()
         if self._xy is None:
             self._draw_layers()
             self._update_legend()
@@ -318,6 +344,9 @@ class ScatterPanel(QWidget):
             self.legend.addItem(
                 pg.ScatterPlotItem(pen=None, brush=None), f"… {len(shown) - 20} more"
             )
+        sample = self.added.legend_sample()
+        if sample is not None:
+            self.legend.addItem(*sample)
 
     def update_selection(self) -> None:
         xy, sel = self._xy, self.session.selection
@@ -360,6 +389,16 @@ class ScatterPanel(QWidget):
             return -1
         return int(i)
 
+    def added_at(self, scene_pos: QPointF, radius_px: float = 8.0) -> int:
+        """The added image (index into the added ones) nearest to a scene position, within
+        ``radius_px``; else -1."""
+        if not len(self.added) or not self.view.sceneBoundingRect().contains(scene_pos):
+            return -1
+        p = self.view.mapSceneToView(scene_pos)
+        j, dist = self.added.nearest(p.x(), p.y())
+        px_w, px_h = self.view.viewPixelSize()
+        return j if dist / max(px_w, px_h, 1e-12) <= radius_px else -1
+
     def points_in(self, polygon: np.ndarray) -> np.ndarray:
         """Indices (ascending) of every image whose point lies inside ``polygon`` (M, 2)."""
         if self._index is None:
@@ -382,12 +421,21 @@ class ScatterPanel(QWidget):
         return False
 
     def hide_preview(self) -> None:
-        self._hovered = -1
+        self._hovered = self._hovered_added = -1
         self.preview.hide()
 
     def _on_mouse_moved(self, args) -> None:
         scene_pos = args[0]
         self._hover_pos = self.plot.mapFromScene(scene_pos) + self.plot.viewport().pos()
+        j = self.added_at(scene_pos)  # drawn on top: found first
+        if j >= 0:
+            if j != self._hovered_added:
+                self._hovered, self._hovered_added = -1, j
+                self._show_added_preview()
+            else:
+                self._place_preview()
+            return
+        self._hovered_added = -1
         i = self.point_at(scene_pos)
         if i < 0:
             self.hide_preview()
@@ -410,6 +458,15 @@ class ScatterPanel(QWidget):
     def _on_thumbnail(self, i: int) -> None:
         if i == self._hovered:
             self._show_preview()
+
+    def _show_added_preview(self) -> None:
+        """The text of the added image under the mouse (no thumbnail: the loader's are the run's)."""
+        self.preview_image.clear()
+        self.preview_text.setText(self.added.describe(self._hovered_added))
+        self.preview.adjustSize()
+        self._place_preview()
+        self.preview.show()
+        self.preview.raise_()
 
     def _show_preview(self) -> None:
         i, s = self._hovered, self.session
