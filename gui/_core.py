@@ -23,7 +23,9 @@ from semclust.core.paths import resource
 from semclust.core.plan import FolderLook, Plan, look_at, plan_run
 from semclust.core.progress import STAGES, Cancelled, CancelToken, Progress
 from semclust.core.representation.backbones import pretrained_backbone
+from semclust.core.runfolder.added import read_additions, vote
 from semclust.core.runfolder.artefacts import RunFolderError, RunPaths, StageRecord, is_inside
+from semclust.core.runfolder.assign import assign_folder
 from semclust.core.runfolder.export import export_cluster_folders, export_labels
 from semclust.core.runfolder.report import check_report_path, write_report
 from semclust.core.runfolder.results import (
@@ -44,6 +46,7 @@ __all__ = [
     "read_skipped", "representation_of", "resource", "run_pipeline", "stage_seconds",
     "survey_folder",
     "check_report_path", "write_report",  # the report of a run (File > Save report...)
+    "assign_folder", "read_additions", "vote",  # images added to a run (File > Add images...)
 ]  # fmt: skip
 
 

@@ -28,6 +28,7 @@ from semclust.gui._core import (
     resource,
     stage_seconds,
 )
+from semclust.gui.additions import ImageAdder
 from semclust.gui.dialogs import SkippedDialog, show_message
 from semclust.gui.layout import VerticalScroll, WindowLayout, default_size, make_dock
 from semclust.gui.menus import build_menus
@@ -115,6 +116,8 @@ class MainWindow(ReviewCommands, QMainWindow):
         self.layout_store = WindowLayout(self, self.settings)
         # Qt ignores dock sizes before the first show: see showEvent (unless a saved layout has them).
         self._docks_sized = self.layout_store.restore()
+        self.adder = ImageAdder(self)  # File > Add images…: before the menus, which call it
+        self.scatter.show_added(self.adder.added)
         build_menus(self)
         self._rebuild_recent()
 
@@ -147,6 +150,7 @@ class MainWindow(ReviewCommands, QMainWindow):
             lambda: len(self.session.selection) and self._bring(self.selection_dock)
         )
         self.session.selectionChanged.connect(self._sync_actions)
+        self.adder.runningChanged.connect(self._sync_actions)
         self._sync_actions()
         self.statusBar().showMessage("Open a folder of images, or a previous run folder.")
         self._find_default = find_default
@@ -305,6 +309,9 @@ class MainWindow(ReviewCommands, QMainWindow):
     def start_run(self) -> None:
         if self.controller.is_running or self.image_folder is None:
             return
+        if self.adder.is_running:  # it holds the run folder's lock
+            self.message("Cannot run", "Images are being added to the run; wait, or cancel that.")
+            return
         self.workspace.run_dir = self.params.run_dir()  # the user may have typed another one
         problem = self.workspace.run_dir_problem()
         if problem:
@@ -393,6 +400,7 @@ class MainWindow(ReviewCommands, QMainWindow):
         self.export_csv_action.setEnabled(has_run)
         self.export_folders_action.setEnabled(has_run)
         self.save_report_action.setEnabled(has_run)
+        self.add_images_action.setEnabled(has_run and not self.adder.is_running)
         self.run_action.setEnabled(not running and self.image_folder is not None)
         self.cancel_action.setEnabled(running)
         self.undo_action.setEnabled(self.session.can_undo())
@@ -404,6 +412,9 @@ class MainWindow(ReviewCommands, QMainWindow):
         self.tabs.setTabEnabled(4, self.k_plot.choice is not None)
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        if self.adder.stop_and_close():  # closes the window again once its thread has ended
+            event.ignore()
+            return
         if self.controller.is_running:
             # Never block the GUI thread: ask the run to stop and close when its thread has ended.
             self._close_when_idle = True

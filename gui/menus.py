@@ -47,6 +47,10 @@ def build_menus(w) -> None:
         w, "Save report…", w.save_report, None,
         "Write the run as one HTML page to share: settings, clusters, images, map.",
     )  # fmt: skip
+    w.add_images_action = make_action(
+        w, "Add images…", w.adder.add_images, None,
+        "Place the images of another folder into this run's clusters and map, without retraining.",
+    )  # fmt: skip
     w.run_action = make_action(w, "Run", w.start_run, "Ctrl+R", "Start or continue the run.")
     w.cancel_action = make_action(
         w, "Cancel", w.cancel_run, "Esc", "Stop; finished stages are kept."
@@ -74,6 +78,8 @@ def build_menus(w) -> None:
     file_menu = w.menuBar().addMenu("&File")
     file_menu.addActions([w.open_folder_action, w.open_run_action])
     w.recent_menu = file_menu.addMenu("Open recent")
+    file_menu.addSeparator()
+    file_menu.addAction(w.add_images_action)
     file_menu.addSeparator()
     file_menu.addActions([w.export_csv_action, w.export_selection_action, w.export_folders_action])
     file_menu.addAction(w.save_report_action)
