@@ -34,7 +34,7 @@ from semclust.core.naming.names import names_to_json
 from semclust.core.naming.suggest import suggest_names
 from semclust.core.neighbours import mine_neighbours, neighbour_purity
 from semclust.core.progress import CancelToken, Progress, ProgressCallback
-from semclust.core.projection import umap_2d
+from semclust.core.projection import umap_2d, warm_up_umap
 from semclust.core.representation.augment import StrongAugment, ViewAugment
 from semclust.core.representation.backbones import get_spec
 from semclust.core.representation.encoders import build_encoder
@@ -259,7 +259,10 @@ class StageWork:
         io.save_array(self.paths.probabilities, probs)
 
     def projection(self) -> None:
-        self.progress(Progress("projection", "progress", 0, 1, message="computing UMAP"))
+        self.progress(Progress("projection", "progress", 0, 2, message=(
+            "preparing UMAP (compiled on this machine's first run, then kept)")))  # fmt: skip
+        warm_up_umap()
+        self.progress(Progress("projection", "progress", 1, 2, message="computing UMAP"))
         io.save_array(
             self.paths.umap,
             umap_2d(

@@ -104,6 +104,9 @@ def test_end_to_end_quality_and_artefacts(finished):
     assert STAGES.index("projection") < STAGES.index("preview") < STAGES.index("clustering")
     scan_partials = [e.partial for e in rec.events if e.stage == "clustering" and e.partial]
     assert scan_partials and len(scan_partials[-1]["cluster_sizes"]) == 10
+    # the map's compile is a step of its own, said before the map itself
+    said = [e.message for e in rec.events if e.stage == "projection" and e.kind == "progress"]
+    assert said[0].startswith("preparing UMAP") and said[1] == "computing UMAP"
 
 
 def test_changing_a_scan_setting_keeps_the_representation(finished, tmp_path, digits_folder):
