@@ -162,3 +162,28 @@ def test_cancelling_writes_nothing(qtbot, window_factory, run_copy, digits_folde
     assert "nothing was written" in w.statusBar().currentMessage()
     assert not added_json(RunPaths(run_dir)).exists()
     assert len(w.scatter.added) == 0
+
+
+def test_closing_while_adding_stops_first_then_closes(
+    qtbot, window_factory, run_copy, digits_folder, tmp_path
+):
+    run_dir, cache = run_copy
+    new = tmp_path / "new"
+    copy_some(digits_folder, new, every=60)
+    w = open_window(window_factory, run_dir, cache)
+    assert w.adder.add_images(new)
+    w.close()  # refused for now: the thread is asked to stop
+    assert w.isVisible() and w.adder.is_running
+    qtbot.waitUntil(lambda: not w.isVisible(), timeout=60_000)
+    assert not w.adder.is_running and not added_json(RunPaths(run_dir)).exists()
+
+
+def test_a_damaged_additions_file_is_a_message_and_the_run_still_opens(
+    window_factory, finished_run
+):
+    added_json(finished_run.paths).write_text("{not json", encoding="utf-8")
+    w = window_factory()
+    w.open_path(finished_run.paths.root)
+    assert w.session.run is not None and len(w.scatter.added) == 0
+    assert w.last_message.windowTitle() == "Added images not shown"
+    assert "added.json" in w.last_message.text()
