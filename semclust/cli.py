@@ -1,5 +1,6 @@
-"""``semclust``: the command line. ``run`` clusters a folder, ``export`` writes labels, ``demo`` runs the
-whole pipeline on built-in handwritten digits, ``gui`` opens the desktop app."""
+"""``semclust``: the command line. ``run`` clusters a folder, ``export`` writes labels, ``assign`` places
+new images into a finished run, ``report`` writes a run's HTML report, ``demo`` runs the whole pipeline
+on built-in handwritten digits, ``gui`` opens the desktop app."""
 
 from __future__ import annotations
 
