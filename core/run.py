@@ -151,7 +151,7 @@ def run_pipeline(
             fp_choose = fingerprint(
                 fp_neigh, config.auto_clusters, config.seed, "choose_k by modularity"
             )
-            stages.run("choose_k", fp_choose, [paths.choose_k], ctx.choose_k)
+            stages.run("choose_k", fp_choose, [paths.choose_k], lambda: ctx.choose_k(fp_choose))
             best = int(io.read_json(paths.choose_k)["best"])
             ctx.config = config = config.replace(clusters=config.picked_clusters or best)
             io.write_json(

@@ -115,17 +115,40 @@ class StageWork:
         )
         io.save_array(self.paths.neighbours, nb)
 
-    def choose_k(self) -> None:
-        """The number of clusters, chosen without labels over ``config.auto_clusters``."""
+    def choose_k(self, fingerprint: str) -> None:
+        """The number of clusters, chosen without labels over ``config.auto_clusters``. Each k's
+        scores are kept in ``choose_k.partial.json`` (with the stage's ``fingerprint``) as they come,
+        so that a choice cut short resumes where it stopped."""
         from semclust.core.clustering.choose_k import choose_clusters
+
+        partial = self.paths.choose_k_partial
+        try:
+            kept = io.read_json(partial) or {}
+        except io.RunFolderError:  # cut short as it was written: start over
+            kept = {}
+        if not isinstance(kept, dict) or kept.get("fingerprint") != fingerprint:
+            kept = {}
+        known = {}
+        for k, scores in (kept.get("scores") or {}).items():
+            if str(k).isdigit() and isinstance(scores, dict):
+                known[int(k)] = scores
+        if known:
+            self.progress(Progress("choose_k", "progress", 0, 0, message=(
+                f"resuming: {len(known)} numbers of clusters already tried")))  # fmt: skip
+
+        def keep(k: int, scores: dict[str, float]) -> None:
+            known[k] = scores
+            io.write_json(partial, {"fingerprint": fingerprint, "scores": known})
 
         try:
             choice = choose_clusters(
-                self.inputs, self.config.auto_clusters, self.config.seed, self.progress, self.cancel
-            )
+                self.inputs, self.config.auto_clusters, self.config.seed, self.progress,
+                self.cancel, known, keep,
+            )  # fmt: skip
         except ValueError as exc:  # too few images for the range
             raise InputError(str(exc)) from None
         io.write_json(self.paths.choose_k, choice.to_dict())
+        partial.unlink(missing_ok=True)
 
     def preview(self) -> None:
         """K-means on the embeddings: seconds, shown while the clustering stage runs, and reused as

@@ -16,6 +16,7 @@ from semclust.core.config import RunConfig
 from semclust.core.metrics import evaluate
 from semclust.core.runfolder.artefacts import RunPaths
 from semclust.core.runfolder.results import load_run
+from tests.conftest import MOBILENET_WEIGHTS
 
 
 @pytest.fixture(scope="module")
@@ -141,3 +142,41 @@ def test_clusters_auto_chooses_k_then_clusters_into_it(tmp_path, digits_folder):
         config.replace(picked_clusters=20).validate()
     with pytest.raises(ValueError, match="--clusters auto"):
         RunConfig(clusters=4, picked_clusters=5).validate()
+
+
+def test_a_k_choice_cut_short_resumes_where_it_stopped(tmp_path, digits_folder, monkeypatch):
+    """The scores of the ks tried are kept as they come; a rerun fits only the others, and chooses
+    what an uninterrupted choice chooses."""
+    import semclust.core.clustering.choose_k as choose_k
+    from semclust.core.progress import Cancelled, CancelToken
+    from semclust.core.run import run_pipeline
+
+    config = RunConfig(clusters=4, auto_clusters=(2, 7), seed=0, method="kmeans").replace(
+        **{"pretext.epochs": 0, "encoder.backbone": "mobilenet", "neighbours.k": 10}
+    )
+    if not MOBILENET_WEIGHTS.is_file():
+        pytest.skip(f"needs the local MobileNet weights {MOBILENET_WEIGHTS}")
+    config = config.replace(**{"encoder.weights": str(MOBILENET_WEIGHTS), "ingest.image_size": 64})
+    fitted = []
+    real = choose_k.gmm_probabilities
+    monkeypatch.setattr(choose_k, "gmm_probabilities",
+                        lambda r, nb, k, *a: fitted.append(k) or real(r, nb, k, *a))  # fmt: skip
+    token = CancelToken()
+
+    def cancel_after_three(p):
+        if p.stage == "choose_k" and (p.partial or {}).get("k") == 4:
+            token.cancel()
+
+    out, cache = tmp_path / "run", tmp_path / "cache"
+    with pytest.raises(Cancelled):
+        run_pipeline(digits_folder, out, config, cancel_after_three, token, cache_dir=cache)
+    assert fitted == [2, 3, 4] and RunPaths(out).choose_k_partial.is_file()
+    fitted.clear()
+    events = []
+    run = run_pipeline(digits_folder, out, config, events.append, cache_dir=cache)
+    assert fitted == [5, 6, 7]
+    assert any("resuming: 3" in (e.message or "") for e in events if e.stage == "choose_k")
+    assert not RunPaths(out).choose_k_partial.exists()
+    fresh = run_pipeline(digits_folder, tmp_path / "fresh", config, cache_dir=cache)
+    assert run.k_choice["best"] == fresh.k_choice["best"]
+    np.testing.assert_allclose(run.k_choice["score"], fresh.k_choice["score"], atol=1e-9)

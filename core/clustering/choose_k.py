@@ -28,6 +28,7 @@ Example:
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -85,9 +86,15 @@ def choose_clusters(
     seed: int = 0,
     progress: ProgressCallback = ignore_progress,
     cancel: CancelToken | None = None,
+    known: Mapping[int, Mapping[str, float]] | None = None,
+    on_k: Callable[[int, dict[str, float]], None] | None = None,
 ) -> KChoice:
     """The number of clusters in ``k_range`` whose mixture clusters have the highest modularity (the
     fewest among near ties: :func:`fewest_near_best`).
+
+    Args:
+        known: the scores of ks already tried (a choice cut short, resumed): not fitted again.
+        on_k: called with each k and its scores once fitted (to keep them for a resume).
 
     Returns:
         a :class:`KChoice` with the curves ``modularity`` (the score), ``agreement`` (share of
@@ -108,8 +115,13 @@ def choose_clusters(
     for i, k in enumerate(ks):
         if cancel is not None:
             cancel.raise_if_cancelled()
-        probs = gmm_probabilities(reduced, inputs.neighbours, k, seed, RESTARTS)
-        scores = scores_of(probs.argmax(axis=1), graph, k)
+        if known is not None and k in known and set(curves) <= set(known[k]):
+            scores = {name: float(known[k][name]) for name in curves}
+        else:
+            probs = gmm_probabilities(reduced, inputs.neighbours, k, seed, RESTARTS)
+            scores = scores_of(probs.argmax(axis=1), graph, k)
+            if on_k is not None:
+                on_k(k, scores)
         for name, values in curves.items():
             values.append(scores[name])
         progress(Progress(STAGE, "progress", i + 1, len(ks) + 1, message=(

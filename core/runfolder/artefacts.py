@@ -51,6 +51,7 @@ class RunPaths:
     features = property(lambda s: s.root / "features.npy")
     neighbours = property(lambda s: s.root / "neighbours.npy")
     choose_k = property(lambda s: s.root / "choose_k.json")
+    choose_k_partial = property(lambda s: s.root / "choose_k.partial.json")
     preview = property(lambda s: s.root / "preview_probabilities.npy")
     scan_weights = property(lambda s: s.root / "scan_heads.weights.h5")
     clustering_probabilities = property(lambda s: s.root / "clustering_probabilities.npy")
@@ -63,6 +64,8 @@ class RunPaths:
     metrics = property(lambda s: s.root / "metrics.json")
     labels_csv = property(lambda s: s.root / "labels.csv")
     corrections = property(lambda s: s.root / "corrections.json")
+    retrained_probabilities = property(lambda s: s.root / "retrained_probabilities.npy")
+    retrained = property(lambda s: s.root / "retrained.json")
     marker = property(lambda s: s.root / MARKER)
 
     def exists(self) -> bool:
