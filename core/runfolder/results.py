@@ -4,11 +4,22 @@ The GUI explores a :class:`RunData`; the command line's ``export`` writes it. Co
 merges, images moved between clusters, clusters the user made: from a selection or by splitting one)
 are kept apart from the model's predictions in ``corrections.json``, so they can be undone and survive
 re-exports.
+
+Which probabilities a run shows: ``probabilities.npy`` is the run's model and is never rewritten by the
+app. "Retrain with my corrections" (:mod:`semclust.core.runfolder.retrain`) writes its own model's
+probabilities to ``retrained_probabilities.npy`` with ``retrained.json``, its record, written last;
+:func:`load_run` reads them into :attr:`RunData.retrained`, which takes precedence over
+``probabilities`` for every image's cluster and confidence (:attr:`RunData.model_probabilities`) only
+while the record vouches for both arrays: it names a digest of the run's probabilities it was trained
+from (:func:`model_digest`) and one of its own. A rerun of the run or a k picked on the curve writes
+new probabilities, and the retrained ones are then ignored; restoring the model's clusters deletes
+both files (record first). The corrections apply on top of either.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
@@ -170,6 +181,10 @@ class RunData:
         names_problem: why ``names.json`` was ignored (damaged), or ``""``.
         k_choice: ``choose_k.json`` when the number of clusters was chosen without labels, else None.
         preview: the quick K-means preview of a run still training (read-only).
+        retrained: (N, K') probabilities of the model retrained with the user's corrections (K' the
+            clusters when it was retrained, the user's made ones included), or ``None``; it takes
+            precedence over ``probabilities`` (see the module's docstring).
+        retrained_info: ``retrained.json``: what the retrain did (corrections, images changed, seconds).
     """
 
     paths: RunPaths
@@ -189,6 +204,8 @@ class RunData:
     names_problem: str = ""
     k_choice: dict | None = None
     preview: bool = False
+    retrained: np.ndarray | None = None
+    retrained_info: dict = field(default_factory=dict)
 
     @property
     def predicted_clusters(self) -> int:
@@ -202,12 +219,20 @@ class RunData:
         return self.predicted_clusters + self.corrections.added
 
     @property
+    def model_probabilities(self) -> np.ndarray:
+        """The probabilities the clusters come from: the retrained model's when there is one (its
+        columns of clusters that no longer exist left out), else the run's."""
+        if self.retrained is None:
+            return self.probabilities
+        return self.retrained[:, : self.n_clusters]
+
+    @property
     def predicted(self) -> np.ndarray:
-        return np.argmax(self.probabilities, axis=1)
+        return np.argmax(self.model_probabilities, axis=1)
 
     @property
     def confidence(self) -> np.ndarray:
-        return np.max(self.probabilities, axis=1)
+        return np.max(self.model_probabilities, axis=1)
 
     @property
     def assignment(self) -> np.ndarray:
@@ -360,7 +385,47 @@ def load_run(
         if config.auto_clusters
         else None,
         preview=preview,
+        **({} if preview else _retrained(paths, probabilities)),
     )
+
+
+def model_digest(probabilities: np.ndarray) -> str:
+    """A digest of a probability array (shape, type and values), as ``retrained.json`` records it."""
+    array = np.ascontiguousarray(probabilities)
+    h = hashlib.sha256(f"{array.shape}|{array.dtype.str}|".encode())
+    h.update(memoryview(array).cast("B"))
+    return h.hexdigest()
+
+
+def _retrained(paths: RunPaths, probabilities: np.ndarray) -> dict:
+    """``RunData``'s retrained probabilities and their record, when the record vouches for them.
+
+    They only refine the run's clusters: when they do not belong to the run's probabilities of now (a
+    rerun since), are damaged or do not fit, the run opens with its own, and a damaged file is logged.
+    """
+    if not paths.retrained.is_file():
+        return {}
+    try:
+        record = read_json(paths.retrained)
+        array = load_array(paths.retrained_probabilities)
+        if not isinstance(record, dict) or array is None:
+            raise RunFolderError(f"{paths.retrained} is damaged or its probabilities are missing.")
+        if record.get("base") != model_digest(probabilities):
+            log.info("%s belongs to an earlier clustering of this run: ignored.", paths.retrained)
+            return {}
+        if record.get("digest") != model_digest(array):
+            raise RunFolderError(f"{paths.retrained_probabilities} does not match its record.")
+        n, k = probabilities.shape
+        if (
+            array.ndim != 2 or len(array) != n or array.shape[1] < k
+            or array.dtype.kind != "f" or not np.all(np.isfinite(array))
+            or array.min() < 0 or array.max() > 1 + 1e-3
+        ):  # fmt: skip
+            raise RunFolderError(f"{paths.retrained_probabilities} does not fit this run.")
+    except RunFolderError as exc:
+        log.warning("%s The run's own clusters are shown.", exc)
+        return {}
+    return {"retrained": array, "retrained_info": record}
 
 
 def stale_artefacts(paths: RunPaths, images_fp: str | None) -> set[str]:
