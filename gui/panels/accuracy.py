@@ -69,6 +69,8 @@ class AccuracyPanel(QWidget):
         self.heat.setColorMap(pg.colormap.get("viridis"))
         self.confusion_plot.addItem(self.heat)
         self._texts: list[pg.TextItem] = []
+        self._classes: list[str] = []
+        self.confusion_plot.getViewBox().sigResized.connect(self._label_columns)
         box, _ = titled(self.confusion_plot, "Confusion (rows: clusters, columns: true labels)")
         plots.addWidget(box, 3)
         layout.addLayout(plots, 1)
@@ -120,9 +122,25 @@ class AccuracyPanel(QWidget):
                         self.confusion_plot.addItem(t)
                         self._texts.append(t)
         left = self.confusion_plot.getAxis("left")
-        bottom = self.confusion_plot.getAxis("bottom")
         left.setTicks([[(r + 0.5, elide(s.cluster_name(r))) for r in range(conf.shape[0])]]
                       if conf.shape[0] <= 30 else None)  # fmt: skip
-        bottom.setTicks([[(c + 0.5, elide(name, 8)) for c, name in enumerate(classes)]]
-                        if len(classes) <= 30 else None)  # fmt: skip
+        self._classes = classes
+        self._label_columns()
         self.confusion_plot.autoRange()
+
+    def _label_columns(self) -> None:
+        """The true labels under the confusion matrix, each cut to what its column's width holds
+        (on a laptop, 7 columns of about 35 px: "cere…", "frui…"), so that none hides another; the
+        full names are in the plot's tooltip."""
+        classes = self._classes
+        bottom = self.confusion_plot.getAxis("bottom")
+        if not classes or len(classes) > 30:
+            bottom.setTicks(None)
+            return
+        width = self.confusion_plot.getViewBox().width() or self.confusion_plot.width()
+        char = max(1, self.fontMetrics().averageCharWidth())
+        chars = max(2, min(12, int(width / len(classes) / char) - 1))
+        bottom.setTicks([[(c + 0.5, elide(name, chars)) for c, name in enumerate(classes)]])
+        self.confusion_plot.setToolTip(
+            "Columns: " + ", ".join(f"{i + 1}. {name}" for i, name in enumerate(classes))
+        )

@@ -46,6 +46,19 @@ def test_the_accuracy_plots_and_the_clusters_table_fit_their_width(
     for plot in (w.accuracy.purity_plot, w.accuracy.confusion_plot):
         # A pyqtgraph title used to set the scene's width: the right part was cut off.
         assert plot.plotItem.geometry().width() <= plot.width() + 1
+    # The true labels under the confusion matrix fit their columns: none hides another (long
+    # names, as a photo folder's: "condiments_spices" hid its neighbours at 8 characters).
+    evaluation = w.session.evaluation()
+    long = [f"condiments_spices_{name}" for name in evaluation["class_names"]]
+    w.session.evaluation = lambda: {**evaluation, "class_names": long}
+    w.accuracy.refresh()
+    qtbot.wait(50)
+    plot = w.accuracy.confusion_plot
+    ticks = plot.getAxis("bottom")._tickLevels[0]
+    assert len(ticks) == len(w.session.evaluation()["class_names"])
+    column = plot.getViewBox().width() / len(ticks)
+    metrics = w.accuracy.fontMetrics()
+    assert all(metrics.horizontalAdvance(text) <= column for _, text in ticks), (column, ticks)
     w.tabs.setCurrentWidget(w.clusters)
     w.clusters.choose(0)
     qtbot.wait(50)
