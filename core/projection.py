@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 import warnings
 
 import numpy as np
@@ -14,6 +16,8 @@ from semclust.core.paths import default_cache_dir
 UMAP_MODULES = ("umap.umap_", "umap.layouts", "umap.utils", "umap.distances", "umap.spectral")
 _umap_compiled_kept = False
 _umap_warm = False
+_warm_lock = threading.Lock()
+_warm_thread: threading.Thread | None = None
 
 
 def umap_2d(
@@ -75,16 +79,34 @@ def warm_up_umap() -> None:
     """Fits UMAP once on 100 seeded random points, as :func:`umap_2d` fits a run (cosine, the run's
     neighbours given), so that numba compiles UMAP's functions now, or loads them from its cache, and
     the run's map can say so as a step of its own: on a machine's first run the compile is most of the
-    map's time (49 s of a map of 257 photos). Once per process; fractions of a second once compiled."""
+    map's time (49 s of a map of 257 photos). Once per process; fractions of a second once compiled.
+    Waits for the warm-up :func:`start_umap_warm_up` began, if one runs."""
     global _umap_warm
-    if _umap_warm:
-        return
-    from semclust.core.neighbours import exact_neighbours
+    with _warm_lock:
+        if _umap_warm:
+            return
+        from semclust.core.neighbours import exact_neighbours
 
-    x = np.random.default_rng(0).standard_normal((100, 8)).astype(np.float32)
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    umap_2d(x, ProjectionConfig(), 0, exact_neighbours(x, ProjectionConfig().n_neighbors))
-    _umap_warm = True
+        x = np.random.default_rng(0).standard_normal((100, 8)).astype(np.float32)
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        umap_2d(x, ProjectionConfig(), 0, exact_neighbours(x, ProjectionConfig().n_neighbors))
+        _umap_warm = True
+
+
+def start_umap_warm_up() -> None:
+    """:func:`warm_up_umap` in a background thread, so that UMAP compiles while the run extracts
+    its features (the backbone's work releases the interpreter). Returns at once; the map's stage
+    then waits for what is left. A failure there is left for the map's own UMAP to meet and say."""
+    global _warm_thread
+    if _umap_warm or (_warm_thread is not None and _warm_thread.is_alive()):
+        return
+
+    def warm() -> None:
+        with contextlib.suppress(Exception):
+            warm_up_umap()
+
+    _warm_thread = threading.Thread(target=warm, name="semclust-umap-warm-up", daemon=True)
+    _warm_thread.start()
 
 
 def keep_umap_compiled() -> None:

@@ -31,6 +31,7 @@ from semclust.core.images import (
     typical_side,
 )
 from semclust.core.progress import CancelToken, Progress, ProgressCallback, ignore_progress
+from semclust.core.projection import start_umap_warm_up
 from semclust.core.representation.backbones import feature_layer, get_spec, resolve_backbone
 from semclust.core.runfolder import artefacts as io
 from semclust.core.runfolder.artefacts import RunFolderError, RunPaths, is_inside
@@ -140,6 +141,8 @@ def run_pipeline(
         fp_neigh = fingerprint(fp_pretext, config.neighbours)
         ctx = StageWork(config, data, paths, progress, cancel, cache_dir)
         keep_own_checkpoint(paths, fp_pretext)
+        if not stages.record.is_done("pretext", fp_pretext):  # the map will be made again too
+            start_umap_warm_up()  # UMAP compiles while the backbone works
         stages.run(
             "pretext",
             fp_pretext,

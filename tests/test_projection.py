@@ -1,5 +1,8 @@
 """The 2-D projection: UMAP on the run's own mined neighbours keeps the clusters apart."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -77,3 +80,23 @@ def test_umaps_compiled_functions_are_reused_from_disk_by_the_next_process(tmp_p
     ]
     assert hits == [0, 1]
     assert any((tmp_path / "numba").rglob("*.nbi"))
+
+
+def test_umap_warms_up_in_the_background_and_the_map_waits_for_it():
+    """In a fresh interpreter: the warm-up starts at once, runs beside the caller, and the map's own
+    warm-up call waits for it instead of compiling a second time."""
+    code = """
+import time
+from semclust.core import projection as p
+t = time.perf_counter()
+p.start_umap_warm_up()
+started = time.perf_counter() - t
+assert started < 0.5, started
+assert p._warm_thread.is_alive() and not p._umap_warm
+p.start_umap_warm_up()  # a second call while the first runs starts nothing
+p.warm_up_umap()
+assert p._umap_warm and not p._warm_thread.is_alive()
+print("ok")
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-2000:]
