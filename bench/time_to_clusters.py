@@ -8,6 +8,10 @@ carry over, as they do for a user's second folder. Prints one Markdown row per r
 
     python -m bench.time_to_clusters --datasets animals10k,food7 --repeats 3
 
+``--first-run`` gives each repeat an empty numba cache (what a machine's first run waits for: UMAP's
+compile); ``--no-background-warm-up`` compiles UMAP when the map needs it instead of while the
+backbone works (the run before :func:`semclust.core.projection.start_umap_warm_up`), to compare.
+
 Columns: the process's wall seconds from its first import to the run's end (what a user waits for at
 the command line, less the interpreter's own start), the run's seconds, each stage's seconds from the
 run folder's ``stages.json``, the run's seconds over the features' ("pretext": the backbone's forward
@@ -31,14 +35,22 @@ OUT = Path("bench/out/time_to_clusters.jsonl")
 FEATURES_STAGE = "pretext"
 
 
-def timed_run(name: str, out: str, cache_dir: str, seed: int) -> dict:
+def timed_run(
+    name: str, out: str, cache_dir: str, seed: int, numba_cache: str = "", warm_up: bool = True
+) -> dict:
     """One default run in this (fresh) process: seconds of the imports, the run and each stage."""
     start = time.perf_counter()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if numba_cache:
+        os.environ["NUMBA_CACHE_DIR"] = numba_cache  # before numba is imported
     from bench.datasets import write_dataset
+    from semclust.core import run as run_module
     from semclust.core.choices import RunChoices
     from semclust.core.plan import plan_run
     from semclust.core.run import run_pipeline
+
+    if not warm_up:
+        run_module.start_umap_warm_up = lambda: None
 
     folder = write_dataset(name, cache_dir)
     classes = len([d for d in folder.iterdir() if d.is_dir()])
@@ -61,19 +73,33 @@ def timed_run(name: str, out: str, cache_dir: str, seed: int) -> dict:
     }
 
 
-def measure(names: list[str], repeats: int, cache_dir: Path, work: Path) -> list[dict]:
+def measure(
+    names: list[str],
+    repeats: int,
+    cache_dir: Path,
+    work: Path,
+    first_run: bool = False,
+    warm_up: bool = True,
+) -> list[dict]:
     rows = []
     for name in names:
         for repeat in range(repeats):
             out = work / f"{name}-{repeat}"
             shutil.rmtree(out, ignore_errors=True)
-            row, peak = run_isolated(timed_run, name, str(out), str(cache_dir), 0)
+            numba_cache = work / "numba-first-run"
+            shutil.rmtree(numba_cache, ignore_errors=True)
+            row, peak = run_isolated(
+                timed_run, name, str(out), str(cache_dir), 0,
+                str(numba_cache) if first_run else "", warm_up,
+            )  # fmt: skip
             features = row["stages_s"].get(FEATURES_STAGE) or float("nan")
             row.update(
                 repeat=repeat,
                 peak_rss_mb=round(peak),
                 run_over_features=round(row["run_s"] / features, 2),
                 machine=f"{platform.machine()}, {os.cpu_count()} cores",
+                first_run=first_run,
+                background_warm_up=warm_up,
                 when=time.strftime("%Y-%m-%dT%H:%M:%S"),
             )
             rows.append(row)
@@ -106,9 +132,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cache", type=Path, default=Path("bench/out/data"))
     parser.add_argument("--work", type=Path, default=Path("bench/out/time_to_clusters"))
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--first-run", action="store_true", help="an empty numba cache each repeat")
+    parser.add_argument("--no-background-warm-up", dest="warm_up", action="store_false")
     args = parser.parse_args(argv)
     print(HEADER, flush=True)
-    rows = measure(args.datasets.split(","), args.repeats, args.cache, args.work)
+    rows = measure(
+        args.datasets.split(","), args.repeats, args.cache, args.work, args.first_run, args.warm_up
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with args.out.open("a", encoding="utf-8") as f:
         for row in rows:

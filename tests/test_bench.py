@@ -400,7 +400,10 @@ def test_photo_sets_are_benchmark_datasets():
 def test_time_to_clusters_rows_compare_the_run_with_its_features(tmp_path, monkeypatch):
     from bench import time_to_clusters as ttc
 
-    def fake_isolated(fn, name, out, cache, seed):
+    calls = []
+
+    def fake_isolated(fn, name, out, cache, seed, numba_cache, warm_up):
+        calls.append((numba_cache, warm_up))
         stages = {"ingest": 1.0, "pretext": 20.0, "clustering": 10.0}
         return {"dataset": name, "images": 300, "backbone": "b", "method_kept": "ward", "acc": 0.5,
                 "imports_s": 4.0, "run_s": 50.0, "wall_s": 54.0, "stages_s": stages}, 900.0  # fmt: skip
@@ -411,3 +414,7 @@ def test_time_to_clusters_rows_compare_the_run_with_its_features(tmp_path, monke
     assert rows[0]["run_over_features"] == 2.5 and rows[0]["peak_rss_mb"] == 900
     line = ttc.markdown_row(rows[0])
     assert "| food7 | 300 | 0 | 54.0 | 50.0 | 20.0 | 2.50 |" in line and "pretext 20.0" in line
+    assert calls == [("", True)] * 2
+    calls.clear()
+    ttc.measure(["food7"], 1, tmp_path / "cache", tmp_path / "work", first_run=True, warm_up=False)
+    assert calls[0][0].endswith("numba-first-run") and calls[0][1] is False
