@@ -45,10 +45,18 @@ def _parser() -> argparse.ArgumentParser:
     _add_run_options(demo)
     demo.set_defaults(func=_cmd_demo)
 
-    export = sub.add_parser("export", help="export labels (with corrections) of a finished run")
+    export = sub.add_parser(
+        "export", help="export labels (with corrections), folders or a model of a finished run"
+    )
     export.add_argument("run", help="run folder")
     export.add_argument("--csv", help="where to write the labels CSV (default: RUN/labels.csv)")
     export.add_argument("--folders", help="also copy the images into one folder per cluster here")
+    export.add_argument(
+        "--model",
+        metavar="FILE.keras",
+        help="write the clusters as one Keras classifier (pixels in, clusters out), with the run's "
+        "HTML card and a JSON of the clusters' names beside it; alone, it writes no labels CSV",
+    )
     export.add_argument(
         "--image-root",
         help="where the images are now, if they moved since the run (say, a run made elsewhere)",
@@ -278,12 +286,21 @@ def _cmd_export(args: argparse.Namespace) -> int:
     try:
         run = load_run(args.run, image_root=args.image_root)
         csv_path = args.csv or run.paths.labels_csv
-        check_csv_path(run, csv_path)  # everything checked before anything is written
+        labels = bool(args.csv or args.folders or not args.model)
+        if labels:
+            check_csv_path(run, csv_path)  # everything checked before anything is written
         if args.folders:
             plan_cluster_folders(run, args.folders)
-        print(f"labels: {export_labels(run, csv_path)}")
+        if args.model:
+            from semclust.core.runfolder.model_export import check_model_path
+
+            check_model_path(run, args.model)
+        if labels:
+            print(f"labels: {export_labels(run, csv_path)}")
         if args.folders:
             print(f"copies: {export_cluster_folders(run, args.folders)}")
+        if args.model:
+            _export_model(run, args.model)
     except (FileNotFoundError, ValueError) as exc:
         print(f"semclust: {exc}", file=sys.stderr)
         return 2
@@ -293,6 +310,21 @@ def _cmd_export(args: argparse.Namespace) -> int:
         )
         return 1
     return 0
+
+
+def _export_model(run, path: str) -> None:
+    from semclust.core.runfolder.model_export import export_model
+
+    done = export_model(run, path)
+    checked = (
+        f", {done.checked_agreement:.1%} of {done.checked} images read again"
+        if done.checked_agreement is not None
+        else ""
+    )
+    print(f"model: {done.model} (card {done.card.name}, cluster names in {done.info.name})")
+    print(f"  agrees with the run's clusters on {done.agreement:.1%} of its images{checked}")
+    for note in done.notes:
+        print(f"  note: {note}")
 
 
 def _cmd_report(args: argparse.Namespace) -> int:

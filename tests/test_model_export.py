@@ -1,0 +1,135 @@
+"""A finished run as one ``.keras`` classifier with its card and JSON beside it.
+
+One small finished run (frozen ImageNet MobileNet, K-means, 600 real digits) is shared; the model must
+open in a fresh interpreter that imports Keras only, reproduce the run's clusters of now on the run's
+own images, and leave the run folder and the image folder as they were.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from semclust.cli import main
+from semclust.core.images import load_image
+from semclust.core.runfolder.results import load_run
+from tests.conftest import MOBILENET_WEIGHTS, tree_digest
+from tests.test_assign import FROZEN
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory, digits_folder) -> Path:
+    if not MOBILENET_WEIGHTS.is_file():
+        pytest.skip(f"needs the local MobileNet weights {MOBILENET_WEIGHTS}")
+    from semclust.core.run import run_pipeline
+
+    base = tmp_path_factory.mktemp("model_export")
+    run_pipeline(digits_folder, base / "run", FROZEN, cache_dir=base / "cache")
+    return base / "run"
+
+
+@pytest.fixture(scope="module")
+def pixels(finished) -> np.ndarray:
+    """The run's own images as the model takes them: (N, 96, 96, 3) uint8 RGB."""
+    run = load_run(finished)
+    size = run.config.ingest.image_size
+    return np.stack([load_image(run.absolute_path(i), size) for i in range(len(run.image_paths))])
+
+
+def predict_in_fresh_interpreter(model: Path, pixels: np.ndarray, tmp_path: Path) -> np.ndarray:
+    """The model's outputs computed by a new Python that imports Keras alone (and checks that)."""
+    np.save(tmp_path / "pixels.npy", pixels)
+    code = textwrap.dedent(f"""
+        import sys
+        import keras
+        import numpy as np
+        model = keras.saving.load_model({str(model)!r})
+        np.save({str(tmp_path / "out.npy")!r}, model.predict(np.load({str(tmp_path / "pixels.npy")!r}), verbose=0))
+        ours = [m for m in sys.modules if m == "semclust" or m.startswith("semclust.")]
+        assert not ours, ours
+    """)  # noqa: E501
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return np.load(tmp_path / "out.npy")
+
+
+def test_the_model_opens_without_semclust_and_reproduces_the_runs_clusters(
+    finished, pixels, digits_folder, tmp_path
+):
+    from semclust.core.runfolder.model_export import export_model
+
+    before = tree_digest(finished), tree_digest(digits_folder)
+    run = load_run(finished)
+    result = export_model(run, tmp_path / "shared" / "digits.keras", check_images=32)
+
+    assert result.model.is_file() and result.model.suffix == ".keras"
+    assert result.card == tmp_path / "shared" / "digits.html" and result.card.is_file()
+    info = json.loads(result.info.read_text(encoding="utf-8"))
+    assert result.info == tmp_path / "shared" / "digits.json"
+    assert info["cluster_names"] == [run.cluster_name(c) for c in range(run.n_clusters)]
+    assert info["input"]["shape"] == [96, 96, 3]
+    assert info["load"]["requires"] == ["keras"]  # the mid features' square root is plain ops
+    assert info["agreement"]["features"] == pytest.approx(result.agreement, abs=1e-6)
+    assert result.agreement >= 0.95 and result.checked == 32
+    assert result.checked_agreement >= 0.9
+
+    loaded = predict_in_fresh_interpreter(result.model, pixels, tmp_path)
+    in_memory = result.classifier.predict(pixels, verbose=0)
+    np.testing.assert_allclose(loaded, in_memory, atol=1e-5)
+    assert loaded.shape == (len(run.image_paths), run.n_clusters)
+    assert np.mean(loaded.argmax(axis=1) == run.assignment) >= 0.9
+    assert before == (tree_digest(finished), tree_digest(digits_folder))
+
+
+def test_corrections_are_reflected(finished, pixels, tmp_path):
+    from semclust.core.runfolder.model_export import export_model
+
+    run = load_run(finished)
+    a = run.assignment
+    target, emptied = int(a[0]), int(a[np.flatnonzero(a != a[0])[0]])
+    moved = np.flatnonzero(a != target)[:5]
+    run.corrections.move(moved, target)
+    run.corrections.rename(target, "my ones")
+    run.corrections.merge(emptied, target, run.assignment)
+    assert not np.any(run.assignment == emptied)
+
+    result = export_model(run, tmp_path / "corrected.keras", check_images=0)
+    info = json.loads(result.info.read_text(encoding="utf-8"))
+    assert info["cluster_names"][target] == "my ones"
+    assert info["clusters"][emptied]["images"] == 0
+    assert result.agreement >= 0.95 and result.checked == 0
+    out = result.classifier.predict(pixels, verbose=0)
+    assert np.all(out.argmax(axis=1)[moved] == target)  # the moves, learnt
+    assert out[:, emptied].max() < 1e-6  # the merged-away cluster gets no image
+    assert np.mean(out.argmax(axis=1) == run.assignment) >= 0.9
+
+
+def test_the_command_line_writes_the_model_and_refuses_the_image_folder(
+    finished, digits_folder, tmp_path, capsys
+):
+    before = tree_digest(finished), tree_digest(digits_folder)
+    for refused, reason in [
+        (digits_folder / "model.keras", "outside the image folder"),
+        (digits_folder / "0" / "model.keras", "outside the image folder"),
+        (tmp_path / "model.h5", ".keras"),
+    ]:
+        assert main(["export", str(finished), "--model", str(refused)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("semclust: ") and reason in err and "\n" not in err
+        assert not refused.exists()
+    assert before == (tree_digest(finished), tree_digest(digits_folder))
+
+    out = tmp_path / "cli" / "digits.keras"
+    assert main(["export", str(finished), "--model", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert str(out) in printed and "agree" in printed
+    assert {p.name for p in out.parent.iterdir()} == {"digits.keras", "digits.html", "digits.json"}
+    assert before == (tree_digest(finished), tree_digest(digits_folder))  # no labels.csv either
