@@ -27,6 +27,7 @@ from semclust.core.runfolder.added import read_additions, vote
 from semclust.core.runfolder.artefacts import RunFolderError, RunPaths, StageRecord, is_inside
 from semclust.core.runfolder.assign import assign_folder
 from semclust.core.runfolder.export import export_cluster_folders, export_labels
+from semclust.core.runfolder.model_export import check_model_path, export_model
 from semclust.core.runfolder.report import check_report_path, write_report
 from semclust.core.runfolder.results import (
     Corrections,
@@ -46,6 +47,7 @@ __all__ = [
     "read_skipped", "representation_of", "resource", "run_pipeline", "stage_seconds",
     "survey_folder",
     "check_report_path", "write_report",  # the report of a run (File > Save report...)
+    "check_model_path", "export_model",  # the run as a .keras model (File > Export model...)
     "assign_folder", "read_additions", "vote",  # images added to a run (File > Add images...)
 ]  # fmt: skip
 

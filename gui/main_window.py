@@ -400,6 +400,7 @@ class MainWindow(ReviewCommands, QMainWindow):
         self.export_csv_action.setEnabled(has_run)
         self.export_folders_action.setEnabled(has_run)
         self.save_report_action.setEnabled(has_run)
+        self.export_model_action.setEnabled(has_run)
         self.add_images_action.setEnabled(has_run and not self.adder.is_running)
         self.run_action.setEnabled(not running and self.image_folder is not None)
         self.cancel_action.setEnabled(running)

@@ -47,6 +47,11 @@ def build_menus(w) -> None:
         w, "Save report…", w.save_report, None,
         "Write the run as one HTML page to share: settings, clusters, images, map.",
     )  # fmt: skip
+    w.export_model_action = make_action(
+        w, "Export model…", w.export_model, None,
+        "Write the clusters as one Keras model (.keras) that classifies new images, with the "
+        "report and the clusters' names beside it.",
+    )  # fmt: skip
     w.add_images_action = make_action(
         w, "Add images…", w.adder.add_images, None,
         "Place the images of another folder into this run's clusters and map, without retraining.",
@@ -83,6 +88,7 @@ def build_menus(w) -> None:
     file_menu.addSeparator()
     file_menu.addActions([w.export_csv_action, w.export_selection_action, w.export_folders_action])
     file_menu.addAction(w.save_report_action)
+    file_menu.addAction(w.export_model_action)
     file_menu.addSeparator()
     file_menu.addAction(quit_action)
     edit_menu = w.menuBar().addMenu("&Edit")

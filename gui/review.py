@@ -1,6 +1,6 @@
 """The window's corrections and exports: move the selection, make a new cluster of it, split a
 cluster, export labels (all, or the selection) and per-cluster folders of copies, save the run's
-report (one HTML page to share).
+report (one HTML page to share), export the run as a Keras model.
 
 A mix-in of :class:`gui.main_window.MainWindow`: it uses the window's session, clusters panel, status bar
 and message box, and keeps the window's own method names (``window.export_csv``).
@@ -15,11 +15,13 @@ from PySide6.QtWidgets import QFileDialog
 
 from semclust.gui._core import (
     Corrections,
+    check_model_path,
     check_report_path,
     export_cluster_folders,
     export_labels,
     write_report,
 )
+from semclust.gui._core import export_model as write_model
 from semclust.gui.panels.clusters import choose_cluster
 from semclust.gui.tasks import run_in_background
 
@@ -130,5 +132,38 @@ class ReviewCommands:
             write_report, snapshot, path,
             on_result=lambda p: self.statusBar().showMessage(f"Wrote the report {p}"),
             on_error=lambda e: self.message("Report not saved", str(e), error=True),
+        )  # fmt: skip
+        return path
+
+    def export_model(self, path: Path | None = None) -> Path | None:
+        """Writes the run's clusters of now as one ``.keras`` classifier, with the report and a JSON
+        of the clusters' names beside it, in the background; returns the model's path, or None."""
+        run = self.session.run
+        if run is None or not self.session.editable:
+            return None
+        if path is None:
+            suggested = run.paths.root.parent / f"{run.paths.root.name}.keras"
+            chosen, _ = QFileDialog.getSaveFileName(self, "Export model", str(suggested),
+                                                    "Keras model (*.keras)")  # fmt: skip
+            if not chosen:
+                return None
+            path = Path(chosen)
+        if not path.suffix:
+            path = path.with_suffix(".keras")
+        try:
+            path = check_model_path(run, path)  # refused at once: in the image folder, not .keras
+        except ValueError as exc:
+            self.message("Model not exported", str(exc), error=True)
+            return None
+        snapshot = dataclasses.replace(
+            run, corrections=Corrections.from_dict(run.corrections.to_dict())
+        )
+        self.statusBar().showMessage("Exporting the model (the encoder, then a head fitted)…")
+        run_in_background(
+            write_model, snapshot, path,
+            on_result=lambda done: self.statusBar().showMessage(
+                f"Exported the model {done.model}: it agrees with the clusters on "
+                f"{done.agreement:.1%} of the images; names in {done.info.name}"),
+            on_error=lambda e: self.message("Model not exported", str(e), error=True),
         )  # fmt: skip
         return path
