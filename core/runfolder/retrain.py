@@ -1,8 +1,9 @@
 """Retrain a finished run with the user's corrections, and restore the model's clusters (undo).
 
 :func:`retrain` recomputes the clusters of the images the user did not correct
-(:func:`semclust.core.clustering.refine.refine`, on the run's frozen embeddings) and keeps the result as
-an artefact of its own, so that the run's model is never overwritten:
+(:func:`semclust.core.clustering.refine.refine`: their mined neighbours vote again, the corrected ones
+with a high weight) and keeps the result as an artefact of its own, so that the run's model is never
+overwritten:
 
 - ``retrained_probabilities.npy``: (N, K') the retrained model's probabilities (K' counts the clusters
   the user made too);
@@ -63,18 +64,18 @@ def retrain(run: RunData, settings: RefineSettings = RefineSettings()) -> Retrai
     the changes are counted against the clusters ``run`` shows now.
 
     Raises:
-        ValueError: a preview, a run without embeddings, or no image moved.
+        ValueError: a preview, a run without its neighbours, or no image moved.
         RunFolderError: another run writes into the folder (its lock), or it cannot be written.
     """
     if run.preview:
         raise ValueError("A preview cannot be retrained: wait for the run to finish.")
-    if run.embeddings is None:
+    if run.neighbours is None:
         raise ValueError(
-            "This run folder keeps no embeddings (or they are out of date): it cannot be "
+            "This run folder keeps no neighbours (or they are out of date): it cannot be "
             "retrained; run it again to compute them."
         )
     refined = refine(
-        run.embeddings,
+        run.neighbours,
         run.probabilities,
         run.corrections.moves,
         n_clusters=run.n_clusters,
