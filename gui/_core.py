@@ -37,6 +37,8 @@ from semclust.core.runfolder.results import (
     load_run,
     read_skipped,
 )
+from semclust.core.runfolder.retrain import restore as restore_model_clusters
+from semclust.core.runfolder.retrain import retrain as retrain_with_corrections
 
 __all__ = [
     "SCRATCH", "STAGES", "CancelToken", "Cancelled", "Corrections", "Declared", "FolderLook",
@@ -48,6 +50,7 @@ __all__ = [
     "survey_folder",
     "check_report_path", "write_report",  # the report of a run (File > Save report...)
     "check_model_path", "export_model",  # the run as a .keras model (File > Export model...)
+    "restore_model_clusters", "retrain_with_corrections",  # Edit > Retrain with my corrections
     "assign_folder", "read_additions", "vote",  # images added to a run (File > Add images...)
 ]  # fmt: skip
 

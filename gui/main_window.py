@@ -408,6 +408,10 @@ class MainWindow(ReviewCommands, QMainWindow):
         self.move_action.setEnabled(has_run)
         self.new_cluster_action.setEnabled(has_run and bool(len(self.session.selection)))
         self.split_action.setEnabled(has_run)
+        self.retrain_action.setEnabled(self.session.can_retrain and not running
+                                       and not self.adder.is_running  # it holds the lock
+                                       and not self.retraining)  # fmt: skip
+        self.restore_model_action.setEnabled(self.session.retrained and not self.retraining)
         self.export_selection_action.setEnabled(has_run and bool(len(self.session.selection)))
         self.tabs.setTabEnabled(3, self.session.has_labels)
         self.tabs.setTabEnabled(4, self.k_plot.choice is not None)

@@ -70,6 +70,14 @@ def build_menus(w) -> None:
         w, "Split cluster…", w.split_cluster, None,
         "Cluster a cluster's images again (K-means) into parts; the others become new clusters.",
     )  # fmt: skip
+    w.retrain_action = make_action(
+        w, "Retrain with my corrections", w.retrain_with_corrections, "Ctrl+Shift+R",
+        "Recompute the clusters of the other images from the images you moved.",
+    )  # fmt: skip
+    w.restore_model_action = make_action(
+        w, "Restore the model's clusters", w.restore_model_clusters, None,
+        "Show the run's own clusters again (your corrections stay).",
+    )  # fmt: skip
     w.export_selection_action = make_action(
         w, "Export selection (CSV)…", w.export_selection, None,
         "Write the labels of the selected images only (box or lasso in the map).",
@@ -93,6 +101,8 @@ def build_menus(w) -> None:
     file_menu.addAction(quit_action)
     edit_menu = w.menuBar().addMenu("&Edit")
     edit_menu.addActions([w.undo_action, w.move_action, w.new_cluster_action, w.split_action])
+    edit_menu.addSeparator()
+    edit_menu.addActions([w.retrain_action, w.restore_model_action])
     run_menu = w.menuBar().addMenu("&Run")
     run_menu.addActions([w.run_action, w.cancel_action])
     view_menu = w.menuBar().addMenu("&View")

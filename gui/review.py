@@ -1,6 +1,7 @@
 """The window's corrections and exports: move the selection, make a new cluster of it, split a
-cluster, export labels (all, or the selection) and per-cluster folders of copies, save the run's
-report (one HTML page to share), export the run as a Keras model.
+cluster, retrain the clusters with the corrections (and restore the model's), export labels (all, or
+the selection) and per-cluster folders of copies, save the run's report (one HTML page to share),
+export the run as a Keras model.
 
 A mix-in of :class:`gui.main_window.MainWindow`: it uses the window's session, clusters panel, status bar
 and message box, and keeps the window's own method names (``window.export_csv``).
@@ -19,6 +20,8 @@ from semclust.gui._core import (
     check_report_path,
     export_cluster_folders,
     export_labels,
+    restore_model_clusters,
+    retrain_with_corrections,
     write_report,
 )
 from semclust.gui._core import export_model as write_model
@@ -28,6 +31,9 @@ from semclust.gui.tasks import run_in_background
 
 class ReviewCommands:
     """Corrections and exports of the run shown in the window."""
+
+    #: a retrain is computing in the background (one at a time)
+    retraining = False
 
     def move_selection(self) -> None:
         if not len(self.session.selection):
@@ -62,6 +68,54 @@ class ReviewCommands:
                 + ", ".join(str(c) for c in made) + "."
             )  # fmt: skip
         return made
+
+    def retrain_with_corrections(self) -> bool:
+        """Retrains the clusters of the images not corrected, in the background from a copy of the
+        corrections of now; then the views follow and the status bar says how many changed. Returns
+        whether it started."""
+        run = self.session.run
+        if self.retraining or not self.session.can_retrain or self.controller.is_running:
+            return False
+        snapshot = dataclasses.replace(
+            run, corrections=Corrections.from_dict(run.corrections.to_dict())
+        )
+        self.retraining = True
+        self._sync_actions()
+        n = len(snapshot.corrections.moves)
+        self.statusBar().showMessage(f"Retraining with {n:,} correction{'s' * (n != 1)}…")
+        run_in_background(
+            retrain_with_corrections, snapshot,
+            on_result=lambda result: self._on_retrained(run, result),
+            on_error=self._on_retrain_failed,
+        )  # fmt: skip
+        return True
+
+    def _on_retrained(self, run, result) -> None:
+        self.retraining = False
+        if self.session.run is run:  # else another run was opened meanwhile: its folder has it
+            self.session.set_retrained(result.probabilities, result.info)
+            self.statusBar().showMessage(f"{result.message()}.")
+        self._sync_actions()
+
+    def _on_retrain_failed(self, exc: Exception) -> None:
+        self.retraining = False
+        self._sync_actions()
+        self.message("Not retrained", str(exc), error=True)
+
+    def restore_model_clusters(self) -> None:
+        """Deletes the retrained clusters: the run's model's clusters show again (with corrections)."""
+        run = self.session.run
+        if self.retraining or not self.session.retrained:
+            return
+        try:
+            restore_model_clusters(run.paths)
+        except (OSError, ValueError) as exc:  # ValueError: RunFolderError, the folder in use
+            self.message("Not restored", str(exc), error=True)
+            return
+        self.session.set_retrained(None)
+        self.statusBar().showMessage(
+            "Showing the model's own clusters again; your corrections stay."
+        )
 
     def export_selection(self, path: Path | None = None) -> Path | None:
         """The labels of the selected images only (say, a lasso in the map), as a CSV."""

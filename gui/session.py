@@ -203,6 +203,27 @@ class Session(QObject):
         self._after_correction()
 
     @property
+    def can_retrain(self) -> bool:
+        """A finished run with its mined neighbours and at least one image the user moved."""
+        run = self._run
+        return self.editable and run.neighbours is not None and bool(run.corrections.moves)
+
+    @property
+    def retrained(self) -> bool:
+        """The clusters shown come from a model retrained with the corrections."""
+        return self._run is not None and self._run.retrained is not None
+
+    def set_retrained(self, probabilities, info: dict | None = None) -> None:
+        """Shows the clusters of a retrained model (``None``: the run's own model's again); every
+        view follows as after a correction. The corrections still apply on top."""
+        if not self.editable:
+            return
+        self._run.retrained = probabilities
+        self._run.retrained_info = dict(info or {})
+        self._assignment = self._run.assignment
+        self.assignmentChanged.emit()
+
+    @property
     def editable(self) -> bool:
         """Corrections apply to a finished run, not to the preview of one still training."""
         return self._run is not None and not self._run.preview
