@@ -171,3 +171,20 @@ def test_user_clusters_beyond_the_retrained_ones_and_undone_ones(tmp_path):
     assert (run.assignment[misplaced[:4]] == made).all()
     run.corrections = type(run.corrections)()  # every correction undone
     assert run.model_probabilities.shape[1] == 3 and run.assignment.max() < 3
+
+
+def test_the_benchmarks_simulated_user_moves_wrong_images_home():
+    from bench.corrections import pick, simulate, vote
+
+    x, labels, probs, misplaced = wrongly_merged()
+    shown = probs.argmax(1)
+    picked = pick(labels, shown, {}, 10, np.random.default_rng(0))
+    assert len(picked) == 10 and set(picked) <= set(misplaced.tolist())
+    assert set(picked.values()) == {1}  # the cluster where label 1 is the majority
+    assert pick(labels, shown, dict.fromkeys(misplaced.tolist(), 1), 10, None) == {}
+    start = {"labels": labels, "probabilities": probs, "neighbours": nearest(x)}
+    alone, _ = simulate(start, 0, None)
+    retrained, seconds = simulate(start, 0, vote)
+    assert alone[10] == pytest.approx(alone[0] + 10 / len(x))
+    assert alone[30] == retrained[30] == 1.0 and retrained[10] > alone[10]
+    assert seconds < 1.0
