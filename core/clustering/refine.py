@@ -12,7 +12,8 @@ neighbours vote again for its cluster:
 - an image with a corrected image among its mined neighbours gets new probabilities: its neighbours'
   votes plus its own counted :attr:`RefineSettings.own_weight` times, normalised; it changes cluster
   when the corrected neighbours tip the vote. Every other image keeps the run's probabilities (the
-  vote's own smoothing changes nothing).
+  vote's own smoothing changes nothing), and so do the corrected images, whose cluster is the user's
+  anyway: a correction undone later sends its image back to the run's cluster.
 
 The corrected images keep the user's cluster in any case: corrections are applied over the model's
 probabilities (:meth:`semclust.core.runfolder.results.Corrections.apply`). Refining always starts from
@@ -129,9 +130,9 @@ def refine(
     weights[corrected] = settings.corrected_weight
     is_corrected = np.zeros(n, dtype=bool)
     is_corrected[corrected] = True
-    # Only the corrections' effect: the images with a corrected neighbour (and the corrected ones) vote
-    # again; every other keeps the run's probabilities.
-    touched = np.flatnonzero(is_corrected[neighbours].any(axis=1) | is_corrected)
+    # Only the corrections' effect: the other images with a corrected neighbour vote again; every
+    # other image, the corrected ones included, keeps the run's probabilities.
+    touched = np.flatnonzero(is_corrected[neighbours].any(axis=1) & ~is_corrected)
     out = np.zeros((n, clusters), dtype=np.float32)
     out[:, :k] = probabilities
     out[touched] = _votes(neighbours[touched], touched, targets, weights, clusters, settings)

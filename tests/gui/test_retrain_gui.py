@@ -1,5 +1,6 @@
 """Edit > Retrain with my corrections: disabled until an image is moved; then it retrains in the
-background, the views and the status bar follow, a reopen shows it, and restoring undoes it."""
+background, the views and the status bar follow, a reopen shows it, undoing a move sends its images
+back, and restoring the model's clusters undoes the retrain."""
 
 from __future__ import annotations
 
@@ -46,6 +47,7 @@ def test_retrain_is_enabled_by_a_move_updates_the_views_and_restores(
     assert not w.retrain_action.isEnabled()
 
     images, target = _wrongly_clustered(w.session, 3)
+    before_move = w.session.assignment.copy()
     w.session.move(images, target)  # what "Move selection to cluster…" does
     assert w.retrain_action.isEnabled()
     shown = w.session.assignment.copy()
@@ -69,12 +71,16 @@ def test_retrain_is_enabled_by_a_move_updates_the_views_and_restores(
     reopened = load_run(finished_run.paths.root)
     np.testing.assert_array_equal(reopened.assignment, now)
 
+    w.undo_action.trigger()  # the move undone: its images go back to the run's cluster
+    np.testing.assert_array_equal(w.session.assignment[images], before_move[images])
+    assert not w.retrain_action.isEnabled() and w.restore_model_action.isEnabled()
+
     w.restore_model_action.trigger()
-    np.testing.assert_array_equal(w.session.assignment, shown)
+    np.testing.assert_array_equal(w.session.assignment, before_move)
     assert "model's own clusters" in w.statusBar().currentMessage()
     assert not w.restore_model_action.isEnabled()
     assert not finished_run.paths.retrained.exists()
-    np.testing.assert_array_equal(load_run(finished_run.paths.root).assignment, shown)
+    np.testing.assert_array_equal(load_run(finished_run.paths.root).assignment, before_move)
 
 
 def test_a_failed_retrain_is_a_message(qtbot, window_factory, finished_run):
