@@ -323,6 +323,8 @@ def _export_model(run, path: str) -> None:
     )
     print(f"model: {done.model} (card {done.card.name}, cluster names in {done.info.name})")
     print(f"  agrees with the run's clusters on {done.agreement:.1%} of its images{checked}")
+    if done.held_out is not None:
+        print(f"  on images it was not fitted on (a held-out fifth): {done.held_out:.1%}")
     for note in done.notes:
         print(f"  note: {note}")
 

@@ -79,6 +79,8 @@ def test_the_model_opens_without_semclust_and_reproduces_the_runs_clusters(
     assert info["load"]["requires"] == ["keras"]  # the mid features' square root is plain ops
     assert info["agreement"]["features"] == pytest.approx(result.agreement, abs=1e-6)
     assert result.agreement >= 0.95 and result.checked == 32
+    assert info["agreement"]["held_out"] == pytest.approx(result.held_out, abs=1e-6)
+    assert result.held_out >= 0.85
     assert result.checked_agreement >= 0.9
 
     loaded = predict_in_fresh_interpreter(result.model, pixels, tmp_path)

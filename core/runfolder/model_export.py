@@ -25,8 +25,9 @@ the ``mid`` features is written as ``keras.ops`` rather than semclust's own laye
 Beside ``NAME.keras`` go ``NAME.html`` (the run's card, :func:`~semclust.core.runfolder.report.write_report`)
 and ``NAME.json``: the clusters' names by output index, the input size and preprocessing, what loading
 needs, and the agreement of the model's arg-max with the run's clusters (on every image's stored
-features, and on a sample of images read again and passed through the whole model). Nothing of the
-run folder or of the image folder is written.
+features; on a fifth of them for a head fitted on the others, which is what to expect of new images;
+and on a sample of images read again and passed through the whole model). Nothing of the run folder
+or of the image folder is written.
 
 Example:
     >>> import keras, numpy as np
@@ -73,6 +74,8 @@ class ModelExport:
         info: the JSON beside it (see the module docstring).
         agreement: share of the run's images whose cluster of now is the model's arg-max on their
             stored features.
+        held_out: that share on a fifth of the images (seeded) for a head fitted on the other four
+            fifths: what to expect of new images like the run's (None below 50 images).
         checked: images read again and passed through the whole model (0 when none could be read).
         checked_agreement: that share on those images (None when none were checked).
         cluster_names: the clusters' names, by output index.
@@ -84,6 +87,7 @@ class ModelExport:
     card: Path
     info: Path
     agreement: float
+    held_out: float | None
     checked: int
     checked_agreement: float | None
     cluster_names: list[str]
@@ -141,6 +145,7 @@ def export_model(run: RunData, path: str | Path, check_images: int = CHECK_IMAGE
     weights[list(run.corrections.moves)] = MOVED_WEIGHT
     kernel, bias = fit_head(unit, assignment, k, run.config.seed, weights)
     agreement = float(np.mean(np.argmax(unit @ kernel + bias, axis=1) == assignment))
+    held_out = held_out_agreement(unit, assignment, k, run.config.seed, weights)
 
     encoder = restore_encoder(run.config, run.paths)
     model, requires = build_classifier(encoder, kernel, bias, _model_name(run))
@@ -151,9 +156,10 @@ def export_model(run: RunData, path: str | Path, check_images: int = CHECK_IMAGE
         model.save(tmp)
     card = write_report(run, path.with_suffix(".html"))
     info = path.with_suffix(".json")
-    write_json(info, _info(run, path, names, assignment, requires, agreement, checked,
-                           checked_agreement))  # fmt: skip
-    return ModelExport(path, card, info, agreement, checked, checked_agreement, names, notes, model)
+    done = ModelExport(path, card, info, agreement, held_out, checked, checked_agreement, names,
+                       notes, model)  # fmt: skip
+    write_json(info, _info(run, done, assignment, requires))
+    return done
 
 
 def fit_head(
@@ -193,6 +199,25 @@ def fit_head(
     kernel[:, head.classes_] = coef.T
     bias[head.classes_] = intercept
     return kernel, bias
+
+
+def held_out_agreement(
+    unit: np.ndarray,
+    assignment: np.ndarray,
+    n_clusters: int,
+    seed: int = 0,
+    weights: np.ndarray | None = None,
+) -> float | None:
+    """The agreement on a seeded fifth of the images of a head fitted on the other four fifths
+    (None below 50 images)."""
+    n = min(len(unit), MAX_FIT_IMAGES)
+    if n < 50:
+        return None
+    order = np.random.default_rng(seed + 1).permutation(len(unit))[:n]
+    test, train = np.sort(order[: n // 5]), np.sort(order[n // 5 :])
+    w = None if weights is None else weights[train]
+    kernel, bias = fit_head(unit[train], assignment[train], n_clusters, seed, w)
+    return float(np.mean(np.argmax(unit[test] @ kernel + bias, axis=1) == assignment[test]))
 
 
 def build_classifier(encoder, kernel: np.ndarray, bias: np.ndarray, name: str = "semclust"):
@@ -271,7 +296,8 @@ def _check(
     return len(kept), float(np.mean(predicted == assignment[kept])), []
 
 
-def _info(run, path, names, assignment, requires, agreement, checked, checked_agreement) -> dict:
+def _info(run: RunData, done: ModelExport, assignment: np.ndarray, requires: list[str]) -> dict:
+    path, names = done.model, done.cluster_names
     size = run.config.ingest.image_size
     sizes = np.bincount(assignment, minlength=len(names))
     return {
@@ -279,7 +305,7 @@ def _info(run, path, names, assignment, requires, agreement, checked, checked_ag
         "card": path.with_suffix(".html").name,
         "made_by": f"semclust {__version__}",
         "exported": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "run": str(run.paths.root),
+        "run": run.paths.root.name,
         "clusters": [
             {"index": c, "name": name, "images": int(sizes[c])} for c, name in enumerate(names)
         ],
@@ -300,12 +326,14 @@ def _info(run, path, names, assignment, requires, agreement, checked, checked_ag
             "requires": ["keras", *requires],
         },
         "agreement": {
-            "features": round(agreement, 6),
+            "features": round(done.agreement, 6),
             "features_images": len(assignment),
-            "images": None if checked_agreement is None else round(checked_agreement, 6),
-            "images_checked": checked,
+            "held_out": None if done.held_out is None else round(done.held_out, 6),
+            "images": None if done.checked_agreement is None else round(done.checked_agreement, 6),
+            "images_checked": done.checked,
             "meaning": "share of the run's images whose cluster of now (with the corrections) is "
-            "the model's arg-max: on the stored features, and on images read again",
+            "the model's arg-max: on the stored features; on a fifth of them for a head fitted on "
+            "the others (what to expect of new images); on images read again from the folder",
         },
     }
 
