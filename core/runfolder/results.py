@@ -6,13 +6,13 @@ are kept apart from the model's predictions in ``corrections.json``, so they can
 re-exports.
 
 Which probabilities a run shows: ``probabilities.npy`` is the run's model and is never rewritten by the
-app. "Retrain with my corrections" (:mod:`semclust.core.runfolder.retrain`) writes its own model's
-probabilities to ``retrained_probabilities.npy`` with ``retrained.json``, its record, written last;
+app. "Retrain with my corrections" (:mod:`semclust.core.runfolder.retrain`) writes the probabilities it
+recomputes to ``retrained_probabilities.npy`` with ``retrained.json``, its record, written last;
 :func:`load_run` reads them into :attr:`RunData.retrained`, which takes precedence over
 ``probabilities`` for every image's cluster and confidence (:attr:`RunData.model_probabilities`) only
-while the record vouches for both arrays: it names a digest of the run's probabilities it was trained
-from (:func:`model_digest`) and one of its own. A rerun of the run or a k picked on the curve writes
-new probabilities, and the retrained ones are then ignored; restoring the model's clusters deletes
+while the record vouches for both arrays: it names a digest of the run's probabilities they were
+computed from (:func:`model_digest`) and one of their own. A rerun of the run or a k picked on the curve
+writes new probabilities, and the retrained ones are then ignored; restoring the model's clusters deletes
 both files (record first). The corrections apply on top of either.
 """
 
@@ -181,9 +181,9 @@ class RunData:
         names_problem: why ``names.json`` was ignored (damaged), or ``""``.
         k_choice: ``choose_k.json`` when the number of clusters was chosen without labels, else None.
         preview: the quick K-means preview of a run still training (read-only).
-        retrained: (N, K') probabilities of the model retrained with the user's corrections (K' the
-            clusters when it was retrained, the user's made ones included), or ``None``; it takes
-            precedence over ``probabilities`` (see the module's docstring).
+        retrained: (N, K') probabilities recomputed with the user's corrections (K': the clusters
+            when they were, the user's made ones included), or ``None``; they take precedence over
+            ``probabilities`` (see the module's docstring).
         retrained_info: ``retrained.json``: what the retrain did (corrections, images changed, seconds).
     """
 
@@ -220,7 +220,7 @@ class RunData:
 
     @property
     def model_probabilities(self) -> np.ndarray:
-        """The probabilities the clusters come from: the retrained model's when there is one (its
+        """The probabilities the clusters come from: the retrained ones when there are some (their
         columns of clusters that no longer exist left out), else the run's."""
         if self.retrained is None:
             return self.probabilities

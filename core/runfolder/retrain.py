@@ -5,8 +5,8 @@
 with a high weight) and keeps the result as an artefact of its own, so that the run's model is never
 overwritten:
 
-- ``retrained_probabilities.npy``: (N, K') the retrained model's probabilities (K' counts the clusters
-  the user made too);
+- ``retrained_probabilities.npy``: (N, K') the probabilities recomputed with the corrections (K'
+  counts the clusters the user made too);
 - ``retrained.json``: its record, written last: the digest of the run's probabilities it started from
   (``base``) and its own (``digest``), the corrections it used, the images that changed, the seconds.
 
@@ -33,7 +33,8 @@ class Retrained:
     """A retrain written into its run folder.
 
     Attributes:
-        probabilities: (N, K') the retrained model's probabilities, for :attr:`RunData.retrained`.
+        probabilities: (N, K') the probabilities recomputed with the corrections
+            (:attr:`RunData.retrained`).
         info: the record written to ``retrained.json``, for :attr:`RunData.retrained_info`.
     """
 
