@@ -60,7 +60,8 @@ def start_of(name: str, out: Path, cache_dir: Path) -> dict:
     neighbours = mine_neighbours(emb, 20)
     chosen = cluster_candidates(Inputs(feats, emb, neighbours, 0), k, 0, AUTO_CANDIDATES)
     found = {"embeddings": emb, "neighbours": neighbours, "labels": np.asarray(data["labels"]),
-             "probabilities": chosen.best.probabilities, "method": np.asarray(chosen.chosen)}  # fmt: skip
+             "probabilities": chosen.best.probabilities,
+             "method": np.asarray(chosen.chosen)}  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     np.savez(kept, **found)
     return found

@@ -1,5 +1,6 @@
-"""Corrections that teach the model: retraining pulls the corrected images' group along, keeps the user's
-clusters, writes only its own artefacts, survives a reopen, and restoring brings the run's clusters back."""
+"""Corrections that teach the model: retraining pulls the corrected images' group along, keeps the
+user's clusters, writes only its own artefacts, survives a reopen, and restoring brings the run's
+clusters back."""
 
 from __future__ import annotations
 
