@@ -23,6 +23,30 @@ from tests.conftest import MOBILENET_WEIGHTS, tree_digest
 from tests.test_assign import FROZEN
 
 
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_the_head_reproduces_separable_clusters_with_an_empty_one(k):
+    from semclust.core.runfolder.model_export import EMPTY_BIAS, fit_head
+
+    rng = np.random.default_rng(0)
+    centres = np.eye(8)[:k] * 3
+    y = np.repeat(np.arange(k), 20)
+    x = centres[y] + rng.normal(scale=0.3, size=(len(y), 8))
+    unit = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    kernel, bias = fit_head(unit, y, k + 1)  # cluster k has no image (merged away)
+    assert kernel.shape == (8, k + 1) and bias[k] == EMPTY_BIAS
+    np.testing.assert_array_equal(np.argmax(unit @ kernel + bias, axis=1), y)
+
+
+def test_a_large_run_is_fitted_on_a_sample_with_every_moved_image(monkeypatch):
+    from semclust.core.runfolder import model_export
+
+    monkeypatch.setattr(model_export, "MAX_FIT_IMAGES", 100)
+    rows = model_export.fit_rows(1000, np.array([3, 999]), seed=0)
+    assert len(rows) <= 102 and {3, 999} <= set(rows.tolist())
+    assert np.all(np.diff(rows) > 0)
+    np.testing.assert_array_equal(model_export.fit_rows(50, np.array([3])), np.arange(50))
+
+
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory, digits_folder) -> Path:
     if not MOBILENET_WEIGHTS.is_file():
