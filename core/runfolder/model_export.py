@@ -61,6 +61,8 @@ CHECK_IMAGES = 64
 HEAD_C = 1000.0
 #: Weight of an image the user moved (one of the others weighs 1): the user's word is the model's.
 MOVED_WEIGHT = 10.0
+#: How to load a model that holds one of semclust's own layers (registered when their module loads).
+LOAD_WITH_SEMCLUST = "import semclust.core.representation.encoders; keras.saving.load_model(path)"
 #: Bias of a cluster that has no image: softmax gives it (numerically) no probability.
 EMPTY_BIAS = -1e4
 
@@ -154,6 +156,8 @@ def export_model(run: RunData, path: str | Path, check_images: int = CHECK_IMAGE
     encoder = restore_encoder(run.config, run.paths)
     model, requires = build_classifier(encoder, kernel, bias, _model_name(run))
     checked, checked_agreement, notes = _check(run, model, assignment, check_images)
+    if "semclust" in requires:  # a layer of ours that has no Keras equivalent
+        notes.append(f"loading it needs semclust: {LOAD_WITH_SEMCLUST}")
     names = [run.cluster_name(c) for c in range(k)]
 
     with atomic_path(path, suffix=".keras") as tmp:
@@ -348,7 +352,9 @@ def _info(run: RunData, done: ModelExport, assignment: np.ndarray, requires: lis
         "output": "softmax over the clusters; the arg-max is the cluster index of `clusters`",
         "backbone": run.config.encoder.backbone,
         "load": {
-            "code": "keras.saving.load_model(path)",
+            "code": LOAD_WITH_SEMCLUST
+            if "semclust" in requires
+            else "keras.saving.load_model(path)",
             "requires": ["keras", *requires],
         },
         "agreement": {
