@@ -104,6 +104,10 @@ def main(argv: list[str] | None = None) -> int:
     w.tabs.setCurrentWidget(w.accuracy)
     _settle(app)
     w.grab().save(str(args.out / "5_accuracy.png"))
+    if w.k_plot.choice is not None:  # a run that chose its number of clusters
+        w.tabs.setCurrentWidget(w.k_plot)
+        _settle(app)
+        w.grab().save(str(args.out / "6_number_of_clusters.png"))
     w.close()
     w.loader.shutdown()
     print("\n".join(str(p) for p in sorted(args.out.glob("*.png"))))

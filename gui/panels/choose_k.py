@@ -73,6 +73,7 @@ class ChooseKPlot(QWidget):
             labelOpts={"position": 0.92, "color": "#d62728", "fill": (255, 255, 255, 200)},
         )
         self.marker.setVisible(False)
+        self.marker.setZValue(20)  # its label above the score curve (z 10), which peaks at this k
         self.plot.addItem(self.marker, ignoreBounds=True)
         self.in_use = pg.InfiniteLine(
             angle=90,
@@ -82,6 +83,7 @@ class ChooseKPlot(QWidget):
             labelOpts={"position": 0.8, "color": "#2ca02c", "fill": (255, 255, 255, 200)},
         )
         self.in_use.setVisible(False)
+        self.in_use.setZValue(20)
         self.plot.addItem(self.in_use, ignoreBounds=True)
         self.plot.scene().sigMouseClicked.connect(self._on_click)
         layout.addWidget(titled(self.plot, "Choosing the number of clusters")[0], 1)
@@ -152,9 +154,9 @@ class ChooseKPlot(QWidget):
         self.score_curve.setZValue(10)
         self.pick_box.setRange(min(choice.ks), max(choice.ks))
         self.pick_box.setValue(choice.best)
+        self.marker.setVisible(True)  # first: a hidden line's label ignores a new text
         self.marker.setPos(choice.best)
         self.marker.label.setFormat(f"k = {choice.best}")
-        self.marker.setVisible(True)
         self.plot.setXRange(ks.min() - 0.5, ks.max() + 0.5, padding=0)
         self.plot.setYRange(-0.05, 1.05, padding=0)
         self.summary.setText(

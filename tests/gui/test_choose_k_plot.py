@@ -37,6 +37,7 @@ def test_plot_shows_every_curve_and_marks_the_chosen_k(qtbot):
 
     assert plot.marker.isVisible() and plot.marker.value() == 7
     assert plot.marker.label.format == "k = 7"
+    assert plot.marker.label.toPlainText() == "k = 7"  # the text drawn, not only its format
     assert "k = 7" in plot.summary.text()
 
 
@@ -47,7 +48,7 @@ def test_plot_follows_a_new_choice_and_clears(qtbot):
     other = KChoice(ks=(2, 3, 4), curves={"agreement": (0.9, 0.8, 0.5)}, score=(0, 2, 1), best=3)
     plot.set_choice(other)
     assert set(plot.curves) == {"agreement"}
-    assert plot.marker.value() == 3 and plot.marker.label.format == "k = 3"
+    assert plot.marker.value() == 3 and plot.marker.label.toPlainText() == "k = 3"
     np.testing.assert_array_equal(plot.score_curve.getData()[0], [2, 3, 4])
 
     plot.set_choice(None)
