@@ -104,6 +104,21 @@ def test_architecture_shapes_and_parameter_count():
         build_efficientnet_lite2(weights="/nonexistent.weights.h5")
 
 
+def test_the_imagenet_head_is_read_from_the_weights_file_as_the_model_loads_it(tmp_path):
+    """Naming reads the classifier straight from the file (milliseconds, no model built); it must
+    be exactly what the model with its top loads."""
+    from semclust.core.representation.efficientnet_lite import imagenet_head
+
+    full = build_efficientnet_lite2(include_top=True)
+    kernel, bias = full.get_layer("predictions").get_weights()
+    full.get_layer("predictions").set_weights([kernel + 0.5, bias - 0.25])  # not an initial value
+    weights = tmp_path / "lite2.weights.h5"
+    full.save_weights(str(weights))
+    read_kernel, read_bias = imagenet_head(weights)
+    np.testing.assert_array_equal(read_kernel, kernel + 0.5)
+    np.testing.assert_array_equal(read_bias, bias - 0.25)
+
+
 def test_preprocess_input_maps_0_255_to_about_unit_range():
     x = np.array([[0.0, 127.0, 255.0]])
     np.testing.assert_allclose(preprocess_input(x), [[-127 / 128, 0.0, 1.0]])

@@ -109,8 +109,7 @@ def _from_imagenet_head(config, features, assignment, prototypes) -> dict[int, S
     weights = config.encoder.weights
     if weights in PRETRAINED:
         weights = efficientnet_lite.find_or_convert_weights()
-    model = efficientnet_lite.build_efficientnet_lite2(include_top=True, weights=weights)
-    kernel, bias = (np.asarray(w) for w in model.get_layer("predictions").get_weights())
+    kernel, bias = efficientnet_lite.imagenet_head(weights)
     voters = sorted({int(i) for members in prototypes.values() for i in members})
     probs = np.zeros((len(features), kernel.shape[1]), np.float32)
     probs[voters] = classifier_probabilities(np.asarray(features)[voters], kernel, bias)
