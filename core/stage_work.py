@@ -122,16 +122,7 @@ class StageWork:
         from semclust.core.clustering.choose_k import choose_clusters
 
         partial = self.paths.choose_k_partial
-        try:
-            kept = io.read_json(partial) or {}
-        except io.RunFolderError:  # cut short as it was written: start over
-            kept = {}
-        if not isinstance(kept, dict) or kept.get("fingerprint") != fingerprint:
-            kept = {}
-        known = {}
-        for k, scores in (kept.get("scores") or {}).items():
-            if str(k).isdigit() and isinstance(scores, dict):
-                known[int(k)] = scores
+        known = _tried_ks(partial, fingerprint)
         if known:
             self.progress(Progress("choose_k", "progress", 0, 0, message=(
                 f"resuming: {len(known)} numbers of clusters already tried")))  # fmt: skip
@@ -426,6 +417,27 @@ class StageWork:
             feats = predict_batches(model.predict_on_batch, self.data.images, 256, self.cancel)
             views.append(feats.astype(np.float16))
         return np.stack(views)
+
+
+def _tried_ks(partial: Path, fingerprint: str) -> dict[int, dict[str, float]]:
+    """The scores of the ks a k choice cut short had tried (``choose_k.partial.json``), if that
+    file is intact and was written for this stage's ``fingerprint``; anything else: none."""
+    try:
+        kept = io.read_json(partial) or {}
+    except io.RunFolderError:  # cut short as it was written: start over
+        return {}
+    if not isinstance(kept, dict) or kept.get("fingerprint") != fingerprint:
+        return {}
+    scores = kept.get("scores")
+    known = {}
+    for k, values in scores.items() if isinstance(scores, dict) else ():
+        if str(k).isdigit() and isinstance(values, dict) and all(map(_is_number, values.values())):
+            known[int(k)] = {name: float(v) for name, v in values.items()}
+    return known
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def restore_encoder(config: RunConfig, paths: RunPaths) -> keras.Model:

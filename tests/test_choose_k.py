@@ -117,3 +117,31 @@ def test_progress_and_cancellation():
         choose_clusters(inputs, (2, 5), progress=cancel_soon, cancel=token)
     assert not any(e.kind == "finished" for e in seen)
     assert max(e.step for e in seen) < seen[0].total
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "{ cut short",
+        json.dumps({"fingerprint": "other", "scores": {"3": {"modularity": 0.5}}}),
+        json.dumps({"fingerprint": "fp", "scores": [0.5, 0.6]}),
+        json.dumps({"fingerprint": "fp", "scores": {"3": {"modularity": "0.5"}}}),
+        json.dumps({"fingerprint": "fp", "scores": {"three": {"modularity": 0.5}}}),
+        json.dumps([1, 2]),
+    ],
+)
+def test_a_damaged_or_foreign_partial_choice_is_ignored(tmp_path, content):
+    from semclust.core.stage_work import _tried_ks
+
+    partial = tmp_path / "choose_k.partial.json"
+    partial.write_text(content)
+    assert _tried_ks(partial, "fp") == {}
+
+
+def test_a_partial_choice_of_this_stage_is_read(tmp_path):
+    from semclust.core.stage_work import _tried_ks
+
+    assert _tried_ks(tmp_path / "absent.json", "fp") == {}
+    partial = tmp_path / "choose_k.partial.json"
+    partial.write_text(json.dumps({"fingerprint": "fp", "scores": {"3": {"modularity": 0.5}}}))
+    assert _tried_ks(partial, "fp") == {3: {"modularity": 0.5}}
