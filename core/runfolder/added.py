@@ -39,7 +39,7 @@ from semclust.core.runfolder.artefacts import (
     read_json,
     write_json,
 )
-from semclust.core.runfolder.results import RunData, unsafe_image_path
+from semclust.core.runfolder.results import RunData, stale_artefacts, unsafe_image_path
 
 log = logging.getLogger(__name__)
 
@@ -246,6 +246,33 @@ def write_additions(
 def images_fingerprint(paths: RunPaths) -> str | None:
     fp = (read_json(paths.images, {}) or {}).get("fingerprint")
     return fp if isinstance(fp, str) else None
+
+
+def current_features(run: RunData, cannot: str) -> np.ndarray:
+    """The run's ``features.npy`` (memory-mapped), when it and the encoder that made them are current
+    (made from the run's image list).
+
+    Raises:
+        FileNotFoundError: either is missing or left by an earlier run of other images; the message
+            ends with ``cannot`` (what cannot be done without them).
+        RunFolderError: ``features.npy`` does not match the run's images.
+    """
+    paths = run.paths
+    stale = stale_artefacts(paths, images_fingerprint(paths))
+    missing = [
+        p.name
+        for p in (paths.features, paths.encoder_weights)
+        if not p.is_file() or p.name in stale
+    ]
+    if missing:
+        raise FileNotFoundError(
+            f"The run in {paths.root} keeps no current {' or '.join(missing)}: {cannot}; run it "
+            "again to compute them."
+        )
+    features = np.load(paths.features, mmap_mode="r", allow_pickle=False)
+    if features.ndim != 2 or len(features) != len(run.image_paths):
+        raise RunFolderError(f"{paths.features} does not match the run's images.")
+    return features
 
 
 def read_additions(run: RunData) -> Additions | None:

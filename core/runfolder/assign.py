@@ -40,13 +40,13 @@ from semclust.core.progress import CancelToken, Progress, ProgressCallback, igno
 from semclust.core.runfolder.added import (
     AddedFolder,
     added_json,
-    images_fingerprint,
+    current_features,
     map_positions,
     vote,
     write_additions,
 )
 from semclust.core.runfolder.artefacts import RunFolderError, RunPaths, run_folder_lock
-from semclust.core.runfolder.results import RunData, load_run, stale_artefacts
+from semclust.core.runfolder.results import RunData, load_run
 
 
 @dataclass(frozen=True)
@@ -145,20 +145,7 @@ def assign_folder(
 def _reference(run: RunData) -> tuple[str, np.ndarray]:
     """The space the neighbours are searched in and the run's vectors there (memory-mapped)."""
     paths = run.paths
-    stale = stale_artefacts(paths, images_fingerprint(paths))
-    missing = [
-        p.name
-        for p in (paths.features, paths.encoder_weights)
-        if not p.is_file() or p.name in stale
-    ]
-    if missing:
-        raise FileNotFoundError(
-            f"The run in {paths.root} keeps no current {' or '.join(missing)}: new images cannot go "
-            "through its representation; run it again to compute them."
-        )
-    features = np.load(paths.features, mmap_mode="r", allow_pickle=False)
-    if features.ndim != 2 or len(features) != len(run.image_paths):
-        raise RunFolderError(f"{paths.features} does not match the run's images.")
+    features = current_features(run, "new images cannot go through its representation")
     if run.config.pretext.epochs == 0:
         if run.embeddings is None:
             raise FileNotFoundError(

@@ -47,10 +47,10 @@ import numpy as np
 
 from semclust import __version__
 from semclust.core.images import ImageError, load_image
-from semclust.core.runfolder.added import images_fingerprint, read_additions
-from semclust.core.runfolder.artefacts import RunFolderError, atomic_path, is_inside, write_json
+from semclust.core.runfolder.added import current_features, read_additions
+from semclust.core.runfolder.artefacts import atomic_path, is_inside, write_json
 from semclust.core.runfolder.report import check_report_path, write_report
-from semclust.core.runfolder.results import RunData, stale_artefacts
+from semclust.core.runfolder.results import RunData
 
 #: Most images the head is fitted on (beyond, a seeded sample and every moved image): seconds, not
 #: minutes, on a laptop.
@@ -141,7 +141,9 @@ def export_model(run: RunData, path: str | Path, check_images: int = CHECK_IMAGE
     from semclust.core.stage_work import restore_encoder
 
     path = check_model_path(run, path)
-    features = _features(run)  # memory-mapped: a million images' features are never all read
+    features = current_features(
+        run, "its encoder cannot be exported"
+    )  # memory-mapped: a million images' features are never all read
     assignment = np.asarray(run.assignment, dtype=np.int64)
     k, seed = run.n_clusters, run.config.seed
     moved = np.fromiter(run.corrections.moves, dtype=np.int64)
@@ -284,25 +286,6 @@ def _agreement(
             np.sum(np.argmax(unit @ kernel + bias, axis=1) == assignment[start : start + 65_536])
         )
     return same / max(len(features), 1)
-
-
-def _features(run: RunData) -> np.ndarray:
-    paths = run.paths
-    stale = stale_artefacts(paths, images_fingerprint(paths))
-    missing = [
-        p.name
-        for p in (paths.features, paths.encoder_weights)
-        if not p.is_file() or p.name in stale
-    ]
-    if missing:
-        raise FileNotFoundError(
-            f"The run in {paths.root} keeps no current {' or '.join(missing)}: its encoder cannot "
-            "be exported; run it again to compute them."
-        )
-    features = np.load(paths.features, mmap_mode="r", allow_pickle=False)
-    if features.ndim != 2 or len(features) != len(run.image_paths):
-        raise RunFolderError(f"{paths.features} does not match the run's images.")
-    return features
 
 
 def _check(
