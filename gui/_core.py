@@ -29,6 +29,7 @@ from semclust.core.runfolder.assign import assign_folder
 from semclust.core.runfolder.export import export_cluster_folders, export_labels
 from semclust.core.runfolder.model_export import check_model_path, export_model
 from semclust.core.runfolder.report import check_report_path, write_report
+from semclust.core.runfolder.report_pictures import rescaled
 from semclust.core.runfolder.results import (
     Corrections,
     RunData,
@@ -52,6 +53,7 @@ __all__ = [
     "check_model_path", "export_model",  # the run as a .keras model (File > Export model...)
     "restore_model_clusters", "retrain_with_corrections",  # Edit > Retrain with my corrections
     "assign_folder", "read_additions", "vote",  # images added to a run (File > Add images...)
+    "rescaled",  # the k curve's criteria onto 0..1, as the report draws them
 ]  # fmt: skip
 
 

@@ -87,7 +87,8 @@ def map_svg(
 
 
 def rescaled(values: Sequence[float]) -> np.ndarray:
-    """``values`` mapped linearly onto 0..1 (a constant curve to 0.5), as the app's k plot does."""
+    """``values`` mapped linearly onto 0..1 (a constant curve to 0.5; NaN kept as NaN): the k
+    curve's criteria, in the report and in the app's k plot."""
     v = np.asarray(values, dtype=float)
     finite = v[np.isfinite(v)]
     if finite.size == 0:

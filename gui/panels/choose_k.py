@@ -14,23 +14,13 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSpinBox, QVBoxLayout, QWidget
 
-from semclust.gui._core import KChoice
+from semclust.gui._core import KChoice, rescaled
 from semclust.gui.panels.plots import titled
 
 #: Pens of the raw criteria, in the order of :data:`semclust.core.clustering.choose_k.CURVES`.
 _COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#d62728", "#7f7f7f")
 
 __all__ = ["ChooseKPlot", "rescaled"]
-
-
-def rescaled(values) -> np.ndarray:
-    """``values`` mapped linearly onto 0..1 (a constant curve to 0.5; NaN kept as NaN)."""
-    v = np.asarray(values, dtype=float)
-    finite = v[np.isfinite(v)]
-    if finite.size == 0:
-        return v
-    low, high = finite.min(), finite.max()
-    return np.full_like(v, 0.5) if high - low < 1e-12 else (v - low) / (high - low)
 
 
 class ChooseKPlot(QWidget):
