@@ -57,10 +57,7 @@ def _parser() -> argparse.ArgumentParser:
         help="write the clusters as one Keras classifier (pixels in, clusters out), with the run's "
         "HTML card and a JSON of the clusters' names beside it; alone, it writes no labels CSV",
     )
-    export.add_argument(
-        "--image-root",
-        help="where the images are now, if they moved since the run (say, a run made elsewhere)",
-    )
+    _add_image_root(export)
     export.set_defaults(func=_cmd_export)
 
     report = sub.add_parser(
@@ -72,10 +69,7 @@ def _parser() -> argparse.ArgumentParser:
         "--per-cluster", type=int, default=8, metavar="N",
         help="images shown per cluster, 0 to 100 (default: 8)",
     )  # fmt: skip
-    report.add_argument(
-        "--image-root",
-        help="where the images are now, if they moved since the run (say, a run made elsewhere)",
-    )
+    _add_image_root(report)
     report.set_defaults(func=_cmd_report)
 
     assign = sub.add_parser(
@@ -93,6 +87,13 @@ def _parser() -> argparse.ArgumentParser:
     gui.add_argument("path", nargs="?", help="an image folder or a run folder")
     gui.set_defaults(func=_cmd_gui)
     return parser
+
+
+def _add_image_root(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--image-root",
+        help="where the images are now, if they moved since the run (say, a run made elsewhere)",
+    )
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
