@@ -197,10 +197,16 @@ class ProjectionConfig:
     runs ``large_epochs`` epochs instead of UMAP's 200: on 100k clustered 512-d vectors, 19-22 s instead
     of 54 s on 2 cores, with the same share of each point's 15 nearest 2-D neighbours in its own cluster
     (0.957 against 0.959; the mined neighbours themselves, 0.89).
+
+    Up to ``large`` points it runs ``epochs`` epochs: UMAP's own choice is 500 up to 10,000 points and
+    200 above. 200 take about half the time, with the same share of each point's 15 nearest 2-D
+    neighbours in its own class (digits 0.968 against 0.970, MNIST-5k 0.945 and 0.945, the 10,000
+    animal shapes 0.944 against 0.946, food photos 0.707 against 0.711).
     """
 
     n_neighbors: int = 15
     min_dist: float = 0.1
+    epochs: int = 200
     large: int = 50_000
     large_epochs: int = 100
 

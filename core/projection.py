@@ -35,7 +35,7 @@ def umap_2d(
     """
     return umap_embed(
         embeddings, 2, config.n_neighbors, config.min_dist, seed, neighbours, config.large,
-        config.large_epochs,
+        config.large_epochs, config.epochs,
     )  # fmt: skip
 
 
@@ -48,16 +48,22 @@ def umap_embed(
     neighbours: np.ndarray | None = None,
     large: int = 50_000,
     large_epochs: int = 100,
+    epochs: int | None = None,
 ) -> np.ndarray:
     """(N, dims) float32 UMAP of ``embeddings`` (cosine metric): :func:`umap_2d` for any dimension
-    (``dims`` of about 10 for clustering, as N2D does); PCA for tiny sets UMAP cannot embed."""
+    (``dims`` of about 10 for clustering, as N2D does); PCA for tiny sets UMAP cannot embed.
+
+    Args:
+        epochs: optimisation epochs up to ``large`` points (``None``: UMAP's own, 500 up to 10,000
+            points and 200 above).
+    """
     x = np.asarray(embeddings, dtype=np.float32)
     if len(x) <= n_neighbors + 1:
         return _pca(x, dims)
     keep_umap_compiled()
     import umap  # slow to import (numba): only when needed
 
-    extra = {}
+    extra = {} if epochs is None else {"n_epochs": epochs}
     if len(x) > large:
         extra.update(init=pca_start(x, seed, dims=dims), n_epochs=large_epochs)
     if neighbours is not None and neighbours.shape[1] >= n_neighbors - 1:
