@@ -7,7 +7,9 @@ and ``power`` the same way, so a formula used in training and in scoring cannot 
 
 - SCAN (Van Gansbeke et al. 2020, eq. 2): ``consistency - lambda * entropy``, with the consistency
   ``-mean log <p(anchor), p(neighbour)>`` and the entropy of the mean assignment;
-- DEC's Student-t kernel (Xie et al. 2016, eq. 1), also the soft assignment of K-means and Ward.
+- DEC's Student-t kernel (Xie et al. 2016, eq. 1), also the soft assignment of K-means and Ward;
+- TEMI (Adaloglou et al. 2023, eq. 5-7): the teacher-weighted pointwise mutual information of an image
+  and a mined neighbour, ``beta``-tempered, from a student's and an EMA teacher's probabilities.
 """
 
 from __future__ import annotations
@@ -47,3 +49,40 @@ def student_t(d2, alpha: float = 1.0, xp=ops):
     """Student-t kernel ``(1 + d2 / alpha)^-((alpha + 1) / 2)`` of squared distances, rows normalised."""
     q = xp.power(1.0 + d2 / alpha, -(alpha + 1.0) / 2.0)
     return q / xp.sum(q, axis=1, keepdims=True)
+
+
+#: Floor of ``(p q)`` under TEMI's power ``beta`` < 1 (whose gradient at 0 is infinite).
+TINY = 1e-20
+
+
+def pmi_beta(student, teacher, marginal, beta: float = 0.6, xp=ops):
+    """TEMI's ``log sum_c (q_s(c|x) q_t(c|x'))^beta / qbar_t(c)`` over the last axis.
+
+    Args:
+        student, teacher: (..., K) probabilities of an image and of its neighbour.
+        marginal: (..., K) the teacher's mean assignment ``qbar_t`` (broadcast against them).
+    """
+    joint = xp.power(xp.maximum(student * teacher, TINY), beta)
+    return xp.log(xp.maximum(xp.sum(joint / marginal, axis=-1), EPS))
+
+
+def temi_loss(student_a, student_b, teacher_a, teacher_b, marginal, beta: float = 0.6, xp=ops):
+    """TEMI's loss over a batch of pairs (axis 0), one value per head.
+
+    ``-(1/2) mean_batch w(a, b) [pmi(s_a, t_b) + pmi(s_b, t_a)]`` for every head, with the weight
+    ``w(a, b) = (1/H) sum_h sum_c t_a^h(c) t_b^h(c)``, the teachers' agreement averaged over the heads
+    (the teacher's probabilities carry no gradient; the caller stops it).
+
+    Args:
+        student_a, student_b: (B, H, K) the student's probabilities of the images and of their neighbours.
+        teacher_a, teacher_b: (B, H, K) the teacher's.
+        marginal: (H, K) the teacher's mean assignment per head.
+
+    Returns:
+        (H,) losses.
+    """
+    weight = xp.mean(xp.sum(teacher_a * teacher_b, axis=-1), axis=-1)  # (B,)
+    both = pmi_beta(student_a, teacher_b, marginal, beta, xp) + pmi_beta(
+        student_b, teacher_a, marginal, beta, xp
+    )  # (B, H)
+    return -0.5 * xp.mean(weight[:, None] * both, axis=0)

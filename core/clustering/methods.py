@@ -9,7 +9,8 @@ Each method turns the features (N, F), their l2-normalised embeddings (N, D) and
 - ``umap_gmm``: N2D's recipe (McConville et al. 2020): UMAP of the embeddings to a few dimensions with
   ``min_dist=0``, then a Gaussian mixture, whose mixing weights let clusters differ in size (the best
   of :data:`GMM_RESTARTS` starts); ``ward_umap``: Ward's clustering of that same map;
-- ``scan``: SCAN's clustering heads (:mod:`semclust.core.clustering.scan`), trained on the features.
+- ``scan``: SCAN's clustering heads (:mod:`semclust.core.clustering.scan`), trained on the features;
+- ``temi``: TEMI's student and EMA-teacher heads (:mod:`semclust.core.clustering.temi`), on the features.
 
 :func:`select` compares the candidates' hard assignments with a label-free criterion and keeps the best:
 the modularity of the mined k-nearest-neighbour graph (Newman 2006), the share of neighbour links that
@@ -153,6 +154,12 @@ def _scan(x: Inputs, k, seed):
     return scan_probabilities(x.features, x.neighbours, k, seed)
 
 
+def _temi(x: Inputs, k, seed):
+    from semclust.core.clustering.temi import temi_probabilities
+
+    return temi_probabilities(x.features, x.neighbours, k, seed)
+
+
 def gmm_probabilities(
     reduced: np.ndarray, neighbours: np.ndarray, k: int, seed: int, restarts: int
 ) -> np.ndarray:
@@ -185,6 +192,7 @@ METHODS: dict[str, Method] = {
     "umap_gmm": _umap_gmm,
     "ward_umap": _ward_umap,
     "scan": _scan,
+    "temi": _temi,
 }
 CANDIDATES: tuple[str, ...] = tuple(METHODS)
 #: What ``--method auto`` compares (with SCAN's heads when a run trains them). K-means and Ward each on
