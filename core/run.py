@@ -20,6 +20,7 @@ import keras
 import numpy as np
 
 from semclust.core.choices import default_image_size
+from semclust.core.clustering.choose_k import K_CRITERION
 from semclust.core.config import RunConfig, fingerprint, trains_scan
 from semclust.core.images import (
     FolderSurvey,
@@ -151,9 +152,7 @@ def run_pipeline(
         )
         stages.run("neighbours", fp_neigh, [paths.neighbours], ctx.neighbours)
         if config.auto_clusters is not None:
-            fp_choose = fingerprint(
-                fp_neigh, config.auto_clusters, config.seed, "choose_k by modularity"
-            )
+            fp_choose = fingerprint(fp_neigh, config.auto_clusters, config.seed, K_CRITERION)
             stages.run("choose_k", fp_choose, [paths.choose_k], lambda: ctx.choose_k(fp_choose))
             best = int(io.read_json(paths.choose_k)["best"])
             ctx.config = config = config.replace(clusters=config.picked_clusters or best)

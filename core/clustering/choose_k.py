@@ -44,6 +44,9 @@ GRAPH_NEIGHBOURS_MIN = 5
 #: Scores within this share of the best count as tied (:func:`fewest_near_best`). On the benchmark's
 #: curves (39 runs) 1% gave 35 choices within +-2, 0.5% absolute 34, 2% 28 (real groups merged).
 NEAR_BEST = 0.01
+#: The rule above in words: part of the choice's fingerprint, so that a run folder's choice made by an
+#: earlier rule is made again.
+K_CRITERION = "choose_k by modularity of sqrt(N)/2 neighbours (5 to mined), the fewest within 1%"
 
 
 def graph_neighbours(n_images: int, mined: int) -> int:
