@@ -111,6 +111,8 @@ def build_menus(w) -> None:
             make_action(w, title, lambda i=i: w.tabs.setCurrentIndex(i), f"Ctrl+{i + 1}")
         )
     view_menu.addSeparator()
+    view_menu.addAction(w.scatter.legend_action)
+    view_menu.addSeparator()
     for dock in w.docks:
         action = dock.toggleViewAction()
         action.setText(f"{dock.windowTitle()} panel")

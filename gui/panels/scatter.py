@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QObject, QPoint, QPointF, Qt, Signal
+from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QComboBox, QFrame, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 from scipy.spatial import cKDTree
 
@@ -140,6 +141,10 @@ class ScatterPanel(QWidget):
         self.legend = pg.LegendItem(
             offset=(-10, 10), labelTextColor="k", brush=pg.mkBrush(255, 255, 255, 200))  # fmt: skip
         self.legend.setParentItem(self.plot.getPlotItem().vb)
+        self.legend.setToolTip("Drag the legend to move it; View > Map legend hides it.")
+        self.legend_action = QAction("Map legend", self, checkable=True, checked=True)
+        self.legend_action.setStatusTip("Show or hide the map's legend, which may cover points.")
+        self.legend_action.toggled.connect(self.legend.setVisible)
 
         self.preview = QFrame(self.plot)
         self.preview.setObjectName("preview")

@@ -78,6 +78,12 @@ def test_open_finished_run_shows_every_view(qtbot, window_factory, finished_run)
     assert str(finished_run.paths.root) in w.recent()
     w.scatter.color_by.setCurrentIndex(1)  # by true label: colours change, positions stay
     assert len(w.scatter.legend.items) == 10
+    legend = w.scatter.legend_action  # View > Map legend: the legend can cover points
+    assert legend in w.menuBar().actions()[3].menu().actions() and legend.isChecked()
+    legend.trigger()
+    assert not w.scatter.legend.isVisible()
+    legend.trigger()
+    assert w.scatter.legend.isVisible()
 
 
 def test_selection_updates_the_neighbour_grid(qtbot, window_factory, finished_run):
