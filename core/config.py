@@ -194,7 +194,7 @@ class ProjectionConfig:
     """2-D UMAP of the embeddings, for the scatter plot.
 
     Above ``large`` points the layout starts from a PCA of the data instead of UMAP's spectral one and
-    runs ``large_epochs`` epochs instead of UMAP's 200: on 100k clustered 512-d vectors, 19-22 s instead
+    runs ``large_epochs`` epochs instead of ``epochs``: on 100k clustered 512-d vectors, 19-22 s instead
     of 54 s on 2 cores, with the same share of each point's 15 nearest 2-D neighbours in its own cluster
     (0.957 against 0.959; the mined neighbours themselves, 0.89).
 
