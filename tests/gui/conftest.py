@@ -30,6 +30,18 @@ def finished_run(digits_folder, tmp_path):
 
 
 @pytest.fixture
+def save_as(monkeypatch):
+    """Patches the window's save dialog to answer the paths appended to the returned list, in order."""
+    answers: list = []
+
+    def dialog(*args, **kwargs):
+        return (str(answers.pop(0)), "")
+
+    monkeypatch.setattr("semclust.gui.review.QFileDialog.getSaveFileName", dialog)
+    return answers
+
+
+@pytest.fixture
 def settings(tmp_path):
     return QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
 

@@ -4,22 +4,9 @@ background, refuses a path in the image folder."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
-
-
-@pytest.fixture
-def save_as(monkeypatch):
-    """Patches the save dialog to answer a given path."""
-    answers: list[Path] = []
-
-    def dialog(*args, **kwargs):
-        return (str(answers.pop(0)), "Keras model (*.keras)")
-
-    monkeypatch.setattr("semclust.gui.review.QFileDialog.getSaveFileName", dialog)
-    return answers
 
 
 @pytest.fixture

@@ -4,9 +4,6 @@ path in the image folder."""
 from __future__ import annotations
 
 from html.parser import HTMLParser
-from pathlib import Path
-
-import pytest
 
 
 class _Rows(HTMLParser):
@@ -17,18 +14,6 @@ class _Rows(HTMLParser):
 
     def handle_starttag(self, tag, attrs):
         self.rows += tag == "tr" and ("class", "cluster-row") in attrs
-
-
-@pytest.fixture
-def save_as(monkeypatch):
-    """Patches the save dialog to answer a given path; records that it was asked."""
-    answers: list[Path] = []
-
-    def dialog(*args, **kwargs):
-        return (str(answers.pop(0)), "HTML (*.html *.htm)")
-
-    monkeypatch.setattr("semclust.gui.review.QFileDialog.getSaveFileName", dialog)
-    return answers
 
 
 def test_save_report_writes_the_page_of_the_open_run(qtbot, window_factory, finished_run,
