@@ -29,11 +29,22 @@ from semclust.gui.panels.clusters import choose_cluster
 from semclust.gui.tasks import run_in_background
 
 
+def _snapshot(run):
+    """The run with a copy of its corrections of now, for work in the background while editing goes
+    on."""
+    return dataclasses.replace(run, corrections=Corrections.from_dict(run.corrections.to_dict()))
+
+
 class ReviewCommands:
     """Corrections and exports of the run shown in the window."""
 
     #: a retrain is computing in the background (one at a time)
     retraining = False
+
+    def _ask_save_path(self, title: str, suggested: Path, file_filter: str) -> Path | None:
+        """The path the user chose in a save dialog, or None when they cancelled."""
+        chosen, _ = QFileDialog.getSaveFileName(self, title, str(suggested), file_filter)
+        return Path(chosen) if chosen else None
 
     def move_selection(self) -> None:
         if not len(self.session.selection):
@@ -76,9 +87,7 @@ class ReviewCommands:
         run = self.session.run
         if self.retraining or not self.session.can_retrain or self.controller.is_running:
             return False
-        snapshot = dataclasses.replace(
-            run, corrections=Corrections.from_dict(run.corrections.to_dict())
-        )
+        snapshot = _snapshot(run)
         self.retraining = True
         self._sync_actions()
         n = len(snapshot.corrections.moves)
@@ -130,11 +139,9 @@ class ReviewCommands:
         if run is None or not self.session.editable:
             return None
         if path is None:
-            chosen, _ = QFileDialog.getSaveFileName(self, "Export labels", str(run.paths.root / name),
-                                                    "CSV (*.csv)")  # fmt: skip
-            if not chosen:
+            path = self._ask_save_path("Export labels", run.paths.root / name, "CSV (*.csv)")
+            if path is None:
                 return None
-            path = Path(chosen)
         try:
             export_labels(run, path, indices)
         except (OSError, ValueError) as exc:  # ValueError: a CSV inside the image folder, refused
@@ -166,21 +173,18 @@ class ReviewCommands:
         if run is None or not self.session.editable:
             return None
         if path is None:
-            chosen, _ = QFileDialog.getSaveFileName(self, "Save report",
-                                                    str(run.paths.root / "report.html"),
-                                                    "HTML (*.html *.htm)")  # fmt: skip
-            if not chosen:
+            path = self._ask_save_path(
+                "Save report", run.paths.root / "report.html", "HTML (*.html *.htm)"
+            )
+            if path is None:
                 return None
-            path = Path(chosen)
         try:
             path = check_report_path(run, path)  # refused at once: in the image folder, a folder
         except ValueError as exc:
             self.message("Report not saved", str(exc), error=True)
             return None
         # The page is written from a copy of the corrections of now: editing goes on meanwhile.
-        snapshot = dataclasses.replace(
-            run, corrections=Corrections.from_dict(run.corrections.to_dict())
-        )
+        snapshot = _snapshot(run)
         self.statusBar().showMessage("Writing the report…")
         run_in_background(
             write_report, snapshot, path,
@@ -197,11 +201,9 @@ class ReviewCommands:
             return None
         if path is None:
             suggested = run.paths.root.parent / f"{run.paths.root.name}.keras"
-            chosen, _ = QFileDialog.getSaveFileName(self, "Export model", str(suggested),
-                                                    "Keras model (*.keras)")  # fmt: skip
-            if not chosen:
+            path = self._ask_save_path("Export model", suggested, "Keras model (*.keras)")
+            if path is None:
                 return None
-            path = Path(chosen)
         if not path.suffix:
             path = path.with_suffix(".keras")
         try:
@@ -209,9 +211,7 @@ class ReviewCommands:
         except ValueError as exc:
             self.message("Model not exported", str(exc), error=True)
             return None
-        snapshot = dataclasses.replace(
-            run, corrections=Corrections.from_dict(run.corrections.to_dict())
-        )
+        snapshot = _snapshot(run)
         self.statusBar().showMessage("Exporting the model (the encoder, then a head fitted)…")
         run_in_background(
             write_model, snapshot, path,
