@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from semclust.core.config import RunConfig
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 #: The local ImageNet MobileNet weights of ../shared/DATA.md (tests that need them skip without).
@@ -21,6 +23,18 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # The product looks for local weights in $SEMCLUST_WEIGHTS (and its own caches), never in ../shared.
 if MOBILENET_WEIGHTS.is_file():
     os.environ.setdefault("SEMCLUST_WEIGHTS", str(MOBILENET_WEIGHTS.parent))
+
+
+#: A real run in seconds on 2 cores: frozen ImageNet MobileNet (no training), K-means, 96 px.
+FROZEN = RunConfig(clusters=10, seed=0, method="kmeans").replace(
+    **{
+        "encoder.backbone": "mobilenet",
+        "encoder.weights": str(MOBILENET_WEIGHTS),
+        "pretext.epochs": 0,
+        "ingest.image_size": 96,
+        "neighbours.k": 10,
+    }
+)
 
 
 @pytest.fixture(scope="session")
@@ -75,3 +89,26 @@ def tree_digest(folder: Path) -> str:
             h.update(f"{st.st_size}|{st.st_mtime_ns}".encode())
             h.update(p.read_bytes())
     return h.hexdigest()
+
+
+@pytest.fixture(scope="module")
+def frozen_run(tmp_path_factory, digits_folder) -> tuple[Path, Path]:
+    """A real finished run of ``digits_folder`` with :data:`FROZEN`, made once per test module:
+    (run folder, image cache). Skips without the local MobileNet weights."""
+    if not MOBILENET_WEIGHTS.is_file():
+        pytest.skip(f"needs the local MobileNet weights {MOBILENET_WEIGHTS}")
+    from semclust.core.run import run_pipeline
+
+    base = tmp_path_factory.mktemp("frozen")
+    run_pipeline(digits_folder, base / "run", FROZEN, cache_dir=base / "cache")
+    return base / "run", base / "cache"
+
+
+@pytest.fixture
+def run_copy(frozen_run, tmp_path) -> tuple[Path, Path]:
+    """A private copy of :func:`frozen_run`'s folder (each test writes its own additions)."""
+    import shutil
+
+    run, cache = frozen_run
+    shutil.copytree(run, tmp_path / "run")
+    return tmp_path / "run", cache

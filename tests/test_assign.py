@@ -21,37 +21,7 @@ from semclust.core.runfolder.artefacts import RunFolderError, RunPaths
 from semclust.core.runfolder.assign import assign_folder
 from semclust.core.runfolder.export import export_labels, read_labels
 from semclust.core.runfolder.results import load_run
-from tests.conftest import MOBILENET_WEIGHTS, tree_digest
-
-#: Seconds on 2 cores: frozen features (no training), K-means, 96 px.
-FROZEN = RunConfig(clusters=10, seed=0, method="kmeans").replace(
-    **{
-        "encoder.backbone": "mobilenet",
-        "encoder.weights": str(MOBILENET_WEIGHTS),
-        "pretext.epochs": 0,
-        "ingest.image_size": 96,
-        "neighbours.k": 10,
-    }
-)
-
-
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory, digits_folder):
-    if not MOBILENET_WEIGHTS.is_file():
-        pytest.skip(f"needs the local MobileNet weights {MOBILENET_WEIGHTS}")
-    from semclust.core.run import run_pipeline
-
-    base = tmp_path_factory.mktemp("assign")
-    run_pipeline(digits_folder, base / "run", FROZEN, cache_dir=base / "cache")
-    return base / "run", base / "cache"
-
-
-@pytest.fixture()
-def run_copy(finished, tmp_path) -> tuple[Path, Path]:
-    """A private copy of the finished run (each test writes its own additions)."""
-    run, cache = finished
-    shutil.copytree(run, tmp_path / "run")
-    return tmp_path / "run", cache
+from tests.conftest import FROZEN, tree_digest
 
 
 def copy_some(digits_folder: Path, dest: Path, every: int = 6) -> dict[str, str]:

@@ -19,8 +19,7 @@ import pytest
 from semclust.cli import main
 from semclust.core.images import load_image
 from semclust.core.runfolder.results import load_run
-from tests.conftest import MOBILENET_WEIGHTS, tree_digest
-from tests.test_assign import FROZEN
+from tests.conftest import tree_digest
 
 
 @pytest.mark.parametrize("k", [1, 2, 3])
@@ -48,14 +47,8 @@ def test_a_large_run_is_fitted_on_a_sample_with_every_moved_image(monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory, digits_folder) -> Path:
-    if not MOBILENET_WEIGHTS.is_file():
-        pytest.skip(f"needs the local MobileNet weights {MOBILENET_WEIGHTS}")
-    from semclust.core.run import run_pipeline
-
-    base = tmp_path_factory.mktemp("model_export")
-    run_pipeline(digits_folder, base / "run", FROZEN, cache_dir=base / "cache")
-    return base / "run"
+def finished(frozen_run) -> Path:
+    return frozen_run[0]
 
 
 @pytest.fixture(scope="module")

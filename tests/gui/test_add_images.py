@@ -2,12 +2,10 @@
 shown on the map, counted in the status bar, listed in the export, and shown again on reopening.
 
 The run is a real one (frozen ImageNet MobileNet, K-means, the 300 digits of the GUI tests), made once
-for the module as ``tests/test_assign.py`` makes its own; each test adds to a private copy of it.
+for the module (``frozen_run`` of ``tests/conftest.py``); each test adds to a private copy of it.
 """
 
 from __future__ import annotations
-
-import shutil
 
 import numpy as np
 import pytest
@@ -18,28 +16,9 @@ from semclust.core.runfolder.added import added_json
 from semclust.core.runfolder.artefacts import RunPaths, run_folder_lock
 from semclust.core.runfolder.export import read_labels
 from semclust.gui import palette
-from tests.conftest import MOBILENET_WEIGHTS
-from tests.test_assign import FROZEN, copy_some
+from tests.test_assign import copy_some
 
 BROKEN = b"\x89PNG\r\n\x1a\nnot really"
-
-
-@pytest.fixture(scope="module")
-def real_run(tmp_path_factory, digits_folder):
-    if not MOBILENET_WEIGHTS.is_file():
-        pytest.skip(f"needs the local MobileNet weights {MOBILENET_WEIGHTS}")
-    from semclust.core.run import run_pipeline
-
-    base = tmp_path_factory.mktemp("add-images")
-    run_pipeline(digits_folder, base / "run", FROZEN, cache_dir=base / "cache")
-    return base / "run", base / "cache"
-
-
-@pytest.fixture
-def run_copy(real_run, tmp_path):
-    run, cache = real_run
-    shutil.copytree(run, tmp_path / "run")
-    return tmp_path / "run", cache
 
 
 @pytest.fixture
