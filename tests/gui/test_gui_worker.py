@@ -63,7 +63,7 @@ def test_cancel_keeps_finished_stages_and_run_continues(qtbot, digits_folder, tm
         fast.start(digits_folder, out, RunConfig(clusters=10))
     fast.shutdown()
     skipped = [e.stage for e in events if e.kind == "skipped"]
-    assert skipped == ["ingest", "pretext", "neighbours", "choose_k", "projection", "preview"]
+    assert skipped == ["ingest", "pretext", "neighbours", "projection", "choose_k", "preview"]
     assert [e.stage for e in events if e.kind == "started"][0] == "clustering"
 
 
