@@ -42,6 +42,7 @@ METHOD_TITLES = {
     "auto": "Best of SCAN and the alternatives (label-free choice)",
     "scan": "SCAN (neighbours agree)",
     "umap_gmm": "UMAP + Gaussian mixture (unequal cluster sizes)",
+    "ward_umap": "Ward on the same UMAP map (unequal cluster sizes)",
     "kmeans": "K-means on the features (seconds)",
     "ward": "Ward agglomerative (seconds, up to 20,000 images)",
     "dec": "Deep Embedded Clustering",
@@ -149,7 +150,7 @@ class RunChoices:
         _D.method, "--method", "Method",
         "How clusters are made from the representation: auto (SCAN and the quick alternatives, the "
         "best kept without labels), scan (clustering heads trained so that an image and its "
-        "neighbours agree), or one alternative on the same features: kmeans, ward, umap_gmm, dec "
+        "neighbours agree), or one alternative on the same features: kmeans, ward, umap_gmm, ward_umap, dec "
         "(K-means is also shown as a preview while SCAN trains).",
         config="method", choices=METHODS, titles=METHOD_TITLES,
     )  # fmt: skip

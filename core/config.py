@@ -27,7 +27,7 @@ BACKBONES = tuple(REGISTRY)
 #: the best kept by a label-free criterion: core/clustering/methods.py), SCAN alone (the paper), or one
 #: alternative on the same representation: K-means, Ward's agglomerative clustering, UMAP + Gaussian
 #: mixture (N2D), Deep Embedded Clustering (Xie et al. 2016).
-METHODS = ("auto", "scan", "kmeans", "ward", "umap_gmm", "dec")
+METHODS = ("auto", "scan", "kmeans", "ward", "umap_gmm", "ward_umap", "dec")
 
 
 @dataclass(frozen=True)
