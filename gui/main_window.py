@@ -365,7 +365,9 @@ class MainWindow(ReviewCommands, QMainWindow):
         if self.session.run is None or self.session.run.preview:
             self.session.set_run(run)
             self.statusBar().showMessage(
-                "Preview: K-means on the features, while the clustering trains (read-only)."
+                "Map: the images by similarity; the clusters follow once their number is chosen."
+                if run.map_only
+                else "Preview: K-means on the features, while the clustering trains (read-only)."
             )
 
     def _on_finished(self, run) -> None:

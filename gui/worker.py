@@ -57,7 +57,8 @@ class PipelineWorker(QObject):
         progress(Progress): a progress event (``progress`` kinds coalesced to ~20 per second).
         finished(RunData): the run completed.
         failed(str): the run stopped on an error; a readable message.
-        preview(RunData): the K-means preview, read once its stage is done, while the run goes on.
+        preview(RunData): the K-means preview, read once its stage is done, while the run goes on;
+            with ``--clusters auto``, first the map alone (``map_only``), before the k choice.
         cancelled(): the user stopped the run; finished stages are kept.
         done(): emitted last, whatever happened.
     """
@@ -86,8 +87,11 @@ class PipelineWorker(QObject):
         # 'progress' events are coalesced to one per MIN_INTERVAL so that a fast pipeline cannot
         # flood the GUI thread; the latest partial result always rides on the next event emitted,
         # and the last dropped event is flushed before the stage's next 'finished' event.
-        if event.stage == "preview" and event.kind in ("finished", "skipped"):
-            self._emit_preview()
+        if event.kind in ("finished", "skipped"):
+            if event.stage == "preview":
+                self._emit_preview()
+            elif event.stage == "projection" and self._args[2].auto_clusters is not None:
+                self._emit_preview(map_only=True)  # the k choice and the preview take a while
         now = time.monotonic()
         if event.kind == "progress":
             if event.partial:
@@ -103,9 +107,9 @@ class PipelineWorker(QObject):
         self._last_emit = now
         self.progress.emit(event)
 
-    def _emit_preview(self) -> None:
+    def _emit_preview(self, map_only: bool = False) -> None:
         try:  # read here, on the worker thread: the window only receives the loaded run
-            self.preview.emit(_core.load_run(self._args[1], preview=True))
+            self.preview.emit(_core.load_run(self._args[1], preview=True, map_only=map_only))
         except (OSError, ValueError) as exc:
             log.warning("no preview: %s", exc)
 

@@ -147,3 +147,23 @@ def test_files_written_atomically_follow_the_umask_not_owner_only(tmp_path):
     assert (tmp_path / "shared.json").stat().st_mode & 0o777 == expected
     if not old & 0o044:  # the usual umask (022, 002): group and others can read
         assert expected & 0o044
+
+
+def test_the_map_of_a_run_still_choosing_k_loads_alone_and_is_checked(tmp_path):
+    from semclust.core.runfolder.artefacts import save_array
+
+    run = make_run(tmp_path)
+    paths, n = run.paths, len(run.image_paths)
+    paths.umap.unlink(missing_ok=True)
+    with pytest.raises(FileNotFoundError, match="no umap.npy yet"):
+        load_run(paths.root, map_only=True)
+    layout = np.random.default_rng(0).standard_normal((n, 2)).astype(np.float32)
+    save_array(paths.umap, layout)
+    shown = load_run(paths.root, map_only=True)
+    assert shown.map_only and shown.preview and shown.n_clusters == 1
+    assert shown.cluster_name(0) == "not clustered yet" and not shown.prototypes
+    np.testing.assert_array_equal(shown.umap, layout)
+    layout[0, 0] = np.nan
+    save_array(paths.umap, layout)
+    with pytest.raises(RunFolderError, match="umap.npy"):
+        load_run(paths.root, map_only=True)

@@ -181,6 +181,8 @@ class RunData:
         names_problem: why ``names.json`` was ignored (damaged), or ``""``.
         k_choice: ``choose_k.json`` when the number of clusters was chosen without labels, else None.
         preview: the quick K-means preview of a run still training (read-only).
+        map_only: a preview of the map alone, before the number of clusters is chosen: every image
+            in one cluster.
         retrained: (N, K') probabilities recomputed with the user's corrections (K': the clusters
             when they were, the user's made ones included), or ``None``; they take precedence over
             ``probabilities`` (see the module's docstring).
@@ -204,6 +206,7 @@ class RunData:
     names_problem: str = ""
     k_choice: dict | None = None
     preview: bool = False
+    map_only: bool = False
     retrained: np.ndarray | None = None
     retrained_info: dict = field(default_factory=dict)
 
@@ -298,7 +301,10 @@ class RunData:
 
 
 def load_run(
-    run_dir: str | Path, image_root: str | Path | None = None, preview: bool = False
+    run_dir: str | Path,
+    image_root: str | Path | None = None,
+    preview: bool = False,
+    map_only: bool = False,
 ) -> RunData:
     """Loads a finished run folder, checking every file it reads.
 
@@ -311,6 +317,8 @@ def load_run(
         image_root: where the images are now, when they moved (say, a run computed on another machine);
             default: the folder the run recorded.
         preview: load the K-means preview of a run that is still clustering, without corrections.
+        map_only: load the map of a run that is still choosing its number of clusters (a preview,
+            every image in one cluster).
 
     Raises:
         FileNotFoundError: the folder is not a run folder, or the run has not finished.
@@ -319,14 +327,16 @@ def load_run(
     paths = RunPaths(Path(run_dir))
     if not paths.exists():
         raise FileNotFoundError(f"{run_dir} is not a run folder (no config.json).")
+    preview = preview or map_only
     probs_path = paths.preview if preview else paths.probabilities
-    if not probs_path.is_file():
-        raise FileNotFoundError(f"The run in {run_dir} has not finished: no {probs_path.name} yet.")
+    needed = paths.umap if map_only else probs_path
+    if not needed.is_file():
+        raise FileNotFoundError(f"The run in {run_dir} has not finished: no {needed.name} yet.")
     root, image_paths, true_labels, images_fp = _read_images(paths, image_root)
     stale = stale_artefacts(paths, images_fp)
-    if probs_path.name in stale:
+    if needed.name in stale:
         raise FileNotFoundError(
-            f"The run in {run_dir} has not finished: its {probs_path.name} was computed from "
+            f"The run in {run_dir} has not finished: its {needed.name} was computed from "
             "other images than images.json lists (a rerun was stopped); run it again to finish."
         )
 
@@ -334,7 +344,10 @@ def load_run(
         return paths.root / "-stale-" if path.name in stale else path
 
     n = len(image_paths)
-    probabilities = _rows(load_array(probs_path), n, probs_path, ndim=2)
+    if map_only:
+        probabilities = np.ones((n, 1), dtype=np.float32)
+    else:
+        probabilities = _rows(load_array(probs_path), n, probs_path, ndim=2)
     k = probabilities.shape[1]
     if k < 1 or probabilities.dtype.kind != "f" or not np.all(np.isfinite(probabilities)):
         raise RunFolderError(f"{probs_path} is damaged: no clusters, or not finite numbers.")
@@ -350,7 +363,9 @@ def load_run(
     neighbours = _rows(load_array(current(paths.neighbours)), n, paths.neighbours, ndim=2)
     if neighbours is not None:
         _indices(neighbours, n, paths.neighbours, "image")
-    prototypes = _prototypes(read_json(current(paths.prototypes), {}), n, k, paths.prototypes)
+    prototypes = (
+        {} if preview else _prototypes(read_json(current(paths.prototypes), {}), n, k, paths.prototypes)
+    )  # a preview's clusters are not those an earlier run's prototypes.json describes
     config = _parse(_valid_config, read_json(paths.config), paths.config)
     corrections = Corrections()
     if not preview:
@@ -377,14 +392,19 @@ def load_run(
         embeddings=embeddings,
         neighbours=neighbours,
         umap=umap,
-        prototypes={} if preview else prototypes,
+        prototypes=prototypes,
         metrics=metrics,
         corrections=corrections,
-        **({} if preview else _suggested_names(current(paths.names), k)),
+        **(
+            {"suggested_names": {0: "not clustered yet"}} if map_only
+            else {} if preview
+            else _suggested_names(current(paths.names), k)
+        ),  # fmt: skip
         k_choice=_k_choice(read_json(current(paths.choose_k)), paths.choose_k)
         if config.auto_clusters
         else None,
         preview=preview,
+        map_only=map_only,
         **({} if preview else _retrained(paths, probabilities)),
     )
 

@@ -175,10 +175,13 @@ def fake_pipeline(folder, out, config: RunConfig, progress=ignore_progress,
             progress(Progress(stage, "progress", step=step, total=n,
                               losses={"loss": 2.0 / step, "entropy": 1.0 + 0.1 * step} if stage in ("pretext", "clustering", "selflabel") else {},
                               partial=partial))  # fmt: skip
+        paths = RunPaths(out)
+        if stage == "projection":  # the real pipeline's map (and images.json), no clusters yet
+            make_run(folder, out, config)
+            paths.probabilities.unlink()
         if (
             stage == "preview"
         ):  # the real pipeline's K-means preview: probabilities of a run to come
-            paths = RunPaths(out)
             save_array(paths.preview, make_run(folder, out, config).probabilities)
             paths.probabilities.unlink()
         if stage == "report":

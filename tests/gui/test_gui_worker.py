@@ -118,6 +118,27 @@ def test_the_kmeans_preview_is_shown_read_only_while_the_clustering_trains(
     assert not w.session.run.preview and w.export_csv_action.isEnabled()
 
 
+def test_with_clusters_auto_the_map_is_shown_before_the_k_choice(
+    qtbot, window_factory, digits_folder, tmp_path
+):
+    slow = functools.partial(fake_pipeline, slow_stage="choose_k", delay=0.01)
+    w = window_factory(slow)
+    w.open_image_folder(digits_folder, run_dir=tmp_path / "run")
+    w.params.controls["clusters"].set_value("auto")
+    with qtbot.waitSignal(w.controller.preview, timeout=30_000):
+        w.start_run()
+    run = w.session.run
+    assert run.map_only and run.preview and w.controller.is_running
+    assert run.n_clusters == 1 and not run.prototypes
+    assert run.cluster_name(0) == "not clustered yet"
+    assert w.scatter.n_points() == len(run.image_paths)
+    assert "clusters follow" in w.statusBar().currentMessage()
+    assert not w.session.editable and not w.export_csv_action.isEnabled()
+    with qtbot.waitSignal(w.controller.finished, timeout=60_000):
+        pass
+    assert not w.session.run.preview and not w.session.run.map_only
+
+
 def test_many_short_runs_end_cleanly(qtbot, tmp_path):
     """A run that ends at once is the race that once crashed CI: the thread's ``finished`` reaches the
     window while the thread is still returning, and the controller must not destroy it then."""
