@@ -363,9 +363,13 @@ def load_run(
     neighbours = _rows(load_array(current(paths.neighbours)), n, paths.neighbours, ndim=2)
     if neighbours is not None:
         _indices(neighbours, n, paths.neighbours, "image")
-    prototypes = (
-        {} if preview else _prototypes(read_json(current(paths.prototypes), {}), n, k, paths.prototypes)
-    )  # a preview's clusters are not those an earlier run's prototypes.json describes
+    # A preview's clusters are not those an earlier run's prototypes.json and names.json describe.
+    prototypes, names = {}, {}
+    if map_only:
+        names = {"suggested_names": {0: "not clustered yet"}}
+    elif not preview:
+        prototypes = _prototypes(read_json(current(paths.prototypes), {}), n, k, paths.prototypes)
+        names = _suggested_names(current(paths.names), k)
     config = _parse(_valid_config, read_json(paths.config), paths.config)
     corrections = Corrections()
     if not preview:
@@ -395,11 +399,7 @@ def load_run(
         prototypes=prototypes,
         metrics=metrics,
         corrections=corrections,
-        **(
-            {"suggested_names": {0: "not clustered yet"}} if map_only
-            else {} if preview
-            else _suggested_names(current(paths.names), k)
-        ),  # fmt: skip
+        **names,
         k_choice=_k_choice(read_json(current(paths.choose_k)), paths.choose_k)
         if config.auto_clusters
         else None,
