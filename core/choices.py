@@ -39,7 +39,7 @@ REPRESENTATION_TITLES = {
     FINETUNED: "Pretrained backbone, fine-tuned",
 }
 METHOD_TITLES = {
-    "auto": "Best of SCAN and the alternatives (label-free choice)",
+    "auto": "Best of several methods (label-free choice)",
     "scan": "SCAN (neighbours agree)",
     "umap_gmm": "UMAP + Gaussian mixture (unequal cluster sizes)",
     "ward_umap": "Ward on the same UMAP map (unequal cluster sizes)",
@@ -148,10 +148,11 @@ class RunChoices:
     )  # fmt: skip
     method: str = param(
         _D.method, "--method", "Method",
-        "How clusters are made from the representation: auto (SCAN and the quick alternatives, the "
-        "best kept without labels), scan (clustering heads trained so that an image and its "
-        "neighbours agree), or one alternative on the same features: kmeans, ward, umap_gmm, ward_umap, dec "
-        "(K-means is also shown as a preview while SCAN trains).",
+        "How clusters are made from the representation: auto (the quick alternatives, with SCAN's "
+        "heads when the representation is learnt here, the best kept without labels), scan "
+        "(clustering heads trained so that an image and its neighbours agree), or one alternative "
+        "on the same features: kmeans, ward, umap_gmm, ward_umap, dec (K-means is also shown as a "
+        "preview while the clustering runs).",
         config="method", choices=METHODS, titles=METHOD_TITLES,
     )  # fmt: skip
     representation: str | None = param(
