@@ -224,6 +224,11 @@ class Session(QObject):
         self.assignmentChanged.emit()
 
     @property
+    def clustered(self) -> bool:
+        """There is a run with clusters: not the map alone of one still choosing their number."""
+        return self._run is not None and not self._run.map_only
+
+    @property
     def editable(self) -> bool:
         """Corrections apply to a finished run, not to the preview of one still training."""
         return self._run is not None and not self._run.preview

@@ -19,14 +19,15 @@ METRICS = (("acc", "ACC", "Accuracy after matching clusters to classes (Hungaria
            ("ari", "ARI", "Adjusted Rand index."))  # fmt: skip
 
 
+NO_LABELS = "No true labels: put the images in class subfolders to measure accuracy."
+
+
 class AccuracyPanel(QWidget):
     def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.session = session
         self.stack = QStackedLayout(self)
-        self.empty = QLabel(
-            "No true labels: put the images in class subfolders to measure accuracy."
-        )
+        self.empty = QLabel(NO_LABELS)
         self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.empty.setWordWrap(True)
         self.stack.addWidget(self.empty)
@@ -82,8 +83,9 @@ class AccuracyPanel(QWidget):
 
     def refresh(self) -> None:
         s = self.session
-        ev = s.evaluation()
+        ev = s.evaluation() if s.clustered else None
         if ev is None:
+            self.empty.setText(NO_LABELS if s.clustered or s.run is None else "No clusters yet.")
             self.stack.setCurrentIndex(0)
             return
         self.stack.setCurrentIndex(1)

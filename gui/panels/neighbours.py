@@ -20,8 +20,8 @@ def configure_grid(grid: ThumbnailGrid, session: Session) -> None:
         return f"{text}\n({label})" if label is not None else text
 
     def tooltip(i: int) -> str:
-        conf = session.run.confidence[i]
-        return f"{session.file_name(i)}\n{caption(i).replace(chr(10), ' ')}\nconfidence {conf:.2f}"
+        text = f"{session.file_name(i)}\n{caption(i).replace(chr(10), ' ')}"
+        return f"{text}\nconfidence {session.run.confidence[i]:.2f}" if session.clustered else text
 
     model.caption = caption
     model.tooltip = tooltip
@@ -69,6 +69,8 @@ class NeighboursPanel(QWidget):
         neighbours = s.neighbours(i)
         if s.run.neighbours is None:
             self.title.setText("This run has no neighbours.")
+        elif not s.clustered:
+            self.title.setText(f"{len(neighbours)} nearest neighbours:")
         else:
             same = sum(int(s.assignment[j] == s.assignment[i]) for j in neighbours)
             self.title.setText(f"{len(neighbours)} nearest neighbours, {same} in the same cluster:")
@@ -80,11 +82,9 @@ class NeighboursPanel(QWidget):
         if s.run is None or i < 0:
             return
         self.image.setPixmap(self.loader.pixmap(i))
-        lines = [
-            f"<b>{s.file_name(i)}</b>",
-            f"cluster: {s.cluster_name(int(s.assignment[i]))}",
-            f"confidence: {s.run.confidence[i]:.2f}",
-        ]
+        lines = [f"<b>{s.file_name(i)}</b>", f"cluster: {s.cluster_name(int(s.assignment[i]))}"]
+        if s.clustered:
+            lines.append(f"confidence: {s.run.confidence[i]:.2f}")
         if s.true_label(i) is not None:
             lines.append(f"true label: {s.true_label(i)}")
         self.details.setText("<br>".join(lines))

@@ -134,6 +134,10 @@ def test_with_clusters_auto_the_map_is_shown_before_the_k_choice(
     assert w.scatter.n_points() == len(run.image_paths)
     assert "clusters follow" in w.statusBar().currentMessage()
     assert not w.session.editable and not w.export_csv_action.isEnabled()
+    w.session.set_current(0)  # no cluster, so no confidence or accuracy to show
+    assert "not clustered yet" in w.neighbours.details.text()
+    assert "confidence" not in w.neighbours.details.text()
+    assert w.accuracy.empty.text() == "No clusters yet."
     with qtbot.waitSignal(w.controller.finished, timeout=60_000):
         pass
     assert not w.session.run.preview and not w.session.run.map_only
