@@ -219,11 +219,11 @@ class ClustersPanel(QWidget):
         self.table.setSortingEnabled(False)
         self.table.blockSignals(True)
         self.table.setRowCount(0)
-        note = s.naming_note()
+        note = s.naming_note() if s.clustered or s.run is None else "No clusters yet."
         self.naming_note.setText(note)
         self.naming_note.setToolTip(note)
         self.naming_note.setVisible(bool(note))
-        if s.run is None:
+        if not s.clustered:
             self.table.blockSignals(False)
             self._show_cluster(-1)
             self._sync_buttons()

@@ -15,8 +15,10 @@ def configure_grid(grid: ThumbnailGrid, session: Session) -> None:
     model = grid.grid_model
 
     def caption(i: int) -> str:
-        text = session.cluster_name(int(session.assignment[i]))
         label = session.true_label(i)
+        if not session.clustered:  # the map alone: no cluster to name yet
+            return label if label is not None else session.file_name(i)
+        text = session.cluster_name(int(session.assignment[i]))
         return f"{text}\n({label})" if label is not None else text
 
     def tooltip(i: int) -> str:

@@ -138,6 +138,7 @@ def test_with_clusters_auto_the_map_is_shown_before_the_k_choice(
     assert "not clustered yet" in w.neighbours.details.text()
     assert "confidence" not in w.neighbours.details.text()
     assert w.accuracy.empty.text() == "No clusters yet."
+    assert w.clusters.table.rowCount() == 0 and w.clusters.naming_note.text() == "No clusters yet."
     with qtbot.waitSignal(w.controller.finished, timeout=60_000):
         pass
     assert not w.session.run.preview and not w.session.run.map_only
