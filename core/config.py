@@ -23,10 +23,11 @@ from semclust.core.representation.backbones import REGISTRY, SCRATCH_BACKBONE, c
 #: preset directory also works as ``EncoderConfig.backbone``.
 BACKBONES = tuple(REGISTRY)
 
-#: How the clusters are made from the representation: ``auto`` (SCAN's heads and the quick alternatives,
-#: the best kept by a label-free criterion: core/clustering/methods.py), SCAN alone (the paper), or one
-#: alternative on the same representation: K-means, Ward's agglomerative clustering, UMAP + Gaussian
-#: mixture (N2D), Deep Embedded Clustering (Xie et al. 2016).
+#: How the clusters are made from the representation: ``auto`` (the quick alternatives, with SCAN's
+#: heads when :func:`trains_scan`, the best kept by a label-free criterion:
+#: core/clustering/methods.py), SCAN alone (the paper), or one alternative on the same representation:
+#: K-means, Ward's agglomerative clustering, UMAP + Gaussian mixture (N2D), Ward on that UMAP map,
+#: Deep Embedded Clustering (Xie et al. 2016).
 METHODS = ("auto", "scan", "kmeans", "ward", "umap_gmm", "ward_umap", "dec")
 
 

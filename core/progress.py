@@ -22,8 +22,8 @@ from typing import Any
 #: The stages of a run, in order. The map (``projection``) needs no number of clusters: it comes before
 #: ``choose_k``, which picks that number (``--clusters auto``). The map and a K-means ``preview`` come
 #: before the ``clustering`` (the method asked, or with ``auto`` the best of several), so the app can
-#: show them while it runs. ``report`` writes metrics, prototypes and CSVs. (Older run folders name the clustering
-#: stage ``scan``: see :data:`semclust.core.runfolder.artefacts.RENAMED_STAGES`.)
+#: show them while it runs. ``report`` writes metrics, prototypes and CSVs. (Older run folders name
+#: the clustering stage ``scan``: see :data:`semclust.core.runfolder.artefacts.RENAMED_STAGES`.)
 STAGES = (
     "ingest", "pretext", "neighbours", "projection", "choose_k", "preview", "clustering",
     "selflabel", "report",
