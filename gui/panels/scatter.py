@@ -21,11 +21,12 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QObject, QPoint, QPointF, Qt, Signal
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QComboBox, QFrame, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 from scipy.spatial import cKDTree
 
 from semclust.gui import palette
 from semclust.gui.panels.added_points import AddedPoints
+from semclust.gui.panels.hover_card import HoverCard
 from semclust.gui.panels.map_lod import (
     DensityItem,
     GridIndex,
@@ -146,18 +147,7 @@ class ScatterPanel(QWidget):
         self.legend_action.setStatusTip("Show or hide the map's legend, which may cover points.")
         self.legend_action.toggled.connect(self.legend.setVisible)
 
-        self.preview = QFrame(self.plot)
-        self.preview.setObjectName("preview")
-        self.preview.setStyleSheet(
-            "#preview { background: rgba(255,255,255,235); border: 1px solid #888; }"
-        )
-        box = QVBoxLayout(self.preview)
-        box.setContentsMargins(4, 4, 4, 4)
-        self.preview_image = QLabel()
-        self.preview_text = QLabel()
-        box.addWidget(self.preview_image)
-        box.addWidget(self.preview_text)
-        self.preview.hide()
+        self.preview = HoverCard(self.plot)
         self._hovered = -1
         self._hover_pos = QPoint(8, 8)  # where the mouse is, in the plot widget's coordinates
         self.plot.viewport().installEventFilter(self)  # the preview goes when the mouse leaves
@@ -438,7 +428,7 @@ class ScatterPanel(QWidget):
                 self._hovered, self._hovered_added = -1, j
                 self._show_added_preview()
             else:
-                self._place_preview()
+                self.preview.place(self._hover_pos)
             return
         self._hovered_added = -1
         i = self.point_at(scene_pos)
@@ -448,17 +438,7 @@ class ScatterPanel(QWidget):
             self._hovered = i
             self._show_preview()
         else:
-            self._place_preview()
-
-    def _place_preview(self) -> None:
-        """Beside the mouse, below and right of it, or on the other side where the map ends."""
-        gap, size, bounds = 16, self.preview.size(), self.plot.rect()
-        x, y = self._hover_pos.x() + gap, self._hover_pos.y() + gap
-        if x + size.width() > bounds.right():
-            x = self._hover_pos.x() - gap - size.width()
-        if y + size.height() > bounds.bottom():
-            y = self._hover_pos.y() - gap - size.height()
-        self.preview.move(max(0, x), max(0, y))
+            self.preview.place(self._hover_pos)
 
     def _on_thumbnail(self, i: int) -> None:
         if i == self._hovered:
@@ -466,12 +446,7 @@ class ScatterPanel(QWidget):
 
     def _show_added_preview(self) -> None:
         """The text of the added image under the mouse (no thumbnail: the loader's are the run's)."""
-        self.preview_image.clear()
-        self.preview_text.setText(self.added.describe(self._hovered_added))
-        self.preview.adjustSize()
-        self._place_preview()
-        self.preview.show()
-        self.preview.raise_()
+        self.preview.show_near(self._hover_pos, self.added.describe(self._hovered_added))
 
     def _show_preview(self) -> None:
         i, s = self._hovered, self.session
@@ -481,9 +456,4 @@ class ScatterPanel(QWidget):
         text = f"{s.file_name(i)}\n{s.cluster_name(int(s.assignment[i]))}"
         if label is not None:
             text += f" · true: {label}"
-        self.preview_image.setPixmap(self.loader.pixmap(i))
-        self.preview_text.setText(text)
-        self.preview.adjustSize()
-        self._place_preview()
-        self.preview.show()
-        self.preview.raise_()
+        self.preview.show_near(self._hover_pos, text, self.loader.pixmap(i))

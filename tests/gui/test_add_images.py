@@ -84,7 +84,7 @@ def test_added_images_are_shown_counted_exported_and_shown_again_on_reopening(
     scene = scatter.view.mapViewToScene(QPointF(*added.xy[0]))
     assert scatter.added_at(scene) >= 0
     scatter._on_mouse_moved((scene,))
-    assert "(added)" in scatter.preview_text.text()
+    assert "(added)" in scatter.preview.text.text()
     # A correction moves the added images with their neighbours (the vote is taken again).
     c = int(added.cluster[0])
     other = (c + 1) % run.n_clusters
