@@ -181,8 +181,11 @@ def run_pipeline(
             clustering_artefacts.append(paths.scan_weights)
         stages.run("clustering", fp_clustering, clustering_artefacts, ctx.clustering)
         stages.run("selflabel", fp_self, [paths.probabilities], ctx.selflabel)
-        stages.run_always("report", ctx.report)
-        stages.record.mark_done("report", fp_self, stages.last_seconds)
+        stages.run_always(
+            "report",
+            ctx.report,
+            lambda seconds: stages.record.mark_done("report", fp_self, seconds),
+        )
         run = load_run(out)
         try:
             export_labels(run, paths.labels_csv)

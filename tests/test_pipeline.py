@@ -249,3 +249,24 @@ def test_pretrained_backbone_fine_tuned_with_simclr(tmp_path, digits_folder):
         128,
     )  # the SimCLR projection, not the frozen 1024-d features
     assert run.metrics["clusters_used"] >= 2
+
+
+def test_each_preview_reads_on_its_stages_finished_event(tmp_path, digits_folder):
+    """The app loads the map and the K-means preview when their stage says 'finished': by then the run
+    folder records them as made from these images (a run folder that did not showed no preview)."""
+    if not MOBILENET_WEIGHTS.is_file():
+        pytest.skip(f"needs the local MobileNet weights {MOBILENET_WEIGHTS}")
+    from semclust.core.runfolder.results import load_run
+    from tests.conftest import FROZEN
+
+    out, seen = tmp_path / "run", {}
+
+    def on_event(event):
+        if event.kind == "finished" and event.stage == "projection":
+            seen["map"] = load_run(out, map_only=True).n_clusters
+        if event.kind == "finished" and event.stage == "preview":
+            seen["preview"] = load_run(out, preview=True).n_clusters
+
+    config = FROZEN.replace(auto_clusters=(3, 5))
+    run = run_pipeline(digits_folder, out, config, on_event, cache_dir=tmp_path / "cache")
+    assert seen == {"map": 1, "preview": run.n_clusters}

@@ -52,11 +52,17 @@ class Stages:
         # What was made from this stage's artefacts is redone too, even after an interruption; the
         # report (prototypes, names, metrics) is stale until it is redone for the new clusters.
         self.record.forget(name, *LATER_STAGES.get(name, ()), "report")
-        start = time.perf_counter()
-        self.run_always(name, fn)
-        self.record.mark_done(name, fp, time.perf_counter() - start)
+        self.run_always(name, fn, lambda seconds: self.record.mark_done(name, fp, seconds))
 
-    def run_always(self, name: str, fn: Callable[[], object]):
+    def run_always(
+        self,
+        name: str,
+        fn: Callable[[], object],
+        record: Callable[[float], None] | None = None,
+    ):
+        """Runs ``fn`` as stage ``name`` between its ``started`` and ``finished`` events; ``record``
+        (given the seconds) is called before ``finished``, so that whoever reads the stage's artefacts
+        on that event (the app's previews) finds them recorded as made from these images."""
         if self.cancel is not None:
             self.cancel.raise_if_cancelled()
         self.progress(Progress(name, "started", message=f"{name} started"))
@@ -66,6 +72,8 @@ class Stages:
         except RunFolderError as exc:  # an artefact of the run folder that cannot be used
             raise InputError(str(exc)) from None
         self.last_seconds = seconds = time.perf_counter() - start
+        if record is not None:
+            record(seconds)
         self.progress(Progress(name, "finished", 1, 1, message=f"{name} done in {seconds:.1f} s"))
         return result
 
