@@ -144,21 +144,5 @@ def choose_clusters(
             "at_edge": len(ks) > 1 and best in (ks[0], ks[-1]),
         },
     )
-    progress(Progress(STAGE, "finished", len(ks) + 1, len(ks) + 1, message=_said(choice)))
+    progress(Progress(STAGE, "finished", len(ks) + 1, len(ks) + 1, message=choice.describe()))
     return choice
-
-
-def _said(choice: KChoice) -> str:
-    """One line on the choice; a choice at the edge of the range says so and what it may mean."""
-    line = f"{choice.best} clusters chosen from {choice.ks[0]}..{choice.ks[-1]}"
-    if not choice.extra.get("at_edge"):
-        return line
-    if choice.best == choice.ks[-1]:
-        return (
-            line + " - the largest number tried: there may be more groups; widen --clusters-range"
-        )
-    if choice.best > 2:
-        return (
-            line + " - the smallest number tried: there may be fewer groups; widen --clusters-range"
-        )
-    return line + " - the smallest number possible: the groups may overlap, or be few and small"

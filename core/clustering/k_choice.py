@@ -43,6 +43,24 @@ class KChoice:
             "extra": dict(self.extra),
         }
 
+    def describe(self, range_option: str = "--clusters-range") -> str:
+        """One line on the choice; a choice at the edge of the range says so and what it may mean
+        (``range_option``: what the user widens the range with, in their words)."""
+        line = f"{self.best} clusters chosen from {self.ks[0]}..{self.ks[-1]}"
+        if not self.extra.get("at_edge"):
+            return line
+        if self.best == self.ks[-1]:
+            return (
+                line
+                + f" - the largest number tried: there may be more groups; widen {range_option}"
+            )
+        if self.best > 2:
+            return (
+                line
+                + f" - the smallest number tried: there may be fewer groups; widen {range_option}"
+            )
+        return line + " - the smallest number possible: the groups may overlap, or be few and small"
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> KChoice:
         return cls(

@@ -150,7 +150,7 @@ class ChooseKPlot(QWidget):
         self.plot.setXRange(ks.min() - 0.5, ks.max() + 0.5, padding=0)
         self.plot.setYRange(-0.05, 1.05, padding=0)
         self.summary.setText(
-            f"Chosen k = {choice.best}, from k = {choice.ks[0]}..{choice.ks[-1]} tried without "
-            f"labels in {choice.seconds:.0f} s. The thick line is the combined score; the thin ones "
-            "are its criteria, each rescaled to 0..1. Click another k to cluster with it."
+            f"{choice.describe('the Range for auto')}, without labels, in {choice.seconds:.0f} s. "
+            "The thick line is the combined score; the thin ones are its criteria, each rescaled "
+            "to 0..1. Click another k to cluster with it."
         )

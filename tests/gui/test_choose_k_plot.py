@@ -38,7 +38,16 @@ def test_plot_shows_every_curve_and_marks_the_chosen_k(qtbot):
     assert plot.marker.isVisible() and plot.marker.value() == 7
     assert plot.marker.label.format == "k = 7"
     assert plot.marker.label.toPlainText() == "k = 7"  # the text drawn, not only its format
-    assert "k = 7" in plot.summary.text()
+    assert "7 clusters chosen from 2..12" in plot.summary.text()
+
+
+def test_a_choice_at_the_edge_of_the_range_says_so_in_the_app(qtbot):
+    plot = ChooseKPlot()
+    qtbot.addWidget(plot)
+    at_top = KChoice(ks=(2, 3, 4), curves={}, score=(0, 1, 2), best=4, extra={"at_edge": True})
+    plot.set_choice(at_top)
+    said = plot.summary.text()
+    assert "largest number tried" in said and "widen the Range for auto" in said
 
 
 def test_plot_follows_a_new_choice_and_clears(qtbot):
