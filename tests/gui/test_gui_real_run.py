@@ -21,8 +21,9 @@ def test_real_run_from_the_window(qtbot, window_factory, tmp_path, capsys):
     p.scan_epochs.setValue(1)
     p.selflabel.setChecked(False)
     p.k.setValue(5)
-    events = []
+    events, previews = [], []
     w.controller.progress.connect(events.append)
+    w.controller.preview.connect(previews.append)
 
     probe = EventLoopProbe()
     probe.start()
@@ -33,6 +34,8 @@ def test_real_run_from_the_window(qtbot, window_factory, tmp_path, capsys):
     assert w.session.run is not None and w.session.n_images == 80
     seen = [e.stage for e in events if e.kind in ("finished", "skipped")]
     assert set(seen) >= set(STAGES) - {"selflabel"}
+    # the K-means preview reached the window while the run went on (the map alone only with auto)
+    assert [(r.preview, r.map_only, r.n_clusters) for r in previews] == [(True, False, 3)]
     with capsys.disabled():
         print(
             f"\n[perf] real run: {len(probe.gaps)} ticks, "
