@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 from keras import ops
+from scipy.special import softmax
 
 from semclust.core.clustering.losses import temi_loss
 from semclust.core.clustering.scan import STEPS_PER_CALL, PairDataset
@@ -224,12 +225,7 @@ def temi_probabilities(
         return ops.convert_to_numpy(ops.stack([student(batch), teacher(batch)], axis=1))
 
     both = predict_batches(logits, x, 1024, cancel)  # (N, 2, H, K)
-    s = _softmax(both[:, 0] / c.student_temperature)
-    t = _softmax(both[:, 1] / c.teacher_temperature)
+    s = softmax(both[:, 0] / c.student_temperature, axis=-1)
+    t = softmax(both[:, 1] / c.teacher_temperature, axis=-1)
     best = int(np.argmin(head_losses(s, t, np.asarray(neighbours), c.beta)))
     return t[:, best].astype(np.float32)
-
-
-def _softmax(z: np.ndarray) -> np.ndarray:
-    e = np.exp(z - z.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
