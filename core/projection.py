@@ -15,6 +15,8 @@ from semclust.core.paths import default_cache_dir
 #: UMAP's modules whose numba-compiled functions are kept on disk (:func:`keep_umap_compiled`).
 UMAP_MODULES = ("umap.umap_", "umap.layouts", "umap.utils", "umap.distances", "umap.spectral")
 _umap_compiled_kept = False
+#: Whether UMAP's layout epochs release the interpreter's lock (:func:`keep_umap_compiled` makes them).
+layout_releases_lock = False
 _umap_warm = False
 _warm_lock = threading.Lock()
 _warm_thread: threading.Thread | None = None
@@ -68,17 +70,18 @@ def umap_embed(
         extra.update(init=pca_start(x, seed, dims=dims), n_epochs=large_epochs)
     if neighbours is not None and neighbours.shape[1] >= n_neighbors - 1:
         extra["precomputed_knn"] = _knn_graph(x, neighbours[:, : n_neighbors - 1])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        reducer = umap.UMAP(
-            n_neighbors=n_neighbors,
-            min_dist=min_dist,
-            metric="cosine",
-            random_state=seed,
-            n_components=dims,
-            **extra,
-        )
-        return reducer.fit_transform(x).astype(np.float32)
+    # UMAP's notes on the choices made here (no parallel epochs with a seed; no search index with
+    # given neighbours). A filter, not catch_warnings, which is not safe while another thread maps.
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"umap\.")
+    reducer = umap.UMAP(
+        n_neighbors=n_neighbors,
+        min_dist=min_dist,
+        metric="cosine",
+        random_state=seed,
+        n_components=dims,
+        **extra,
+    )
+    return reducer.fit_transform(x).astype(np.float32)
 
 
 def warm_up_umap() -> None:
@@ -134,6 +137,7 @@ def keep_umap_compiled() -> None:
 
     if not os.environ.get("NUMBA_CACHE_DIR"):
         numba.config.CACHE_DIR = str(default_cache_dir() / "numba")
+    _layout_epoch_without_lock()
     for name in UMAP_MODULES:
         for obj in vars(importlib.import_module(name)).values():
             if isinstance(obj, Dispatcher) and isinstance(obj._cache, NullCache):
@@ -141,6 +145,36 @@ def keep_umap_compiled() -> None:
                     obj.enable_caching()
                 except Exception:  # noqa: BLE001 - numba refuses to cache some functions
                     pass
+
+
+def _layout_epoch_without_lock() -> None:
+    """Compiles UMAP's layout epoch, nearly all of a map's time, to release the interpreter's lock
+    (numba's ``nogil``), so that a map made on a thread of its own leaves the run's other work a core
+    (:meth:`semclust.core.clustering.methods.Inputs.reduce_beside`). The same code, so the same maps;
+    compiled under a name of its own, because numba's on-disk cache keys a function by its name and
+    line, not by its options, and would hand back the compile that holds the lock. Sets
+    :data:`layout_releases_lock`; an UMAP without this function keeps its own."""
+    global layout_releases_lock
+    import types
+
+    import numba
+    from umap import layouts
+
+    step = getattr(layouts, "_optimize_layout_euclidean_single_epoch", None)
+    if step is None or not hasattr(layouts, "_nb_optimize_layout_euclidean_single_epoch"):
+        return
+    copy = types.FunctionType(
+        step.__code__,
+        step.__globals__,
+        step.__name__ + "_nogil",
+        step.__defaults__,
+        step.__closure__,
+    )
+    copy.__qualname__ = copy.__name__
+    layouts._nb_optimize_layout_euclidean_single_epoch = numba.njit(
+        copy, fastmath=True, parallel=False, nogil=True, cache=True
+    )
+    layout_releases_lock = True
 
 
 def pca_start(x: np.ndarray, seed: int = 0, sample: int = 100_000, dims: int = 2) -> np.ndarray:

@@ -21,6 +21,7 @@ import numpy as np
 
 from semclust.core.choices import default_image_size
 from semclust.core.clustering.choose_k import K_CRITERION
+from semclust.core.clustering.methods import uses_map
 from semclust.core.config import RunConfig, fingerprint, trains_scan
 from semclust.core.images import (
     FolderSurvey,
@@ -152,33 +153,42 @@ def run_pipeline(
         )
         stages.run("neighbours", fp_neigh, [paths.neighbours], ctx.neighbours)
         fp_proj = fingerprint(fp_neigh, config.projection, config.seed)
+        fp_choose = (
+            None
+            if config.auto_clusters is None
+            else fingerprint(fp_neigh, config.auto_clusters, config.seed, K_CRITERION)
+        )
+        fp_preview, fp_clustering = _clustering_prints(config, fp_pretext, fp_neigh)
+        clustering_artefacts = [paths.clustering_probabilities, paths.clustering_summary]
+        if trains_scan(config):
+            clustering_artefacts.append(paths.scan_weights)
+        # The k choice and the clustering's UMAP candidates cluster a 10-d map of the embeddings: it
+        # is begun now on a core of its own, while the 2-D map, the preview and Ward are made.
+        if fp_choose is not None:
+            map_needed = stages.will_run("choose_k", fp_choose, [paths.choose_k])
+        else:
+            map_needed = uses_map(config.method) and (
+                stages.will_run("preview", fp_preview, [paths.preview])
+                or stages.will_run("clustering", fp_clustering, clustering_artefacts)
+            )
+        if map_needed and ctx.inputs.reduce_beside():
+            held.callback(ctx.inputs.release)  # every core back when the run ends, however it ends
         # The map needs no number of clusters: it comes before the k choice (17 s on 10,000 images).
         stages.run("projection", fp_proj, [paths.umap], ctx.projection)
-        if config.auto_clusters is not None:
-            fp_choose = fingerprint(fp_neigh, config.auto_clusters, config.seed, K_CRITERION)
+        if fp_choose is not None:
             stages.run("choose_k", fp_choose, [paths.choose_k], lambda: ctx.choose_k(fp_choose))
             best = int(io.read_json(paths.choose_k)["best"])
             ctx.config = config = config.replace(clusters=config.picked_clusters or best)
             io.write_json(
                 paths.config, {**config.to_dict(), "_meta": _meta(folder)}
             )  # the k chosen
+            fp_preview, fp_clustering = _clustering_prints(config, fp_pretext, fp_neigh)
         else:
             progress(
                 Progress("choose_k", "skipped", 1, 1, message=f"{config.clusters} clusters asked")
             )
-
-        fp_preview = fingerprint(
-            fp_pretext, config.clusters, config.seed, "kmeans of the embeddings"
-        )
-        method = (
-            [] if config.method == "scan" else [config.method]
-        )  # SCAN runs keep their old prints
-        fp_clustering = fingerprint(fp_neigh, config.scan, config.clusters, config.seed, *method)
         fp_self = fingerprint(fp_clustering, config.selflabel)
         stages.run("preview", fp_preview, [paths.preview], ctx.preview)
-        clustering_artefacts = [paths.clustering_probabilities, paths.clustering_summary]
-        if trains_scan(config):
-            clustering_artefacts.append(paths.scan_weights)
         stages.run("clustering", fp_clustering, clustering_artefacts, ctx.clustering)
         stages.run("selflabel", fp_self, [paths.probabilities], ctx.selflabel)
         stages.run_always(
@@ -194,6 +204,13 @@ def run_pipeline(
             progress(Progress("report", "progress", 1, 1, message=said))
             export_labels(run, paths.labels_csv, with_added=False)
         return load_run(out)
+
+
+def _clustering_prints(config: RunConfig, fp_pretext: str, fp_neigh: str) -> tuple[str, str]:
+    """The preview's and the clustering's fingerprints, for the number of clusters in ``config``."""
+    fp_preview = fingerprint(fp_pretext, config.clusters, config.seed, "kmeans of the embeddings")
+    method = [] if config.method == "scan" else [config.method]  # SCAN runs keep their old prints
+    return fp_preview, fingerprint(fp_neigh, config.scan, config.clusters, config.seed, *method)
 
 
 def _unwritable(out: Path, exc: OSError) -> str:

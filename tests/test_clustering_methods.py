@@ -117,3 +117,47 @@ def test_ward_umap_is_wards_clustering_of_the_shared_map():
     probs = METHODS["ward_umap"](inputs, 3, 0)
     assert probs.shape == (175, 3)
     assert adjusted_rand_score(probs.argmax(1), ward_labels(inputs.reduced, 3)) == 1.0
+
+
+def _pool_threads() -> set[int]:
+    from threadpoolctl import threadpool_info
+
+    return {pool["num_threads"] for pool in threadpool_info()}
+
+
+def test_the_map_begun_beside_is_the_same_and_the_cores_come_back(monkeypatch):
+    from semclust.core.clustering import methods
+
+    monkeypatch.setattr(methods, "_cores", lambda: 2)
+    features, emb, _ = _blobs([120, 40, 15], seed=1)
+    neighbours = mine_neighbours(emb, 20)
+    before = _pool_threads()
+    beside = Inputs(features, emb, neighbours)
+    assert beside.reduce_beside() is True
+    assert _pool_threads() == {1}  # the caller's BLAS and OpenMP keep off the map's core
+    assert beside.reduce_beside() is True  # one map, however often it is asked for
+    reduced = beside.reduced
+    assert _pool_threads() == before
+    np.testing.assert_array_equal(reduced, Inputs(features, emb, neighbours).reduced)
+
+    monkeypatch.setattr(methods, "_cores", lambda: 1)  # one core: the map is made where it is read
+    alone = Inputs(features, emb, neighbours)
+    assert alone.reduce_beside() is False and alone._beside is None
+
+
+def test_a_map_that_fails_beside_fails_where_it_is_read(monkeypatch):
+    from semclust.core.clustering import methods
+
+    monkeypatch.setattr(methods, "_cores", lambda: 2)
+
+    def broken(self):
+        raise MemoryError("no room for the map")
+
+    monkeypatch.setattr(Inputs, "_reduce", broken)
+    features, emb, _ = _blobs([30, 30])
+    before = _pool_threads()
+    inputs = Inputs(features, emb, mine_neighbours(emb, 5))
+    assert inputs.reduce_beside() is True
+    with pytest.raises(MemoryError, match="no room"):
+        _ = inputs.reduced
+    assert _pool_threads() == before

@@ -270,3 +270,32 @@ def test_each_preview_reads_on_its_stages_finished_event(tmp_path, digits_folder
     config = FROZEN.replace(auto_clusters=(3, 5))
     run = run_pipeline(digits_folder, out, config, on_event, cache_dir=tmp_path / "cache")
     assert seen == {"map": 1, "preview": run.n_clusters}
+
+
+def test_the_clustering_map_is_begun_beside_only_for_a_stage_that_needs_it(
+    tmp_path, digits_folder, monkeypatch
+):
+    """The 10-d map of ``auto`` and the k choice is begun before the 2-D map, on a core of its own:
+    when a stage will read it, and not when the clusters are already there or the method needs none."""
+    if not MOBILENET_WEIGHTS.is_file():
+        pytest.skip(f"needs the local MobileNet weights {MOBILENET_WEIGHTS}")
+    from semclust.core.clustering import methods
+    from tests.conftest import FROZEN
+
+    begun = []
+    real = methods.Inputs.reduce_beside
+    monkeypatch.setattr(methods, "_cores", lambda: 2)
+    monkeypatch.setattr(methods.Inputs, "reduce_beside", lambda self: begun.append(1) or real(self))
+    out, cache = tmp_path / "run", tmp_path / "cache"
+    auto = FROZEN.replace(method="auto", clusters=5)
+    first = run_pipeline(digits_folder, out, auto, cache_dir=cache)
+    assert begun == [1]
+    summary = json.loads((out / "clustering.json").read_text())["selection"]
+    assert summary["chosen"] in summary["candidates"] and "umap_gmm" in summary["candidates"]
+    again = run_pipeline(digits_folder, out, auto, cache_dir=cache)  # every stage already done
+    assert begun == [1]
+    np.testing.assert_array_equal(again.probabilities, first.probabilities)
+    run_pipeline(digits_folder, out, auto.replace(method="kmeans"), cache_dir=cache)
+    assert begun == [1]  # K-means needs no map
+    run_pipeline(digits_folder, out, auto.replace(auto_clusters=(3, 6)), cache_dir=cache)
+    assert begun == [1, 1]  # the k choice reads it

@@ -100,3 +100,23 @@ print("ok")
 """
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-2000:]
+
+
+def test_umaps_layout_epochs_release_the_lock_and_make_the_same_map(monkeypatch):
+    """keep_umap_compiled compiles UMAP's layout epoch to release the interpreter's lock (so that the
+    clustering map can be made beside the run's other work) without changing a map."""
+    import numba
+    import umap.layouts as layouts
+
+    from semclust.core import projection
+    from semclust.core.projection import umap_embed
+
+    projection.keep_umap_compiled()
+    step = layouts._nb_optimize_layout_euclidean_single_epoch
+    assert projection.layout_releases_lock and step.targetoptions.get("nogil") is True
+    x, _ = _blobs(60)
+    nb = mine_neighbours(x, k=20)
+    ours = umap_embed(x, 10, 20, 0.0, seed=0, neighbours=nb)
+    holding = numba.njit(layouts._optimize_layout_euclidean_single_epoch, fastmath=True)
+    monkeypatch.setattr(layouts, "_nb_optimize_layout_euclidean_single_epoch", holding)
+    np.testing.assert_array_equal(umap_embed(x, 10, 20, 0.0, seed=0, neighbours=nb), ours)

@@ -39,12 +39,18 @@ class Stages:
         self.cancel = cancel
         self.last_seconds = 0.0
 
+    def will_run(self, name: str, fp: str, artefacts: list[Path]) -> bool:
+        """Whether :meth:`run` would run the stage now: another fingerprint, or an artefact missing or
+        damaged. (A later stage is also run again once an earlier one it depends on has run.)"""
+        done = self.record.is_done(name, fp)
+        return not (done and all(p.exists() and io.intact(p) for p in artefacts))
+
     def run(self, name: str, fp: str, artefacts: list[Path], fn: Callable[[], None]) -> None:
-        damaged = [p.name for p in artefacts if p.exists() and not io.intact(p)]
-        if not damaged and self.record.is_done(name, fp) and all(p.exists() for p in artefacts):
+        if not self.will_run(name, fp, artefacts):
             self.record.vouch(name)  # same fingerprint: made from these images
             self.progress(Progress(name, "skipped", 1, 1, message="already done"))
             return
+        damaged = [p.name for p in artefacts if p.exists() and not io.intact(p)]
         if damaged:
             self.progress(Progress(name, "progress", 0, 0, message=(
                 f"{', '.join(damaged)} damaged (cut short?): {name} runs again"
