@@ -5,7 +5,7 @@ computed once by the pipeline (a K-means run); each long-tailed variant (:func:`
 is a subset of those rows, with its own neighbours mined again. On each, every method of
 :data:`semclust.core.clustering.methods.CANDIDATES` and N2D as its paper runs it (one Gaussian mixture)
 cluster the rows, with 3 seeds, and ``auto`` is what ``--method auto`` keeps on a frozen backbone (the
-label-free choice among :data:`~semclust.core.clustering.methods.AUTO_CANDIDATES`). Every row goes to
+label-free choice among :func:`~semclust.core.clustering.methods.auto_candidates`). Every row goes to
 ``<out>/rows.jsonl``; ``--report`` prints the Markdown tables of BENCHMARKS.md from it.
 
     python -m bench.clustering --datasets digits,mnist5k,animals10k,gcompris4,food7 --seeds 3
@@ -106,10 +106,10 @@ def report(rows: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> None:
     from semclust.core.clustering.choose_k import choose_clusters
     from semclust.core.clustering.methods import (
-        AUTO_CANDIDATES,
         CANDIDATES,
         Candidate,
         Inputs,
+        auto_candidates,
         cluster_candidates,
         scores_of,
         select,
@@ -169,7 +169,8 @@ def main(argv: list[str] | None = None) -> None:
                 plain = np.eye(k, dtype=np.float32)[n2d(inputs.reduced, k, seed)]
                 result.candidates["n2d"] = Candidate(plain, time.perf_counter() - t0)
                 result.candidates["n2d"].scores = scores_of(plain.argmax(1), nb, k)
-                auto = {m: result.candidates[m] for m in AUTO_CANDIDATES if m in result.candidates}
+                auto = {m: result.candidates[m] for m in auto_candidates(len(idx))
+                        if m in result.candidates}  # fmt: skip
                 result.candidates["auto"] = auto[select(auto, k)]
                 line = []
                 for method, cand in result.candidates.items():

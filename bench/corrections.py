@@ -4,7 +4,7 @@ against moved then retrained, by simulating a user on labelled sets.
 The start is the default run's clustering of each set: its default representation's cached features
 (``bench/out/clustering/runs/<set>.npz``, made by ``bench.clustering`` with the pipeline; made here the
 same way when missing), the neighbours mined as a run mines them, and what ``--method auto`` keeps on a
-frozen backbone (:data:`~semclust.core.clustering.methods.AUTO_CANDIDATES`, seed 0).
+frozen backbone (:func:`~semclust.core.clustering.methods.auto_candidates`, seed 0).
 
 The simulated user, in rounds of 10: among the images they see in a cluster whose majority label is not
 theirs (and whose label is the majority of some other cluster), they pick 10 at random (a seeded
@@ -49,7 +49,7 @@ def start_of(name: str, out: Path, cache_dir: Path) -> dict:
         with np.load(kept) as z:
             return {key: z[key] for key in z.files}
     from bench.clustering import features_of
-    from semclust.core.clustering.methods import AUTO_CANDIDATES, Inputs, cluster_candidates
+    from semclust.core.clustering.methods import Inputs, auto_candidates, cluster_candidates
     from semclust.core.neighbours import mine_neighbours
 
     data = features_of(name, Path("bench/out/clustering/runs"), cache_dir)
@@ -58,7 +58,7 @@ def start_of(name: str, out: Path, cache_dir: Path) -> dict:
     feats = np.asarray(data["features"], dtype=np.float32)
     k = len(np.unique(data["labels"]))
     neighbours = mine_neighbours(emb, 20)
-    chosen = cluster_candidates(Inputs(feats, emb, neighbours, 0), k, 0, AUTO_CANDIDATES)
+    chosen = cluster_candidates(Inputs(feats, emb, neighbours, 0), k, 0, auto_candidates(len(emb)))
     found = {"embeddings": emb, "neighbours": neighbours, "labels": np.asarray(data["labels"]),
              "probabilities": chosen.best.probabilities,
              "method": np.asarray(chosen.chosen)}  # fmt: skip

@@ -167,7 +167,7 @@ def run_pipeline(
         if fp_choose is not None:
             map_needed = stages.will_run("choose_k", fp_choose, [paths.choose_k])
         else:
-            map_needed = uses_map(config.method) and (
+            map_needed = uses_map(config.method, n) and (
                 stages.will_run("preview", fp_preview, [paths.preview])
                 or stages.will_run("clustering", fp_clustering, clustering_artefacts)
             )

@@ -18,11 +18,11 @@ import numpy as np
 
 from semclust.core.clustering.classic import kmeans_probabilities
 from semclust.core.clustering.methods import (
-    AUTO_CANDIDATES,
     CRITERION,
     Candidate,
     Inputs,
     Selection,
+    auto_candidates,
     cluster_candidates,
 )
 from semclust.core.clustering.scan import ClusterHeads, ScanResult, train_scan
@@ -169,7 +169,7 @@ class StageWork:
         if method == "scan":
             probabilities = given["scan"].probabilities
         else:
-            selection = self._candidates(AUTO_CANDIDATES, given)
+            selection = self._candidates(auto_candidates(len(self.data.paths)), given)
             probabilities = selection.best.probabilities
             summary["selection"] = selection.summary()
             self.progress(Progress("clustering", "progress", 1, 1, message=(

@@ -161,3 +161,20 @@ def test_a_map_that_fails_beside_fails_where_it_is_read(monkeypatch):
     with pytest.raises(MemoryError, match="no room"):
         _ = inputs.reduced
     assert _pool_threads() == before
+
+
+def test_auto_leaves_the_map_out_of_a_folder_too_small_for_it():
+    from semclust.core.clustering.methods import (
+        AUTO_CANDIDATES,
+        MAP_METHODS,
+        MAP_MIN_IMAGES,
+        auto_candidates,
+        uses_map,
+    )
+
+    small, enough = MAP_MIN_IMAGES - 1, MAP_MIN_IMAGES
+    assert set(MAP_METHODS) <= set(AUTO_CANDIDATES) == set(auto_candidates(enough))
+    assert set(auto_candidates(small)) == set(AUTO_CANDIDATES) - set(MAP_METHODS) != set()
+    assert uses_map("auto", enough) and not uses_map("auto", small)
+    assert uses_map("umap_gmm", small)  # asked for by name, it runs on any folder
+    assert not uses_map("kmeans", enough) and not uses_map("scan", enough)
