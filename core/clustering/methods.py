@@ -270,10 +270,11 @@ AUTO_CANDIDATES: tuple[str, ...] = ("kmeans", "ward", "umap_gmm", "ward_umap")
 MAP_METHODS: tuple[str, ...] = ("umap_gmm", "ward_umap")
 #: Below this many images ``auto`` leaves :data:`MAP_METHODS` out: each image's 20 UMAP neighbours
 #: span a fifth of the folder or more, and the mixture's full covariances in 10 dimensions have a few
-#: images each, so the map's clusters are chance (one seed or machine to the next: food7's 39 photos
-#: 0.71 and 0.63). On the benchmark's four folders under 100 photos (3 seeds, on two machines) K-means
-#: and Ward alone lifted the mean ACC over its 15 sets and variants by 0.013 and 0.019 (GCompris
-#: long-tailed 10: 0.652 to 0.913); the folders from 100 images up keep every candidate.
+#: images each, so the map's clusters are chance (food7's 39 photos: 0.71 or 0.63 as the same features
+#: are rounded to float16 or not; K-means and Ward did not move). On the benchmark's four folders under
+#: 100 photos (3 seeds) K-means and Ward alone lifted the mean ACC over its 15 sets and variants by
+#: 0.019 and 0.013 (the two roundings; GCompris long-tailed 10: 0.652 to 0.913); the folders from 100
+#: images up keep every candidate (BENCHMARKS.md, issue 19's sixth round).
 MAP_MIN_IMAGES = 5 * UMAP_NEIGHBOURS
 
 
