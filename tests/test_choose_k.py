@@ -145,3 +145,20 @@ def test_a_partial_choice_of_this_stage_is_read(tmp_path):
     partial = tmp_path / "choose_k.partial.json"
     partial.write_text(json.dumps({"fingerprint": "fp", "scores": {"3": {"modularity": 0.5}}}))
     assert _tried_ks(partial, "fp") == {3: {"modularity": 0.5}}
+
+
+def test_a_folder_too_small_for_the_map_is_scored_on_wards_clusters():
+    """Below the map's fewest images (where ``auto`` keeps K-means and Ward) each k's clusters are
+    Ward's: no map is made, and the seed changes nothing."""
+    from semclust.core.clustering.methods import MAP_MIN_IMAGES
+
+    small = _blobs([30, 12, 6, 4])
+    assert len(small) < MAP_MIN_IMAGES
+    choices = [choose_clusters(small, (2, 10), seed=seed) for seed in (0, 1, 2)]
+    assert small._reduced is None
+    assert {c.extra["clusters"] for c in choices} == {"Ward on the features"}
+    assert len({(c.best, c.score) for c in choices}) == 1 and abs(choices[0].best - 4) <= 1
+    large = _blobs([40] * 3)
+    assert len(large) >= MAP_MIN_IMAGES
+    assert choose_clusters(large, (2, 6)).extra["clusters"] == "mixtures of the map"
+    assert large._reduced is not None

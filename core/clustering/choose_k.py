@@ -19,6 +19,10 @@ two, so among the ks whose scores are within 1% of the best the smallest wins
 (BENCHMARKS.md, "Third round"), k within +-2 of the classes in 35 of 39 runs, against 28 with each
 image's 20 neighbours and the best score alone.
 
+On a folder too small for the map (fewer than :data:`~.methods.MAP_MIN_IMAGES` images, where ``auto``
+keeps K-means and Ward only), each k's clusters are Ward's on the features instead: the same for any
+seed, and on the benchmark's four such folders nearer the classes (mean distance 1.25 against 2.0).
+
 Example:
     >>> choice = choose_clusters(Inputs(features, embeddings, neighbours), (2, 30))  # doctest: +SKIP
     >>> choice.best, choice.extra["at_edge"]  # doctest: +SKIP
@@ -32,8 +36,9 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
+from semclust.core.clustering.classic import ward_labels
 from semclust.core.clustering.k_choice import KChoice
-from semclust.core.clustering.methods import Inputs, gmm_probabilities, scores_of
+from semclust.core.clustering.methods import MAP_MIN_IMAGES, Inputs, gmm_probabilities, scores_of
 from semclust.core.progress import CancelToken, Progress, ProgressCallback, ignore_progress
 
 STAGE = "choose_k"
@@ -46,7 +51,15 @@ GRAPH_NEIGHBOURS_MIN = 5
 NEAR_BEST = 0.01
 #: The rule above in words: part of the choice's fingerprint, so that a run folder's choice made by an
 #: earlier rule is made again.
-K_CRITERION = "choose_k by modularity of sqrt(N)/2 neighbours (5 to mined), the fewest within 1%"
+K_CRITERION = (
+    "choose_k by modularity of sqrt(N)/2 neighbours (5 to mined), the fewest within 1%; "
+    "Ward on the features below the map's fewest images"
+)
+
+
+def clusters_the_map(n_images: int) -> bool:
+    """Whether the k choice clusters the reduced map (else Ward's clusters of the features)."""
+    return n_images >= MAP_MIN_IMAGES
 
 
 def graph_neighbours(n_images: int, mined: int) -> int:
@@ -93,8 +106,9 @@ def choose_clusters(
     known: Mapping[int, Mapping[str, float]] | None = None,
     on_k: Callable[[int, dict[str, float]], None] | None = None,
 ) -> KChoice:
-    """The number of clusters in ``k_range`` whose mixture clusters have the highest modularity (the
-    fewest among near ties: :func:`fewest_near_best`).
+    """The number of clusters in ``k_range`` whose mixture clusters (Ward's on a small folder:
+    :func:`clusters_the_map`) have the highest modularity (the fewest among near ties:
+    :func:`fewest_near_best`).
 
     Args:
         known: the scores of ks already tried (a choice cut short, resumed): not fitted again.
@@ -112,8 +126,10 @@ def choose_clusters(
     """
     start = time.perf_counter()
     ks = candidate_ks(k_range, len(inputs))
-    progress(Progress(STAGE, "started", 0, len(ks) + 1, message="reducing the map (UMAP)"))
-    reduced = inputs.reduced
+    on_map = clusters_the_map(len(inputs))
+    progress(Progress(STAGE, "started", 0, len(ks) + 1, message=(
+        "reducing the map (UMAP)" if on_map else "Ward's clustering of the features")))  # fmt: skip
+    reduced = inputs.reduced if on_map else None
     graph = inputs.neighbours[:, : graph_neighbours(len(inputs), inputs.neighbours.shape[1])]
     curves: dict[str, list[float]] = {"modularity": [], "agreement": [], "largest_share": []}
     for i, k in enumerate(ks):
@@ -122,8 +138,11 @@ def choose_clusters(
         if known is not None and k in known and set(curves) <= set(known[k]):
             scores = {name: float(known[k][name]) for name in curves}
         else:
-            probs = gmm_probabilities(reduced, inputs.neighbours, k, seed, RESTARTS)
-            scores = scores_of(probs.argmax(axis=1), graph, k)
+            if on_map:
+                labels = gmm_probabilities(reduced, inputs.neighbours, k, seed, RESTARTS).argmax(1)
+            else:
+                labels = ward_labels(inputs.features, k)
+            scores = scores_of(labels, graph, k)
             if on_k is not None:
                 on_k(k, scores)
         for name, values in curves.items():
@@ -140,6 +159,7 @@ def choose_clusters(
         seconds=time.perf_counter() - start,
         extra={
             "criterion": "modularity",
+            "clusters": "mixtures of the map" if on_map else "Ward on the features",
             "graph_neighbours": int(graph.shape[1]),
             "at_edge": len(ks) > 1 and best in (ks[0], ks[-1]),
         },
