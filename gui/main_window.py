@@ -138,6 +138,7 @@ class MainWindow(ReviewCommands, QMainWindow):
         self.workspace.foldersChanged.connect(self._on_folders)
         self.workspace.surveyed.connect(self.params.set_survey)
         self.workspace.looked.connect(self._plan)
+        self.workspace.looked.connect(lambda _look: self.controller.prepare())
         self.workspace.skippedChanged.connect(self.params.set_skipped)
         self.workspace.configFound.connect(self.params.set_config)
         self.workspace.runFound.connect(self._on_run_found)

@@ -154,6 +154,12 @@ class RunController(QObject):
     def is_running(self) -> bool:
         return self._thread is not None
 
+    def prepare(self) -> None:
+        """A run is likely soon (an image folder was opened): the real pipeline's imports begin in the
+        background (:func:`~semclust.gui._core.prepare_pipeline`). Nothing to do for another pipeline."""
+        if self._pipeline is None:
+            _core.prepare_pipeline()
+
     @property
     def cancelling(self) -> bool:
         return self._token is not None and self._token.cancelled

@@ -184,6 +184,11 @@ class ParametersPanel(QWidget):
             return build_config(self.choices(), self._base)
         return self._plan.with_choices(self.choices(), self._base).config
 
+    @property
+    def plan(self) -> Plan | None:
+        """The plan last shown (:meth:`set_plan`): that of the folder open once it has been surveyed."""
+        return self._plan
+
     def set_plan(self, plan: Plan) -> None:
         """Shows the representation a new run of this folder starts from (a pretrained backbone
         available here, else from scratch) and why; a form showing an earlier run's settings, or a

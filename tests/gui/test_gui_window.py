@@ -266,3 +266,41 @@ def test_a_csv_export_into_the_image_folder_is_refused_with_a_message(
     assert w.export_csv(finished_run.image_root / "labels.csv") is None
     assert "Export failed" in w.statusBar().currentMessage() or w.last_message is not None
     assert sorted(p.name for p in finished_run.image_root.rglob("*")) == before
+
+
+def test_an_opened_image_folder_starts_the_pipelines_imports(
+    qtbot, window_factory, digits_folder, finished_run, tmp_path, monkeypatch
+):
+    """Opening images to cluster begins importing TensorFlow in the background (a run soon after
+    does not wait for it); exploring a finished run, or a window on another pipeline, does not."""
+    from semclust.gui import _core
+
+    calls = []
+    monkeypatch.setattr(_core, "prepare_pipeline", lambda: calls.append(1))
+    explore = window_factory()  # the real pipeline
+    explore.open_path(finished_run.paths.root)
+    fake = window_factory(fake_pipeline)
+    fake.open_image_folder(digits_folder, run_dir=tmp_path / "fake")
+    qtbot.waitUntil(lambda: "300" in fake.params.found_label.text(), timeout=10_000)
+    assert calls == []
+    real = window_factory()
+    real.open_image_folder(digits_folder, run_dir=tmp_path / "real")
+    qtbot.waitUntil(lambda: calls == [1], timeout=10_000)
+
+
+def test_prepare_pipeline_imports_core_run_once_on_its_own_thread():
+    import subprocess
+    import sys
+
+    code = """
+import sys, threading
+from semclust.gui import _core
+assert "semclust.core.run" not in sys.modules
+thread = _core.prepare_pipeline()
+assert thread is not threading.current_thread() and _core.prepare_pipeline() is thread
+thread.join()
+assert "semclust.core.run" in sys.modules and "tensorflow" in sys.modules
+print("ok")
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-2000:]
