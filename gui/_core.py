@@ -92,7 +92,8 @@ def prepare_pipeline() -> threading.Thread | None:
     once, and returns that thread (``None`` when there is nothing left to import). The window calls it
     when an image folder is opened, so that a run started a few seconds later does not wait for the
     imports (285 photos, Run pressed 4 s after opening: 7.3-7.8 s from Run to the clusters shown,
-    11.4 s before; ``python -m bench.time_in_window``); a run started sooner waits for what is left. A failed import is left for the run to meet and say."""
+    11.4 s before; ``python -m bench.time_in_window``); a run started sooner waits for what is left.
+    A failed import is left for the run to meet and say."""
     global _importing
     if "semclust.core.run" in sys.modules or _importing is not None:
         return _importing
