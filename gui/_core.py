@@ -2,8 +2,8 @@
 
 ``core.run`` imports Keras and TensorFlow (seconds); it is imported in the background once an image
 folder is opened (:func:`prepare_pipeline`), or when a run starts, so the window opens at once and
-exploring a finished run never loads TensorFlow. Everything imported here
-loads without Keras (``tests/test_import_contracts.py`` checks both).
+exploring a finished run never loads TensorFlow. Everything imported here loads without Keras
+(``tests/test_import_contracts.py`` checks both).
 """
 
 from __future__ import annotations
