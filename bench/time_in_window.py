@@ -49,7 +49,7 @@ def timed_window_run(name: str, cache_dir: str, out: str, wait: float) -> dict:
     )
     end_of_wait = time.perf_counter() + wait
     wait_until(lambda: time.perf_counter() >= end_of_wait, wait + 1)
-    window.params.clusters.setValue(classes)
+    params.clusters.setValue(classes)
     seen: dict[str, float] = {}
     window.controller.preview.connect(lambda _run: seen.setdefault("preview", time.perf_counter()))
     window.controller.finished.connect(lambda _run: seen.setdefault("done", time.perf_counter()))

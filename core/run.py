@@ -20,8 +20,8 @@ import keras
 import numpy as np
 
 from semclust.core.choices import default_image_size
-from semclust.core.clustering.choose_k import K_CRITERION, clusters_the_map
-from semclust.core.clustering.methods import uses_map
+from semclust.core.clustering.choose_k import K_CRITERION
+from semclust.core.clustering.methods import map_fits, uses_map
 from semclust.core.config import RunConfig, fingerprint, trains_scan
 from semclust.core.images import (
     FolderSurvey,
@@ -165,9 +165,7 @@ def run_pipeline(
         # The k choice and the clustering's UMAP candidates cluster a 10-d map of the embeddings: it
         # is begun now on a core of its own, while the 2-D map, the preview and Ward are made.
         if fp_choose is not None:
-            map_needed = clusters_the_map(n) and stages.will_run(
-                "choose_k", fp_choose, [paths.choose_k]
-            )
+            map_needed = map_fits(n) and stages.will_run("choose_k", fp_choose, [paths.choose_k])
         else:
             map_needed = uses_map(config.method, n) and (
                 stages.will_run("preview", fp_preview, [paths.preview])

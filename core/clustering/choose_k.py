@@ -38,7 +38,7 @@ import numpy as np
 
 from semclust.core.clustering.classic import ward_labels
 from semclust.core.clustering.k_choice import KChoice
-from semclust.core.clustering.methods import MAP_MIN_IMAGES, Inputs, gmm_probabilities, scores_of
+from semclust.core.clustering.methods import Inputs, gmm_probabilities, map_fits, scores_of
 from semclust.core.progress import CancelToken, Progress, ProgressCallback, ignore_progress
 
 STAGE = "choose_k"
@@ -55,11 +55,6 @@ K_CRITERION = (
     "choose_k by modularity of sqrt(N)/2 neighbours (5 to mined), the fewest within 1%; "
     "Ward on the features below the map's fewest images"
 )
-
-
-def clusters_the_map(n_images: int) -> bool:
-    """Whether the k choice clusters the reduced map (else Ward's clusters of the features)."""
-    return n_images >= MAP_MIN_IMAGES
 
 
 def graph_neighbours(n_images: int, mined: int) -> int:
@@ -107,7 +102,7 @@ def choose_clusters(
     on_k: Callable[[int, dict[str, float]], None] | None = None,
 ) -> KChoice:
     """The number of clusters in ``k_range`` whose mixture clusters (Ward's on a small folder:
-    :func:`clusters_the_map`) have the highest modularity (the fewest among near ties:
+    :func:`~.methods.map_fits`) have the highest modularity (the fewest among near ties:
     :func:`fewest_near_best`).
 
     Args:
@@ -126,7 +121,7 @@ def choose_clusters(
     """
     start = time.perf_counter()
     ks = candidate_ks(k_range, len(inputs))
-    on_map = clusters_the_map(len(inputs))
+    on_map = map_fits(len(inputs))
     progress(Progress(STAGE, "started", 0, len(ks) + 1, message=(
         "reducing the map (UMAP)" if on_map else "Ward's clustering of the features")))  # fmt: skip
     reduced = inputs.reduced if on_map else None

@@ -278,11 +278,17 @@ MAP_METHODS: tuple[str, ...] = ("umap_gmm", "ward_umap")
 MAP_MIN_IMAGES = 5 * UMAP_NEIGHBOURS
 
 
+def map_fits(images: int) -> bool:
+    """Whether a folder of ``images`` is large enough for ``auto`` and the k choice to cluster the
+    reduced map (:data:`MAP_MIN_IMAGES`)."""
+    return images >= MAP_MIN_IMAGES
+
+
 def auto_candidates(images: int) -> tuple[str, ...]:
     """What ``auto`` compares on a folder of ``images`` (with SCAN's heads when a run trains them)."""
-    if images < MAP_MIN_IMAGES:
-        return tuple(m for m in AUTO_CANDIDATES if m not in MAP_METHODS)
-    return AUTO_CANDIDATES
+    if map_fits(images):
+        return AUTO_CANDIDATES
+    return tuple(m for m in AUTO_CANDIDATES if m not in MAP_METHODS)
 
 
 def uses_map(method: str, images: int) -> bool:
