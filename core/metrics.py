@@ -1,7 +1,8 @@
-"""Clustering quality against known labels: Hungarian accuracy, NMI, ARI, per-cluster purity.
+"""Clustering quality against known labels: Hungarian accuracy, NMI, ARI, per-cluster purity; and what
+needs no labels: each cluster's size and mean confidence, and its prototypes (its most confident images).
 
-All functions take cluster indices and true labels (any hashable values) and ignore images whose label
-is unknown (``None``).
+The functions take cluster indices; those that take true labels (any hashable values) ignore the images
+whose label is unknown (``None``).
 """
 
 from __future__ import annotations
@@ -68,6 +69,29 @@ def evaluate(true_labels: Sequence, assignment: np.ndarray, n_clusters: int | No
         "confusion": table.tolist(),
         "n_labelled": int(known.sum()),
     }
+
+
+#: Most confident images per cluster kept as its prototypes (``prototypes.json``): what the app shows
+#: first of a cluster, and what names it.
+PROTOTYPES_PER_CLUSTER = 25
+
+
+def prototypes(
+    assignment: np.ndarray,
+    confidence: np.ndarray,
+    n_clusters: int,
+    per_cluster: int = PROTOTYPES_PER_CLUSTER,
+) -> dict[int, list[int]]:
+    """Each of the ``n_clusters`` clusters' ``per_cluster`` most confident images, most confident
+    first (equal confidences keep the images' order; an empty cluster has none)."""
+    assignment = np.asarray(assignment, dtype=int)
+    confidence = np.asarray(confidence)
+    found = {}
+    for c in range(n_clusters):
+        members = np.flatnonzero(assignment == c)
+        order = np.argsort(-confidence[members], kind="stable")
+        found[c] = members[order][:per_cluster].tolist()
+    return found
 
 
 def cluster_summary(

@@ -29,7 +29,7 @@ from semclust.core.clustering.scan import ClusterHeads, ScanResult, train_scan
 from semclust.core.clustering.selflabel import train_selflabel
 from semclust.core.config import RunConfig, trains_scan
 from semclust.core.images import IngestResult, InputError
-from semclust.core.metrics import cluster_summary, evaluate
+from semclust.core.metrics import cluster_summary, evaluate, prototypes
 from semclust.core.naming.names import names_to_json
 from semclust.core.naming.suggest import suggest_names
 from semclust.core.neighbours import mine_neighbours, neighbour_purity
@@ -48,9 +48,6 @@ from semclust.core.representation.simclr import (
 from semclust.core.runfolder import artefacts as io
 from semclust.core.runfolder.artefacts import RunPaths
 from semclust.core.training import predict_batches, seed_everything
-
-#: Most confident images per cluster kept as its prototypes (``prototypes.json``).
-PROTOTYPES_PER_CLUSTER = 25
 
 
 @dataclasses.dataclass
@@ -292,18 +289,10 @@ class StageWork:
         k = probs.shape[1]
         assignment, confidence = probs.argmax(axis=1), probs.max(axis=1)
         labels = self.data.labels
-        prototypes = {}
-        for c in range(k):
-            members = np.flatnonzero(assignment == c)
-            prototypes[str(c)] = members[np.argsort(-confidence[members], kind="stable")][
-                :PROTOTYPES_PER_CLUSTER
-            ].tolist()
-        io.write_json(self.paths.prototypes, prototypes)
+        typical = prototypes(assignment, confidence, k)
+        io.write_json(self.paths.prototypes, {str(c): members for c, members in typical.items()})
         names, naming_note = suggest_names(
-            self.config,
-            np.load(self.paths.features, mmap_mode="r"),
-            assignment,
-            {int(c): members for c, members in prototypes.items()},
+            self.config, np.load(self.paths.features, mmap_mode="r"), assignment, typical
         )
         io.write_json(self.paths.names, names_to_json(names))
         if naming_note:  # said, never silent: which backbone can name clusters

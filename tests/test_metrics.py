@@ -8,7 +8,7 @@ from math import comb
 import numpy as np
 import pytest
 
-from semclust.core.metrics import cluster_summary, evaluate
+from semclust.core.metrics import cluster_summary, evaluate, prototypes
 
 
 def brute_force_acc(assign, labels, k):
@@ -89,3 +89,9 @@ def test_cluster_summary_purity_and_empty_clusters():
     assert rows[0].majority_label == "x" and rows[0].purity == pytest.approx(2 / 3)
     assert rows[0].mean_confidence == pytest.approx(0.8)
     assert rows[2].purity is None and rows[2].mean_confidence is None
+
+
+def test_prototypes_are_the_most_confident_members_ties_in_image_order():
+    assignment = np.array([0, 1, 0, 0, 1, 0])
+    confidence = np.array([0.6, 0.9, 0.8, 0.6, 0.7, 0.6])
+    assert prototypes(assignment, confidence, 3, per_cluster=3) == {0: [2, 0, 3], 1: [1, 4], 2: []}
