@@ -119,6 +119,43 @@ def test_ward_umap_is_wards_clustering_of_the_shared_map():
     assert adjusted_rand_score(probs.argmax(1), ward_labels(inputs.reduced, 3)) == 1.0
 
 
+def test_kernel_probabilities_keep_the_clustering_and_grade_the_confidence():
+    from semclust.core.clustering.classic import kernel_probabilities
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 3)).astype(np.float32)
+    weights = rng.dirichlet(np.ones(4), size=60).astype(np.float32)
+    weights[:, 3] = 0.0  # a mixture component that holds no image
+    probs = kernel_probabilities(x, weights)
+    # NumPy reference: half the arg-max, half (1 + |x - mu_j|^2)^-1 normalised, mu_j weighted means
+    mu = (weights / np.maximum(weights.sum(0), 1e-12)).T @ x
+    q = 1.0 / (1.0 + ((x[:, None, :] - mu[None]) ** 2).sum(-1))
+    expected = 0.5 * np.eye(4)[weights.argmax(1)] + 0.5 * q / q.sum(1, keepdims=True)
+    np.testing.assert_allclose(probs, expected, rtol=1e-4, atol=1e-6)
+    assert np.array_equal(probs.argmax(1), weights.argmax(1)) and np.all(np.isfinite(probs))
+    assert probs.max(1).min() >= 0.5
+
+
+def test_the_mixtures_confidence_says_which_images_are_typical():
+    """The mixture's posteriors are 1 for most images, so the most confident (the prototypes) were
+    the first in file order; umap_gmm's confidences are graded, highest near its clusters' centres,
+    and its clusters are the mixture's."""
+    from semclust.core.clustering.methods import GMM_RESTARTS, METHODS, gmm_probabilities
+
+    features, emb, labels = _blobs([150, 60, 20], spread=0.6, seed=2)
+    inputs = Inputs(features, emb, mine_neighbours(emb, 10))
+    posteriors = gmm_probabilities(inputs.reduced, inputs.neighbours, 3, 0, GMM_RESTARTS)
+    probs = METHODS["umap_gmm"](inputs, 3, 0)
+    assert np.array_equal(probs.argmax(1), posteriors.argmax(1))
+    assert (posteriors.max(1) == 1.0).mean() > 0.5  # what the confidence was: ties
+    confidence = probs.max(1)
+    assert len(np.unique(confidence)) > 0.95 * len(confidence)
+    c = probs.argmax(1)
+    centre = np.stack([inputs.reduced[c == j].mean(0) for j in range(3)])[c]
+    distance = np.linalg.norm(inputs.reduced - centre, axis=1)
+    assert np.corrcoef(distance, confidence)[0, 1] < -0.5  # nearer the centre, more confident
+
+
 def _pool_threads() -> set[int]:
     from threadpoolctl import threadpool_info
 

@@ -64,9 +64,21 @@ def ward_probabilities(features: np.ndarray, clusters: int) -> np.ndarray:
             f"{len(features):,} images is more than {WARD_MAX_IMAGES:,}: use K-means or SCAN."
         )
     labels = ward_labels(features, clusters)
-    centres = np.stack([features[labels == c].mean(axis=0) for c in range(clusters)])
-    hard = np.eye(clusters, dtype=np.float32)[labels]
-    return 0.5 * hard + 0.5 * student_t(features, centres)
+    return kernel_probabilities(features, np.eye(clusters, dtype=np.float32)[labels])
+
+
+def kernel_probabilities(x: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """(N, K) probabilities of a clustering of ``x`` given as each image's cluster weights (one-hot
+    for a hard clustering, a mixture's posteriors): half its arg-max cluster, half the Student-t kernel
+    to the clusters' weighted means. The arg-max stays the clustering's, and the confidence (0.5 to 1)
+    says how near its cluster's centre an image lies, where a mixture's posteriors are 1.00 for
+    nearly every image (BENCHMARKS.md, "The mixture's confidence, and the prototypes it picks")."""
+    weights = np.asarray(weights, dtype=np.float32)
+    x = np.asarray(x, dtype=np.float32)
+    share = weights / np.maximum(weights.sum(axis=0, keepdims=True), 1e-12)  # columns sum to 1
+    centres = share.T @ x
+    hard = np.eye(weights.shape[1], dtype=np.float32)[weights.argmax(axis=1)]
+    return 0.5 * hard + 0.5 * student_t(x, centres)
 
 
 def ward_labels(features: np.ndarray, clusters: int) -> np.ndarray:

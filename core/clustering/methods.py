@@ -8,7 +8,9 @@ Each method turns the features (N, F), their l2-normalised embeddings (N, D) and
 - ``ward``: Ward's agglomerative clustering of the raw features; ``ward_embeddings`` of the embeddings;
 - ``umap_gmm``: N2D's recipe (McConville et al. 2020): UMAP of the embeddings to a few dimensions with
   ``min_dist=0``, then a Gaussian mixture, whose mixing weights let clusters differ in size (the best
-  of :data:`GMM_RESTARTS` starts); ``ward_umap``: Ward's clustering of that same map;
+  of :data:`GMM_RESTARTS` starts; its confidences, as Ward's, from the Student-t kernel to the
+  clusters' centres: :func:`~semclust.core.clustering.classic.kernel_probabilities`);
+  ``ward_umap``: Ward's clustering of that same map;
 - ``scan``: SCAN's clustering heads (:mod:`semclust.core.clustering.scan`), trained on the features;
 - ``temi``: TEMI's student and EMA-teacher heads (:mod:`semclust.core.clustering.temi`), on the features.
 
@@ -37,6 +39,7 @@ from threadpoolctl import threadpool_limits
 
 from semclust.core.clustering.classic import (
     WARD_MAX_IMAGES,
+    kernel_probabilities,
     kmeans_probabilities,
     ward_probabilities,
 )
@@ -203,7 +206,8 @@ def _ward_embeddings(x: Inputs, k, seed):
 
 
 def _umap_gmm(x: Inputs, k, seed):
-    return gmm_probabilities(x.reduced, x.neighbours, k, seed, GMM_RESTARTS)
+    posteriors = gmm_probabilities(x.reduced, x.neighbours, k, seed, GMM_RESTARTS)
+    return kernel_probabilities(x.reduced, posteriors)  # a confidence that says something
 
 
 def _ward_umap(x: Inputs, k, seed):
