@@ -101,10 +101,23 @@ def report(rows: list[dict]) -> str:
             mark = "" if mean["auto"] >= base[0] - 0.005 else " (above auto)"
             cells = " | ".join(f"{mean[m]:.3f}" for m in shown)
             lines.append(f"| {name} {variant} | {n} | {cells} | {base[1]} {base[0]:.3f}{mark} |")
+    lines += ["\nWhat the confidence says (`bench.metrics.confidence_quality`), mean of the seeds: "
+              "the AUROC of finding the images outside their class's cluster / the purity of the "
+              "prototypes:\n", "| set | images | " + " | ".join(shown) + " |",
+              "|---|---:|" + "---:|" * len(shown)]  # fmt: skip
+    for name, variant, n in order:
+        cells = []
+        for m in shown:
+            found = [r for r in by[(name, variant, m)] if "confidence_auroc" in r]
+            auroc = np.nanmean([r["confidence_auroc"] for r in found]) if found else np.nan
+            purity = np.mean([r["prototype_purity"] for r in found]) if found else np.nan
+            cells.append(f"{auroc:.2f} / {purity:.2f}")
+        lines.append(f"| {name} {variant} | {n} | {' | '.join(cells)} |")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
+    from bench.metrics import confidence_quality
     from semclust.core.clustering.choose_k import choose_clusters
     from semclust.core.clustering.methods import (
         CANDIDATES,
@@ -182,6 +195,7 @@ def main(argv: list[str] | None = None) -> None:
                         "nmi": m["nmi"], "ari": m["ari"], "seconds": cand.seconds,
                         "scores": cand.scores,
                         "chosen": select(auto, k) if method == "auto" else None,
+                        **confidence_quality(labels, cand.probabilities),
                     }  # fmt: skip
                     with log.open("a") as f:
                         f.write(json.dumps(row) + "\n")

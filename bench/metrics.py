@@ -22,3 +22,31 @@ def evaluate(true_labels: np.ndarray, assignment: np.ndarray) -> dict:
         "ari": result["ari"],
         "clusters_used": int(len(np.unique(assignment))),
     }
+
+
+def confidence_quality(true_labels: np.ndarray, probabilities: np.ndarray) -> dict:
+    """How much a clustering's confidence (its largest probability) says, against the labels.
+
+    - ``confidence_auroc``: the AUROC of the confidence for "this image is in its class's cluster"
+      (clusters matched one-to-one to classes, as ACC matches them). 0.5 is a confidence that says
+      nothing; NaN when every image is right, or every one wrong.
+    - ``prototype_purity``: the share of the prototypes (each cluster's most confident images, as a
+      run keeps them for the app and for naming) that are in their cluster's class.
+    """
+    from scipy.optimize import linear_sum_assignment
+    from sklearn.metrics import roc_auc_score
+
+    _, labels = np.unique(np.asarray(true_labels).astype(str), return_inverse=True)
+    assignment, confidence = probabilities.argmax(axis=1), probabilities.max(axis=1)
+    k = probabilities.shape[1]
+    table = np.zeros((k, max(k, labels.max() + 1)), dtype=np.int64)
+    np.add.at(table, (assignment, labels), 1)
+    rows, cols = linear_sum_assignment(-table)
+    matched = np.full(k, -1)
+    matched[rows] = cols
+    right = matched[assignment] == labels
+    typical = np.concatenate(
+        [np.asarray(m, dtype=int) for m in metrics.prototypes(assignment, confidence, k).values()]
+    )
+    auroc = roc_auc_score(right, confidence) if 0 < right.mean() < 1 else float("nan")
+    return {"confidence_auroc": float(auroc), "prototype_purity": float(right[typical].mean())}

@@ -476,3 +476,32 @@ def test_the_clustering_benchmark_clusters_the_same_kept_features_on_every_pass(
         assert first[key].dtype == later[key].dtype == np.float16
         np.testing.assert_array_equal(first[key], later[key])
     assert first["backbone"] == later["backbone"] == "efficientnet_lite2 mid"
+
+
+def test_confidence_quality_says_whether_the_confidence_finds_the_mistakes():
+    from bench.metrics import confidence_quality
+
+    labels = np.array(["a"] * 4 + ["b"] * 4)
+    assignment = np.array([0, 0, 0, 1, 1, 1, 1, 0])  # images 3 and 7 are in the other cluster
+    onehot = np.eye(2)[assignment]
+    telling = onehot * 0.5 + 0.25  # confidence 0.75, and 0.55 for the two mistakes
+    telling[[3, 7]] = np.eye(2)[assignment[[3, 7]]] * 0.1 + 0.45
+    said = confidence_quality(labels, telling)
+    assert said["confidence_auroc"] == 1.0 and said["prototype_purity"] == 0.75  # 25 a cluster: all
+    saturated = confidence_quality(labels, onehot)  # a mixture's posteriors: 1 everywhere
+    assert saturated["confidence_auroc"] == 0.5
+    assert np.isnan(confidence_quality(labels[:3], onehot[:3])["confidence_auroc"])  # all right
+
+
+def test_the_clustering_report_shows_what_the_confidence_says():
+    from bench import clustering
+
+    rows = [
+        {"set": "s", "variant": "balanced", "n": 8, "method": m, "seed": seed, "acc": 0.5,
+         "nmi": 0.5, "confidence_auroc": 0.6 + 0.1 * seed, "prototype_purity": 0.9}
+        for m in ("auto", "kmeans") for seed in (0, 1)
+    ]  # fmt: skip
+    rows.append({"set": "s", "variant": "balanced", "n": 8, "method": "ward", "seed": 0,
+                 "acc": 0.4, "nmi": 0.4})  # a row from before: no confidence figures  # fmt: skip
+    text = clustering.report(rows)
+    assert "| s balanced | 8 | 0.65 / 0.90 | 0.65 / 0.90 | nan / nan |" in text
