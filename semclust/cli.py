@@ -10,6 +10,7 @@ from pathlib import Path
 
 from semclust.console import ConsoleProgress, silence_backend_noise
 from semclust.core.choices import RunChoices, build_config
+from semclust.core.clustering.k_choice import KChoice, spans
 from semclust.core.config import RunConfig
 from semclust.core.param import Declared, declared
 
@@ -224,7 +225,10 @@ def _run(folder: str, out: str, config: RunConfig, args: argparse.Namespace) -> 
     except FloatingPointError as exc:
         print(f"semclust: training failed: {exc}", file=sys.stderr)
         return 1
-    print(summary(run.metrics, run.paths.labels_csv, run.suggested_names, run.suggested_confidence))
+    print(summary(
+        run.metrics, run.paths.labels_csv, run.suggested_names, run.suggested_confidence,
+        run.k_choice,
+    ))  # fmt: skip
     return 0
 
 
@@ -233,9 +237,11 @@ def summary(
     csv_path: Path,
     names: dict[int, str] | None = None,
     name_confidence: dict[int, float] | None = None,
+    k_choice: dict | None = None,
 ) -> str:
     """A readable report of a finished run; the clusters' suggested names (with their confidence)
-    close each cluster's row."""
+    close each cluster's row; ``k_choice`` (``choose_k.json``, as the run loaded it) names the numbers
+    of clusters that scored nearly as well."""
     names, name_confidence = names or {}, name_confidence or {}
     lines = [
         f"\n{metrics['n_images']} images in {metrics['clusters']} clusters "
@@ -248,7 +254,11 @@ def summary(
             if metrics["auto_clusters"].get("picked")
             else "chosen without labels"
         )
-        lines.append(f"number of clusters {how} among {low}-{high}: {metrics['clusters']}")
+        line = f"number of clusters {how} among {low}-{high}: {metrics['clusters']}"
+        ties = KChoice.from_dict(k_choice).ties if k_choice else ()
+        if ties:
+            line += f" ({spans(ties)} score nearly as well)"
+        lines.append(line)
     if "acc" in metrics:
         lines.append(
             f"ACC {metrics['acc']:.3f}   NMI {metrics['nmi']:.3f}   ARI {metrics['ari']:.3f}"

@@ -10,8 +10,8 @@ from semclust.core.clustering.choose_k import (
     KChoice,
     candidate_ks,
     choose_clusters,
-    fewest_near_best,
     graph_neighbours,
+    near_best,
 )
 from semclust.core.clustering.methods import Inputs
 from semclust.core.neighbours import mine_neighbours
@@ -60,9 +60,23 @@ def test_the_graph_grows_with_the_images_up_to_the_neighbours_mined():
 
 
 def test_ties_go_to_fewer_clusters():
-    assert fewest_near_best((2, 3, 4, 5), [0.50, 0.700, 0.705, 0.699]) == 3  # 0.700 >= 0.99 * 0.705
-    assert fewest_near_best((2, 3, 4, 5), [0.50, 0.60, 0.705, 0.70]) == 4
-    assert fewest_near_best((2, 3), [-0.2, -0.201]) == 2  # a negative best keeps its meaning
+    assert near_best((2, 3, 4, 5), [0.50, 0.700, 0.705, 0.699])[0] == 3  # 0.700 >= 0.99 * 0.705
+    assert near_best((2, 3, 4, 5), [0.50, 0.60, 0.705, 0.70])[0] == 4
+    assert near_best((2, 3), [-0.2, -0.201])[0] == 2  # a negative best keeps its meaning
+
+
+def test_the_numbers_that_score_nearly_as_well_are_named():
+    assert near_best((2, 3, 4, 5, 6), [0.5, 0.700, 0.705, 0.60, 0.699]) == (3, 4, 6)
+    line = KChoice(ks=(2, 3, 4, 5, 6), curves={}, score=(0, 1, 1, 0, 1), best=3,
+                   extra={"near_best": [3, 4, 6]}).describe()  # fmt: skip
+    assert line == "3 clusters chosen from 2..6 (3..4, 6 score nearly as well; the fewest is kept)"
+    alone = KChoice(ks=(2, 3), curves={}, score=(0, 1), best=3, extra={"near_best": [3]})
+    assert alone.describe() == "3 clusters chosen from 2..3"
+    older = KChoice(ks=(2, 3), curves={}, score=(0, 1), best=3)  # a choose_k.json from before
+    assert older.describe() == "3 clusters chosen from 2..3"
+    choice = choose_clusters(_blobs([40] * 6), (2, 4), seed=0)
+    assert choice.extra["near_best"][0] == choice.best
+    assert choice.extra["near_best"] == list(near_best(choice.ks, list(choice.score)))
 
 
 def test_a_choice_at_the_edge_of_the_range_is_said():

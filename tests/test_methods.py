@@ -122,6 +122,7 @@ def test_clusters_auto_chooses_k_then_clusters_into_it(tmp_path, digits_folder):
     assert run.metrics["auto_clusters"] == {
         "range": [4, 14], "chosen": choice["best"], "picked": False,
     }  # fmt: skip
+    assert choice["best"] == choice["extra"]["near_best"][0]
     events = []
     again = run_pipeline(digits_folder, out, config, events.append, cache_dir=tmp_path / "cache")
     assert "choose_k" in {e.stage for e in events if e.kind == "skipped"}

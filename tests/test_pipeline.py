@@ -270,6 +270,8 @@ def test_each_preview_reads_on_its_stages_finished_event(tmp_path, digits_folder
     config = FROZEN.replace(auto_clusters=(3, 5))
     run = run_pipeline(digits_folder, out, config, on_event, cache_dir=tmp_path / "cache")
     assert seen == {"map": 1, "preview": run.n_clusters}
+    near = json.loads((out / "choose_k.json").read_text())["extra"]["near_best"]
+    assert near[0] == run.n_clusters and run.k_choice["extra"]["near_best"] == near
 
 
 def test_the_clustering_map_is_begun_beside_only_for_a_stage_that_needs_it(

@@ -20,6 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from semclust.core.clustering.k_choice import KChoice
 from semclust.core.config import RunConfig
 from semclust.core.runfolder.artefacts import RunFolderError, RunPaths
 from semclust.core.runfolder.results import load_run
@@ -97,6 +98,8 @@ def _check(folder: Path, damaged: str, intact: dict, data_changed: bool = False)
         assert len(run.embeddings) == n and np.all(np.isfinite(run.embeddings))
     for s in (run.suggested_names, run.corrections.names):
         assert all(0 <= c < k for c in s)
+    if run.k_choice is not None:  # the app shows the choice's line
+        assert KChoice.from_dict(run.k_choice).describe().startswith(f"{run.k_choice['best']} ")
     if not data_changed:  # damage that is no valid content: loaded, it is the intact run
         for key, value in _essence(run).items():
             expected = intact[key]
@@ -223,6 +226,39 @@ JSON_VALUES = st.recursive(
     ),
     max_leaves=12,
 )
+
+
+def test_a_choice_of_k_whose_seconds_are_not_a_number_still_opens_and_is_said(finished):
+    """Found by the property above: ``"seconds": ""`` or ``null`` loaded, and the app's
+    ``KChoice.from_dict`` then raised on it."""
+    folder, intact = finished
+    path = folder / "choose_k.json"
+    original = json.loads(path.read_text())
+    for seconds in ("", None, "NaN", [1], 1e400):
+        try:
+            path.write_text(json.dumps({**original, "seconds": seconds}))
+            choice = load_run(folder).k_choice
+        finally:
+            path.write_text(json.dumps(original))
+        assert choice["seconds"] == 0.0
+        assert KChoice.from_dict(choice).describe().startswith(f"{choice['best']} clusters")
+
+
+@pytest.mark.parametrize(
+    "near", [["x", 3], [99], "3", {"3": 1}, [None], [1e400], None, [2, 3]], ids=repr
+)
+def test_a_damaged_near_best_is_dropped_and_the_choice_still_said(finished, near):
+    folder, intact = finished
+    original = json.loads((folder / "choose_k.json").read_text())
+    damaged = {**original, "extra": {**original["extra"], "near_best": near}}
+    _damaged(folder, "choose_k.json", json.dumps(damaged).encode(), intact, data_changed=True)
+    path = folder / "choose_k.json"
+    try:
+        path.write_text(json.dumps(damaged))
+        kept = load_run(folder).k_choice["extra"]["near_best"]
+    finally:
+        path.write_text(json.dumps(original))
+    assert kept == (near if near == [2, 3] else [])
 
 
 @SETTINGS

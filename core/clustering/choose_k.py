@@ -15,7 +15,7 @@ dozen images the score preferred 2 clusters. The links counted are each image's 
 :data:`GRAPH_NEIGHBOURS_MIN`, at most the neighbours mined (20; so from 1,600 images on, all of
 them). A sparse graph also lets a large group without inner structure score a little higher cut in
 two, so among the ks whose scores are within 1% of the best the smallest wins
-(:func:`fewest_near_best`). On the 15 labelled sets and variants of the clustering benchmark
+(:func:`near_best`). On the 15 labelled sets and variants of the clustering benchmark
 (BENCHMARKS.md, "Third round"), k within +-2 of the classes in 35 of 39 runs, against 28 with each
 image's 20 neighbours and the best score alone.
 
@@ -46,7 +46,7 @@ STAGE = "choose_k"
 RESTARTS = 3
 #: The fewest neighbour links per image the score counts (:func:`graph_neighbours`).
 GRAPH_NEIGHBOURS_MIN = 5
-#: Scores within this share of the best count as tied (:func:`fewest_near_best`). On the benchmark's
+#: Scores within this share of the best count as tied (:func:`near_best`). On the benchmark's
 #: curves (39 runs) 1% gave 35 choices within +-2, 0.5% absolute 34, 2% 28 (real groups merged).
 NEAR_BEST = 0.01
 #: The rule above in words: part of the choice's fingerprint, so that a run folder's choice made by an
@@ -82,14 +82,13 @@ def candidate_ks(k_range: tuple[int, int], n_images: int) -> tuple[int, ...]:
     return ks
 
 
-def fewest_near_best(ks: tuple[int, ...], score: list[float]) -> int:
-    """The smallest k whose score is within :data:`NEAR_BEST` (relative) of the best one: where the
-    criterion cannot tell two numbers apart, fewer clusters (the sparse graph of a small folder
-    otherwise cuts a large homogeneous group in two)."""
+def near_best(ks: tuple[int, ...], score: list[float]) -> tuple[int, ...]:
+    """The ks whose score is within :data:`NEAR_BEST` (relative) of the best one, ascending: the
+    numbers the criterion cannot tell apart. The choice is the first, the fewest clusters (the sparse
+    graph of a small folder otherwise cuts a large homogeneous group in two)."""
     values = np.asarray(score, dtype=np.float64)
     top = values.max()
-    near = values >= top - NEAR_BEST * abs(top)
-    return ks[int(np.flatnonzero(near)[0])]
+    return tuple(k for k, v in zip(ks, values, strict=True) if v >= top - NEAR_BEST * abs(top))
 
 
 def choose_clusters(
@@ -103,7 +102,7 @@ def choose_clusters(
 ) -> KChoice:
     """The number of clusters in ``k_range`` whose mixture clusters (Ward's on a small folder:
     :func:`~.methods.map_fits`) have the highest modularity (the fewest among near ties:
-    :func:`fewest_near_best`).
+    :func:`near_best`).
 
     Args:
         known: the scores of ks already tried (a choice cut short, resumed): not fitted again.
@@ -113,7 +112,8 @@ def choose_clusters(
         a :class:`KChoice` with the curves ``modularity`` (the score), ``agreement`` (share of
         neighbour links inside clusters) and ``largest_share`` (the largest cluster's share of the
         images); ``extra["at_edge"]`` is true when the best k is the smallest or largest tried (the
-        range may be too narrow: the run says so).
+        range may be too narrow: the run says so); ``extra["near_best"]`` lists the ks that score
+        nearly as well (:func:`near_best`; the run names their range).
 
     Raises:
         ValueError: no k of the range fits the number of images.
@@ -145,7 +145,8 @@ def choose_clusters(
         progress(Progress(STAGE, "progress", i + 1, len(ks) + 1, message=(
             f"k = {k}: modularity {scores['modularity']:.3f}"), partial={"k": k}))  # fmt: skip
     score = curves["modularity"]
-    best = fewest_near_best(ks, score)
+    near = near_best(ks, score)
+    best = near[0]  # the fewest clusters among those the score cannot tell apart
     choice = KChoice(
         ks=ks,
         curves={name: tuple(values) for name, values in curves.items()},
@@ -157,6 +158,7 @@ def choose_clusters(
             "clusters": "mixtures of the map" if on_map else "Ward on the features",
             "graph_neighbours": int(graph.shape[1]),
             "at_edge": len(ks) > 1 and best in (ks[0], ks[-1]),
+            "near_best": list(near),
         },
     )
     progress(Progress(STAGE, "finished", len(ks) + 1, len(ks) + 1, message=choice.describe()))

@@ -43,10 +43,20 @@ class KChoice:
             "extra": dict(self.extra),
         }
 
+    @property
+    def ties(self) -> tuple[int, ...]:
+        """The ks that score nearly as well as the best, the best among them (``extra["near_best"]``),
+        when there are several; none when the best stands alone, or for a choice recorded before."""
+        near = tuple(self.extra.get("near_best") or ())
+        return near if len(near) > 1 else ()
+
     def describe(self, range_option: str = "--clusters-range") -> str:
-        """One line on the choice; a choice at the edge of the range says so and what it may mean
-        (``range_option``: what the user widens the range with, in their words)."""
+        """One line on the choice. It names the range of numbers that score nearly as well (the
+        images leave the number open there), and a choice at the edge of the range says so and what
+        it may mean (``range_option``: what the user widens the range with, in their words)."""
         line = f"{self.best} clusters chosen from {self.ks[0]}..{self.ks[-1]}"
+        if self.ties:
+            line += f" ({spans(self.ties)} score nearly as well; the fewest is kept)"
         if not self.extra.get("at_edge"):
             return line
         if self.best == self.ks[-1]:
@@ -73,3 +83,14 @@ class KChoice:
             seconds=float(data.get("seconds", 0.0)),
             extra=dict(data.get("extra", {})),
         )
+
+
+def spans(ks: list[int]) -> str:
+    """[5, 6, 7, 9] -> "5..7, 9": sorted numbers as runs of consecutive ones."""
+    runs: list[list[int]] = []
+    for k in sorted(ks):
+        if runs and k == runs[-1][-1] + 1:
+            runs[-1].append(k)
+        else:
+            runs.append([k])
+    return ", ".join(f"{r[0]}..{r[-1]}" if len(r) > 1 else str(r[0]) for r in runs)

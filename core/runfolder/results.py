@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
@@ -589,7 +590,17 @@ def _k_choice(data: object, where: Path) -> dict | None:
         raise RunFolderError(f"{where} is damaged: not a choice of k.") from None
     if len(score) != len(ks) or best not in ks or any(len(c) != len(ks) for c in curves.values()):
         raise RunFolderError(f"{where} is damaged: its curves do not match the k tried.")
-    return {**data, "ks": ks, "score": score, "best": best, "curves": curves}
+    extra = data.get("extra")
+    extra = dict(extra) if isinstance(extra, dict) else {}
+    near = extra.get("near_best")  # advisory: dropped when it is not a list of ks tried
+    valid = isinstance(near, list) and all(type(k) is int and k in ks for k in near)
+    extra["near_best"] = near if valid else []
+    seconds = data.get("seconds")  # advisory too: 0 when it is not a number
+    seconds = float(seconds) if type(seconds) in (int, float) and math.isfinite(seconds) else 0.0
+    return {
+        **data, "ks": ks, "score": score, "best": best, "curves": curves, "extra": extra,
+        "seconds": seconds,
+    }  # fmt: skip
 
 
 def _suggested_names(where: Path, k: int) -> dict:

@@ -2,7 +2,8 @@
 
 Shows a :class:`semclust.core.clustering.choose_k.KChoice` (``choose_k.json`` of a run): the combined score as a thick
 line, each raw criterion that varies rescaled to 0..1 over the k tried as a thin one (their units
-differ), and a vertical line with a label at the chosen k. The user can pick another k: a click on the
+differ), a vertical line with a label at the chosen k, and rings round the ks that score nearly as
+well (the images leave the number open there). The user can pick another k: a click on the
 plot, or the spin box and its button under it, emits :attr:`ChooseKPlot.kPicked`; the window then
 re-clusters with that k (the features, neighbours and curve are kept) and the k in use is marked.
 """
@@ -29,6 +30,8 @@ class ChooseKPlot(QWidget):
     Attributes:
         plot: the pyqtgraph plot widget.
         score_curve: the combined score (rescaled to 0..1).
+        near: rings round the ks that score nearly as well as the chosen one (none when it stands
+            alone): there the images leave the number open.
         curves: one item per raw criterion that varies over k, by name (rescaled to 0..1).
         marker: the vertical line at the chosen k; ``marker.label`` reads ``k = best``.
         in_use: the vertical line at the k the clusters use, when the user picked another one.
@@ -54,6 +57,9 @@ class ChooseKPlot(QWidget):
         self.score_curve = self.plot.plot(
             [], [], pen=pg.mkPen("#000", width=3), symbol="o", symbolSize=6, name="score"
         )
+        self.near = pg.ScatterPlotItem(size=14, pen=pg.mkPen("#d62728", width=2), brush=None)
+        self.near.setZValue(11)
+        self.plot.addItem(self.near)
         self.curves: dict[str, pg.PlotDataItem] = {}
         self.marker = pg.InfiniteLine(
             angle=90,
@@ -125,11 +131,13 @@ class ChooseKPlot(QWidget):
             self.plot.removeItem(item)
             self.legend.removeItem(item)
         self.curves.clear()
+        self.legend.removeItem(self.near)
         self.in_use.setVisible(False)
         for widget in (self.pick_box, self.pick_button):
             widget.setEnabled(choice is not None)
         if choice is None:
             self.score_curve.setData([], [])
+            self.near.setData([], [])
             self.marker.setVisible(False)
             self.marker.label.setFormat("")
             self.summary.setText("The number of clusters was given, not chosen automatically.")
@@ -142,6 +150,10 @@ class ChooseKPlot(QWidget):
             self.curves[name] = self.plot.plot(ks, rescaled(values), pen=pen, name=name)
         self.score_curve.setData(ks, rescaled(choice.score))
         self.score_curve.setZValue(10)
+        near = [i for i, k in enumerate(choice.ks) if k in choice.ties]
+        self.near.setData(ks[near], rescaled(choice.score)[near])
+        if near:
+            self.legend.addItem(self.near, "nearly as well")
         self.pick_box.setRange(min(choice.ks), max(choice.ks))
         self.pick_box.setValue(choice.best)
         self.marker.setVisible(True)  # first: a hidden line's label ignores a new text

@@ -50,6 +50,23 @@ def test_a_choice_at_the_edge_of_the_range_says_so_in_the_app(qtbot):
     assert "largest number tried" in said and "widen the Range for auto" in said
 
 
+def test_the_ks_that_score_nearly_as_well_are_ringed(qtbot):
+    plot = ChooseKPlot()
+    qtbot.addWidget(plot)
+    near = KChoice(ks=(2, 3, 4, 5), curves={}, score=(0, 2, 1.99, 1), best=3,
+                   extra={"near_best": [3, 4]})  # fmt: skip
+    plot.set_choice(near)
+    x, y = plot.near.getData()
+    assert list(x) == [3, 4] and list(y) == list(rescaled(near.score)[1:3])
+    assert "3..4 score nearly as well" in plot.summary.text()
+    assert plot.legend.getLabel(plot.near).text == "nearly as well"
+    plot.set_choice(_choice())  # no near_best recorded (a run from before): no rings
+    assert len(plot.near.getData()[0]) == 0 and plot.legend.getLabel(plot.near) is None
+    plot.set_choice(near)
+    plot.set_choice(None)
+    assert len(plot.near.getData()[0]) == 0
+
+
 def test_plot_follows_a_new_choice_and_clears(qtbot):
     plot = ChooseKPlot()
     qtbot.addWidget(plot)
