@@ -223,9 +223,7 @@ class StageWork:
         def report(name: str, i: int, count: int) -> None:
             if self.cancel is not None:
                 self.cancel.raise_if_cancelled()
-            self.progress(
-                Progress("clustering", "progress", i, count, message=f"{name} on the features")
-            )
+            self.progress(Progress("clustering", "progress", i, count, message=f"trying {name}"))
 
         return cluster_candidates(
             self.inputs, self.config.clusters, self.config.seed, methods, report, given

@@ -14,6 +14,7 @@ import sys
 import threading
 
 from semclust.core.choices import (
+    METHOD_TITLES,
     SCRATCH,
     RunChoices,
     build_config,
@@ -48,8 +49,9 @@ from semclust.core.runfolder.retrain import restore as restore_model_clusters
 from semclust.core.runfolder.retrain import retrain as retrain_with_corrections
 
 __all__ = [
-    "SCRATCH", "STAGES", "CancelToken", "Cancelled", "Corrections", "Declared", "FolderLook",
-    "ImageError", "InputError", "KChoice", "Plan", "Progress", "RunChoices", "RunConfig", "RunData",
+    "METHOD_TITLES", "SCRATCH", "STAGES", "CancelToken", "Cancelled", "Corrections", "Declared",
+    "FolderLook", "ImageError", "InputError", "KChoice", "Plan", "Progress", "RunChoices", "RunConfig",
+    "RunData",
     "RunFolderError", "RunFolderInfo", "RunPaths", "build_config", "choices_of", "cluster_summary",
     "declared", "evaluate", "export_cluster_folders", "export_labels", "inspect_run_folder",
     "is_inside", "load_image", "load_run", "look_at", "plan_run", "pretrained_backbone",

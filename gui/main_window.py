@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from semclust.gui._core import (
+    METHOD_TITLES,
     KChoice,
     RunChoices,
     plan_run,
@@ -248,11 +249,7 @@ class MainWindow(ReviewCommands, QMainWindow):
         self.session.set_run(run)
         if run is None or self.controller.is_running:
             return
-        self.progress.show_finished(
-            run.config, stage_seconds(run.paths),
-            f"This run has finished: {len(run.image_paths):,} images in {run.n_clusters} clusters. "
-            "See the Map, Clusters and Accuracy tabs.",
-        )  # fmt: skip
+        self.progress.show_finished(run.config, stage_seconds(run.paths), finished_text(run))
         if self.tabs.currentWidget() is self.progress:
             self.tabs.setCurrentWidget(self.scatter)
 
@@ -372,7 +369,7 @@ class MainWindow(ReviewCommands, QMainWindow):
             )
 
     def _on_finished(self, run) -> None:
-        self.progress.end_run("Finished.")
+        self.progress.end_run(finished_text(run))
         self.session.set_run(run)
         self.workspace.reload_skipped()
         self.tabs.setCurrentWidget(self.scatter)
@@ -433,3 +430,16 @@ class MainWindow(ReviewCommands, QMainWindow):
         self.layout_store.save()
         self.loader.shutdown()
         super().closeEvent(event)
+
+
+def finished_text(run) -> str:
+    """What the progress view says of a finished run: its size, and which method made its clusters
+    when the run chose among several (``--method auto``: ``metrics.json``'s ``method_kept``)."""
+    text = f"This run has finished: {len(run.image_paths):,} images in {run.n_clusters} clusters."
+    kept = run.metrics.get("method_kept")
+    if run.config.method == "auto" and kept in METHOD_TITLES:
+        text += (
+            f" They come from {METHOD_TITLES[kept]}: of the methods tried, the one whose clusters "
+            "keep the most neighbour links inside them."
+        )
+    return text + " See the Map, Clusters and Accuracy tabs."

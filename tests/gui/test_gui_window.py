@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 
 import numpy as np
 from gui_fakes import fake_pipeline
@@ -84,6 +85,21 @@ def test_open_finished_run_shows_every_view(qtbot, window_factory, finished_run)
     assert not w.scatter.legend.isVisible()
     legend.trigger()
     assert w.scatter.legend.isVisible()
+
+
+def test_a_finished_run_says_which_method_made_its_clusters(window_factory, finished_run):
+    from semclust.core.runfolder.artefacts import write_json
+
+    metrics = json.loads(finished_run.paths.metrics.read_text())
+    write_json(finished_run.paths.metrics, metrics | {"method_kept": "ward_umap"})
+    w = window_factory()
+    w.open_path(finished_run.paths.root)
+    said = w.progress.message.text()
+    assert "in 10 clusters. They come from Ward on the same UMAP map" in said
+    write_json(finished_run.paths.metrics, metrics)  # a run from before method_kept was kept
+    w.open_path(finished_run.paths.root)
+    assert "They come from" not in w.progress.message.text()
+    assert "in 10 clusters." in w.progress.message.text()
 
 
 def test_selection_updates_the_neighbour_grid(qtbot, window_factory, finished_run):
