@@ -290,7 +290,11 @@ class StageWork:
         typical = prototypes(assignment, confidence, k)
         io.write_json(self.paths.prototypes, {str(c): members for c, members in typical.items()})
         names, naming_note = suggest_names(
-            self.config, np.load(self.paths.features, mmap_mode="r"), assignment, typical
+            self.config,
+            np.load(self.paths.features, mmap_mode="r"),
+            assignment,
+            typical,
+            self.cache_dir,
         )
         io.write_json(self.paths.names, names_to_json(names))
         if naming_note:  # said, never silent: which backbone can name clusters

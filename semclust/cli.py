@@ -19,6 +19,13 @@ from semclust.core.param import Declared, declared
 DEMO_PRETEXT_EPOCHS = 20
 
 
+#: The --cache-dir option's help, for run and assign alike.
+CACHE_HELP = (
+    "semclust's cache: decoded images and fetched weights (default: $SEMCLUST_CACHE, "
+    "else ~/.cache/semclust)"
+)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command is None:
@@ -80,7 +87,7 @@ def _parser() -> argparse.ArgumentParser:
     assign.add_argument(
         "folder", help="folder of new images (searched recursively; never written to)"
     )
-    assign.add_argument("--cache-dir", default=None, help="where decoded images are cached")
+    assign.add_argument("--cache-dir", default=None, help=CACHE_HELP)
     assign.add_argument("--quiet", action="store_true")
     assign.set_defaults(func=_cmd_assign)
 
@@ -102,7 +109,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     the command line's own."""
     for d in declared(RunChoices):
         p.add_argument(d.param.flag, dest=d.name, default=d.default, **_option(d))
-    p.add_argument("--cache-dir", default=None, help="where decoded images are cached")
+    p.add_argument("--cache-dir", default=None, help=CACHE_HELP)
     p.add_argument("--quiet", action="store_true")
 
 

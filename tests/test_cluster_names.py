@@ -66,7 +66,7 @@ def test_every_cluster_is_named_and_names_are_distinct(monkeypatch):
     winners = [281, 281, 281, 967, 967, 504, 281, 281, 282]  # tabby x3 | espresso x2, mug | ...
     features = np.eye(1000, dtype=np.float32)[winners] * 20
 
-    def head(config, features, assignment, prototypes):
+    def head(config, features, assignment, prototypes, cache_dir=None):
         probs = classifier_probabilities(features, np.eye(1000, dtype=np.float32), np.zeros(1000))
         return names_from_classifier(probs, assignment, prototypes, classes)
 
@@ -158,7 +158,7 @@ def test_a_damaged_names_json_is_ignored_with_a_clear_message(
 
 
 @pytest.mark.slow
-def test_efficientnet_lite2_names_cats_and_coffee(tmp_path, lite2_downloads):
+def test_efficientnet_lite2_names_cats_and_coffee(tmp_path, lite2_downloads, monkeypatch):
     skimage = pytest.importorskip("skimage.data")
     from semclust.core.config import EncoderConfig
     from semclust.core.representation import efficientnet_lite
@@ -191,3 +191,11 @@ def test_efficientnet_lite2_names_cats_and_coffee(tmp_path, lite2_downloads):
     assert any(word in names[0].name for word in cats), names
     assert any(word in names[1].name for word in ("espresso", "cup", "coffee")), names
     assert all(0 < s.confidence <= 1 for s in names.values()), names
+    # "pretrained", as a run records it: the head is read from the run's cache (--cache-dir), where
+    # its features stage fetched the weights, not from the default cache, which has none
+    monkeypatch.setenv("SEMCLUST_CACHE", str(tmp_path / "empty"))
+    pretrained = config.replace(**{"encoder.weights": "pretrained"})
+    again, note = suggest_names(
+        pretrained, features, np.array([0, 0, 0, 1, 1, 1]), {0: [0, 1, 2], 1: [3, 4, 5]}, tmp_path
+    )
+    assert note == "" and again == names

@@ -15,6 +15,7 @@ says why (:func:`cannot_name`), in the console and in the app.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 
@@ -62,8 +63,12 @@ def suggest_names(
     features: np.ndarray,
     assignment: np.ndarray,
     prototypes: dict[int, list[int]],
+    cache_dir: str | Path | None = None,
 ) -> tuple[dict[int, SuggestedName], str]:
     """A name with a confidence for every non-empty cluster, or none and the reason why.
+
+    ``cache_dir`` is the run's cache root, where its pretrained weights were fetched (the features
+    stage's): the head and the text tower are looked for there.
 
     Names that two clusters would share are told apart (``"cat"``, ``"cat (2)"``: see
     :func:`semclust.core.naming.names.distinct_names`).
@@ -79,9 +84,9 @@ def suggest_names(
 
     try:
         if get_spec(config.encoder.backbone).family == "efficientnet_lite":
-            names = _from_imagenet_head(config, features, assignment, prototypes)
+            names = _from_imagenet_head(config, features, assignment, prototypes, cache_dir)
         else:
-            names = _from_text(config, features, prototypes)
+            names = _from_text(config, features, prototypes, cache_dir)
     except (OSError, ValueError, KeyError) as exc:  # weights or text tower missing: numbers stay
         log.warning("clusters not named: %s", exc)
         return {}, f"Clusters not named: {exc}"
@@ -101,14 +106,16 @@ def classifier_probabilities(
     return np.concatenate(out)
 
 
-def _from_imagenet_head(config, features, assignment, prototypes) -> dict[int, SuggestedName]:
+def _from_imagenet_head(
+    config, features, assignment, prototypes, cache_dir=None
+) -> dict[int, SuggestedName]:
     from semclust.core.naming.imagenet import load_imagenet_class_names, names_from_classifier
     from semclust.core.representation import efficientnet_lite
     from semclust.core.representation.backbones import PRETRAINED
 
     weights = config.encoder.weights
     if weights in PRETRAINED:
-        weights = efficientnet_lite.find_or_convert_weights()
+        weights = efficientnet_lite.find_or_convert_weights(cache_dir=cache_dir)
     kernel, bias = efficientnet_lite.imagenet_head(weights)
     voters = sorted({int(i) for members in prototypes.values() for i in members})
     probs = np.zeros((len(features), kernel.shape[1]), np.float32)
@@ -116,9 +123,9 @@ def _from_imagenet_head(config, features, assignment, prototypes) -> dict[int, S
     return names_from_classifier(probs, assignment, prototypes, load_imagenet_class_names())
 
 
-def _from_text(config, features, prototypes) -> dict[int, SuggestedName]:
+def _from_text(config, features, prototypes, cache_dir=None) -> dict[int, SuggestedName]:
     from semclust.core.naming.zero_shot import load_nouns, suggestions_from_text, text_tower
 
-    encode, tokenize = text_tower(config.encoder.backbone)
+    encode, tokenize = text_tower(config.encoder.backbone, cache_dir)
     embeddings = {c: np.asarray(features)[list(m)] for c, m in prototypes.items() if m}
     return suggestions_from_text(embeddings, encode, tokenize, load_nouns())

@@ -151,11 +151,12 @@ def suggestions_from_text(
     return out
 
 
-def text_tower(backbone: str) -> tuple[TextEncoder, Tokenizer]:
+def text_tower(backbone: str, cache_dir: str | Path | None = None) -> tuple[TextEncoder, Tokenizer]:
     """The text encoder and tokenizer of a CLIP or SigLIP keras-hub preset, for :func:`names_from_text`.
 
     Args:
         backbone: a registered ``clip_*`` / ``siglip_*`` backbone, or a preset id or directory of one.
+        cache_dir: semclust's cache root, where the run's weights were looked for.
 
     Raises:
         ValueError: the backbone has no text tower.
@@ -173,7 +174,7 @@ def text_tower(backbone: str) -> tuple[TextEncoder, Tokenizer]:
     }
     if spec.family not in preprocessors:
         raise ValueError(f"{spec.name} has no text tower: name clusters with a CLIP or SigLIP one.")
-    source = ensure_weights(spec, "pretrained")
+    source = ensure_weights(spec, "pretrained", cache_dir)
     model = keras_hub.models.Backbone.from_preset(source)
     preprocessor = preprocessors[spec.family].from_preset(source)
     preprocessor.image_converter = None  # text only
