@@ -333,13 +333,16 @@ def test_download_progress_reports_the_megabytes_as_they_arrive(offline, tmp_pat
                 file.flush()
                 time.sleep(0.1)
     assert all(e.stage == "pretext" and e.kind == "progress" for e in events)
-    assert events[0].step == 0 and events[-1].step == 3 and events[-1].total == spec.download_mb
+    assert events[0].step == 0 and events[-2].step == 3 and events[-2].total == spec.download_mb
     steps = [e.step for e in events]
     assert (
         steps == sorted(steps) and len(set(steps)) >= 3
     )  # seen while it grew, not only at the end
-    assert events[-1].message.endswith(f"3.0 of about {spec.download_mb} MB")
-    assert "efficientnetv2_b0" in events[-1].message and "first use" in events[-1].message
+    assert events[-2].message.endswith(f"3.0 of about {spec.download_mb} MB")
+    assert "efficientnetv2_b0" in events[-2].message and "first use" in events[-2].message
+    # done: the bar ends full, and the message gives what arrived
+    assert events[-1].step == events[-1].total == spec.download_mb
+    assert events[-1].message.endswith("efficientnetv2_b0 (now cached): 3.0 MB")
 
     after = []  # now cached: nothing to report, no thread
     with pretrained.download_progress(spec, "pretrained", after.append, "pretext"):

@@ -326,7 +326,8 @@ def download_progress(
     ``interval`` seconds and reports it as ``stage`` progress (``step`` of ``total`` MB, ``total``
     from the registry's approximate ``download_mb``, 0 when unknown). The libraries' own progress
     bars (Keras, kagglehub) only reach a terminal; these events reach the window too. The thread
-    has stopped, after one last report, when the block ends.
+    has stopped when the block ends, and one last report follows: a full bar and the size that
+    arrived when the block succeeded, what was written when it failed.
     """
     if not needs_download(spec, weights, cache_dir):
         yield
@@ -339,28 +340,33 @@ def download_progress(
     stop = threading.Event()
     most = [0]  # a temporary file moved away at the end must not read as a shrinking download
 
-    def report() -> None:
+    def report(done: bool = False) -> None:
         most[0] = max(most[0], _bytes_under(folders, pattern) - before)
         megabytes = most[0] / 2**20
-        progress(Progress(
-            stage, "progress", int(megabytes), int(spec.download_mb or 0),
-            message=f"downloading the weights of {spec.name} (first use, then cached): "
-            f"{megabytes:.1f}{about} MB",
-        ))  # fmt: skip
+        step, total = int(megabytes), int(spec.download_mb or 0)
+        if done:  # the bar ends full, at the size that arrived, not at the registry's guess
+            step = total = max(step, total)
+            said = f"downloaded the weights of {spec.name} (now cached): {megabytes:.1f} MB"
+        else:
+            said = f"downloading the weights of {spec.name} (first use, then cached): "
+            said += f"{megabytes:.1f}{about} MB"
+        progress(Progress(stage, "progress", step, total, message=said))
 
     def watch() -> None:
         while not stop.wait(interval):
             report()
-        report()
 
     report()  # at once, from the calling thread: the window says why the stage waits
     watcher = threading.Thread(target=watch, name="download-progress", daemon=True)
     watcher.start()
+    done = False
     try:
         yield
+        done = True
     finally:
         stop.set()
         watcher.join()
+        report(done)  # the whole size, whenever the last poll fell before the file moved
 
 
 def missing_application_message(spec: BackboneSpec, cache_dir: str | Path | None = None) -> str:
