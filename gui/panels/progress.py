@@ -123,10 +123,10 @@ class ProgressPanel(QWidget):
         grid = QGridLayout(stages)
         grid.setColumnStretch(1, 1)
         self.rows = {s: _StageRow(grid, i, s) for i, s in enumerate(STAGES)}
-        self.message = QLabel("")
-        self.message.setWordWrap(True)
-        grid.addWidget(self.message, len(STAGES), 0, 1, 3)
         layout.addWidget(stages)
+        self.message = QLabel("")
+        self.message.setWordWrap(True)  # in the outer layout, which gives it the lines it wraps to
+        layout.addWidget(self.message)
 
         plots = QHBoxLayout()
         self.loss_plot = pg.PlotWidget()

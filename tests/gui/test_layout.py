@@ -70,6 +70,27 @@ def test_the_accuracy_plots_and_the_clusters_table_fit_their_width(
     assert name in table.item(table.currentRow(), 0).toolTip()
 
 
+def test_the_finished_runs_message_is_shown_whole_on_a_laptop(qtbot, window_factory, finished_run):
+    """The message under the stages wraps to as many lines as it needs: in the stages' grid it got
+    two at 1280x720, and the end of a finished ``auto`` run's three was cut off."""
+    from semclust.core.runfolder.artefacts import write_json
+
+    metrics = json.loads(finished_run.paths.metrics.read_text())
+    write_json(finished_run.paths.metrics, metrics | {"method_kept": "umap_gmm"})
+    finished_run.paths.config.write_text(
+        json.dumps(json.loads(finished_run.paths.config.read_text()) | {"method": "auto"})
+    )
+    w = _open(window_factory, finished_run, LAPTOP)
+    w.show()
+    w.tabs.setCurrentWidget(w.progress)
+    message = w.progress.message
+    qtbot.waitUntil(lambda: message.isVisible())
+    assert "See the Map" in message.text() and "Gaussian mixture" in message.text()
+    lines = message.heightForWidth(message.width()) // message.fontMetrics().lineSpacing()
+    assert lines >= 3  # the case that was cut off
+    qtbot.waitUntil(lambda: message.height() >= message.heightForWidth(message.width()))
+
+
 def test_panels_close_float_and_come_back_from_the_view_menu(qtbot, window_factory, finished_run):
     w = _open(window_factory, finished_run)
     toggles = {a.text(): a for a in w.menuBar().actions()[3].menu().actions()}
