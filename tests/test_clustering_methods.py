@@ -182,6 +182,49 @@ def test_the_map_begun_beside_is_the_same_and_the_cores_come_back(monkeypatch):
     assert alone.reduce_beside() is False and alone._beside is None
 
 
+def test_a_map_abandoned_beside_stops_at_its_next_epoch(monkeypatch):
+    """A run that ends without reading its map (cancelled, failed) releases it: the map's layout
+    stops between two epochs instead of running to its end on a core of its own; read after all,
+    the map is made where it is read, the same map."""
+    from semclust.core import projection
+    from semclust.core.clustering import methods
+
+    monkeypatch.setattr(methods, "_cores", lambda: 2)
+    epochs, stopped = [], []
+    real_reduce = Inputs._reduce
+
+    def spied(self):
+        try:
+            return real_reduce(self)
+        except projection.LayoutStopped:
+            stopped.append(len(epochs))
+            raise
+
+    monkeypatch.setattr(Inputs, "_reduce", spied)
+    from umap import layouts
+
+    projection.keep_umap_compiled()
+    epoch = layouts._nb_optimize_layout_euclidean_single_epoch  # semclust's, checking for the stop
+    monkeypatch.setattr(
+        layouts,
+        "_nb_optimize_layout_euclidean_single_epoch",
+        lambda *a, **k: epochs.append(1) or epoch(*a, **k),
+    )
+    features, emb, _ = _blobs([600, 300, 100], seed=3)
+    neighbours = mine_neighbours(emb, 20)
+    before = _pool_threads()
+    inputs = Inputs(features, emb, neighbours)
+    assert inputs.reduce_beside() is True
+    inputs.release()
+    inputs._beside.join(timeout=60)
+    assert not inputs._beside.is_alive() and len(stopped) == 1
+    assert stopped[0] < 500  # stopped before UMAP's 500 epochs
+    assert _pool_threads() == before
+    reduced = inputs.reduced  # read after all: made here
+    assert len(stopped) == 1 and inputs._beside is None
+    np.testing.assert_array_equal(reduced, Inputs(features, emb, neighbours).reduced)
+
+
 def test_a_map_that_fails_beside_fails_where_it_is_read(monkeypatch):
     from semclust.core.clustering import methods
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 
 import numpy as np
 import pytest
@@ -272,6 +273,40 @@ def test_each_preview_reads_on_its_stages_finished_event(tmp_path, digits_folder
     assert seen == {"map": 1, "preview": run.n_clusters}
     near = json.loads((out / "choose_k.json").read_text())["extra"]["near_best"]
     assert near[0] == run.n_clusters and run.k_choice["extra"]["near_best"] == near
+
+
+def test_a_cancelled_run_stops_the_map_it_began_beside(tmp_path, digits_folder, monkeypatch):
+    """Cancelled after the 10-d map was begun on its own thread, the run releases the map as it
+    unwinds, and the map's layout stops at its first epoch instead of running to its end."""
+    if not MOBILENET_WEIGHTS.is_file():
+        pytest.skip(f"needs the local MobileNet weights {MOBILENET_WEIGHTS}")
+    from semclust.core import projection
+    from semclust.core.clustering import methods
+    from tests.conftest import FROZEN
+
+    monkeypatch.setattr(methods, "_cores", lambda: 2)
+    threads, stopped = [], []
+    real = methods.Inputs._reduce
+
+    def late(self):  # the map's layout begins only once the run has let the map go
+        threads.append(threading.current_thread())
+        self._abandon.wait(60)
+        try:
+            return real(self)
+        except projection.LayoutStopped:
+            stopped.append(1)
+            raise
+
+    monkeypatch.setattr(methods.Inputs, "_reduce", late)
+    rec = Recorder(cancel_at=("projection", 0))
+    config = FROZEN.replace(auto_clusters=(3, 5))
+    with pytest.raises(Cancelled):
+        run_pipeline(
+            digits_folder, tmp_path / "run", config, rec, rec.token, cache_dir=tmp_path / "c"
+        )
+    assert len(threads) == 1 and threads[0].name == "semclust-clustering-map"
+    threads[0].join(timeout=60)
+    assert not threads[0].is_alive() and stopped == [1]
 
 
 def test_the_clustering_map_is_begun_beside_only_for_a_stage_that_needs_it(

@@ -66,7 +66,7 @@ def test_umaps_compiled_functions_are_reused_from_disk_by_the_next_process(tmp_p
         "import umap.layouts as L\n"
         "x = np.random.default_rng(0).normal(size=(80, 8)).astype(np.float32)\n"
         "umap_embed(x, 2, 10, 0.1, 0)\n"
-        "print(sum(L._nb_optimize_layout_euclidean_single_epoch.stats.cache_hits.values()))\n"
+        "print(sum(L._nb_optimize_layout_euclidean_single_epoch.compiled.stats.cache_hits.values()))\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
     env["SEMCLUST_CACHE"] = str(tmp_path)
@@ -112,7 +112,7 @@ def test_umaps_layout_epochs_release_the_lock_and_make_the_same_map(monkeypatch)
     from semclust.core.projection import umap_embed
 
     projection.keep_umap_compiled()
-    step = layouts._nb_optimize_layout_euclidean_single_epoch
+    step = layouts._nb_optimize_layout_euclidean_single_epoch.compiled  # behind the stop's check
     assert projection.layout_releases_lock and step.targetoptions.get("nogil") is True
     x, _ = _blobs(60)
     nb = mine_neighbours(x, k=20)

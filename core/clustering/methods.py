@@ -78,16 +78,20 @@ class Inputs:
     _beside: threading.Thread | None = field(default=None, repr=False)
     _failed: BaseException | None = field(default=None, repr=False)
     _limits: threadpool_limits | None = field(default=None, repr=False)
+    _abandon: threading.Event = field(default_factory=threading.Event, repr=False)
 
     @property
     def reduced(self) -> np.ndarray:
+        from semclust.core import projection
+
         if self._beside is not None:  # begun by reduce_beside: wait for what is left of it
             self._beside.join()
             self._beside = None
             self.release()
-            if self._failed is not None:
-                raise self._failed
-        if self._reduced is None:
+            failed, self._failed = self._failed, None
+            if failed is not None and not isinstance(failed, projection.LayoutStopped):
+                raise failed
+        if self._reduced is None:  # not begun, or abandoned (release) and read after all
             self._reduced = self._reduce()
         return self._reduced
 
@@ -106,9 +110,9 @@ class Inputs:
         threads are held to the other cores until :attr:`reduced` is read or :meth:`release` is
         called, else K-means' threads wait on a busy core (1.9 s became 5.4 s). The map is the same.
 
-        Does nothing, and returns False, on one core, above :data:`BESIDE_MAX` images (a cancelled run
-        cannot stop UMAP, and a large map takes minutes) or where UMAP's epochs hold the
-        interpreter's lock (:func:`semclust.core.projection.keep_umap_compiled`).
+        Does nothing, and returns False, on one core, above :data:`BESIDE_MAX` images (a large map
+        takes minutes, and what comes before its layout cannot be stopped) or where UMAP's epochs
+        hold the interpreter's lock (:func:`semclust.core.projection.keep_umap_compiled`).
         """
         from semclust.core import projection
 
@@ -123,7 +127,8 @@ class Inputs:
 
         def work() -> None:
             try:
-                self._reduced = self._reduce()
+                with projection.stopped_by(self._abandon):
+                    self._reduced = self._reduce()
             except BaseException as exc:  # noqa: BLE001 - raised where the map is read
                 self._failed = exc
 
@@ -134,7 +139,10 @@ class Inputs:
 
     def release(self) -> None:
         """Gives the caller's BLAS and OpenMP threads back every core (:meth:`reduce_beside`); call it
-        from the thread that began the map. A map still being made is finished and then dropped."""
+        from the thread that began the map. A map still being made is abandoned: its layout stops
+        at its next epoch (a cancelled run no longer leaves a core busy with it)."""
+        if self._beside is not None:
+            self._abandon.set()
         if self._limits is not None:
             self._limits.restore_original_limits()
             self._limits = None
