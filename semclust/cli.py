@@ -10,7 +10,7 @@ from pathlib import Path
 
 from semclust.console import ConsoleProgress, silence_backend_noise
 from semclust.core.choices import RunChoices, build_config
-from semclust.core.clustering.k_choice import KChoice, spans
+from semclust.core.clustering.k_choice import KChoice
 from semclust.core.config import RunConfig
 from semclust.core.param import Declared, declared
 
@@ -262,9 +262,9 @@ def summary(
             else "chosen without labels"
         )
         line = f"number of clusters {how} among {low}-{high}: {metrics['clusters']}"
-        ties = KChoice.from_dict(k_choice).ties if k_choice else ()
+        ties = KChoice.from_dict(k_choice).ties_said if k_choice else ""
         if ties:
-            line += f" ({spans(ties)} score nearly as well)"
+            line += f" ({ties})"
         lines.append(line)
     if "acc" in metrics:
         lines.append(

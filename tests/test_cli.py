@@ -207,9 +207,8 @@ def test_the_summary_closes_each_cluster_with_its_suggested_name():
     metrics["auto_clusters"] = {"range": [2, 30], "chosen": 2}
     choice = {"ks": [2, 3, 4, 5], "curves": {}, "score": [1, 1, 0, 1], "best": 2,
               "extra": {"near_best": [2, 3, 5]}}  # fmt: skip
-    assert "chosen without labels among 2-30: 2 (2..3, 5 score nearly as well)" in summary(
-        metrics, Path("labels.csv"), k_choice=choice
-    )
+    said = "chosen without labels among 2-30: 2 (2..3, 5 score nearly as well; the fewest is kept)"
+    assert said in summary(metrics, Path("labels.csv"), k_choice=choice)
     choice["extra"]["near_best"] = [2]  # the k alone near its best (or a run from before: none)
     for k_choice in (choice, None):
         said = summary(metrics, Path("labels.csv"), k_choice=k_choice)

@@ -50,13 +50,18 @@ class KChoice:
         near = tuple(self.extra.get("near_best") or ())
         return near if len(near) > 1 else ()
 
+    @property
+    def ties_said(self) -> str:
+        """The ties in words ("5..7 score nearly as well; the fewest is kept"), or "" when none."""
+        return f"{spans(self.ties)} score nearly as well; the fewest is kept" if self.ties else ""
+
     def describe(self, range_option: str = "--clusters-range") -> str:
         """One line on the choice. It names the range of numbers that score nearly as well (the
         images leave the number open there), and a choice at the edge of the range says so and what
         it may mean (``range_option``: what the user widens the range with, in their words)."""
         line = f"{self.best} clusters chosen from {self.ks[0]}..{self.ks[-1]}"
         if self.ties:
-            line += f" ({spans(self.ties)} score nearly as well; the fewest is kept)"
+            line += f" ({self.ties_said})"
         if not self.extra.get("at_edge"):
             return line
         if self.best == self.ks[-1]:
