@@ -6,6 +6,7 @@ import contextlib
 import os
 import threading
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 
@@ -153,7 +154,7 @@ def _layout_epoch_without_lock() -> None:
     (:meth:`semclust.core.clustering.methods.Inputs.reduce_beside`). The same code, so the same maps;
     compiled under a name of its own, because numba's on-disk cache keys a function by its name and
     line, not by its options, and would hand back the compile that holds the lock. Each epoch is
-    called through a check that lets an abandoned map stop (:func:`stopped_by`). Sets
+    called through a check that lets a cancelled run or an abandoned map stop (:func:`checked_by`). Sets
     :data:`layout_releases_lock`; an UMAP without this function keeps its own."""
     global layout_releases_lock
     import types
@@ -175,9 +176,9 @@ def _layout_epoch_without_lock() -> None:
     compiled = numba.njit(copy, fastmath=True, parallel=False, nogil=True, cache=True)
 
     def epoch(*args, **kwargs):
-        stop = getattr(_layout_stop, "event", None)
-        if stop is not None and stop.is_set():
-            raise LayoutStopped("the map was no longer wanted")
+        check = getattr(_layout_check, "check", None)
+        if check is not None:
+            check()  # what it raises stops the layout
         return compiled(*args, **kwargs)
 
     epoch.compiled = compiled  # the numba dispatcher itself
@@ -186,23 +187,24 @@ def _layout_epoch_without_lock() -> None:
 
 
 class LayoutStopped(Exception):
-    """A map's layout stopped between two epochs: the map was abandoned (:func:`stopped_by`)."""
+    """A map's layout stopped between two epochs because the map was abandoned."""
 
 
-_layout_stop = threading.local()
+_layout_check = threading.local()
 
 
 @contextlib.contextmanager
-def stopped_by(event: threading.Event):
-    """Within the block, the UMAP layouts made on this thread stop at their next epoch once ``event``
-    is set, raising :class:`LayoutStopped` (where :func:`keep_umap_compiled` could install its
-    layout epoch; elsewhere they run to their end): a map abandoned on a thread of its own frees its
-    core within an epoch (18 ms of 10,000 images), not after the whole map."""
-    _layout_stop.event = event
+def checked_by(check: Callable[[], None] | None):
+    """Within the block, the UMAP layouts made on this thread call ``check`` before each epoch, and
+    stop with whatever it raises (a run's ``CancelToken.raise_if_cancelled``; :class:`LayoutStopped`
+    for a map no longer wanted): a map stops within an epoch (18 ms of 10,000 images), not after
+    the whole map. Only where :func:`keep_umap_compiled` could install its layout epoch; elsewhere
+    the layouts run to their end."""
+    _layout_check.check = check
     try:
         yield
     finally:
-        _layout_stop.event = None
+        _layout_check.check = None
 
 
 def pca_start(x: np.ndarray, seed: int = 0, sample: int = 100_000, dims: int = 2) -> np.ndarray:

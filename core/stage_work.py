@@ -34,7 +34,7 @@ from semclust.core.naming.names import names_to_json
 from semclust.core.naming.suggest import suggest_names
 from semclust.core.neighbours import mine_neighbours, neighbour_purity
 from semclust.core.progress import CancelToken, Progress, ProgressCallback
-from semclust.core.projection import umap_2d, warm_up_umap
+from semclust.core.projection import checked_by, umap_2d, warm_up_umap
 from semclust.core.representation.augment import StrongAugment, ViewAugment
 from semclust.core.representation.backbones import get_spec
 from semclust.core.representation.encoders import build_encoder
@@ -237,6 +237,7 @@ class StageWork:
             np.load(self.paths.embeddings, mmap_mode="r"),
             np.load(self.paths.neighbours),
             self.config.seed,
+            check=self.cancel.raise_if_cancelled if self.cancel is not None else None,
         )
 
     def selflabel(self) -> None:
@@ -272,15 +273,14 @@ class StageWork:
             "preparing UMAP (compiled on this machine's first run, then kept)")))  # fmt: skip
         warm_up_umap()
         self.progress(Progress("projection", "progress", 1, 2, message="computing UMAP"))
-        io.save_array(
-            self.paths.umap,
-            umap_2d(
+        with checked_by(self.cancel.raise_if_cancelled if self.cancel is not None else None):
+            embedded = umap_2d(  # stops within an epoch when the run is cancelled
                 np.load(self.paths.embeddings, mmap_mode="r"),
                 self.config.projection,
                 self.config.seed,
                 neighbours=np.load(self.paths.neighbours),
-            ),
-        )
+            )
+        io.save_array(self.paths.umap, embedded)
 
     def report(self) -> None:
         probs = np.load(self.paths.probabilities)

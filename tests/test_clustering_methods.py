@@ -225,6 +225,26 @@ def test_a_map_abandoned_beside_stops_at_its_next_epoch(monkeypatch):
     np.testing.assert_array_equal(reduced, Inputs(features, emb, neighbours).reduced)
 
 
+def test_a_map_made_in_place_stops_when_its_check_raises():
+    """The run's cancel token reaches the clustering map made where it is read (one core, or above
+    BESIDE_MAX images): the map stops between two epochs, with what the check raised."""
+    from semclust.core.progress import Cancelled, CancelToken
+
+    features, emb, _ = _blobs([60, 60], seed=4)
+    token, calls = CancelToken(), []
+
+    def check():
+        calls.append(1)
+        if len(calls) == 3:
+            token.cancel()
+        token.raise_if_cancelled()
+
+    inputs = Inputs(features, emb, mine_neighbours(emb, 20), check=check)
+    with pytest.raises(Cancelled):
+        _ = inputs.reduced
+    assert len(calls) == 3  # two epochs, then stopped
+
+
 def test_a_map_that_fails_beside_fails_where_it_is_read(monkeypatch):
     from semclust.core.clustering import methods
 

@@ -275,6 +275,34 @@ def test_each_preview_reads_on_its_stages_finished_event(tmp_path, digits_folder
     assert near[0] == run.n_clusters and run.k_choice["extra"]["near_best"] == near
 
 
+def test_cancelled_during_the_map_the_map_stops_at_its_next_epoch(
+    tmp_path, digits_folder, monkeypatch
+):
+    """The 2-D map used to run to its end after Cancel (minutes on a large folder): its layout now
+    checks the run's cancel token between epochs."""
+    if not MOBILENET_WEIGHTS.is_file():
+        pytest.skip(f"needs the local MobileNet weights {MOBILENET_WEIGHTS}")
+    from umap import layouts
+
+    from semclust.core import projection
+    from tests.conftest import FROZEN
+
+    projection.warm_up_umap()  # semclust's layout epoch installed, UMAP compiled
+    epoch, epochs = layouts._nb_optimize_layout_euclidean_single_epoch, []
+    monkeypatch.setattr(
+        layouts,
+        "_nb_optimize_layout_euclidean_single_epoch",
+        lambda *a, **k: epoch(*a, **k) or epochs.append(1),
+    )
+    rec = Recorder(cancel_at=("projection", 1))  # as "computing UMAP" is said
+    with pytest.raises(Cancelled):
+        run_pipeline(
+            digits_folder, tmp_path / "run", FROZEN, rec, rec.token, cache_dir=tmp_path / "c"
+        )
+    assert epochs == []  # not one epoch of the map after Cancel
+    assert not (tmp_path / "run" / "umap.npy").exists()
+
+
 def test_a_cancelled_run_stops_the_map_it_began_beside(tmp_path, digits_folder, monkeypatch):
     """Cancelled after the 10-d map was begun on its own thread, the run releases the map as it
     unwinds, and the map's layout stops at its first epoch instead of running to its end."""

@@ -74,6 +74,8 @@ class Inputs:
     embeddings: np.ndarray
     neighbours: np.ndarray
     seed: int = 0
+    #: Called between the map's epochs; what it raises stops the map (a run's cancel token).
+    check: Callable[[], None] | None = None
     _reduced: np.ndarray | None = None
     _beside: threading.Thread | None = field(default=None, repr=False)
     _failed: BaseException | None = field(default=None, repr=False)
@@ -92,16 +94,26 @@ class Inputs:
             if failed is not None and not isinstance(failed, projection.LayoutStopped):
                 raise failed
         if self._reduced is None:  # not begun, or abandoned (release) and read after all
+            self._abandon.clear()
             self._reduced = self._reduce()
         return self._reduced
 
     def _reduce(self) -> np.ndarray:
-        from semclust.core.projection import umap_embed
+        from semclust.core.projection import checked_by, umap_embed
 
-        return umap_embed(
-            self.embeddings, UMAP_DIMS, UMAP_NEIGHBOURS, UMAP_MIN_DIST, self.seed,
-            neighbours=self.neighbours,
-        )  # fmt: skip
+        with checked_by(self._check):
+            return umap_embed(
+                self.embeddings, UMAP_DIMS, UMAP_NEIGHBOURS, UMAP_MIN_DIST, self.seed,
+                neighbours=self.neighbours,
+            )  # fmt: skip
+
+    def _check(self) -> None:
+        from semclust.core.projection import LayoutStopped
+
+        if self._abandon.is_set():
+            raise LayoutStopped("the map was no longer wanted")
+        if self.check is not None:
+            self.check()
 
     def reduce_beside(self) -> bool:
         """Begins :attr:`reduced` on a thread of its own and returns at once, so that the map (UMAP's
@@ -127,8 +139,7 @@ class Inputs:
 
         def work() -> None:
             try:
-                with projection.stopped_by(self._abandon):
-                    self._reduced = self._reduce()
+                self._reduced = self._reduce()
             except BaseException as exc:  # noqa: BLE001 - raised where the map is read
                 self._failed = exc
 
