@@ -154,8 +154,9 @@ def _layout_epoch_without_lock() -> None:
     (:meth:`semclust.core.clustering.methods.Inputs.reduce_beside`). The same code, so the same maps;
     compiled under a name of its own, because numba's on-disk cache keys a function by its name and
     line, not by its options, and would hand back the compile that holds the lock. Each epoch is
-    called through a check that lets a cancelled run or an abandoned map stop (:func:`checked_by`). Sets
-    :data:`layout_releases_lock`; an UMAP without this function keeps its own."""
+    called through a check that lets a cancelled run or an abandoned map stop
+    (:func:`checked_by`). Sets :data:`layout_releases_lock`; an UMAP without this function keeps
+    its own."""
     global layout_releases_lock
     import types
 

@@ -229,6 +229,11 @@ class StageWork:
             self.inputs, self.config.clusters, self.config.seed, methods, report, given
         )
 
+    @property
+    def _cancel_check(self):
+        """What the maps call between their epochs: raises Cancelled once the run is cancelled."""
+        return self.cancel.raise_if_cancelled if self.cancel is not None else None
+
     @functools.cached_property
     def inputs(self) -> Inputs:
         """The clustering methods' inputs; the reduced map is computed once for the whole run."""
@@ -237,7 +242,7 @@ class StageWork:
             np.load(self.paths.embeddings, mmap_mode="r"),
             np.load(self.paths.neighbours),
             self.config.seed,
-            check=self.cancel.raise_if_cancelled if self.cancel is not None else None,
+            check=self._cancel_check,
         )
 
     def selflabel(self) -> None:
@@ -273,7 +278,7 @@ class StageWork:
             "preparing UMAP (compiled on this machine's first run, then kept)")))  # fmt: skip
         warm_up_umap()
         self.progress(Progress("projection", "progress", 1, 2, message="computing UMAP"))
-        with checked_by(self.cancel.raise_if_cancelled if self.cancel is not None else None):
+        with checked_by(self._cancel_check):
             embedded = umap_2d(  # stops within an epoch when the run is cancelled
                 np.load(self.paths.embeddings, mmap_mode="r"),
                 self.config.projection,
