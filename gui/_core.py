@@ -51,8 +51,8 @@ from semclust.core.runfolder.retrain import retrain as retrain_with_corrections
 __all__ = [
     "METHOD_TITLES", "SCRATCH", "STAGES", "CancelToken", "Cancelled", "Corrections", "Declared",
     "FolderLook", "ImageError", "InputError", "KChoice", "Plan", "Progress", "RunChoices", "RunConfig",
-    "RunData",
-    "RunFolderError", "RunFolderInfo", "RunPaths", "build_config", "choices_of", "cluster_summary",
+    "RunData", "RunFolderError", "RunFolderInfo", "RunPaths", "build_config", "choices_of",
+    "cluster_summary",
     "declared", "evaluate", "export_cluster_folders", "export_labels", "inspect_run_folder",
     "is_inside", "load_image", "load_run", "look_at", "plan_run", "pretrained_backbone",
     "prepare_pipeline", "read_skipped", "representation_of", "resource", "run_pipeline",
