@@ -92,6 +92,11 @@ def test_two_clusters_with_one_name_are_told_apart():
         3: SuggestedName("cat (4)", 0.6),
         4: SuggestedName("cat (2)", 1.0),
     }
+    twice = {0: SuggestedName("mixed: ox / hen", 0.2), 1: SuggestedName("mixed: ox / hen", 0.3)}
+    assert distinct_names(twice) == {  # the number is the cluster's, not the hen's
+        0: SuggestedName("mixed (2): ox / hen", 0.2),
+        1: SuggestedName("mixed: ox / hen", 0.3),
+    }
 
 
 def test_shapes_are_checked():

@@ -46,9 +46,20 @@ class SuggestedName:
         return {"name": self.name, "confidence": self.confidence}
 
 
+MIXED = "mixed"
+
+
 def mixed(first: str, second: str) -> str:
     """The name of a cluster whose prototypes disagree."""
-    return f"mixed: {first} / {second}"
+    return f"{MIXED}: {first} / {second}"
+
+
+def numbered(name: str, n: int) -> str:
+    """The ``n``-th cluster of a name: ``"cat (2)"``; ``"mixed (2): a / b"``, whose number would
+    otherwise read as the second class's."""
+    if name.startswith(f"{MIXED}: "):
+        return f"{MIXED} ({n}): {name[len(MIXED) + 2 :]}"
+    return f"{name} ({n})"
 
 
 def name_from_votes(
@@ -85,7 +96,8 @@ def name_from_votes(
 
 
 def distinct_names(names: Mapping[int, SuggestedName]) -> dict[int, SuggestedName]:
-    """The same names, with ``" (2)"``, ``" (3)"``... added where clusters would share one.
+    """The same names, numbered (``"cat (2)"``, ``"mixed (2): a / b"``: :func:`numbered`) where
+    clusters would share one.
 
     Among clusters with the same name, the most confident keeps it plain (ties: the lower cluster);
     the others are numbered in order of confidence, so ``"cat"`` and ``"cat (2)"`` are two clusters of
@@ -102,10 +114,10 @@ def distinct_names(names: Mapping[int, SuggestedName]) -> dict[int, SuggestedNam
         n = 1
         for c in clusters[1:]:
             n += 1
-            while f"{name} ({n})" in taken:
+            while numbered(name, n) in taken:
                 n += 1
-            taken.add(f"{name} ({n})")
-            out[c] = SuggestedName(f"{name} ({n})", names[c].confidence)
+            taken.add(numbered(name, n))
+            out[c] = SuggestedName(numbered(name, n), names[c].confidence)
     return {c: out[c] for c in sorted(out)}
 
 
