@@ -152,7 +152,14 @@ class ProgressPanel(QWidget):
         sizes_box.addWidget(titled(self.sizes_plot, "Cluster sizes (SCAN)")[0], 1)
         sizes_box.addWidget(self.collapse_label)
         plots.addLayout(sizes_box, 1)
-        layout.addLayout(plots, 1)
+        # Only a run that trains (SimCLR, SCAN, DEC, TEMI) has losses and sizes to plot: the plots
+        # show from its first such event, and a frozen backbone's run shows none, empty.
+        self.plots = QWidget()
+        self.plots.setLayout(plots)
+        plots.setContentsMargins(0, 0, 0, 0)
+        self.plots.hide()
+        layout.addWidget(self.plots, 1)
+        layout.addStretch(0)  # takes the room of hidden plots
 
         self._curves: dict[str, pg.PlotDataItem] = {}
         self._loss_x: list[int] = []
@@ -171,6 +178,7 @@ class ProgressPanel(QWidget):
         self.banner.hide()
         self.collapse_label.hide()
         self.size_bars.setOpts(x=[], height=[])
+        self.plots.hide()
         self.message.setText("Starting…")
         self._reset_losses(None)
         self._clock.start()
@@ -191,6 +199,7 @@ class ProgressPanel(QWidget):
         self.banner.hide()
         self.collapse_label.hide()
         self.size_bars.setOpts(x=[], height=[])
+        self.plots.hide()  # a finished run's losses are not kept
         self._reset_losses(None)
         self.message.setText(text)
 
@@ -229,6 +238,7 @@ class ProgressPanel(QWidget):
             row.bar.setValue(int(1000 * event.fraction))
             row.update_time(now)
             if event.losses:
+                self.plots.show()
                 self._add_losses(event)
         elif event.kind == "finished":
             took = now - row.started if row.started else 0.0
@@ -245,6 +255,7 @@ class ProgressPanel(QWidget):
             self.show_cluster_sizes(event.partial["cluster_sizes"])
 
     def show_cluster_sizes(self, sizes) -> None:
+        self.plots.show()
         sizes = np.asarray(sizes, dtype=float)
         self.size_bars.setOpts(x=np.arange(len(sizes)), height=sizes, width=0.8)
         warning = collapse_warning(sizes)

@@ -223,6 +223,28 @@ def test_the_loss_plot_starts_each_run_with_fresh_axes(qtbot):
     panel.end_run("Finished.")
 
 
+def test_the_training_plots_show_only_for_a_run_that_trains(qtbot):
+    """A frozen backbone's run (the default) trains nothing: its progress view shows no empty Loss
+    and Cluster sizes plots; they show from a run's first loss or sizes, and go for a finished run."""
+    from semclust.gui.panels.progress import ProgressPanel
+
+    panel = ProgressPanel()
+    qtbot.addWidget(panel)
+    panel.show()
+    panel.start_run(RunConfig())
+    for stage in ("ingest", "pretext", "neighbours", "projection", "clustering"):
+        panel.on_progress(Progress(stage, "progress", step=1, total=2, message="working"))
+    assert not panel.plots.isVisible()
+    panel.on_progress(Progress("pretext", "progress", step=1, total=9, losses={"nt_xent": 5.0}))
+    assert panel.plots.isVisible()
+    panel.show_finished(RunConfig(), {}, "This run has finished.")
+    assert not panel.plots.isVisible()
+    panel.start_run(RunConfig())
+    sizes = Progress("clustering", "progress", step=1, total=9, partial={"cluster_sizes": [5, 5]})
+    panel.on_progress(sizes)
+    assert panel.plots.isVisible() and len(panel.size_bars.opts["height"]) == 2
+
+
 def test_settings_fixture_is_isolated(settings):
     assert isinstance(settings, QSettings) and settings.format() == QSettings.Format.IniFormat
 
