@@ -36,15 +36,14 @@ def confidence_quality(true_labels: np.ndarray, probabilities: np.ndarray) -> di
     from scipy.optimize import linear_sum_assignment
     from sklearn.metrics import roc_auc_score
 
-    _, labels = np.unique(np.asarray(true_labels).astype(str), return_inverse=True)
+    labels = [str(t) for t in np.asarray(true_labels)]
     assignment, confidence = probabilities.argmax(axis=1), probabilities.max(axis=1)
     k = probabilities.shape[1]
-    table = np.zeros((k, max(k, labels.max() + 1)), dtype=np.int64)
-    np.add.at(table, (assignment, labels), 1)
+    table, classes = metrics.confusion(assignment, labels, k)  # as ACC matches them
     rows, cols = linear_sum_assignment(-table)
     matched = np.full(k, -1)
     matched[rows] = cols
-    right = matched[assignment] == labels
+    right = matched[assignment] == np.searchsorted(classes, labels)
     typical = np.concatenate(
         [np.asarray(m, dtype=int) for m in metrics.prototypes(assignment, confidence, k).values()]
     )
