@@ -43,6 +43,8 @@ HEADER_TIPS = {
     "Confidence": "Mean confidence: the model's mean probability for this cluster over its images.",
 }
 PAGE = 120
+MIN_COLUMNS = 3  # thumbnail columns the images need beside the table; fewer, and they go below it
+TABLE_ROWS = 8  # the table's rows shown above the images when they are below it
 #: The narrowest the name column gets (longer names are elided; their tooltip holds them whole), and
 #: the widest the majority label's.
 NAME_WIDTH, LABEL_WIDTH = 110, 100
@@ -90,7 +92,7 @@ class ClustersPanel(QWidget):
         super().__init__(parent)
         self.session = session
         self._page = 0
-        self._split_placed = False
+        self._split_moved = False  # by the user: then the panel no longer places it
         self._members = np.zeros(0, dtype=int)
         layout = QVBoxLayout(self)
         split = QSplitter(Qt.Orientation.Horizontal)
@@ -183,6 +185,7 @@ class ClustersPanel(QWidget):
         split.setChildrenCollapsible(False)
         split.setStretchFactor(1, 1)
         self.split = split
+        split.splitterMoved.connect(lambda *_: setattr(self, "_split_moved", True))
 
         self.table.itemSelectionChanged.connect(self._on_row)
         self.rename_button.clicked.connect(lambda: self.rename())
@@ -271,9 +274,41 @@ class ClustersPanel(QWidget):
         width = NAME_WIDTH + sum(table.columnWidth(c) for c in range(1, len(COLUMNS)))
         bar = table.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent)
         table.setMinimumWidth(width + bar + 2 * table.frameWidth())
-        if not self._split_placed:  # the images get the rest, until the user moves the handle
-            self._split_placed = True
-            self.split.setSizes([table.minimumWidth(), 10_000])
+        self._orient()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        super().resizeEvent(event)
+        self._orient()
+
+    def _orient(self) -> None:
+        """The images beside the table where they get at least ``MIN_COLUMNS`` columns of
+        thumbnails there, else below it: on a laptop with both side panels open the space beside
+        the table held one column."""
+        beside = self.table.minimumWidth() + self.members.size_for(MIN_COLUMNS, 1).width()
+        wanted = Qt.Orientation.Horizontal if self.width() >= beside else Qt.Orientation.Vertical
+        if self.split.orientation() != wanted:
+            self.split.setOrientation(wanted)
+            self._split_moved = False
+        if not self._split_moved:
+            self._place_split()
+
+    def _place_split(self) -> None:
+        """The table its minimum width beside the images, or its rows (up to ``TABLE_ROWS``) above
+        them; the images get the rest (until the user moves the handle)."""
+        if self.split.orientation() == Qt.Orientation.Horizontal:
+            first = self.table.minimumWidth()
+        else:
+            table = self.table
+            rows = min(max(table.rowCount(), 1), TABLE_ROWS)
+            height = rows * (
+                table.rowHeight(0)
+                if table.rowCount()
+                else table.verticalHeader().defaultSectionSize()
+            )
+            height += table.horizontalHeader().sizeHint().height() + 2 * table.frameWidth()
+            left = self.split.widget(0)  # the table, its note and its buttons
+            first = height + left.sizeHint().height() - table.sizeHint().height()
+        self.split.setSizes([first, 10_000])
 
     def _on_row(self) -> None:
         c = self.chosen()

@@ -70,6 +70,39 @@ def test_the_accuracy_plots_and_the_clusters_table_fit_their_width(
     assert name in table.item(table.currentRow(), 0).toolTip()
 
 
+def _columns(grid) -> int:
+    """How many thumbnails the grid shows side by side."""
+    model = grid.model()
+    tops = [grid.visualRect(model.index(i, 0)).top() for i in range(model.rowCount())]
+    return tops.count(tops[0])
+
+
+@pytest.mark.parametrize("size", [LAPTOP, (1920, 1080)])
+def test_a_clusters_members_get_several_columns_of_thumbnails(
+    qtbot, window_factory, finished_run, size
+):
+    """On a laptop with both side panels open the images go below the table (beside it they got one
+    column); on a wide screen they stay beside it."""
+    from PySide6.QtCore import Qt
+
+    from semclust.gui.panels.clusters import MIN_COLUMNS
+
+    w = _open(window_factory, finished_run, size)
+    w.tabs.setCurrentWidget(w.clusters)
+    w.clusters.choose(0)
+    qtbot.waitUntil(lambda: w.clusters.members.model().rowCount() > MIN_COLUMNS)
+    qtbot.wait(50)
+    panel = w.clusters
+    wide = size[0] > 1600
+    assert panel.split.orientation() == (
+        Qt.Orientation.Horizontal if wide else Qt.Orientation.Vertical
+    )
+    assert _columns(panel.members) >= MIN_COLUMNS
+    if not wide:  # the table above keeps several rows in sight (this run has 10 clusters)
+        table = panel.table
+        assert table.viewport().height() // table.rowHeight(0) >= min(table.rowCount(), 6)
+
+
 def test_the_finished_runs_message_is_shown_whole_on_a_laptop(qtbot, window_factory, finished_run):
     """The message under the stages wraps to as many lines as it needs: in the stages' grid it got
     two at 1280x720, and the end of a finished ``auto`` run's three was cut off."""
