@@ -21,7 +21,14 @@ from semclust.gui.panels.plots import titled
 #: Pens of the raw criteria, in the order of :data:`semclust.core.clustering.choose_k.CURVES`.
 _COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#d62728", "#7f7f7f")
 
-__all__ = ["ChooseKPlot", "rescaled"]
+#: The criteria's names in the legend (a criterion not listed shows its own name).
+CURVE_LABELS = {
+    "modularity": "modularity",
+    "agreement": "neighbour links inside clusters",
+    "largest_share": "largest cluster's share",
+}
+
+__all__ = ["CURVE_LABELS", "ChooseKPlot", "rescaled"]
 
 
 class ChooseKPlot(QWidget):
@@ -143,11 +150,16 @@ class ChooseKPlot(QWidget):
             self.summary.setText("The number of clusters was given, not chosen automatically.")
             return
         ks = np.asarray(choice.ks, dtype=float)
+        criterion = choice.extra.get("criterion")  # the curve that is the score (newer runs)
         for i, (name, values) in enumerate(choice.curves.items()):
-            if np.ptp(np.nan_to_num(np.asarray(values, dtype=float))) < 1e-12:
-                continue  # a flat curve (no empty cluster at any k) says nothing here
+            if name == criterion or np.ptp(np.nan_to_num(np.asarray(values, dtype=float))) < 1e-12:
+                continue  # drawn as the score; or a flat curve (no empty cluster at any k)
             pen = pg.mkPen(_COLOURS[i % len(_COLOURS)], width=1, style=Qt.PenStyle.DashLine)
-            self.curves[name] = self.plot.plot(ks, rescaled(values), pen=pen, name=name)
+            label = CURVE_LABELS.get(name, name)
+            self.curves[name] = self.plot.plot(ks, rescaled(values), pen=pen, name=label)
+        score_name = f"score: {CURVE_LABELS.get(criterion, criterion)}" if criterion else "score"
+        self.legend.getLabel(self.score_curve).setText(score_name)
+        self.legend.updateSize()
         self.score_curve.setData(ks, rescaled(choice.score))
         self.score_curve.setZValue(10)
         near = [i for i, k in enumerate(choice.ks) if k in choice.ties]
@@ -163,6 +175,15 @@ class ChooseKPlot(QWidget):
         self.plot.setYRange(-0.05, 1.05, padding=0)
         self.summary.setText(
             f"{choice.describe('the Range for auto')}, without labels, in {choice.seconds:.0f} s. "
-            "The thick line is the combined score; the thin ones are its criteria, each rescaled "
-            "to 0..1. Click another k to cluster with it."
+            f"The thick line is the score{self._score_said(criterion)}; the thin ones are shown "
+            "beside it; each is rescaled to 0..1. Click another k to cluster with it."
         )
+
+    @staticmethod
+    def _score_said(criterion: str | None) -> str:
+        if criterion == "modularity":
+            return (
+                " (modularity: the share of neighbour links inside the clusters, above what their "
+                "sizes alone would give)"
+            )
+        return f" ({criterion})" if criterion else ""

@@ -85,6 +85,30 @@ def test_plot_follows_a_new_choice_and_clears(qtbot):
     assert "not chosen" in plot.summary.text()
 
 
+def test_the_legend_names_the_score_and_each_curve_in_words(qtbot):
+    """The curve that is the score is drawn once, as the score, and no legend entry reads as a
+    variable's name ("largest_share")."""
+    plot = ChooseKPlot()
+    qtbot.addWidget(plot)
+    modularity = (0.1, 0.5, 0.3)
+    choice = KChoice(ks=(2, 3, 4), score=modularity, best=3, extra={"criterion": "modularity"},
+                     curves={"modularity": modularity, "agreement": (0.9, 0.8, 0.5),
+                             "largest_share": (0.6, 0.4, 0.3)})  # fmt: skip
+    plot.set_choice(choice)
+    assert set(plot.curves) == {"agreement", "largest_share"}
+    texts = {plot.legend.getLabel(item).text for item in (plot.score_curve, *plot.curves.values())}
+    assert texts == {
+        "score: modularity",
+        "neighbour links inside clusters",
+        "largest cluster's share",
+    }
+    assert "The thick line is the score (modularity: the share of neighbour links" in (
+        plot.summary.text()
+    )
+    plot.set_choice(KChoice(ks=(2, 3), curves={}, score=(0, 1), best=3))  # a run from before
+    assert plot.legend.getLabel(plot.score_curve).text == "score"
+
+
 def test_a_click_or_the_box_picks_a_k(qtbot):
     from pyqtgraph.GraphicsScene.mouseEvents import MouseClickEvent
     from PySide6.QtCore import QPointF, Qt
