@@ -42,15 +42,20 @@ class Stages:
     def will_run(self, name: str, fp: str, artefacts: list[Path]) -> bool:
         """Whether :meth:`run` would run the stage now: another fingerprint, or an artefact missing or
         damaged. (A later stage is also run again once an earlier one it depends on has run.)"""
-        done = self.record.is_done(name, fp)
-        return not (done and all(p.exists() and io.intact(p) for p in artefacts))
+        return self._must_run(name, fp, artefacts)[0]
+
+    def _must_run(self, name: str, fp: str, artefacts: list[Path]) -> tuple[bool, list[str]]:
+        """:meth:`will_run`, and the names of the stage's artefacts that are there but damaged."""
+        damaged = [p.name for p in artefacts if p.exists() and not io.intact(p)]
+        done = self.record.is_done(name, fp) and all(p.exists() for p in artefacts)
+        return not done or bool(damaged), damaged
 
     def run(self, name: str, fp: str, artefacts: list[Path], fn: Callable[[], None]) -> None:
-        if not self.will_run(name, fp, artefacts):
+        must, damaged = self._must_run(name, fp, artefacts)
+        if not must:
             self.record.vouch(name)  # same fingerprint: made from these images
             self.progress(Progress(name, "skipped", 1, 1, message="already done"))
             return
-        damaged = [p.name for p in artefacts if p.exists() and not io.intact(p)]
         if damaged:
             self.progress(Progress(name, "progress", 0, 0, message=(
                 f"{', '.join(damaged)} damaged (cut short?): {name} runs again"
