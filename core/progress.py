@@ -29,6 +29,17 @@ STAGES = (
     "selflabel", "report",
 )  # fmt: skip
 
+
+def format_seconds(s: float) -> str:
+    """A duration as people read it: "7 s", "3 min 05 s", "1 h 02 min"."""
+    s = int(round(s))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"
+
+
 #: Event kinds: a stage starts, advances, finishes, or is skipped because its artefacts exist.
 KINDS = ("started", "progress", "finished", "skipped")
 

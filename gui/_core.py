@@ -28,7 +28,7 @@ from semclust.core.metrics import cluster_summary, evaluate
 from semclust.core.param import Declared, declared
 from semclust.core.paths import resource
 from semclust.core.plan import FolderLook, Plan, look_at, plan_run
-from semclust.core.progress import STAGES, Cancelled, CancelToken, Progress
+from semclust.core.progress import STAGES, Cancelled, CancelToken, Progress, format_seconds
 from semclust.core.representation.backbones import pretrained_backbone
 from semclust.core.runfolder.added import read_additions, vote
 from semclust.core.runfolder.artefacts import RunFolderError, RunPaths, StageRecord, is_inside
@@ -53,7 +53,7 @@ __all__ = [
     "FolderLook", "ImageError", "InputError", "KChoice", "Plan", "Progress", "RunChoices", "RunConfig",
     "RunData", "RunFolderError", "RunFolderInfo", "RunPaths", "build_config", "choices_of",
     "cluster_summary",
-    "declared", "evaluate", "export_cluster_folders", "export_labels", "inspect_run_folder",
+    "declared", "evaluate", "export_cluster_folders", "export_labels", "format_seconds", "inspect_run_folder",
     "is_inside", "load_image", "load_run", "look_at", "plan_run", "pretrained_backbone",
     "prepare_pipeline", "read_skipped", "representation_of", "resource", "run_pipeline",
     "stage_seconds",

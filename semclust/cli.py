@@ -13,6 +13,7 @@ from semclust.core.choices import RunChoices, build_config
 from semclust.core.clustering.k_choice import KChoice
 from semclust.core.config import RunConfig
 from semclust.core.param import Declared, declared
+from semclust.core.progress import format_seconds
 
 #: SimCLR epochs of ``semclust demo`` when it learns from scratch (``--weights none``, or no pretrained
 #: weights here and none to fetch): measured ACC 0.86 on the 1,797 digits in about 3 minutes on 2 cores.
@@ -287,7 +288,9 @@ def summary(
             f"{c['cluster']:>7} {c['size']:>6} {str(c['majority_label'] or '-')[:12]:>12} {purity:>7} {conf:>6}  {name}"
         )
     seconds = {k: v for k, v in metrics["stage_seconds"].items() if v is not None}
-    lines.append("minutes per stage: " + ", ".join(f"{k} {v / 60:.1f}" for k, v in seconds.items()))
+    lines.append(
+        "time per stage: " + ", ".join(f"{k} {format_seconds(v)}" for k, v in seconds.items())
+    )
     lines.append(f"labels: {csv_path}")
     return "\n".join(lines)
 

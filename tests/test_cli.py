@@ -193,7 +193,7 @@ def test_the_summary_closes_each_cluster_with_its_suggested_name():
 
     metrics = {
         "n_images": 30, "clusters": 2, "clusters_used": 2, "n_skipped": 0,
-        "stage_seconds": {"ingest": 1.0},
+        "stage_seconds": {"ingest": 1.0, "pretext": 185.4, "report": None},
         "per_cluster": [
             {"cluster": 0, "size": 20, "majority_label": "cat", "purity": 0.9, "mean_confidence": 0.8},
             {"cluster": 1, "size": 10, "majority_label": None, "purity": None, "mean_confidence": None},
@@ -204,6 +204,8 @@ def test_the_summary_closes_each_cluster_with_its_suggested_name():
     assert rows[0].endswith("mixed: tabby / tiger cat (36%)")
     assert rows[1].endswith("  -")
     assert summary(metrics, Path("labels.csv")).splitlines()[-3].endswith("  -")
+    # Seconds as people read them: a short run's stages all read "0.0" in minutes.
+    assert "time per stage: ingest 1 s, pretext 3 min 05 s\n" in summary(metrics, Path("x.csv"))
     metrics["auto_clusters"] = {"range": [2, 30], "chosen": 2}
     choice = {"ks": [2, 3, 4, 5], "curves": {}, "score": [1, 1, 0, 1], "best": 2,
               "extra": {"near_best": [2, 3, 5]}}  # fmt: skip

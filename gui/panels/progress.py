@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from semclust.gui._core import STAGES, Progress
+from semclust.gui._core import STAGES, Progress, format_seconds
 from semclust.gui.panels.plots import titled
 
 STAGE_TITLES = {
@@ -61,15 +61,6 @@ def stages_off(config) -> dict[str, str]:
     if config.auto_clusters is None:
         off["choose_k"] = f"off ({config.clusters} clusters asked)"
     return off
-
-
-def format_seconds(s: float) -> str:
-    s = int(round(s))
-    if s < 60:
-        return f"{s} s"
-    if s < 3600:
-        return f"{s // 60} min {s % 60:02d} s"
-    return f"{s // 3600} h {s % 3600 // 60:02d} min"
 
 
 class _StageRow:
