@@ -50,14 +50,12 @@ from semclust.core.runfolder.retrain import retrain as retrain_with_corrections
 
 __all__ = [
     "METHOD_TITLES", "SCRATCH", "STAGES", "CancelToken", "Cancelled", "Corrections", "Declared",
-    "FolderLook", "ImageError", "InputError", "KChoice", "Plan", "Progress", "RunChoices", "RunConfig",
-    "RunData", "RunFolderError", "RunFolderInfo", "RunPaths", "build_config", "choices_of",
-    "cluster_summary",
-    "declared", "evaluate", "export_cluster_folders", "export_labels", "format_seconds", "inspect_run_folder",
-    "is_inside", "load_image", "load_run", "look_at", "plan_run", "pretrained_backbone",
-    "prepare_pipeline", "read_skipped", "representation_of", "resource", "run_pipeline",
-    "stage_seconds",
-    "survey_folder",
+    "FolderLook", "ImageError", "InputError", "KChoice", "Plan", "Progress", "RunChoices",
+    "RunConfig", "RunData", "RunFolderError", "RunFolderInfo", "RunPaths", "build_config",
+    "choices_of", "cluster_summary", "declared", "evaluate", "export_cluster_folders",
+    "export_labels", "format_seconds", "inspect_run_folder", "is_inside", "load_image", "load_run",
+    "look_at", "plan_run", "pretrained_backbone", "prepare_pipeline", "read_skipped",
+    "representation_of", "resource", "run_pipeline", "stage_seconds", "survey_folder",
     "check_report_path", "write_report",  # the report of a run (File > Save report...)
     "check_model_path", "export_model",  # the run as a .keras model (File > Export model...)
     "restore_model_clusters", "retrain_with_corrections",  # Edit > Retrain with my corrections
