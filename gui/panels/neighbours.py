@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import PurePath
+
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
@@ -10,19 +12,30 @@ from semclust.gui.session import Session
 from semclust.gui.thumbnails import ThumbnailGrid, ThumbnailLoader
 
 
-def configure_grid(grid: ThumbnailGrid, session: Session) -> None:
-    """Captions (cluster, true label), tooltips and cluster tints for a grid of the session's images."""
+def configure_grid(grid: ThumbnailGrid, session: Session, one_cluster: bool = False) -> None:
+    """Captions, tooltips and cluster tints for a grid of the session's images.
+
+    A caption names the image's cluster and its true label; in a grid of ``one_cluster`` (a
+    cluster's prototypes and members, whose name the title says) it is the true label alone, or the
+    file's name where there are no labels. The tooltip holds all of them.
+    """
     model = grid.grid_model
 
-    def caption(i: int) -> str:
+    def described(i: int) -> str:
         label = session.true_label(i)
         if not session.clustered:  # the map alone: no cluster to name yet
             return label if label is not None else session.file_name(i)
         text = session.cluster_name(int(session.assignment[i]))
         return f"{text}\n({label})" if label is not None else text
 
+    def caption(i: int) -> str:
+        if not one_cluster:
+            return described(i)
+        label = session.true_label(i)
+        return label if label is not None else PurePath(session.file_name(i)).name
+
     def tooltip(i: int) -> str:
-        text = f"{session.file_name(i)}\n{caption(i).replace(chr(10), ' ')}"
+        text = f"{session.file_name(i)}\n{described(i).replace(chr(10), ' ')}"
         return f"{text}\nconfidence {session.run.confidence[i]:.2f}" if session.clustered else text
 
     model.caption = caption

@@ -188,6 +188,32 @@ def test_cluster_members_are_paged_most_confident_first(qtbot, window_factory, f
     assert (w.session.assignment[items] == big).all()
 
 
+def test_a_clusters_thumbnails_say_what_its_title_does_not(window_factory, finished_run):
+    """In a cluster's grids every caption would repeat the cluster's name (the title says it, and a
+    long one left no room for the true label): they show the true label, or the file's name where
+    there are no labels. The grids of images from many clusters still name each one's cluster."""
+    w = window_factory()
+    w.open_path(finished_run.paths.root)
+    s = w.session
+    w.clusters.choose(0)
+    for grid in (w.clusters.members, w.clusters.prototypes):
+        model = grid.model()
+        for row in range(min(model.rowCount(), 5)):
+            i = int(grid.items()[row])
+            assert model.data(model.index(row, 0)) == s.true_label(i)
+            tip = model.data(model.index(row, 0), Qt.ItemDataRole.ToolTipRole)
+            assert s.cluster_name(0) in tip and s.file_name(i) in tip
+    s.set_current(int(w.clusters.members.items()[0]))
+    model = w.neighbours.grid.model()
+    i = int(w.neighbours.grid.items()[0])
+    assert model.data(model.index(0, 0)).startswith(s.cluster_name(int(s.assignment[i])))
+    s.run.true_labels = None  # a folder without labels: the file's name
+    w.clusters.choose(1)
+    model = w.clusters.members.model()
+    i = int(w.clusters.members.items()[0])
+    assert model.data(model.index(0, 0)) == s.file_name(i).split("/")[-1]
+
+
 def test_thumbnails_fit_their_views(qtbot, window_factory, finished_run):
     w = window_factory()
     w.resize(1500, 950)
