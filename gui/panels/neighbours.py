@@ -4,18 +4,21 @@ from __future__ import annotations
 
 from pathlib import PurePath
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from semclust.gui import palette
 from semclust.gui.session import Session
 from semclust.gui.thumbnails import ThumbnailGrid, ThumbnailLoader
 
+#: Room left on each side of a caption in its grid cell.
+CAPTION_MARGIN = 6
+
 
 def configure_grid(grid: ThumbnailGrid, session: Session, one_cluster: bool = False) -> None:
     """Captions, tooltips and cluster tints for a grid of the session's images.
 
-    A caption names the image's cluster and its true label; in a grid of ``one_cluster`` (a
+    A caption names the image's cluster (on one line) and its true label; in a grid of ``one_cluster`` (a
     cluster's prototypes and members, whose name the title says) it is the true label alone, or the
     file's name where there are no labels. The tooltip holds all of them.
     """
@@ -29,10 +32,17 @@ def configure_grid(grid: ThumbnailGrid, session: Session, one_cluster: bool = Fa
         return f"{text}\n({label})" if label is not None else text
 
     def caption(i: int) -> str:
-        if not one_cluster:
-            return described(i)
         label = session.true_label(i)
-        return label if label is not None else PurePath(session.file_name(i)).name
+        if one_cluster:
+            return label if label is not None else PurePath(session.file_name(i)).name
+        if label is None or not session.clustered:
+            return described(i)
+        # The cluster's name on one line, so that a long one ("mixed: a / b") leaves the label room.
+        width = grid.gridSize().width() - 2 * CAPTION_MARGIN
+        name = session.cluster_name(int(session.assignment[i]))
+        return (
+            f"{grid.fontMetrics().elidedText(name, Qt.TextElideMode.ElideRight, width)}\n({label})"
+        )
 
     def tooltip(i: int) -> str:
         text = f"{session.file_name(i)}\n{described(i).replace(chr(10), ' ')}"

@@ -203,10 +203,16 @@ def test_a_clusters_thumbnails_say_what_its_title_does_not(window_factory, finis
             assert model.data(model.index(row, 0)) == s.true_label(i)
             tip = model.data(model.index(row, 0), Qt.ItemDataRole.ToolTipRole)
             assert s.cluster_name(0) in tip and s.file_name(i) in tip
+    # Elsewhere a long name takes one line, elided, and the true label the next.
+    for c in range(s.n_clusters):
+        s.rename(c, f"mixed: hen-of-the-woods / Granny Smith apple {c}")
     s.set_current(int(w.clusters.members.items()[0]))
-    model = w.neighbours.grid.model()
-    i = int(w.neighbours.grid.items()[0])
-    assert model.data(model.index(0, 0)).startswith(s.cluster_name(int(s.assignment[i])))
+    grid = w.neighbours.grid
+    i = int(grid.items()[0])
+    name, label = grid.model().data(grid.model().index(0, 0)).split("\n")
+    assert name.startswith("mixed: hen") and name.endswith("…")
+    assert grid.fontMetrics().horizontalAdvance(name) < grid.gridSize().width()
+    assert label == f"({s.true_label(i)})"
     s.run.true_labels = None  # a folder without labels: the file's name
     w.clusters.choose(1)
     model = w.clusters.members.model()
