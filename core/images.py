@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import hashlib
 import os
 import stat
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError, features
 
 from semclust.core.config import IngestConfig
 from semclust.core.image_store import ImageStore
@@ -29,6 +30,16 @@ from semclust.core.paths import default_cache_dir
 from semclust.core.progress import CancelToken, Progress, ProgressCallback, ignore_progress
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+#: Photo formats read when a decoder for them is installed (a phone's HEIC photos with the optional
+#: ``pillow-heif``, AVIF with Pillow's own plugin), and what a file of them says when none is.
+OPTIONAL_FORMATS = {
+    ".heic": "a HEIC photo: install pillow-heif to read it (pip install pillow-heif)",
+    ".heif": "a HEIF photo: install pillow-heif to read it (pip install pillow-heif)",
+    ".avif": "an AVIF image: this Pillow cannot decode it (pip install -U pillow)",
+}
+#: Camera RAW files: listed as skipped, with the reason, never decoded.
+RAW_EXTENSIONS = (".cr2", ".cr3", ".nef", ".arw", ".dng", ".raf", ".orf", ".rw2")
+RAW_REASON = "a camera RAW file: not read (export it as JPEG or TIFF to use it)"
 CACHE_VERSION = 2  # 2: a memory-mapped store per folder and size (core.image_store)
 
 
@@ -99,6 +110,23 @@ class IngestResult:
         return sorted({lab for lab in self.labels if lab is not None}) if self.labels else []
 
 
+@functools.cache
+def readable_extensions() -> tuple[str, ...]:
+    """The file extensions this installation decodes: :data:`IMAGE_EXTENSIONS`, and those of
+    :data:`OPTIONAL_FORMATS` whose decoder is here (registering pillow-heif's with Pillow, once)."""
+    found = list(IMAGE_EXTENSIONS)
+    if features.check("avif"):
+        found.append(".avif")
+    try:
+        import pillow_heif
+    except ImportError:
+        pass
+    else:
+        pillow_heif.register_heif_opener()
+        found += [".heic", ".heif"]
+    return tuple(found)
+
+
 def survey_folder(folder: str | Path, labels_from_subfolders: bool = True) -> FolderSurvey:
     """Lists the image files under ``folder`` (recursively, hidden entries ignored).
 
@@ -109,12 +137,16 @@ def survey_folder(folder: str | Path, labels_from_subfolders: bool = True) -> Fo
         InputError: the path does not exist or is not a folder.
     """
     root = require_folder(folder)
+    readable = readable_extensions()
     files: list[str] = []
     skipped: list[tuple[str, str]] = []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in filenames:
-            if not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS):
+            if name.startswith("."):
+                continue
+            lower = name.lower()
+            if lower.endswith(readable):
                 path = Path(dirpath, name)
                 rel = path.relative_to(root).as_posix()
                 problem = _not_a_usable_file(path, root)
@@ -122,6 +154,9 @@ def survey_folder(folder: str | Path, labels_from_subfolders: bool = True) -> Fo
                     skipped.append((_printable(rel), problem))
                 else:
                     files.append(rel)
+            elif lower.endswith((*OPTIONAL_FORMATS, *RAW_EXTENSIONS)):
+                rel = _printable(Path(dirpath, name).relative_to(root).as_posix())
+                skipped.append((rel, OPTIONAL_FORMATS.get(Path(lower).suffix, RAW_REASON)))
     files.sort()
     skipped.sort()
     classes: list[str] = []
@@ -225,6 +260,7 @@ def load_image(
         ImageError: with the reason (empty, not an image, truncated, too large, ...).
     """
     path = Path(path)
+    readable_extensions()  # the optional decoders registered (a run opened without a survey)
     try:
         if path.stat().st_size == 0:
             raise ImageError("empty file (0 bytes)")
@@ -356,7 +392,8 @@ def ingest(
             else ""
         )
         raise InputError(
-            f"No images found in {survey.root} (looked for {', '.join(IMAGE_EXTENSIONS)}{unusable})."
+            f"No images found in {survey.root} (looked for {', '.join(readable_extensions())}"
+            f"{unusable})."
         )
     store = ImageStore(
         _store_folder(Path(cache_dir) if cache_dir else default_cache_dir(), survey.root, config),

@@ -62,6 +62,51 @@ def test_every_format_and_mode_becomes_rgb(tmp_path, photo, cache_dir):
     assert np.abs(grey16[..., 0] - rgb[..., 0]).mean() < 3  # 16 bit scaled to 8, not clipped
 
 
+def test_a_phones_heic_and_avif_photos_are_read(tmp_path, photo, cache_dir):
+    """iPhones save HEIC; the same photo as HEIC (pillow-heif) and AVIF (Pillow) becomes the same
+    pixels as its PNG."""
+    pytest.importorskip("pillow_heif")
+    from semclust.core.images import readable_extensions
+
+    assert {".heic", ".heif", ".avif"} <= set(readable_extensions())  # registers pillow-heif
+    folder = tmp_path / "phone"
+    folder.mkdir()
+    img = Image.fromarray(photo)
+    img.save(folder / "IMG_0001.png")
+    img.save(folder / "IMG_0002.HEIC", format="HEIF", quality=95)
+    img.save(folder / "IMG_0003.avif", quality=95)
+    result = ingest(folder, IngestConfig(image_size=32), cache_dir=cache_dir)
+    assert result.skipped == [] and len(result.paths) == 3
+    png = result.images[result.paths.index("IMG_0001.png")].astype(float)
+    for name in ("IMG_0002.HEIC", "IMG_0003.avif"):
+        assert np.abs(result.images[result.paths.index(name)] - png).mean() < 8, name
+
+
+def test_photos_without_a_decoder_here_are_skipped_saying_why(
+    tmp_path, photo, cache_dir, monkeypatch
+):
+    """Without pillow-heif a phone's HEIC photos are listed as skipped with what reads them, and camera
+    RAW files with what to do: none silently left out. Other files are not images and not listed."""
+    import semclust.core.images as images
+
+    monkeypatch.setattr(images, "readable_extensions", lambda: images.IMAGE_EXTENSIONS)
+    folder = tmp_path / "camera"
+    folder.mkdir()
+    Image.fromarray(photo).save(folder / "a.jpg")
+    for name in ("b.HEIC", "c.heif", "d.avif", "e.NEF", "f.dng"):
+        (folder / name).write_bytes(b"not decoded here")
+    (folder / "notes.txt").write_text("not an image")
+    survey = survey_folder(folder)
+    assert survey.files == ["a.jpg"]
+    reasons = dict(survey.skipped)
+    assert set(reasons) == {"b.HEIC", "c.heif", "d.avif", "e.NEF", "f.dng"}
+    assert "pip install pillow-heif" in reasons["b.HEIC"] and "HEIF photo" in reasons["c.heif"]
+    assert "AVIF" in reasons["d.avif"] and "camera RAW" in reasons["e.NEF"]
+    (folder / "a.jpg").unlink()  # only photos it cannot read: the message says why
+    with pytest.raises(InputError, match="pip install pillow-heif"):
+        ingest(folder, IngestConfig(image_size=32), cache_dir=cache_dir)
+
+
 def test_transparency_is_composited_on_white(tmp_path):
     Image.new("RGBA", (40, 40), (255, 0, 0, 0)).save(tmp_path / "clear.png")
     assert load_image(tmp_path / "clear.png", 32).min() == 255
