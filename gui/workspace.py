@@ -39,7 +39,8 @@ class Workspace(QObject):
         surveyed(object, object): images found (int or None) and class names (list, or None: unknown).
         looked(object): what a sample of the images' headers says (a FolderLook: their typical
             side, whether they are grey), from which a new run is planned.
-        skippedChanged(object): the files left out with reasons, or None before ingest.
+        skippedChanged(object): the files left out with reasons, or None before ingest (before it,
+            those the folder's survey already leaves out, when there are any).
         configFound(object): the run folder holds an earlier run's RunConfig, or None: it holds none.
         runFound(object): the run folder holds a finished run (RunData), or None (cleared).
         problem(str, str): a title and text to show the user.
@@ -129,6 +130,11 @@ class Workspace(QObject):
         if not self.shows(look):
             return  # a survey of a folder the user has since left
         self.surveyed.emit(len(survey.files), list(survey.class_names) if survey.has_labels else [])
+        if (
+            not self.skipped and survey.skipped
+        ):  # no ingest yet: the files it already knows it skips
+            self.skipped = list(survey.skipped)  # (a phone's HEIC photos without their decoder...)
+            self.skippedChanged.emit(self.skipped)
         self.looked.emit(look)
 
     def shows(self, look) -> bool:

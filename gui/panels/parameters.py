@@ -157,7 +157,7 @@ class ParametersPanel(QWidget):
         if skipped is None:
             self.skipped_label.setText("known after ingest")
         else:
-            self.skipped_label.setText(f"{len(skipped):,} files")
+            self.skipped_label.setText(f"{len(skipped):,} file{'' if len(skipped) == 1 else 's'}")
         self.skipped_button.setEnabled(bool(skipped))
 
     def run_dir(self) -> Path | None:

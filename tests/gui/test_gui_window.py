@@ -56,6 +56,27 @@ def test_error_in_worker_is_shown_and_window_lives(qtbot, window_factory, digits
     assert w.params.run_button.isEnabled()
 
 
+def test_files_the_survey_leaves_out_are_shown_before_a_run(
+    qtbot, window_factory, digits_folder, tmp_path, monkeypatch
+):
+    """A phone's HEIC photos with no decoder here: the folder's panel says how many files are left
+    out, and why, as soon as the folder is opened, not only after a run."""
+    import shutil
+
+    import semclust.core.images as images
+
+    monkeypatch.setattr(images, "readable_extensions", lambda: images.IMAGE_EXTENSIONS)
+    folder = tmp_path / "phone"
+    shutil.copytree(digits_folder, folder)
+    (folder / "0" / "IMG_0001.HEIC").write_bytes(b"a HEIC photo")
+    w = window_factory()
+    w.open_image_folder(folder, run_dir=tmp_path / "run")
+    qtbot.waitUntil(lambda: w.params.skipped_label.text() == "1 file", timeout=10_000)
+    assert w.params.skipped_button.isEnabled()
+    ((path, reason),) = w.workspace.skipped
+    assert path == "0/IMG_0001.HEIC" and "pip install pillow-heif" in reason
+
+
 def test_empty_folder_gives_a_readable_message(qtbot, window_factory, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
