@@ -33,12 +33,12 @@ from semclust.core.representation.backbones import pretrained_backbone
 from semclust.core.runfolder.added import read_additions, vote
 from semclust.core.runfolder.artefacts import RunFolderError, RunPaths, StageRecord, is_inside
 from semclust.core.runfolder.assign import assign_folder
+from semclust.core.runfolder.corrections import Corrections
 from semclust.core.runfolder.export import export_cluster_folders, export_labels
 from semclust.core.runfolder.model_export import check_model_path, export_model
 from semclust.core.runfolder.report import check_report_path, write_report
 from semclust.core.runfolder.report_pictures import rescaled
 from semclust.core.runfolder.results import (
-    Corrections,
     RunData,
     RunFolderInfo,
     inspect_run_folder,

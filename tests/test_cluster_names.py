@@ -85,7 +85,7 @@ def test_every_cluster_is_named_and_names_are_distinct(monkeypatch):
 
 def test_a_users_name_wins_over_a_suggestion_and_has_no_confidence():
     from semclust.core.runfolder.artefacts import RunPaths
-    from semclust.core.runfolder.results import Corrections
+    from semclust.core.runfolder.corrections import Corrections
 
     run = RunData(RunPaths("r"), RunConfig(), None, ["a.png"], None, np.ones((1, 3)) / 3)
     run.suggested_names = {0: "tabby cat", 1: ""}

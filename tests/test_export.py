@@ -10,8 +10,9 @@ from PIL import Image
 
 from semclust.core.config import RunConfig
 from semclust.core.runfolder.artefacts import RunPaths, write_json
+from semclust.core.runfolder.corrections import Corrections
 from semclust.core.runfolder.export import export_cluster_folders, export_labels, read_labels
-from semclust.core.runfolder.results import Corrections, RunData, load_run
+from semclust.core.runfolder.results import RunData, load_run
 from tests.conftest import tree_digest
 
 AWKWARD = [

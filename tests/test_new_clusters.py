@@ -13,8 +13,9 @@ import pytest
 
 from semclust.core.metrics import cluster_summary, evaluate
 from semclust.core.runfolder.artefacts import RunFolderError, save_array, write_json
+from semclust.core.runfolder.corrections import Corrections, split_members
 from semclust.core.runfolder.export import export_cluster_folders, export_labels, read_labels
-from semclust.core.runfolder.results import Corrections, load_run, split_members
+from semclust.core.runfolder.results import load_run
 from tests.test_export import AWKWARD, make_run
 
 

@@ -3,7 +3,7 @@
 The GUI explores a :class:`RunData`; the command line's ``export`` writes it. Corrections (cluster names,
 merges, images moved between clusters, clusters the user made: from a selection or by splitting one)
 are kept apart from the model's predictions in ``corrections.json``, so they can be undone and survive
-re-exports.
+re-exports (:mod:`semclust.core.runfolder.corrections`).
 
 Which probabilities a run shows: ``probabilities.npy`` is the run's model and is never rewritten by the
 app. "Retrain with my corrections" (:mod:`semclust.core.runfolder.retrain`) writes the probabilities it
@@ -40,124 +40,9 @@ from semclust.core.runfolder.artefacts import (
     read_json,
     write_json,
 )
+from semclust.core.runfolder.corrections import Corrections, split_members
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Corrections:
-    """The user's edits on top of the predicted clusters.
-
-    The clusters the user made are numbered after the predicted ones: with ``k`` predicted clusters
-    and ``added`` made, there are ``k + added`` (:attr:`RunData.n_clusters`), and the next one made is
-    number ``k + added``. A made cluster emptied later stays, empty (as a predicted one does).
-
-    Attributes:
-        names: cluster index -> name given by the user.
-        moves: image index -> cluster index the user put it in (merges are recorded as moves).
-        added: how many clusters the user made (0 in ``corrections.json`` files older than this).
-    """
-
-    names: dict[int, str] = field(default_factory=dict)
-    moves: dict[int, int] = field(default_factory=dict)
-    added: int = 0
-
-    def rename(self, cluster: int, name: str) -> None:
-        name = name.strip()
-        if name:
-            self.names[int(cluster)] = name
-        else:
-            self.names.pop(int(cluster), None)
-
-    def move(self, images: np.ndarray | list[int], cluster: int) -> None:
-        for i in np.asarray(images, dtype=int).ravel():
-            self.moves[int(i)] = int(cluster)
-
-    def merge(self, source: int, target: int, assignment: np.ndarray) -> None:
-        """Moves every image now in ``source`` into ``target``."""
-        self.move(np.flatnonzero(assignment == source), target)
-
-    def new_cluster(self, images: np.ndarray | list[int], n_clusters: int) -> int:
-        """Moves ``images`` into a new cluster and returns its number.
-
-        Args:
-            images: the images to put in it.
-            n_clusters: the number of clusters now (predicted and made), which is the new one's number.
-        """
-        new = int(n_clusters)
-        self.added += 1
-        self.move(images, new)
-        return new
-
-    def split(self, cluster: int, parts: list[np.ndarray], n_clusters: int) -> list[int]:
-        """Splits ``cluster`` into ``parts`` (image indices each): the first keeps the cluster's
-        number, each other one becomes a new cluster (numbered from ``n_clusters``, the number of
-        clusters now). Returns the clusters of the parts, in their order."""
-        numbers = [int(cluster)]
-        for part in parts[1:]:
-            numbers.append(self.new_cluster(part, n_clusters + len(numbers) - 1))
-        return numbers
-
-    def apply(self, predicted: np.ndarray) -> np.ndarray:
-        out = np.array(predicted, dtype=int, copy=True)
-        for i, c in self.moves.items():
-            if 0 <= i < len(out):
-                out[i] = c
-        return out
-
-    def to_dict(self) -> dict:
-        return {
-            "names": {str(k): v for k, v in self.names.items()},
-            "moves": {str(k): v for k, v in self.moves.items()},
-            "added": self.added,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict | None) -> Corrections:
-        data = data or {}
-        return cls(
-            names={int(k): str(v) for k, v in data.get("names", {}).items()},
-            moves={int(k): int(v) for k, v in data.get("moves", {}).items()},
-            added=_count(data.get("added", 0)),
-        )
-
-
-def _count(value: object) -> int:
-    """A whole number of clusters from JSON (not a bool, a fraction or text)."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"'added' is {value!r}, not a whole number of clusters")
-    return value
-
-
-def split_members(
-    embeddings: np.ndarray, members: np.ndarray, parts: int, seed: int = 0
-) -> list[np.ndarray]:
-    """Clusters ``members`` again, by K-means on their embeddings, into ``parts`` groups.
-
-    Returns:
-        the groups of image indices (each sorted), largest first: the first is the one that keeps the
-        cluster's number in :meth:`Corrections.split`.
-
-    Raises:
-        ValueError: fewer than two parts asked, or fewer distinct images than parts.
-    """
-    from sklearn.cluster import KMeans  # loaded on first split only
-
-    members = np.asarray(members, dtype=int).ravel()
-    parts = int(parts)
-    if parts < 2:
-        raise ValueError("Split a cluster into two parts or more.")
-    points = np.asarray(embeddings[members], dtype=np.float64)
-    distinct = len(np.unique(points, axis=0)) if len(points) else 0
-    if distinct < parts:
-        raise ValueError(
-            f"This cluster has {distinct} distinct image{'s' * (distinct != 1)}: "
-            f"too few to split into {parts} parts."
-        )
-    labels = KMeans(parts, n_init=4, random_state=int(seed)).fit_predict(points)
-    groups = [members[labels == p] for p in range(parts)]
-    groups = [g for g in groups if len(g)]
-    return sorted(groups, key=lambda g: (-len(g), int(g[0])))
 
 
 @dataclass
@@ -284,7 +169,7 @@ class RunData:
 
     def split_parts(self, cluster: int, parts: int) -> list[np.ndarray]:
         """``cluster``'s images (after corrections) clustered again into ``parts`` groups by K-means
-        on their embeddings with the run's seed, largest first (see :func:`split_members`).
+        on their embeddings with the run's seed, largest first (see :func:`~semclust.core.runfolder.corrections.split_members`).
 
         Raises:
             ValueError: the run kept no embeddings, or the cluster has too few distinct images.
