@@ -18,7 +18,8 @@ class Corrections:
     """The user's edits on top of the predicted clusters.
 
     The clusters the user made are numbered after the predicted ones: with ``k`` predicted clusters
-    and ``added`` made, there are ``k + added`` (:attr:`RunData.n_clusters`), and the next one made is
+    and ``added`` made, there are ``k + added``
+    (:attr:`~semclust.core.runfolder.results.RunData.n_clusters`), and the next one made is
     number ``k + added``. A made cluster emptied later stays, empty (as a predicted one does).
 
     Attributes:
