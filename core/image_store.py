@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from semclust.core.runfolder.artefacts import process_alive, write_json
+from semclust.core.runfolder.artefacts import write_json
+from semclust.core.runfolder.ownership import process_alive
 
 #: Rows copied or decoded at a time when a store is written (bounds memory: 4096 x 96 x 96 x 3 = 113 MB).
 CHUNK = 4096

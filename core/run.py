@@ -36,6 +36,7 @@ from semclust.core.progress import CancelToken, Progress, ProgressCallback, igno
 from semclust.core.projection import start_umap_warm_up
 from semclust.core.representation.backbones import feature_layer, get_spec, resolve_backbone
 from semclust.core.runfolder import artefacts as io
+from semclust.core.runfolder import ownership
 from semclust.core.runfolder.artefacts import RunFolderError, RunPaths, is_inside
 from semclust.core.runfolder.export import export_labels
 from semclust.core.runfolder.results import RunData, load_run
@@ -85,17 +86,19 @@ def run_pipeline(
         raise InputError(str(exc)) from None
     paths = RunPaths(out)
     try:  # before anything is written: a folder of the user's files is refused
-        claimed = io.claim_run_folder(paths)
+        claimed = ownership.claim_run_folder(paths)
     except RunFolderError as exc:
         raise InputError(str(exc)) from None
     except OSError as exc:  # /proc/x, a read-only disk, no permission
         raise InputError(_unwritable(out, exc)) from None
     with contextlib.ExitStack() as held:
         try:  # one run at a time in a run folder (the command line's or the app's)
-            held.enter_context(io.run_folder_lock(paths))
+            held.enter_context(ownership.run_folder_lock(paths))
         except (RunFolderError, OSError) as exc:  # OSError: made read-only since its last run
-            if not (paths.root / io.LOCK).exists():  # else the run holding it owns the folder now
-                io.release_run_folder(paths, claimed)
+            if not (
+                paths.root / ownership.LOCK
+            ).exists():  # else the run holding it owns the folder now
+                ownership.release_run_folder(paths, claimed)
             message = str(exc) if isinstance(exc, RunFolderError) else _unwritable(out, exc)
             raise InputError(message) from None
         leftovers = io.remove_leftovers(paths)  # of a run killed while writing
@@ -125,7 +128,7 @@ def run_pipeline(
             if n < 3:
                 raise InputError(f"At least 3 images are needed; {data.root} has {n} usable.")
         except InputError:  # a run that cannot start leaves nothing behind, and an older run intact
-            io.release_run_folder(paths, claimed)
+            ownership.release_run_folder(paths, claimed)
             raise
         io.adopt_renamed_artefacts(paths)  # an older version's scan.json, scan_probabilities.npy
 

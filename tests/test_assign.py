@@ -156,7 +156,7 @@ def test_errors_are_one_line_and_exit_2(run_copy, tmp_path, capsys, case, messag
 
 
 def test_a_run_folder_in_use_is_refused(run_copy, digits_folder, tmp_path, capsys):
-    from semclust.core.runfolder.artefacts import run_folder_lock
+    from semclust.core.runfolder.ownership import run_folder_lock
 
     run_dir, cache = run_copy
     copy_some(digits_folder, tmp_path / "new", every=60)

@@ -36,7 +36,7 @@ pytestmark = [
 LAUNCHER = r"""
 import contextlib, os, sys, time
 from pathlib import Path
-from semclust.core.runfolder import artefacts
+from semclust.core.runfolder import artefacts, ownership
 
 sync = Path(os.environ["SEMCLUST_TEST_SYNC"])
 
@@ -52,7 +52,7 @@ def act(point):
                     sys.exit(f"launcher: {name} never came")
                 time.sleep(0.01)
 
-claim, lock, atomic = artefacts.claim_run_folder, artefacts.run_folder_lock, artefacts.atomic_path
+claim, lock, atomic = ownership.claim_run_folder, ownership.run_folder_lock, artefacts.atomic_path
 
 def claim_run_folder(paths):
     act("BEFORE_CLAIM")
@@ -73,7 +73,7 @@ def atomic_path(path, suffix=""):
     with atomic(path, suffix) as tmp:
         yield tmp
 
-artefacts.claim_run_folder, artefacts.run_folder_lock = claim_run_folder, run_folder_lock
+ownership.claim_run_folder, ownership.run_folder_lock = claim_run_folder, run_folder_lock
 artefacts.atomic_path = atomic_path
 from semclust.cli import main
 sys.exit(main(sys.argv[1:]))

@@ -30,7 +30,8 @@ import pytest
 
 from semclust.cli import main
 from semclust.core.runfolder import artefacts
-from semclust.core.runfolder.artefacts import LOCK, MARKER, RunFolderError, RunPaths
+from semclust.core.runfolder.artefacts import MARKER, RunFolderError, RunPaths
+from semclust.core.runfolder.ownership import LOCK
 from semclust.core.runfolder.results import load_run
 from tests.conftest import MOBILENET_WEIGHTS
 

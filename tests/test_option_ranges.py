@@ -66,7 +66,7 @@ def test_an_unwritable_run_folder_or_a_file_that_is_not_weights_is_one_line(
     capsys, tmp_path, digits_folder, monkeypatch
 ):
     from semclust.cli import main
-    from semclust.core.runfolder import artefacts
+    from semclust.core.runfolder import ownership
 
     def run(*options):
         code = main(["run", str(digits_folder), "--clusters", "10", "--quiet", *options])
@@ -83,7 +83,7 @@ def test_an_unwritable_run_folder_or_a_file_that_is_not_weights_is_one_line(
     def read_only(paths):  # root may write anywhere: the refusal is simulated where it happens
         raise PermissionError(13, "Permission denied", str(paths.root))
 
-    monkeypatch.setattr(artefacts, "run_folder_lock", read_only)
+    monkeypatch.setattr(ownership, "run_folder_lock", read_only)
     code, err = run("--out", str(tmp_path / "r2"))
     assert code == 2 and "Permission denied" in err and "choose another run folder" in err
     assert not (tmp_path / "r2").exists()  # the folder it made for the run is gone again

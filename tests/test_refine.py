@@ -10,13 +10,8 @@ import pytest
 from semclust.core.clustering.refine import refine
 from semclust.core.config import RunConfig
 from semclust.core.metrics import evaluate
-from semclust.core.runfolder.artefacts import (
-    RunFolderError,
-    RunPaths,
-    run_folder_lock,
-    save_array,
-    write_json,
-)
+from semclust.core.runfolder.artefacts import RunFolderError, RunPaths, save_array, write_json
+from semclust.core.runfolder.ownership import run_folder_lock
 from semclust.core.runfolder.results import load_run
 from semclust.core.runfolder.retrain import restore, retrain, retrain_folder
 

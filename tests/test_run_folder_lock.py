@@ -12,13 +12,8 @@ import pytest
 
 from semclust.core.config import RunConfig
 from semclust.core.images import InputError
-from semclust.core.runfolder.artefacts import (
-    LOCK,
-    RunFolderError,
-    RunPaths,
-    claim_run_folder,
-    run_folder_lock,
-)
+from semclust.core.runfolder.artefacts import RunFolderError, RunPaths
+from semclust.core.runfolder.ownership import LOCK, claim_run_folder, run_folder_lock
 
 
 def _dead_pid() -> int:

@@ -178,7 +178,7 @@ def write_additions(
     run: RunData, added: AddedFolder, vectors: np.ndarray, space: str, k: int
 ) -> list[str]:
     """Writes ``added.json`` and a new embeddings generation, replacing ``added``'s folder's earlier
-    additions; call it holding the run folder's lock (:func:`~.artefacts.run_folder_lock`).
+    additions; call it holding the run folder's lock (:func:`~.ownership.run_folder_lock`).
 
     Args:
         run: the run.

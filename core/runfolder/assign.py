@@ -45,7 +45,8 @@ from semclust.core.runfolder.added import (
     vote,
     write_additions,
 )
-from semclust.core.runfolder.artefacts import RunFolderError, RunPaths, run_folder_lock
+from semclust.core.runfolder.artefacts import RunFolderError, RunPaths
+from semclust.core.runfolder.ownership import run_folder_lock
 from semclust.core.runfolder.results import RunData, load_run
 
 

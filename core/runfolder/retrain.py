@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from semclust.core.clustering.refine import RefineSettings, refine
-from semclust.core.runfolder.artefacts import RunPaths, run_folder_lock, save_array, write_json
+from semclust.core.runfolder.artefacts import RunPaths, save_array, write_json
+from semclust.core.runfolder.ownership import run_folder_lock
 from semclust.core.runfolder.results import RunData, load_run, model_digest
 
 

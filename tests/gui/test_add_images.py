@@ -13,8 +13,9 @@ from PySide6.QtCore import QPointF
 from PySide6.QtWidgets import QTableWidget
 
 from semclust.core.runfolder.added import added_json
-from semclust.core.runfolder.artefacts import RunPaths, run_folder_lock
+from semclust.core.runfolder.artefacts import RunPaths
 from semclust.core.runfolder.export import read_labels
+from semclust.core.runfolder.ownership import run_folder_lock
 from semclust.gui import palette
 from tests.test_assign import copy_some
 

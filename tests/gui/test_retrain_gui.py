@@ -84,7 +84,7 @@ def test_retrain_is_enabled_by_a_move_updates_the_views_and_restores(
 
 
 def test_a_failed_retrain_is_a_message(qtbot, window_factory, finished_run):
-    from semclust.core.runfolder.artefacts import run_folder_lock
+    from semclust.core.runfolder.ownership import run_folder_lock
 
     w = window_factory()
     w.open_path(finished_run.paths.root)
