@@ -85,8 +85,9 @@ def test_a_phones_heic_and_avif_photos_are_read(tmp_path, photo, cache_dir):
 def test_photos_without_a_decoder_here_are_skipped_saying_why(
     tmp_path, photo, cache_dir, monkeypatch
 ):
-    """Without pillow-heif a phone's HEIC photos are listed as skipped with what reads them, and camera
-    RAW files with what to do: none silently left out. Other files are not images and not listed."""
+    """Without pillow-heif a phone's HEIC photos are listed as skipped with what reads them, and
+    camera RAW files with what to do: none silently left out. Other files are not images and not
+    listed."""
     import semclust.core.images as images
 
     monkeypatch.setattr(images, "readable_extensions", lambda: images.IMAGE_EXTENSIONS)

@@ -16,8 +16,8 @@ neighbours vote again for its cluster:
   anyway: a correction undone later sends its image back to the run's cluster.
 
 The corrected images keep the user's cluster in any case: corrections are applied over the model's
-probabilities (:meth:`semclust.core.runfolder.corrections.Corrections.apply`). Refining always starts from
-the run's own probabilities, so the same corrections give the same clusters however often it is
+probabilities (:meth:`semclust.core.runfolder.corrections.Corrections.apply`). Refining always
+starts from the run's own probabilities, so the same corrections give the same clusters however often it is
 repeated. Only the corrected images' neighbours are counted again: no training; 2.8 s on a million images
 (30 clusters, 20 neighbours each, 2 shared cores).
 

@@ -1,8 +1,8 @@
 """Which folder a run may write to, and one run at a time in it.
 
-A run claims its folder before it writes anything (:func:`claim_run_folder`): a new or empty folder,
-or one of its own runs, never a folder of the user's files; a run that cannot start gives back what it
-claimed (:func:`release_run_folder`). While it writes it holds the folder's lock
+A run claims its folder before it writes anything (:func:`claim_run_folder`): a new or empty
+folder, or one of this app's run folders, never a folder of the user's files; a run that cannot
+start gives back what it claimed (:func:`release_run_folder`). While it writes it holds the folder's lock
 (:func:`run_folder_lock`), so that a second run into the same folder, from the command line or the
 app, is refused with a message naming the first.
 """

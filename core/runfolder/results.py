@@ -169,7 +169,8 @@ class RunData:
 
     def split_parts(self, cluster: int, parts: int) -> list[np.ndarray]:
         """``cluster``'s images (after corrections) clustered again into ``parts`` groups by K-means
-        on their embeddings with the run's seed, largest first (see :func:`~semclust.core.runfolder.corrections.split_members`).
+        on their embeddings with the run's seed, largest first (see
+        :func:`~semclust.core.runfolder.corrections.split_members`).
 
         Raises:
             ValueError: the run kept no embeddings, or the cluster has too few distinct images.

@@ -18,9 +18,9 @@ CAPTION_MARGIN = 6
 def configure_grid(grid: ThumbnailGrid, session: Session, one_cluster: bool = False) -> None:
     """Captions, tooltips and cluster tints for a grid of the session's images.
 
-    A caption names the image's cluster (on one line) and its true label; in a grid of ``one_cluster`` (a
-    cluster's prototypes and members, whose name the title says) it is the true label alone, or the
-    file's name where there are no labels. The tooltip holds all of them.
+    A caption names the image's cluster (on one line) and its true label; in a grid of
+    ``one_cluster`` (a cluster's prototypes and members, whose name the title says) it is the true
+    label alone, or the file's name where there are no labels. The tooltip holds all of them.
     """
     model = grid.grid_model
 
