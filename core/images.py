@@ -40,6 +40,10 @@ OPTIONAL_FORMATS = {
 #: Camera RAW files: listed as skipped, with the reason, never decoded.
 RAW_EXTENSIONS = (".cr2", ".cr3", ".nef", ".arw", ".dng", ".raf", ".orf", ".rw2")
 RAW_REASON = "a camera RAW file: not read (export it as JPEG or TIFF to use it)"
+#: Every extension a run's image may have (whether or not this installation decodes it).
+KNOWN_EXTENSIONS = (*IMAGE_EXTENSIONS, *OPTIONAL_FORMATS)
+#: Files listed as skipped, with their reason, where no decoder reads them.
+_SAID_EXTENSIONS = (*OPTIONAL_FORMATS, *RAW_EXTENSIONS)
 CACHE_VERSION = 2  # 2: a memory-mapped store per folder and size (core.image_store)
 
 
@@ -154,7 +158,7 @@ def survey_folder(folder: str | Path, labels_from_subfolders: bool = True) -> Fo
                     skipped.append((_printable(rel), problem))
                 else:
                     files.append(rel)
-            elif lower.endswith((*OPTIONAL_FORMATS, *RAW_EXTENSIONS)):
+            elif lower.endswith(_SAID_EXTENSIONS):
                 rel = _printable(Path(dirpath, name).relative_to(root).as_posix())
                 skipped.append((rel, OPTIONAL_FORMATS.get(Path(lower).suffix, RAW_REASON)))
     files.sort()

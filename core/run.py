@@ -95,9 +95,8 @@ def run_pipeline(
         try:  # one run at a time in a run folder (the command line's or the app's)
             held.enter_context(ownership.run_folder_lock(paths))
         except (RunFolderError, OSError) as exc:  # OSError: made read-only since its last run
-            if not (
-                paths.root / ownership.LOCK
-            ).exists():  # else the run holding it owns the folder now
+            # Given back only when no run holds its lock (a run that does owns the folder now).
+            if not (paths.root / ownership.LOCK).exists():
                 ownership.release_run_folder(paths, claimed)
             message = str(exc) if isinstance(exc, RunFolderError) else _unwritable(out, exc)
             raise InputError(message) from None

@@ -130,10 +130,9 @@ class Workspace(QObject):
         if not self.shows(look):
             return  # a survey of a folder the user has since left
         self.surveyed.emit(len(survey.files), list(survey.class_names) if survey.has_labels else [])
-        if (
-            not self.skipped and survey.skipped
-        ):  # no ingest yet: the files it already knows it skips
-            self.skipped = list(survey.skipped)  # (a phone's HEIC photos without their decoder...)
+        # No ingest yet: the files the survey already leaves out (HEIC photos with no decoder...).
+        if not self.skipped and survey.skipped:
+            self.skipped = list(survey.skipped)
             self.skippedChanged.emit(self.skipped)
         self.looked.emit(look)
 

@@ -28,7 +28,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 import numpy as np
 
 from semclust.core.config import RunConfig
-from semclust.core.images import IMAGE_EXTENSIONS, OPTIONAL_FORMATS
+from semclust.core.images import KNOWN_EXTENSIONS
 from semclust.core.naming.names import names_from_json
 from semclust.core.naming.suggest import cannot_name
 from semclust.core.runfolder.artefacts import (
@@ -407,7 +407,7 @@ def unsafe_image_path(rel: object) -> str | None:
         return "an absolute path (only paths inside the image folder are allowed)"
     if ".." in posix.parts or ".." in windows.parts:
         return "a path that leads out of the image folder"
-    if not rel.lower().endswith((*IMAGE_EXTENSIONS, *OPTIONAL_FORMATS)):
+    if not rel.lower().endswith(KNOWN_EXTENSIONS):
         return "which is not an image file"
     return None
 
