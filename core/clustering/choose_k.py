@@ -122,7 +122,7 @@ def choose_clusters(
     start = time.perf_counter()
     ks = candidate_ks(k_range, len(inputs))
     on_map = map_fits(len(inputs))
-    progress(Progress(STAGE, "started", 0, len(ks) + 1, message=(
+    progress(Progress(STAGE, "progress", 0, len(ks) + 1, message=(
         "reducing the map (UMAP)" if on_map else "Ward's clustering of the features")))  # fmt: skip
     reduced = inputs.reduced if on_map else None
     graph = inputs.neighbours[:, : graph_neighbours(len(inputs), inputs.neighbours.shape[1])]
@@ -161,5 +161,6 @@ def choose_clusters(
             "near_best": list(near),
         },
     )
-    progress(Progress(STAGE, "finished", len(ks) + 1, len(ks) + 1, message=choice.describe()))
+    # A note (no count): the stage's runner says when it started and finished, and how long it took.
+    progress(Progress(STAGE, "progress", message=choice.describe()))
     return choice

@@ -225,8 +225,9 @@ class ProgressPanel(QWidget):
         elif event.kind == "progress":
             if row.state != "running":  # no 'started' seen (throttled or resumed)
                 row.state, row.started = "running", now
-            row.fraction = event.fraction
-            row.bar.setValue(int(1000 * event.fraction))
+            if event.total:  # a note (no count) leaves the bar where it is
+                row.fraction = event.fraction
+                row.bar.setValue(int(1000 * event.fraction))
             row.update_time(now)
             if event.losses:
                 self.plots.show()

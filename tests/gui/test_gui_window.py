@@ -324,6 +324,9 @@ def test_a_first_use_download_shows_its_megabytes(qtbot, window_factory):
     panel.on_progress(Progress("pretext", "progress", 45, 90, message=message))
     assert panel.rows["pretext"].bar.value() == 500
     assert panel.message.text().endswith(message)
+    panel.on_progress(Progress("pretext", "progress", message="features from layer conv_pw_10"))
+    assert panel.rows["pretext"].bar.value() == 500  # a note, no count: the bar stays
+    assert panel.message.text().endswith("conv_pw_10")
 
 
 def test_a_csv_export_into_the_image_folder_is_refused_with_a_message(
