@@ -7,7 +7,7 @@ whose label is unknown (``None``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -91,6 +91,28 @@ def prototypes(
         members = np.flatnonzero(assignment == c)
         order = np.argsort(-confidence[members], kind="stable")
         found[c] = members[order][:per_cluster].tolist()
+    return found
+
+
+def central_members(
+    embeddings: np.ndarray,
+    assignment: np.ndarray,
+    clusters: Iterable[int],
+    per_cluster: int = PROTOTYPES_PER_CLUSTER,
+) -> dict[int, list[int]]:
+    """The prototypes of clusters the model did not make (a split's parts, a cluster the user made),
+    which have no confidences of their own: each cluster's ``per_cluster`` members whose embeddings
+    are nearest (by dot product) its mean embedding, nearest first (ties keep the images' order)."""
+    assignment = np.asarray(assignment, dtype=int)
+    found = {}
+    for c in clusters:
+        members = np.flatnonzero(assignment == c)
+        if not len(members):
+            found[int(c)] = []
+            continue
+        points = np.asarray(embeddings[members], dtype=np.float32)
+        closeness = points @ points.mean(axis=0)
+        found[int(c)] = members[np.argsort(-closeness, kind="stable")][:per_cluster].tolist()
     return found
 
 

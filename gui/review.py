@@ -9,13 +9,11 @@ and message box, and keeps the window's own method names (``window.export_csv``)
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 from PySide6.QtWidgets import QFileDialog
 
 from semclust.gui._core import (
-    Corrections,
     check_model_path,
     check_report_path,
     export_cluster_folders,
@@ -27,12 +25,6 @@ from semclust.gui._core import (
 from semclust.gui._core import export_model as write_model
 from semclust.gui.panels.clusters import choose_cluster
 from semclust.gui.tasks import run_in_background
-
-
-def _snapshot(run):
-    """The run with a copy of its corrections of now, for work in the background while editing goes
-    on."""
-    return dataclasses.replace(run, corrections=Corrections.from_dict(run.corrections.to_dict()))
 
 
 class ReviewCommands:
@@ -87,7 +79,7 @@ class ReviewCommands:
         run = self.session.run
         if self.retraining or not self.session.can_retrain or self.controller.is_running:
             return False
-        snapshot = _snapshot(run)
+        snapshot = run.snapshot()
         self.retraining = True
         self._sync_actions()
         n = len(snapshot.corrections.moves)
@@ -184,7 +176,7 @@ class ReviewCommands:
             self.message("Report not saved", str(exc), error=True)
             return None
         # The page is written from a copy of the corrections of now: editing goes on meanwhile.
-        snapshot = _snapshot(run)
+        snapshot = run.snapshot()
         self.statusBar().showMessage("Writing the report…")
         run_in_background(
             write_report, snapshot, path,
@@ -211,7 +203,7 @@ class ReviewCommands:
         except ValueError as exc:
             self.message("Model not exported", str(exc), error=True)
             return None
-        snapshot = _snapshot(run)
+        snapshot = run.snapshot()
         self.statusBar().showMessage("Exporting the model (the encoder, then a head fitted)…")
         run_in_background(
             write_model, snapshot, path,

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from semclust.gui._core import Corrections, RunData, cluster_summary, evaluate
+from semclust.gui._core import Corrections, RunData, cannot_name, cluster_summary, evaluate
+from semclust.gui.tasks import run_in_background
 
 
 class Session(QObject):
@@ -23,12 +24,14 @@ class Session(QObject):
         assignmentChanged: cluster names or memberships changed (a correction).
         currentChanged(int): the current image changed (-1 for none).
         selectionChanged: the set of selected images changed.
+        namingDone: the names asked for a split's parts or a made cluster came, or none could.
     """
 
     runChanged = Signal()
     assignmentChanged = Signal()
     currentChanged = Signal(int)
     selectionChanged = Signal()
+    namingDone = Signal()
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -37,6 +40,8 @@ class Session(QObject):
         self._current = -1
         self._selection = np.zeros(0, dtype=int)
         self._undo: list[dict] = []
+        self._edits = 0  # corrections and undos so far: names that come late check it
+        self.naming = False
 
     # -- reading ---------------------------------------------------------------------------------
     @property
@@ -175,6 +180,7 @@ class Session(QObject):
             return None
         made: list[int] = []
         self._correct(lambda c: made.append(c.new_cluster(images, self.n_clusters)))
+        self._name(made)
         return made[0]
 
     def split(self, cluster: int, parts: int) -> list[int]:
@@ -190,6 +196,7 @@ class Session(QObject):
         groups = self._run.split_parts(cluster, parts)  # before the undo step: it may refuse
         made: list[int] = []
         self._correct(lambda c: made.extend(c.split(cluster, groups, self.n_clusters)))
+        self._name(made)
         return made
 
     def can_undo(self) -> bool:
@@ -200,6 +207,7 @@ class Session(QObject):
             return
 
         self._run.corrections = Corrections.from_dict(self._undo.pop())
+        self._edits += 1
         self._after_correction()
 
     @property
@@ -237,8 +245,31 @@ class Session(QObject):
         if not self.editable:
             return
         self._undo.append(self._run.corrections.to_dict())
+        self._edits += 1
         edit(self._run.corrections)
         self._after_correction()
+
+    def _name(self, clusters: list[int]) -> None:
+        """Names ``clusters`` (a split's parts, a made cluster) as the run's report names its own,
+        in the background; the names are kept with the corrections when they come, unless another
+        edit came first (then they would name clusters that changed). ``naming`` is true meanwhile."""
+        run, edits = self._run, self._edits
+        if not clusters or cannot_name(run.config):
+            return
+
+        def arrived(found) -> None:
+            self.naming = False
+            names, _why = found  # why none: suggest_names logs it
+            if self._run is run and self._edits == edits and names:
+                run.corrections.suggested.update(names)
+                self._after_correction()
+            self.namingDone.emit()
+
+        self.naming = True
+        run_in_background(
+            run.snapshot().suggest_names_for, clusters,
+            on_result=arrived, on_error=lambda exc: arrived(({}, str(exc))),
+        )  # fmt: skip
 
     def _after_correction(self) -> None:
         self._run.save_corrections()

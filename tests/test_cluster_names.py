@@ -57,30 +57,33 @@ def test_a_failure_to_name_is_said_not_silent(monkeypatch):
     assert names == {} and "no EfficientNet-Lite2 weights here" in note
 
 
-def test_every_cluster_is_named_and_names_are_distinct(monkeypatch):
-    """Lite2's head stood in by a fixed linear map: three clusters, two of them of the same class."""
-    from semclust.core.naming import suggest
-    from semclust.core.naming.imagenet import load_imagenet_class_names
+def identity_head(config, features, assignment, prototypes, cache_dir=None):
+    """Lite2's head stood in by the identity: an image's ImageNet class is its feature's largest
+    entry (``np.eye(1000)[classes] * 20`` as features)."""
+    from semclust.core.naming.imagenet import load_imagenet_class_names, names_from_classifier
 
-    classes = load_imagenet_class_names()
+    probs = classifier_probabilities(features, np.eye(1000, dtype=np.float32), np.zeros(1000))
+    return names_from_classifier(probs, assignment, prototypes, load_imagenet_class_names())
+
+
+def test_every_cluster_is_named_and_names_are_distinct(monkeypatch):
+    """Three clusters, two of them of the same class."""
+    from semclust.core.naming import suggest
+
     winners = [281, 281, 281, 967, 967, 504, 281, 281, 282]  # tabby x3 | espresso x2, mug | ...
     features = np.eye(1000, dtype=np.float32)[winners] * 20
-
-    def head(config, features, assignment, prototypes, cache_dir=None):
-        probs = classifier_probabilities(features, np.eye(1000, dtype=np.float32), np.zeros(1000))
-        return names_from_classifier(probs, assignment, prototypes, classes)
-
-    from semclust.core.naming.imagenet import names_from_classifier
-
-    monkeypatch.setattr(suggest, "_from_imagenet_head", head)
+    monkeypatch.setattr(suggest, "_from_imagenet_head", identity_head)
     assignment = np.array([0, 0, 0, 1, 1, 1, 2, 2, 2])
-    names, note = suggest_names(
-        _config("efficientnet_lite2"), features, assignment, {0: [0, 1, 2], 1: [3, 4, 5]}
-    )
+    voters = {0: [0, 1, 2], 1: [3, 4, 5], 2: [6, 7, 8]}
+    names, note = suggest_names(_config("efficientnet_lite2"), features, assignment, voters)
     assert note == ""
     assert names[0].name == "tabby cat" and names[0].confidence == 1.0
     assert names[1].name == "espresso" and names[1].confidence == pytest.approx(2 / 3)
     assert names[2].name == "tabby cat (2)" and names[2].confidence == pytest.approx(2 / 3)
+    del voters[1]  # only the clusters asked for are named
+    assert set(suggest_names(_config("efficientnet_lite2"), features, assignment, voters)[0]) == {
+        0, 2
+    }  # fmt: skip
 
 
 def test_a_users_name_wins_over_a_suggestion_and_has_no_confidence():

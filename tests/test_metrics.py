@@ -8,7 +8,7 @@ from math import comb
 import numpy as np
 import pytest
 
-from semclust.core.metrics import cluster_summary, evaluate, prototypes
+from semclust.core.metrics import central_members, cluster_summary, evaluate, prototypes
 
 
 def brute_force_acc(assign, labels, k):
@@ -95,3 +95,16 @@ def test_prototypes_are_the_most_confident_members_ties_in_image_order():
     assignment = np.array([0, 1, 0, 0, 1, 0])
     confidence = np.array([0.6, 0.9, 0.8, 0.6, 0.7, 0.6])
     assert prototypes(assignment, confidence, 3, per_cluster=3) == {0: [2, 0, 3], 1: [1, 4], 2: []}
+
+
+def test_central_members_are_those_nearest_the_clusters_mean_embedding():
+    rng = np.random.default_rng(0)
+    embeddings = rng.normal(size=(40, 6))
+    assignment = rng.integers(0, 3, 40)
+    found = central_members(embeddings, assignment, [2, 0, 5], per_cluster=4)
+    for c in (0, 2):  # the reference, in a loop: dot product with the mean (unit vectors: nearest)
+        members = [i for i in range(40) if assignment[i] == c]
+        mean = embeddings[members].mean(axis=0)
+        closeness = {i: float(embeddings[i] @ mean) for i in members}
+        assert found[c] == sorted(members, key=lambda i: -closeness[i])[:4]
+    assert found[5] == [] and list(found) == [2, 0, 5]

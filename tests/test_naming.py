@@ -97,6 +97,12 @@ def test_two_clusters_with_one_name_are_told_apart():
         0: SuggestedName("mixed (2): ox / hen", 0.2),
         1: SuggestedName("mixed: ox / hen", 0.3),
     }
+    # Names other clusters have (a split's parts named beside the run's clusters) are numbered too.
+    parts = {3: SuggestedName("cat", 0.9), 4: SuggestedName("dog", 0.5)}
+    assert distinct_names(parts, taken={"cat", "cat (2)", "hen"}) == {
+        3: SuggestedName("cat (3)", 0.9),
+        4: SuggestedName("dog", 0.5),
+    }
 
 
 def test_shapes_are_checked():

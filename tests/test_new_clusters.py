@@ -149,3 +149,61 @@ def test_undoing_through_the_saved_dict_restores_the_count():
     c.new_cluster([0], 3)
     assert Corrections.from_dict(c.to_dict()).added == 1
     assert Corrections.from_dict(before).added == 0
+
+
+def _nameable(tmp_path, monkeypatch):
+    """The awkward run with embeddings, made by a backbone that names clusters (Lite2's head stood
+    in: even images are tabby cats, odd ones espresso); cluster 0 (images 0, 3, 6, 9) is mixed."""
+    from semclust.core.naming import suggest
+    from tests.test_cluster_names import identity_head
+
+    run = _with_embeddings(tmp_path)
+    named = {"encoder.backbone": "efficientnet_lite2", "encoder.weights": "pretrained"}
+    write_json(run.paths.config, run.config.replace(**named, **{"pretext.epochs": 0}).to_dict())
+    classes = np.where(np.arange(len(AWKWARD)) % 2 == 0, 281, 967)
+    save_array(run.paths.features, np.eye(1000, dtype=np.float32)[classes] * 20)
+    write_json(run.paths.names, {
+        "0": {"name": "mixed: tabby cat / espresso", "confidence": 0.5},
+        "1": {"name": "tabby cat", "confidence": 0.6}, "2": {"name": "espresso", "confidence": 0.6},
+    })  # fmt: skip
+    monkeypatch.setattr(suggest, "_from_imagenet_head", identity_head)
+    return load_run(run.paths.root)
+
+
+def test_a_splits_parts_are_named_beside_the_other_clusters_and_the_names_kept(
+    tmp_path, monkeypatch
+):
+    run = _nameable(tmp_path, monkeypatch)
+    made = run.corrections.split(0, run.split_parts(0, 2), run.n_clusters)
+    assert made == [0, 3]
+    names, why = run.suggest_names_for(made)
+    assert why == ""
+    # the parts are cats (0, 6) and espresso (3, 9): numbered after clusters 1 and 2, named so
+    assert {c: s.name for c, s in names.items()} == {0: "tabby cat (2)", 3: "espresso (2)"}
+    assert all(s.confidence == 1.0 for s in names.values())
+    run.corrections.suggested.update(names)
+    run.save_corrections()
+    again = load_run(run.paths.root)
+    assert [again.cluster_name(c) for c in range(4)] == [
+        "tabby cat (2)", "tabby cat", "espresso", "espresso (2)"
+    ]  # fmt: skip
+    assert again.name_confidence(3) == 1.0
+    again.corrections.rename(3, "my cups")  # a user's name wins over the suggestion
+    assert again.cluster_name(3) == "my cups" and again.name_confidence(3) is None
+    rows = read_labels(export_labels(again, tmp_path / "labels.csv"))
+    assert {r["cluster_name"] for r in rows if r["cluster"] == "0"} == {"tabby cat (2)"}
+
+
+def test_a_made_cluster_of_a_run_that_cannot_name_gets_the_reason(tmp_path):
+    run = _with_embeddings(tmp_path)  # resnet_small from scratch: no head
+    made = run.corrections.new_cluster([0, 2], run.n_clusters)
+    names, why = run.suggest_names_for([made])
+    assert names == {} and "no classifier head" in why
+    assert run.cluster_name(made) == f"cluster {made}"
+
+
+def test_corrections_suggesting_a_name_for_a_cluster_never_made_are_refused(tmp_path):
+    run = make_run(tmp_path)
+    write_json(run.paths.corrections, {"suggested": {"7": {"name": "cat", "confidence": 0.5}}})
+    with pytest.raises(RunFolderError, match="does not match the run"):
+        load_run(run.paths.root)

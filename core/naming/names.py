@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 #: A class names a cluster on its own when it holds more than this share of the prototypes' votes.
@@ -95,28 +95,33 @@ def name_from_votes(
     return SuggestedName(mixed(ranked[0], ranked[1]), share)
 
 
-def distinct_names(names: Mapping[int, SuggestedName]) -> dict[int, SuggestedName]:
+def distinct_names(
+    names: Mapping[int, SuggestedName], taken: Collection[str] = ()
+) -> dict[int, SuggestedName]:
     """The same names, numbered (``"cat (2)"``, ``"mixed (2): a / b"``: :func:`numbered`) where
     clusters would share one.
 
     Among clusters with the same name, the most confident keeps it plain (ties: the lower cluster);
     the others are numbered in order of confidence, so ``"cat"`` and ``"cat (2)"`` are two clusters of
-    cats, the first the surer. Their confidences stay as they were.
+    cats, the first the surer. Their confidences stay as they were. A name in ``taken`` (other
+    clusters' names) is numbered in every cluster here that has it.
     """
-    taken = {s.name for s in names.values()}
+    used = {s.name for s in names.values()} | set(taken)
     out: dict[int, SuggestedName] = {}
     groups: dict[str, list[int]] = {}
     for c, s in names.items():
         groups.setdefault(s.name, []).append(c)
     for name, clusters in groups.items():
         clusters.sort(key=lambda c: (-(names[c].confidence or 0.0), c))
-        out[clusters[0]] = names[clusters[0]]
+        if name not in taken:
+            out[clusters[0]] = names[clusters[0]]
+            clusters = clusters[1:]
         n = 1
-        for c in clusters[1:]:
+        for c in clusters:
             n += 1
-            while numbered(name, n) in taken:
+            while numbered(name, n) in used:
                 n += 1
-            taken.add(numbered(name, n))
+            used.add(numbered(name, n))
             out[c] = SuggestedName(numbered(name, n), names[c].confidence)
     return {c: out[c] for c in sorted(out)}
 

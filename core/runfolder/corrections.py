@@ -8,9 +8,12 @@ with the run.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from semclust.core.naming.names import SuggestedName, names_from_json, names_to_json
 
 
 @dataclass
@@ -26,11 +29,15 @@ class Corrections:
         names: cluster index -> name given by the user.
         moves: image index -> cluster index the user put it in (merges are recorded as moves).
         added: how many clusters the user made (0 in ``corrections.json`` files older than this).
+        suggested: cluster index -> the backbone's name for a cluster the user made or split, as it
+            was then (:meth:`~semclust.core.runfolder.results.RunData.suggest_names_for`); it takes
+            the place of the run's suggestion, and a name the user gives wins over both.
     """
 
     names: dict[int, str] = field(default_factory=dict)
     moves: dict[int, int] = field(default_factory=dict)
     added: int = 0
+    suggested: dict[int, SuggestedName] = field(default_factory=dict)
 
     def rename(self, cluster: int, name: str) -> None:
         name = name.strip()
@@ -80,6 +87,7 @@ class Corrections:
             "names": {str(k): v for k, v in self.names.items()},
             "moves": {str(k): v for k, v in self.moves.items()},
             "added": self.added,
+            "suggested": names_to_json(self.suggested),
         }
 
     @classmethod
@@ -89,6 +97,8 @@ class Corrections:
             names={int(k): str(v) for k, v in data.get("names", {}).items()},
             moves={int(k): int(v) for k, v in data.get("moves", {}).items()},
             added=_count(data.get("added", 0)),
+            # checked against the run's clusters with the rest (results._check_corrections)
+            suggested=names_from_json(data.get("suggested"), k=sys.maxsize),
         )
 
 

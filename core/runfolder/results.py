@@ -19,9 +19,11 @@ both files (record first). The corrections apply on top of either.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import logging
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
@@ -29,8 +31,9 @@ import numpy as np
 
 from semclust.core.config import RunConfig
 from semclust.core.images import KNOWN_EXTENSIONS
-from semclust.core.naming.names import names_from_json
-from semclust.core.naming.suggest import cannot_name
+from semclust.core.metrics import central_members
+from semclust.core.naming.names import SuggestedName, names_from_json
+from semclust.core.naming.suggest import cannot_name, suggest_names
 from semclust.core.runfolder.artefacts import (
     PRODUCED_BY,
     RunFolderError,
@@ -131,15 +134,50 @@ class RunData:
     def cluster_name(self, cluster: int) -> str:
         """The user's name, else the backbone's suggestion, else the cluster's number."""
         c = int(cluster)
-        return self.corrections.names.get(c) or self.suggested_names.get(c) or f"cluster {c}"
+        return self.corrections.names.get(c) or self._suggestion(c)[0] or f"cluster {c}"
 
     def name_confidence(self, cluster: int) -> float | None:
         """The confidence of the suggested name shown for ``cluster``; None for a user's own name,
         for the cluster's number, and for names suggested before confidences were kept."""
         c = int(cluster)
-        if self.corrections.names.get(c) or not self.suggested_names.get(c):
-            return None
-        return self.suggested_confidence.get(c)
+        return None if self.corrections.names.get(c) else self._suggestion(c)[1]
+
+    def snapshot(self) -> RunData:
+        """The run with a copy of its corrections of now (the arrays shared), for work in the
+        background while editing goes on."""
+        return dataclasses.replace(
+            self, corrections=Corrections.from_dict(self.corrections.to_dict())
+        )
+
+    def _suggestion(self, c: int) -> tuple[str, float | None]:
+        """The backbone's name for cluster ``c`` and its confidence: the one it got when the user
+        made or split it, else the run's; ``("", None)`` for none."""
+        if c in self.corrections.suggested:
+            return self.corrections.suggested[c].name, self.corrections.suggested[c].confidence
+        name = self.suggested_names.get(c, "")
+        return name, self.suggested_confidence.get(c) if name else None
+
+    def suggest_names_for(self, clusters: Iterable[int]) -> tuple[dict[int, SuggestedName], str]:
+        """The backbone's names for ``clusters`` as they are now (a split's parts, a cluster the
+        user made), told apart from the other clusters' names, and ``""`` or why none: what the
+        run's report does for its clusters, with each cluster's members nearest its mean
+        embedding voting (:func:`~semclust.core.metrics.central_members`; a made cluster has no
+        confidences). The head or text tower is read from the default cache (milliseconds for
+        EfficientNet-Lite2's head; seconds for a text tower): call it off the GUI thread."""
+        clusters = sorted({int(c) for c in clusters})
+        if cannot_name(self.config):
+            return {}, cannot_name(self.config)
+        if self.embeddings is None or not self.paths.features.is_file():
+            return {}, "Clusters not named: the run folder has no features or embeddings."
+        assignment = self.assignment
+        taken = {self.cluster_name(c) for c in range(self.n_clusters) if c not in clusters}
+        return suggest_names(
+            self.config,
+            np.load(self.paths.features, mmap_mode="r"),
+            assignment,
+            central_members(self.embeddings, assignment, clusters),
+            taken=taken,
+        )
 
     @property
     def naming_note(self) -> str:
@@ -516,7 +554,8 @@ def _check_corrections(corrections: Corrections, n: int, k: int, where: Path) ->
             f"{where} is damaged: it adds {corrections.added} clusters to a run of {n} images."
         )
     k += corrections.added
-    bad_cluster = [c for c in [*corrections.names, *corrections.moves.values()] if not 0 <= c < k]
+    named = [*corrections.names, *corrections.suggested]
+    bad_cluster = [c for c in [*named, *corrections.moves.values()] if not 0 <= c < k]
     bad_image = [i for i in corrections.moves if not 0 <= i < n]
     if bad_cluster or bad_image:
         raise RunFolderError(

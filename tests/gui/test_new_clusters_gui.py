@@ -137,3 +137,62 @@ def test_the_table_sorts_cluster_numbers_as_numbers(qtbot, window_factory, finis
     table.sortByColumn(3, Qt.SortOrder.AscendingOrder)  # purity: 50% before 100%
     purity = [table.item(r, 3).data(Qt.ItemDataRole.UserRole) for r in range(table.rowCount())]
     assert purity == sorted(purity)
+
+
+def _naming_run(w, finished_run, monkeypatch):
+    """The window's run as if made by a backbone that names clusters, whose head (stood in) names
+    every cluster after the file of its first voter: the members nearest its mean embedding."""
+    from semclust.core.naming import suggest
+    from semclust.core.naming.names import SuggestedName
+    from semclust.core.runfolder.artefacts import save_array
+
+    def head(config, features, assignment, prototypes, cache_dir=None):
+        return {c: SuggestedName(f"like {voters[0]}", 0.75) for c, voters in prototypes.items()}
+
+    monkeypatch.setattr(suggest, "_from_imagenet_head", head)
+    save_array(finished_run.paths.features, np.load(finished_run.paths.embeddings))
+    w.open_path(finished_run.paths.root)
+    run = w.session.run
+    run.config = run.config.replace(
+        **{"encoder.backbone": "efficientnet_lite2", "encoder.weights": "pretrained",
+           "pretext.epochs": 0}
+    )  # fmt: skip
+    return run
+
+
+def test_a_splits_parts_and_a_made_cluster_get_names_and_undo_takes_them_back(
+    qtbot, window_factory, finished_run, monkeypatch
+):
+    w = window_factory()
+    run = _naming_run(w, finished_run, monkeypatch)
+    c = int(np.bincount(w.session.assignment).argmax())
+    old = w.session.cluster_name(c)
+    with qtbot.waitSignal(w.session.namingDone, timeout=20_000):
+        made = w.clusters.split_cluster(2, c)
+    assert made == [c, 10]
+    for part in made:  # named after a member of the part, kept with the corrections
+        name = w.session.cluster_name(part)
+        assert name.startswith("like ") and w.session.name_confidence(part) == 0.75
+        assert int(name[5:]) in np.flatnonzero(w.session.assignment == part)
+    assert w.session.cluster_name(c) != old
+    assert load_run(finished_run.paths.root).corrections.suggested[10].name.startswith("like ")
+    table = w.clusters.table
+    shown = " ".join(table.item(r, 0).text() for r in range(table.rowCount()))
+    assert w.session.cluster_name(10) in shown  # the table follows
+
+    w.session.undo()  # the split and its names go together
+    assert w.session.cluster_name(c) == old and not run.corrections.suggested
+
+    w.session.set_selection([1, 2])
+    with qtbot.waitSignal(w.session.namingDone, timeout=20_000):
+        made = w.new_cluster_from_selection()
+        w.session.rename(c, "renamed before the names came")  # another edit first: dropped
+    assert made == 10 and w.session.cluster_name(10) == "cluster 10"
+
+
+def test_a_run_that_cannot_name_leaves_new_clusters_numbered(qtbot, window_factory, finished_run):
+    w = window_factory()
+    w.open_path(finished_run.paths.root)  # resnet_small from scratch: nothing is asked
+    w.session.set_selection([1, 2])
+    assert w.new_cluster_from_selection() == 10 and not w.session.naming
+    assert w.session.cluster_name(10) == "cluster 10"
