@@ -185,7 +185,8 @@ class Session(QObject):
 
     def split(self, cluster: int, parts: int) -> list[int]:
         """Clusters ``cluster``'s images again into ``parts`` groups (K-means on their embeddings):
-        the largest keeps the number, the others become new clusters; one step to undo. Returns
+        the largest keeps the number, the others become new clusters, and the backbone names each
+        part in the background (:meth:`_name`); one step to undo. Returns
         the clusters of the parts ([] when the run cannot be corrected).
 
         Raises:

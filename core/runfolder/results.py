@@ -165,8 +165,8 @@ class RunData:
         confidences). The head or text tower is read from the default cache (milliseconds for
         EfficientNet-Lite2's head; seconds for a text tower): call it off the GUI thread."""
         clusters = sorted({int(c) for c in clusters})
-        if cannot_name(self.config):
-            return {}, cannot_name(self.config)
+        if why := cannot_name(self.config):
+            return {}, why
         if self.embeddings is None or not self.paths.features.is_file():
             return {}, "Clusters not named: the run folder has no features or embeddings."
         assignment = self.assignment
