@@ -36,16 +36,11 @@ from semclust.core.runfolder.artefacts import RunFolderError, RunPaths, StageRec
 from semclust.core.runfolder.assign import assign_folder
 from semclust.core.runfolder.corrections import Corrections
 from semclust.core.runfolder.export import export_cluster_folders, export_labels
+from semclust.core.runfolder.image_list import read_skipped
 from semclust.core.runfolder.model_export import check_model_path, export_model
 from semclust.core.runfolder.report import check_report_path, write_report
 from semclust.core.runfolder.report_pictures import rescaled
-from semclust.core.runfolder.results import (
-    RunData,
-    RunFolderInfo,
-    inspect_run_folder,
-    load_run,
-    read_skipped,
-)
+from semclust.core.runfolder.results import RunData, RunFolderInfo, inspect_run_folder, load_run
 from semclust.core.runfolder.retrain import restore as restore_model_clusters
 from semclust.core.runfolder.retrain import retrain as retrain_with_corrections
 

@@ -11,7 +11,8 @@ import pytest
 from semclust.cli import main
 from semclust.core.runfolder.artefacts import RunFolderError, RunPaths, write_json
 from semclust.core.runfolder.export import export_cluster_folders
-from semclust.core.runfolder.results import load_run, unsafe_image_path
+from semclust.core.runfolder.image_list import unsafe_image_path
+from semclust.core.runfolder.results import load_run
 from tests.test_export import AWKWARD, make_run
 
 

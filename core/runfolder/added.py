@@ -39,7 +39,8 @@ from semclust.core.runfolder.artefacts import (
     read_json,
     write_json,
 )
-from semclust.core.runfolder.results import RunData, stale_artefacts, unsafe_image_path
+from semclust.core.runfolder.image_list import stale_artefacts, unsafe_image_path
+from semclust.core.runfolder.results import RunData
 
 log = logging.getLogger(__name__)
 

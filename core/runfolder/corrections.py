@@ -97,7 +97,7 @@ class Corrections:
             names={int(k): str(v) for k, v in data.get("names", {}).items()},
             moves={int(k): int(v) for k, v in data.get("moves", {}).items()},
             added=_count(data.get("added", 0)),
-            # checked against the run's clusters with the rest (results._check_corrections)
+            # checked against the run's clusters with the rest (checks.check_corrections)
             suggested=names_from_json(data.get("suggested"), k=sys.maxsize),
         )
 

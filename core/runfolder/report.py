@@ -38,13 +38,14 @@ from semclust.core.runfolder.artefacts import (
     read_json,
     write_text,
 )
+from semclust.core.runfolder.image_list import read_skipped
 from semclust.core.runfolder.report_pictures import (
     cluster_colours,
     k_curve_svg,
     map_svg,
     thumbnail,
 )
-from semclust.core.runfolder.results import RunData, read_skipped
+from semclust.core.runfolder.results import RunData
 
 #: Images shown per cluster unless asked otherwise, and the most that can be asked.
 PER_CLUSTER = 8

@@ -18,24 +18,20 @@ both files (record first). The corrections apply on top of either.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import hashlib
 import logging
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path
 
 import numpy as np
 
 from semclust.core.config import RunConfig
-from semclust.core.images import KNOWN_EXTENSIONS
 from semclust.core.metrics import central_members
-from semclust.core.naming.names import SuggestedName, names_from_json
+from semclust.core.naming.names import SuggestedName
 from semclust.core.naming.suggest import cannot_name, suggest_names
 from semclust.core.runfolder.artefacts import (
-    PRODUCED_BY,
     RunFolderError,
     RunPaths,
     is_inside,
@@ -43,7 +39,19 @@ from semclust.core.runfolder.artefacts import (
     read_json,
     write_json,
 )
+from semclust.core.runfolder.checks import (
+    check_corrections,
+    check_indices,
+    json_object,
+    parsed,
+    read_k_choice,
+    read_prototypes,
+    read_suggested_names,
+    rows_of,
+    valid_config,
+)
 from semclust.core.runfolder.corrections import Corrections, split_members
+from semclust.core.runfolder.image_list import read_image_list, read_skipped, stale_artefacts
 
 log = logging.getLogger(__name__)
 
@@ -257,7 +265,7 @@ def load_run(
     needed = paths.umap if map_only else probs_path
     if not needed.is_file():
         raise FileNotFoundError(f"The run in {run_dir} has not finished: no {needed.name} yet.")
-    root, image_paths, true_labels, images_fp = _read_images(paths, image_root)
+    root, image_paths, true_labels, images_fp = read_image_list(paths, image_root)
     stale = stale_artefacts(paths, images_fp)
     if needed.name in stale:
         raise FileNotFoundError(
@@ -272,40 +280,42 @@ def load_run(
     if map_only:
         probabilities = np.ones((n, 1), dtype=np.float32)
     else:
-        probabilities = _rows(load_array(probs_path), n, probs_path, ndim=2)
+        probabilities = rows_of(load_array(probs_path), n, probs_path, ndim=2)
     k = probabilities.shape[1]
     if k < 1 or probabilities.dtype.kind != "f" or not np.all(np.isfinite(probabilities)):
         raise RunFolderError(f"{probs_path} is damaged: no clusters, or not finite numbers.")
     if probabilities.min() < 0 or probabilities.max() > 1 + 1e-3:
         raise RunFolderError(f"{probs_path} is damaged: probabilities outside 0-1.")
-    metrics = {} if preview else _mapping(read_json(current(paths.metrics), {}), paths.metrics)
+    metrics = {} if preview else json_object(read_json(current(paths.metrics), {}), paths.metrics)
     made = metrics.get("clusters")
     if isinstance(made, int) and not isinstance(made, bool) and made != k:
         raise RunFolderError(
             f"{probs_path} and {paths.metrics} disagree: {k} clusters against the {made} the run "
             "made; one of them is damaged (run it again to redo them)."
         )
-    neighbours = _rows(load_array(current(paths.neighbours)), n, paths.neighbours, ndim=2)
+    neighbours = rows_of(load_array(current(paths.neighbours)), n, paths.neighbours, ndim=2)
     if neighbours is not None:
-        _indices(neighbours, n, paths.neighbours, "image")
+        check_indices(neighbours, n, paths.neighbours, "image")
     # A preview's clusters are not those an earlier run's prototypes.json and names.json describe.
     prototypes, names = {}, {}
     if map_only:
         names = {"suggested_names": {0: "not clustered yet"}}
     elif not preview:
-        prototypes = _prototypes(read_json(current(paths.prototypes), {}), n, k, paths.prototypes)
-        names = _suggested_names(current(paths.names), k)
-    config = _parse(_valid_config, read_json(paths.config), paths.config)
+        prototypes = read_prototypes(
+            read_json(current(paths.prototypes), {}), n, k, paths.prototypes
+        )
+        names = read_suggested_names(current(paths.names), k)
+    config = parsed(valid_config, read_json(paths.config), paths.config)
     corrections = Corrections()
     if not preview:
-        corrections = _parse(Corrections.from_dict, read_json(paths.corrections), paths.corrections)
-        _check_corrections(corrections, n, k, paths.corrections)
-    umap = _rows(load_array(current(paths.umap)), n, paths.umap, ndim=2)
+        corrections = parsed(Corrections.from_dict, read_json(paths.corrections), paths.corrections)
+        check_corrections(corrections, n, k, paths.corrections)
+    umap = rows_of(load_array(current(paths.umap)), n, paths.umap, ndim=2)
     if umap is not None and (
         umap.shape[1] != 2 or umap.dtype.kind != "f" or not np.all(np.isfinite(umap))
     ):
         raise RunFolderError(f"{paths.umap} is damaged: not one finite 2-d point per image.")
-    embeddings = _rows(load_array(current(paths.embeddings)), n, paths.embeddings, ndim=2)
+    embeddings = rows_of(load_array(current(paths.embeddings)), n, paths.embeddings, ndim=2)
     if embeddings is not None and (
         embeddings.dtype.kind != "f"
         or not np.isfinite(embeddings.sum(axis=1, dtype=np.float64)).all()
@@ -325,7 +335,7 @@ def load_run(
         metrics=metrics,
         corrections=corrections,
         **names,
-        k_choice=_k_choice(read_json(current(paths.choose_k)), paths.choose_k)
+        k_choice=read_k_choice(read_json(current(paths.choose_k)), paths.choose_k)
         if config.auto_clusters
         else None,
         preview=preview,
@@ -373,196 +383,6 @@ def _retrained(paths: RunPaths, probabilities: np.ndarray) -> dict:
     return {"retrained": array, "retrained_info": record}
 
 
-def stale_artefacts(paths: RunPaths, images_fp: str | None) -> set[str]:
-    """The artefacts (file names) whose stage record does not name the image list of ``images.json``:
-    left by an earlier run of other images, whose rerun stopped before redoing them.
-
-    A run folder written before image lists were fingerprinted (no ``images_fp``) is taken as it is.
-
-    Raises:
-        RunFolderError: ``stages.json`` is damaged.
-    """
-    if images_fp is None:
-        return set()
-    record = read_json(paths.stages, {})
-    if not isinstance(record, dict) or not all(isinstance(v, dict) for v in record.values()):
-        raise RunFolderError(f"{paths.stages} is damaged: not a record of stages.")
-    return {
-        name for name, stage in PRODUCED_BY.items()
-        if record.get(stage, {}).get("images") != images_fp
-    }  # fmt: skip
-
-
-def read_images(
-    paths: RunPaths, image_root: str | Path | None = None
-) -> tuple[Path, list[str], list[str] | None]:
-    """The image folder, the image paths and the true labels recorded in ``images.json``, checked.
-
-    Raises:
-        RunFolderError: the file is missing, damaged or names a path that is not a relative path to an
-            image file inside the image folder.
-    """
-    return _read_images(paths, image_root)[:3]
-
-
-def _read_images(
-    paths: RunPaths, image_root: str | Path | None = None
-) -> tuple[Path, list[str], list[str] | None, str | None]:
-    """:func:`read_images` and the image list's fingerprint (``None`` in older run folders)."""
-    where = paths.images
-    data = read_json(where)
-    if data is None:
-        raise RunFolderError(f"{where} is missing: the run folder is incomplete.")
-    if not isinstance(data, dict) or not isinstance(data.get("paths"), list):
-        raise RunFolderError(f"{where} is damaged: no list of image paths.")
-    root = image_root if image_root is not None else data.get("root")
-    if not isinstance(root, (str, Path)) or not Path(root).expanduser().is_absolute():
-        raise RunFolderError(f"{where} is damaged: the image folder is not an absolute path.")
-    image_paths = data["paths"]
-    for rel in image_paths:
-        problem = unsafe_image_path(rel)
-        if problem:
-            raise RunFolderError(f"{where} names {rel!r}, {problem}; the run is refused.")
-    labels = data.get("labels")
-    if labels is not None and (
-        not isinstance(labels, list)
-        or len(labels) != len(image_paths)
-        or not all(lab is None or isinstance(lab, str) for lab in labels)
-    ):
-        raise RunFolderError(f"{where} is damaged: the labels do not match the images.")
-    fp = data.get("fingerprint")
-    if fp is not None and not isinstance(fp, str):
-        raise RunFolderError(f"{where} is damaged: its fingerprint is not text.")
-    return Path(root).expanduser(), list(image_paths), labels, fp
-
-
-def unsafe_image_path(rel: object) -> str | None:
-    """Why ``rel`` is not a safe relative path to an image file, or None when it is."""
-    if not isinstance(rel, str) or not rel or "\x00" in rel:
-        return "which is not a file path"
-    posix, windows = PurePosixPath(rel), PureWindowsPath(rel)
-    if posix.is_absolute() or windows.is_absolute() or windows.drive or rel.startswith(("/", "\\")):
-        return "an absolute path (only paths inside the image folder are allowed)"
-    if ".." in posix.parts or ".." in windows.parts:
-        return "a path that leads out of the image folder"
-    if not rel.lower().endswith(KNOWN_EXTENSIONS):
-        return "which is not an image file"
-    return None
-
-
-def _parse(from_dict, data: object, where: Path):
-    try:
-        return from_dict(_mapping(data, where))
-    except RunFolderError:
-        raise
-    except (TypeError, ValueError, AttributeError, OverflowError) as exc:
-        raise RunFolderError(f"{where} is damaged: {exc}") from None
-
-
-def _valid_config(data: dict) -> RunConfig:
-    config = RunConfig.from_dict(data)
-    config.validate()
-    return config
-
-
-def _mapping(value: object, where: Path) -> dict:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise RunFolderError(f"{where} is damaged: expected a JSON object.")
-    return value
-
-
-def _rows(array: np.ndarray | None, n: int, where: Path, ndim: int) -> np.ndarray | None:
-    if array is not None and (array.ndim != ndim or len(array) != n):
-        raise RunFolderError(
-            f"{where} does not match the run: {array.shape} for {n} images in images.json."
-        )
-    return array
-
-
-def _indices(array: np.ndarray, n: int, where: Path, what: str) -> None:
-    if array.size and (array.dtype.kind not in "iu" or array.min() < 0 or array.max() >= n):
-        raise RunFolderError(f"{where} is damaged: it points at {what}s that do not exist.")
-
-
-def _prototypes(data: object, n: int, k: int, where: Path) -> dict[int, list[int]]:
-    try:
-        prototypes = {int(c): [int(i) for i in v] for c, v in _mapping(data, where).items()}
-    except (TypeError, ValueError, OverflowError):  # OverflowError: Infinity
-        raise RunFolderError(f"{where} is damaged: not cluster -> image indices.") from None
-    for c, members in prototypes.items():
-        if not all(0 <= i < n for i in members):  # Python's ints: no overflow converting them
-            raise RunFolderError(f"{where} is damaged: it points at images that do not exist.")
-        if not 0 <= c < k:
-            raise RunFolderError(f"{where} is damaged: it names cluster {c} of {k}.")
-    return prototypes
-
-
-def _k_choice(data: object, where: Path) -> dict | None:
-    if data is None:
-        return None
-    data = _mapping(data, where)
-    try:
-        ks, score, best = (
-            [int(k) for k in data["ks"]],
-            [float(v) for v in data["score"]],
-            int(data["best"]),
-        )
-        curves = {str(n): [float(v) for v in c] for n, c in data.get("curves", {}).items()}
-    except (KeyError, TypeError, ValueError, AttributeError, OverflowError):  # "curves": null
-        raise RunFolderError(f"{where} is damaged: not a choice of k.") from None
-    if len(score) != len(ks) or best not in ks or any(len(c) != len(ks) for c in curves.values()):
-        raise RunFolderError(f"{where} is damaged: its curves do not match the k tried.")
-    extra = data.get("extra")
-    extra = dict(extra) if isinstance(extra, dict) else {}
-    near = extra.get("near_best")  # advisory: dropped when it is not a list of ks tried
-    valid = isinstance(near, list) and all(type(k) is int and k in ks for k in near)
-    extra["near_best"] = near if valid else []
-    seconds = data.get("seconds")  # advisory too: 0 when it is not a number
-    seconds = float(seconds) if type(seconds) in (int, float) and math.isfinite(seconds) else 0.0
-    return {
-        **data, "ks": ks, "score": score, "best": best, "curves": curves, "extra": extra,
-        "seconds": seconds,
-    }  # fmt: skip
-
-
-def _suggested_names(where: Path, k: int) -> dict:
-    """``RunData``'s suggested names and their confidences from ``names.json`` (either format).
-
-    Names are suggestions: a damaged file is ignored, said in ``names_problem`` and logged, and the
-    run still opens.
-    """
-    try:
-        names = names_from_json(read_json(where, {}), k)
-    except (RunFolderError, ValueError) as exc:
-        problem = str(exc) if isinstance(exc, RunFolderError) else f"{where} is damaged: {exc}"
-        problem = f"{problem.rstrip('.')}; the suggested cluster names are ignored."
-        log.warning("%s", problem)
-        return {"names_problem": problem}
-    return {
-        "suggested_names": {c: s.name for c, s in names.items()},
-        "suggested_confidence": {
-            c: s.confidence for c, s in names.items() if s.confidence is not None
-        },
-    }
-
-
-def _check_corrections(corrections: Corrections, n: int, k: int, where: Path) -> None:
-    if not 0 <= corrections.added <= n:
-        raise RunFolderError(
-            f"{where} is damaged: it adds {corrections.added} clusters to a run of {n} images."
-        )
-    k += corrections.added
-    named = [*corrections.names, *corrections.suggested]
-    bad_cluster = [c for c in [*named, *corrections.moves.values()] if not 0 <= c < k]
-    bad_image = [i for i in corrections.moves if not 0 <= i < n]
-    if bad_cluster or bad_image:
-        raise RunFolderError(
-            f"{where} does not match the run: it names clusters or images that do not exist."
-        )
-
-
 @dataclass(frozen=True)
 class RunFolderInfo:
     """What a run folder holds, finished or not, read without loading any array.
@@ -595,16 +415,16 @@ def inspect_run_folder(run_dir: str | Path) -> RunFolderInfo:
     paths = RunPaths(Path(run_dir))
     if not paths.exists():
         return RunFolderInfo(root=paths.root)
-    config_data = _mapping(read_json(paths.config), paths.config)
+    config_data = json_object(read_json(paths.config), paths.config)
     meta = config_data.get("_meta") if isinstance(config_data.get("_meta"), dict) else {}
     folder = meta.get("image_folder")
     info = {
-        "config": _parse(_valid_config, config_data, paths.config),
+        "config": parsed(valid_config, config_data, paths.config),
         "image_folder": Path(folder) if isinstance(folder, str) and folder else None,
         "finished": paths.probabilities.is_file(),
     }
     if paths.images.is_file():
-        root, image_paths, labels, images_fp = _read_images(paths)
+        root, image_paths, labels, images_fp = read_image_list(paths)
         if paths.probabilities.name in stale_artefacts(paths, images_fp):
             info["finished"] = False
         info.update(
@@ -614,14 +434,3 @@ def inspect_run_folder(run_dir: str | Path) -> RunFolderInfo:
             skipped=read_skipped(paths),
         )
     return RunFolderInfo(root=paths.root, **info)
-
-
-def read_skipped(paths: RunPaths) -> list[tuple[str, str]]:
-    """The files the ingest skipped, as (path, reason)."""
-    if not paths.skipped.is_file():
-        return []
-    try:
-        with open(paths.skipped, encoding="utf-8", newline="") as f:
-            return [(row["path"], row["reason"]) for row in csv.DictReader(f)]
-    except (KeyError, UnicodeDecodeError, csv.Error):
-        raise RunFolderError(f"{paths.skipped} is damaged: not a path,reason CSV.") from None
