@@ -41,7 +41,7 @@ class Session(QObject):
         self._selection = np.zeros(0, dtype=int)
         self._undo: list[dict] = []
         self._edits = 0  # corrections and undos so far: names that come late check it
-        self.naming = False
+        self._namings = 0  # names asked for and not come yet
 
     # -- reading ---------------------------------------------------------------------------------
     @property
@@ -186,8 +186,8 @@ class Session(QObject):
     def split(self, cluster: int, parts: int) -> list[int]:
         """Clusters ``cluster``'s images again into ``parts`` groups (K-means on their embeddings):
         the largest keeps the number, the others become new clusters, and the backbone names each
-        part in the background (:meth:`_name`); one step to undo. Returns
-        the clusters of the parts ([] when the run cannot be corrected).
+        part in the background (:meth:`_name`); one step to undo. Returns the clusters of the parts
+        ([] when the run cannot be corrected).
 
         Raises:
             ValueError: the run has no embeddings, or the cluster too few distinct images.
@@ -199,6 +199,11 @@ class Session(QObject):
         self._correct(lambda c: made.extend(c.split(cluster, groups, self.n_clusters)))
         self._name(made)
         return made
+
+    @property
+    def naming(self) -> bool:
+        """Names asked for a split's parts or a made cluster have not come yet."""
+        return self._namings > 0
 
     def can_undo(self) -> bool:
         return bool(self._undo)
@@ -253,20 +258,20 @@ class Session(QObject):
     def _name(self, clusters: list[int]) -> None:
         """Names ``clusters`` (a split's parts, a made cluster) as the run's report names its own,
         in the background; the names are kept with the corrections when they come, unless another
-        edit came first (then they would name clusters that changed). ``naming`` is true meanwhile."""
+        edit came first (then they would name clusters that changed)."""
         run, edits = self._run, self._edits
         if not clusters or cannot_name(run.config):
             return
 
         def arrived(found) -> None:
-            self.naming = False
+            self._namings -= 1
             names, _why = found  # why none: suggest_names logs it
             if self._run is run and self._edits == edits and names:
                 run.corrections.suggested.update(names)
                 self._after_correction()
             self.namingDone.emit()
 
-        self.naming = True
+        self._namings += 1
         run_in_background(
             run.snapshot().suggest_names_for, clusters,
             on_result=arrived, on_error=lambda exc: arrived(({}, str(exc))),
