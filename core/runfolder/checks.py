@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 
 
 def parsed(from_dict, data: object, where: Path):
+    """``from_dict`` of the JSON object ``data`` read from ``where``; what it refuses is damage."""
     try:
         return from_dict(json_object(data, where))
     except RunFolderError:
@@ -30,12 +31,14 @@ def parsed(from_dict, data: object, where: Path):
 
 
 def valid_config(data: dict) -> RunConfig:
+    """The run's configuration from ``config.json``'s content, validated."""
     config = RunConfig.from_dict(data)
     config.validate()
     return config
 
 
 def json_object(value: object, where: Path) -> dict:
+    """``value`` when it is a JSON object (``{}`` for an absent file)."""
     if value is None:
         return {}
     if not isinstance(value, dict):
@@ -44,6 +47,7 @@ def json_object(value: object, where: Path) -> dict:
 
 
 def rows_of(array: np.ndarray | None, n: int, where: Path, ndim: int) -> np.ndarray | None:
+    """``array`` when it has ``ndim`` dimensions and one row per image (or is absent)."""
     if array is not None and (array.ndim != ndim or len(array) != n):
         raise RunFolderError(
             f"{where} does not match the run: {array.shape} for {n} images in images.json."
@@ -52,11 +56,13 @@ def rows_of(array: np.ndarray | None, n: int, where: Path, ndim: int) -> np.ndar
 
 
 def check_indices(array: np.ndarray, n: int, where: Path, what: str) -> None:
+    """Every value of ``array`` indexes one of ``n`` things (``what``: "image")."""
     if array.size and (array.dtype.kind not in "iu" or array.min() < 0 or array.max() >= n):
         raise RunFolderError(f"{where} is damaged: it points at {what}s that do not exist.")
 
 
 def read_prototypes(data: object, n: int, k: int, where: Path) -> dict[int, list[int]]:
+    """``prototypes.json``'s content: cluster -> image indices, each in range."""
     try:
         prototypes = {int(c): [int(i) for i in v] for c, v in json_object(data, where).items()}
     except (TypeError, ValueError, OverflowError):  # OverflowError: Infinity
@@ -70,6 +76,7 @@ def read_prototypes(data: object, n: int, k: int, where: Path) -> dict[int, list
 
 
 def read_k_choice(data: object, where: Path) -> dict | None:
+    """``choose_k.json``'s content, its curves matching the ks tried (advisory fields mended)."""
     if data is None:
         return None
     data = json_object(data, where)
@@ -119,6 +126,7 @@ def read_suggested_names(where: Path, k: int) -> dict:
 
 
 def check_corrections(corrections: Corrections, n: int, k: int, where: Path) -> None:
+    """The corrections name only clusters and images the run has (the clusters made included)."""
     if not 0 <= corrections.added <= n:
         raise RunFolderError(
             f"{where} is damaged: it adds {corrections.added} clusters to a run of {n} images."
