@@ -94,6 +94,10 @@ def prototypes(
     return found
 
 
+#: Rows of embeddings read at once by :func:`central_members`.
+ROWS_PER_BLOCK = 65536
+
+
 def central_members(
     embeddings: np.ndarray,
     assignment: np.ndarray,
@@ -102,16 +106,19 @@ def central_members(
 ) -> dict[int, list[int]]:
     """The prototypes of clusters the model did not make (a split's parts, a cluster the user made),
     which have no confidences of their own: each cluster's ``per_cluster`` members whose embeddings
-    are nearest (by dot product) its mean embedding, nearest first (ties keep the images' order)."""
+    are nearest (by dot product) its mean embedding, nearest first (ties keep the images' order).
+    The embeddings are read in blocks of rows (a cluster of a million images: no copy of them all)."""
     assignment = np.asarray(assignment, dtype=int)
     found = {}
     for c in clusters:
         members = np.flatnonzero(assignment == c)
-        if not len(members):
-            found[int(c)] = []
-            continue
-        points = np.asarray(embeddings[members], dtype=np.float32)
-        closeness = points @ points.mean(axis=0)
+        blocks = [members[i : i + ROWS_PER_BLOCK] for i in range(0, len(members), ROWS_PER_BLOCK)]
+        mean = np.zeros(embeddings.shape[1])
+        for b in blocks:
+            mean += np.asarray(embeddings[b], np.float64).sum(axis=0)
+        mean /= max(len(members), 1)
+        closeness = [np.asarray(embeddings[b], np.float64) @ mean for b in blocks]
+        closeness = np.concatenate([np.zeros(0), *closeness])
         found[int(c)] = members[np.argsort(-closeness, kind="stable")][:per_cluster].tolist()
     return found
 

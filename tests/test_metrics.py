@@ -97,7 +97,9 @@ def test_prototypes_are_the_most_confident_members_ties_in_image_order():
     assert prototypes(assignment, confidence, 3, per_cluster=3) == {0: [2, 0, 3], 1: [1, 4], 2: []}
 
 
-def test_central_members_are_those_nearest_the_clusters_mean_embedding():
+def test_central_members_are_those_nearest_the_clusters_mean_embedding(monkeypatch):
+    from semclust.core import metrics
+
     rng = np.random.default_rng(0)
     embeddings = rng.normal(size=(40, 6))
     assignment = rng.integers(0, 3, 40)
@@ -108,3 +110,5 @@ def test_central_members_are_those_nearest_the_clusters_mean_embedding():
         closeness = {i: float(embeddings[i] @ mean) for i in members}
         assert found[c] == sorted(members, key=lambda i: -closeness[i])[:4]
     assert found[5] == [] and list(found) == [2, 0, 5]
+    monkeypatch.setattr(metrics, "ROWS_PER_BLOCK", 3)  # read in blocks: the same members
+    assert central_members(embeddings, assignment, [2, 0, 5], per_cluster=4) == found
