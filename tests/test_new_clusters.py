@@ -113,6 +113,22 @@ def test_split_members_gives_the_groups_largest_first():
         split_members(emb, members, 4)
 
 
+def test_a_large_cluster_is_split_from_a_sample_and_every_image_gets_its_part(monkeypatch):
+    from semclust.core.runfolder import corrections
+
+    monkeypatch.setattr(corrections, "SPLIT_SAMPLE", 12)
+    monkeypatch.setattr(corrections, "SPLIT_BLOCK", 7)
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(100, 4)) * 0.1
+    far = rng.choice(100, 30, replace=False)
+    emb[far, 0] += 5.0
+    members = np.arange(5, 100)  # the cluster's images, not the whole run
+    groups = split_members(emb, members, 2, seed=1)
+    assert [set(g.tolist()) for g in groups] == [
+        set(members) - set(far.tolist()), set(far.tolist()) & set(members)
+    ]  # fmt: skip
+
+
 def test_a_split_keeps_the_number_for_the_largest_part_and_makes_new_clusters(tmp_path):
     run = _with_embeddings(tmp_path)
     members = np.flatnonzero(run.assignment == 0)  # 0, 3, 6, 9: two even, two odd

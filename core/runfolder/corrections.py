@@ -109,10 +109,19 @@ def _count(value: object) -> int:
     return value
 
 
+#: A split fits K-means on at most this many of the cluster's images (drawn with the run's seed) and
+#: gives every image the nearest of its centres: a cluster of 100,000 images took 22 s and 0.9 GB on
+#: the window's thread, fitted on all of them.
+SPLIT_SAMPLE = 10_000
+#: Images given their part at once.
+SPLIT_BLOCK = 65_536
+
+
 def split_members(
     embeddings: np.ndarray, members: np.ndarray, parts: int, seed: int = 0
 ) -> list[np.ndarray]:
-    """Clusters ``members`` again, by K-means on their embeddings, into ``parts`` groups.
+    """Clusters ``members`` again, by K-means on their embeddings, into ``parts`` groups (fitted on
+    :data:`SPLIT_SAMPLE` of them at most).
 
     Returns:
         the groups of image indices (each sorted), largest first: the first is the one that keeps the
@@ -127,14 +136,22 @@ def split_members(
     parts = int(parts)
     if parts < 2:
         raise ValueError("Split a cluster into two parts or more.")
-    points = np.asarray(embeddings[members], dtype=np.float64)
+    fit_on = members
+    if len(members) > SPLIT_SAMPLE:
+        rng = np.random.default_rng(int(seed))
+        fit_on = np.sort(rng.choice(members, SPLIT_SAMPLE, replace=False))
+    points = np.asarray(embeddings[fit_on], dtype=np.float32)
     distinct = len(np.unique(points, axis=0)) if len(points) else 0
     if distinct < parts:
         raise ValueError(
             f"This cluster has {distinct} distinct image{'s' * (distinct != 1)}: "
             f"too few to split into {parts} parts."
         )
-    labels = KMeans(parts, n_init=4, random_state=int(seed)).fit_predict(points)
+    kmeans = KMeans(parts, n_init=4, random_state=int(seed)).fit(points)
+    labels = np.concatenate([np.zeros(0, dtype=int)] + [
+        kmeans.predict(np.asarray(embeddings[members[i : i + SPLIT_BLOCK]], dtype=np.float32))
+        for i in range(0, len(members), SPLIT_BLOCK)
+    ])  # fmt: skip
     groups = [members[labels == p] for p in range(parts)]
     groups = [g for g in groups if len(g)]
     return sorted(groups, key=lambda g: (-len(g), int(g[0])))
