@@ -148,7 +148,7 @@ def split_members(
             f"too few to split into {parts} parts."
         )
     kmeans = KMeans(parts, n_init=4, random_state=int(seed)).fit(points)
-    labels = np.concatenate([np.zeros(0, dtype=int)] + [
+    labels = np.concatenate([  # members is not empty here: it held at least `parts` images
         kmeans.predict(np.asarray(embeddings[members[i : i + SPLIT_BLOCK]], dtype=np.float32))
         for i in range(0, len(members), SPLIT_BLOCK)
     ])  # fmt: skip
