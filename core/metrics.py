@@ -129,7 +129,10 @@ def cluster_summary(
     true_labels: Sequence | None = None,
     confidence: np.ndarray | None = None,
 ) -> list[ClusterStats]:
-    """Size, majority label, purity and mean confidence of every cluster (empty ones included)."""
+    """Size, majority label, purity and mean confidence of every cluster (empty ones included).
+
+    ``confidence`` may hold NaN for images whose confidence does not apply (moved by the user); the
+    mean leaves them out, and is None for a cluster with none."""
     assignment = np.asarray(assignment, dtype=int)
     rows = []
     for c in range(n_clusters):
@@ -141,8 +144,8 @@ def cluster_summary(
                 values, counts = np.unique(np.asarray(labs, dtype=str), return_counts=True)
                 majority = str(values[np.argmax(counts)])
                 purity = float(counts.max() / len(labs))
-        conf = (
-            float(np.mean(confidence[members])) if confidence is not None and len(members) else None
-        )
+        known = np.zeros(0) if confidence is None else confidence[members]
+        known = known[np.isfinite(known)]
+        conf = float(np.mean(known)) if len(known) else None
         rows.append(ClusterStats(c, int(len(members)), majority, purity, conf))
     return rows

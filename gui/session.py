@@ -119,7 +119,9 @@ class Session(QObject):
     def summary(self) -> list:
         """Per-cluster statistics after corrections (see ``core.metrics.cluster_summary``)."""
         run = self._run
-        return cluster_summary(self._assignment, run.n_clusters, run.true_labels, run.confidence)
+        return cluster_summary(
+            self._assignment, run.n_clusters, run.true_labels, run.model_confidence
+        )
 
     def evaluation(self) -> dict | None:
         """ACC/NMI/ARI and confusion of the corrected clusters, or None without labels."""

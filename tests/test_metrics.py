@@ -91,6 +91,15 @@ def test_cluster_summary_purity_and_empty_clusters():
     assert rows[2].purity is None and rows[2].mean_confidence is None
 
 
+def test_cluster_summary_leaves_out_confidences_that_do_not_apply():
+    """NaN (an image the user moved) is left out of its cluster's mean; a cluster of such images
+    only has no mean confidence."""
+    conf = np.array([0.9, np.nan, 0.7, np.nan, np.nan])
+    rows = cluster_summary(np.array([0, 0, 0, 1, 1]), 2, None, conf)
+    assert rows[0].mean_confidence == pytest.approx(0.8)
+    assert rows[1].mean_confidence is None
+
+
 def test_prototypes_are_the_most_confident_members_ties_in_image_order():
     assignment = np.array([0, 1, 0, 0, 1, 0])
     confidence = np.array([0.6, 0.9, 0.8, 0.6, 0.7, 0.6])

@@ -39,8 +39,13 @@ def test_a_new_cluster_is_numbered_after_the_others_and_counted(tmp_path):
     assert list(np.flatnonzero(run.assignment == 3)) == [0, 3]
     assert list(np.flatnonzero(run.assignment == 4)) == [5]
     assert run.cluster_name(3) == "cluster 3" and run.name_confidence(3) is None
-    stats = cluster_summary(run.assignment, run.n_clusters, run.true_labels, run.confidence)
+    stats = cluster_summary(run.assignment, run.n_clusters, run.true_labels, run.model_confidence)
     assert [st.size for st in stats] == [2, 3, 2, 2, 1]
+    # The model put none of a made cluster's images there: it has no mean confidence. The others
+    # average the images the model placed, as before the edit.
+    assert stats[3].mean_confidence is None and stats[4].mean_confidence is None
+    kept = np.flatnonzero(run.assignment == 1)
+    assert stats[1].mean_confidence == pytest.approx(float(np.mean(run.confidence[kept])))
     ev = evaluate(run.true_labels, run.assignment, run.n_clusters)
     assert len(ev["confusion"]) == 5
 

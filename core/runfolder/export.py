@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import filecmp
+import math
 import os
 import re
 import shutil
@@ -50,7 +51,7 @@ def export_labels(
     check_csv_path(run, path, with_added)
     added = added_rows(run, read_additions(run)) if with_added and indices is None else []
     assignment = run.assignment
-    confidence = run.confidence
+    confidence = run.model_confidence  # NaN where the user moved the image
     has_truth = run.true_labels is not None
     header = LABEL_COLUMNS if has_truth else LABEL_COLUMNS[:-1]
     if added:
@@ -60,15 +61,13 @@ def export_labels(
     for i in range(len(run.image_paths)) if indices is None else [int(i) for i in indices]:
         rel = run.image_paths[i]
         c = int(assignment[i])
-        moved = i in run.corrections.moves
-        # A moved image was placed by the user: the model's confidence no longer applies.
         named = name_confidence.get(c)
         row = [
             rel,
             c,
             run.cluster_name(c),
             "" if named is None else f"{named:.4f}",
-            "" if moved else f"{confidence[i]:.4f}",
+            "" if math.isnan(confidence[i]) else f"{confidence[i]:.4f}",
         ]
         if has_truth:
             row.append(run.true_labels[i] or "")

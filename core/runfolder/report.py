@@ -119,7 +119,8 @@ def report_html(run: RunData, per_cluster: int = PER_CLUSTER) -> str:
     assignment = run.assignment
     k = run.n_clusters
     has_labels = run.true_labels is not None and any(t is not None for t in run.true_labels)
-    stats = cluster_summary(assignment, k, run.true_labels if has_labels else None, run.confidence)
+    labels = run.true_labels if has_labels else None
+    stats = cluster_summary(assignment, k, labels, run.model_confidence)
     title = f"semclust report: {run.image_root.name or run.image_root}"
     body = [
         f"<h1>{escape(title)}</h1>",

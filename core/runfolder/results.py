@@ -135,6 +135,16 @@ class RunData:
         return np.max(self.model_probabilities, axis=1)
 
     @property
+    def model_confidence(self) -> np.ndarray:
+        """Each image's :attr:`confidence`, NaN for the images the user moved: placed by the user,
+        the model's confidence no longer applies. A cluster's mean confidence (the clusters table,
+        the report) and ``labels.csv`` leave them out, so a cluster the user made has none."""
+        out = self.confidence.astype(np.float64)
+        if self.corrections.moves:
+            out[np.fromiter(self.corrections.moves, dtype=np.int64)] = np.nan
+        return out
+
+    @property
     def assignment(self) -> np.ndarray:
         """Cluster per image after the user's corrections."""
         return self.corrections.apply(self.predicted)

@@ -40,7 +40,8 @@ HEADER_TIPS = {
     "Majority": "Majority label: the true label most of its images have (when the images have "
     "labels).",
     "Purity": "The share of its images that have its majority label.",
-    "Confidence": "Mean confidence: the model's mean probability for this cluster over its images.",
+    "Confidence": "Mean confidence: the model's mean probability for this cluster over the images "
+    "it put there (images you moved are left out; – for a cluster you made).",
 }
 PAGE = 120
 MIN_COLUMNS = 3  # thumbnail columns the images need beside the table; fewer, and they go below it
