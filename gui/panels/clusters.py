@@ -328,8 +328,8 @@ class ClustersPanel(QWidget):
             self.members_title.setText("")
             self._sync_pager()
             return
-        protos = s.prototypes(c)
-        self.proto_title.setText(f"Prototypes of {s.cluster_name(c)} (most confident):")
+        protos, chosen = s.prototypes(c)
+        self.proto_title.setText(f"Prototypes of {s.cluster_name(c)} ({chosen}):")
         self.prototypes.set_items(protos)
         self._members = s.members(c, least_confident_first=self.least_confident_first)
         self.show_page(self._page if keep_page else 0)

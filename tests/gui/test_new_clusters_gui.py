@@ -196,3 +196,25 @@ def test_a_run_that_cannot_name_leaves_new_clusters_numbered(qtbot, window_facto
     w.session.set_selection([1, 2])
     assert w.new_cluster_from_selection() == 10 and not w.session.naming
     assert w.session.cluster_name(10) == "cluster 10"
+
+
+def test_a_made_cluster_shows_the_members_nearest_its_centre(qtbot, window_factory, finished_run):
+    """A cluster the model did not make has no prototypes of its own: the strip shows the members
+    nearest its mean embedding (those that name it), and says so; the run's clusters keep theirs."""
+    w = window_factory()
+    w.open_path(finished_run.paths.root)
+    run = w.session.run
+    chosen = [1, 2, 3, 5, 8, 13]
+    w.session.set_selection(chosen)
+    made = w.new_cluster_from_selection()
+    emb = np.asarray(run.embeddings, np.float64)[chosen]
+    nearest = np.asarray(chosen)[np.argsort(-(emb @ emb.mean(axis=0)), kind="stable")]
+    protos, how = w.session.prototypes(made, n=4)
+    assert how == "nearest its centre" and protos.tolist() == nearest[:4].tolist()
+    w.clusters.choose(made)
+    assert "(nearest its centre)" in w.clusters.proto_title.text()
+    shown = list(w.clusters.prototypes.items())
+    assert shown == nearest[: len(shown)].tolist() and len(shown) > 1
+    other = int(np.bincount(w.session.assignment).argmax())
+    w.clusters.choose(other)
+    assert "(most confident)" in w.clusters.proto_title.text()
