@@ -24,7 +24,7 @@ from semclust.core.choices import (
 from semclust.core.clustering.k_choice import KChoice
 from semclust.core.config import RunConfig
 from semclust.core.images import ImageError, InputError, load_image, survey_folder
-from semclust.core.metrics import central_members, cluster_summary, evaluate
+from semclust.core.metrics import cluster_summary, evaluate
 from semclust.core.naming.suggest import cannot_name
 from semclust.core.param import Declared, declared
 from semclust.core.paths import resource
@@ -57,7 +57,6 @@ __all__ = [
     "restore_model_clusters", "retrain_with_corrections",  # Edit > Retrain with my corrections
     "assign_folder", "read_additions", "vote",  # images added to a run (File > Add images...)
     "rescaled",  # the k curve's criteria onto 0..1, as the report draws them
-    "central_members",  # the prototypes of a cluster the user made
     "cannot_name",  # whether a split's parts or a made cluster can be named
 ]  # fmt: skip
 

@@ -12,14 +12,7 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from semclust.gui._core import (
-    Corrections,
-    RunData,
-    cannot_name,
-    central_members,
-    cluster_summary,
-    evaluate,
-)
+from semclust.gui._core import Corrections, RunData, cannot_name, cluster_summary, evaluate
 from semclust.gui.tasks import run_in_background
 
 
@@ -109,18 +102,10 @@ class Session(QObject):
         return idx[np.argsort(conf if least_confident_first else -conf, kind="stable")]
 
     def prototypes(self, cluster: int, n: int = 8) -> tuple[np.ndarray, str]:
-        """What ``cluster`` looks like, and how they were chosen: the run's prototypes still in it
-        ("most confident"); for a cluster the model did not make (a split's new part, one made from
-        a selection) or whose prototypes were all moved away, the members nearest its mean embedding,
-        which also name it ("nearest its centre"; the most confident without embeddings)."""
-        run = self._run
-        protos = [i for i in run.prototypes.get(cluster, []) if self._assignment[i] == cluster]
-        if protos:
-            return np.asarray(protos[:n], dtype=int), "most confident"
-        if run.embeddings is not None:
-            central = central_members(run.embeddings, self._assignment, [cluster], n)[cluster]
-            return np.asarray(central, dtype=int), "nearest its centre"
-        return self.members(cluster)[:n], "most confident"
+        """What ``cluster`` looks like, and how they were chosen (``RunData.examples``): the run's
+        prototypes still in it, or for a cluster the user made the members nearest its centre."""
+        shown, how = self._run.examples(cluster, n, self._assignment)
+        return np.asarray(shown, dtype=int), how
 
     def neighbours(self, i: int) -> np.ndarray:
         if self._run is None or self._run.neighbours is None or i < 0:

@@ -228,3 +228,19 @@ def test_corrections_suggesting_a_name_for_a_cluster_never_made_are_refused(tmp_
     write_json(run.paths.corrections, {"suggested": {"7": {"name": "cat", "confidence": 0.5}}})
     with pytest.raises(RunFolderError, match="does not match the run"):
         load_run(run.paths.root)
+
+
+def test_a_made_cluster_is_shown_by_its_members_nearest_its_centre(tmp_path):
+    """``RunData.examples`` (the app's strip, the report's gallery): a run's cluster by its
+    prototypes, then its most confident members; a made one, which has no prototypes, by the
+    members nearest its mean embedding; without embeddings, by the most confident."""
+    run = _with_embeddings(tmp_path)
+    run.prototypes = {0: [3, 0], 1: [1], 2: [2]}
+    made = run.corrections.new_cluster([0, 1, 2, 4], run.n_clusters)
+    emb = np.asarray(run.embeddings, np.float64)[[0, 1, 2, 4]]
+    nearest = np.array([0, 1, 2, 4])[np.argsort(-(emb @ emb.mean(axis=0)), kind="stable")]
+    assert run.examples(made, 3) == (nearest[:3].tolist(), "nearest its centre")
+    # Cluster 0 lost its prototype 0 to the made cluster: its other one, then the rest of it.
+    assert run.examples(0, 3) == ([3, 6, 9], "most confident")
+    run.embeddings = None
+    assert run.examples(made, 2)[1] == "most confident"

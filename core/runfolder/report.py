@@ -374,7 +374,7 @@ def _pictures(run: RunData, assignment: np.ndarray) -> str:
 def _gallery(run: RunData, assignment: np.ndarray, stats: list, per_cluster: int) -> str:
     if per_cluster == 0:
         return ""
-    shown = {st.cluster: cluster_examples(run, assignment, st.cluster, per_cluster) for st in stats}
+    shown = {st.cluster: run.examples(st.cluster, per_cluster, assignment)[0] for st in stats}
     every = sorted({i for members in shown.values() for i in members})
     with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
         thumbs = dict(zip(every, pool.map(lambda i: thumbnail(run, i), every)))
@@ -393,21 +393,9 @@ def _gallery(run: RunData, assignment: np.ndarray, stats: list, per_cluster: int
         )
     return (
         f'<h2>Images</h2><p class="note">Each cluster\'s {per_cluster} most confident images '
-        "(the run's prototypes first); a grey square stands for an image that cannot be read.</p>"
-        + "\n".join(sections)
+        "(the run's prototypes first; for a cluster you made, the images nearest its centre); a "
+        "grey square stands for an image that cannot be read.</p>" + "\n".join(sections)
     )
-
-
-def cluster_examples(run: RunData, assignment: np.ndarray, cluster: int, n: int) -> list[int]:
-    """Up to ``n`` images of ``cluster``: the run's prototypes still in it, then its most confident
-    other members."""
-    chosen = [i for i in run.prototypes.get(cluster, []) if assignment[i] == cluster][:n]
-    if len(chosen) < n:
-        members = np.flatnonzero(assignment == cluster)
-        ranked = members[np.argsort(-run.confidence[members], kind="stable")]
-        taken = set(chosen)
-        chosen += [int(i) for i in ranked if int(i) not in taken][: n - len(chosen)]
-    return chosen
 
 
 # -- small helpers ---------------------------------------------------------------------------------

@@ -167,6 +167,30 @@ class RunData:
             self, corrections=Corrections.from_dict(self.corrections.to_dict())
         )
 
+    def examples(
+        self, cluster: int, n: int, assignment: np.ndarray | None = None
+    ) -> tuple[list[int], str]:
+        """Up to ``n`` images that show ``cluster`` (the app's prototypes strip, the report's
+        gallery), and how they were chosen: the run's prototypes still in it, then its most
+        confident other members ("most confident"); for a cluster that has none of the run's
+        prototypes (one the user made, a split's new part) the members nearest its mean embedding,
+        which are also those that name it ("nearest its centre"), where the run kept embeddings.
+
+        Args:
+            assignment: the clusters of now (default: :attr:`assignment`, computed again).
+        """
+        c = int(cluster)
+        assignment = self.assignment if assignment is None else assignment
+        chosen = [i for i in self.prototypes.get(c, []) if assignment[i] == c][:n]
+        if not chosen and self.embeddings is not None:
+            return central_members(self.embeddings, assignment, [c], n)[c], "nearest its centre"
+        if len(chosen) < n:
+            members = np.flatnonzero(assignment == c)
+            ranked = members[np.argsort(-self.confidence[members], kind="stable")]
+            taken = set(chosen)
+            chosen += [int(i) for i in ranked if int(i) not in taken][: n - len(chosen)]
+        return chosen, "most confident"
+
     def _suggestion(self, c: int) -> tuple[str, float | None]:
         """The backbone's name for cluster ``c`` and its confidence: the one it got when the user
         made or split it, else the run's; ``("", None)`` for none."""
