@@ -96,9 +96,11 @@ class Session(QObject):
         return self._run.absolute_path(i)
 
     def members(self, cluster: int, least_confident_first: bool = False) -> np.ndarray:
-        """Images of ``cluster``, most confident first, or the doubtful ones first (to review)."""
+        """Images of ``cluster``, most confident first, or the doubtful ones first (to review); in
+        either order the images the user moved there come last, in their order: the user placed
+        them, and the model's confidence in another cluster says nothing of them here."""
         idx = np.flatnonzero(self._assignment == cluster)
-        conf = self._run.confidence[idx]
+        conf = self._run.model_confidence[idx]  # NaN for moved images: argsort puts them last
         return idx[np.argsort(conf if least_confident_first else -conf, kind="stable")]
 
     def prototypes(self, cluster: int, n: int = 8) -> tuple[np.ndarray, str]:

@@ -209,6 +209,23 @@ def test_cluster_members_are_paged_most_confident_first(qtbot, window_factory, f
     assert (w.session.assignment[items] == big).all()
 
 
+def test_images_moved_into_a_cluster_come_last_in_either_order(qtbot, window_factory, finished_run):
+    """The user placed them: the model's confidence of another cluster neither puts them first nor
+    among the doubtful ones to review."""
+    w = window_factory()
+    w.open_path(finished_run.paths.root)
+    s = w.session
+    big = int(np.bincount(s.assignment).argmax())
+    others = np.flatnonzero(s.assignment != big)
+    moved = others[np.argsort(-finished_run.confidence[others])][:3]  # the most confident elsewhere
+    s.move(moved, big)
+    for review in (False, True):
+        order = s.members(big, least_confident_first=review)
+        assert sorted(order[-3:].tolist()) == sorted(moved.tolist())
+        own = finished_run.confidence[order[:-3]]
+        assert np.all(np.diff(own) >= -1e-7 if review else np.diff(own) <= 1e-7)
+
+
 def test_a_clusters_thumbnails_say_what_its_title_does_not(window_factory, finished_run):
     """In a cluster's grids every caption would repeat the cluster's name (the title says it, and a
     long one left no room for the true label): they show the true label, or the file's name where
