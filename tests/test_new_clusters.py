@@ -242,5 +242,7 @@ def test_a_made_cluster_is_shown_by_its_members_nearest_its_centre(tmp_path):
     assert run.examples(made, 3) == (nearest[:3].tolist(), "nearest its centre")
     # Cluster 0 lost its prototype 0 to the made cluster: its other one, then the rest of it.
     assert run.examples(0, 3) == ([3, 6, 9], "most confident")
+    run.corrections.move([7], 0)  # the user placed it: after the model's own members
+    assert run.examples(0, 5) == ([3, 6, 9, 7], "most confident")
     run.embeddings = None
     assert run.examples(made, 2)[1] == "most confident"

@@ -172,7 +172,8 @@ class RunData:
     ) -> tuple[list[int], str]:
         """Up to ``n`` images that show ``cluster`` (the app's prototypes strip, the report's
         gallery), and how they were chosen: the run's prototypes still in it, then its most
-        confident other members ("most confident"); for a cluster that has none of the run's
+        confident other members, those the user moved there last ("most confident"); for a
+        cluster that has none of the run's
         prototypes (one the user made, a split's new part) the members nearest its mean embedding,
         which are also those that name it ("nearest its centre"), where the run kept embeddings.
 
@@ -184,9 +185,9 @@ class RunData:
         chosen = [i for i in self.prototypes.get(c, []) if assignment[i] == c][:n]
         if not chosen and self.embeddings is not None:
             return central_members(self.embeddings, assignment, [c], n)[c], "nearest its centre"
-        if len(chosen) < n:
+        if len(chosen) < n:  # the images the user moved there last (model_confidence NaN)
             members = np.flatnonzero(assignment == c)
-            ranked = members[np.argsort(-self.confidence[members], kind="stable")]
+            ranked = members[np.argsort(-self.model_confidence[members], kind="stable")]
             taken = set(chosen)
             chosen += [int(i) for i in ranked if int(i) not in taken][: n - len(chosen)]
         return chosen, "most confident"
