@@ -95,6 +95,13 @@ class Session(QObject):
     def absolute_path(self, i: int) -> Path:
         return self._run.absolute_path(i)
 
+    def confidence_text(self, i: int) -> str:
+        """The model's confidence of image ``i``, or "placed by you" for an image the user moved
+        (the model's confidence was for another cluster)."""
+        if int(i) in self._run.corrections.moves:
+            return "placed by you"
+        return f"{self._run.confidence[int(i)]:.2f}"
+
     def members(self, cluster: int, least_confident_first: bool = False) -> np.ndarray:
         """Images of ``cluster``, most confident first, or the doubtful ones first (to review); in
         either order the images the user moved there come last, in their order: the user placed

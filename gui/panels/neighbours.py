@@ -46,7 +46,7 @@ def configure_grid(grid: ThumbnailGrid, session: Session, one_cluster: bool = Fa
 
     def tooltip(i: int) -> str:
         text = f"{session.file_name(i)}\n{described(i).replace(chr(10), ' ')}"
-        return f"{text}\nconfidence {session.run.confidence[i]:.2f}" if session.clustered else text
+        return f"{text}\nconfidence {session.confidence_text(i)}" if session.clustered else text
 
     model.caption = caption
     model.tooltip = tooltip
@@ -109,7 +109,7 @@ class NeighboursPanel(QWidget):
         self.image.setPixmap(self.loader.pixmap(i))
         lines = [f"<b>{s.file_name(i)}</b>", f"cluster: {s.cluster_name(int(s.assignment[i]))}"]
         if s.clustered:
-            lines.append(f"confidence: {s.run.confidence[i]:.2f}")
+            lines.append(f"confidence: {s.confidence_text(i)}")
         if s.true_label(i) is not None:
             lines.append(f"true label: {s.true_label(i)}")
         self.details.setText("<br>".join(lines))

@@ -224,6 +224,10 @@ def test_images_moved_into_a_cluster_come_last_in_either_order(qtbot, window_fac
         assert sorted(order[-3:].tolist()) == sorted(moved.tolist())
         own = finished_run.confidence[order[:-3]]
         assert np.all(np.diff(own) >= -1e-7 if review else np.diff(own) <= 1e-7)
+    s.set_current(int(moved[0]))  # the image's details say who placed it
+    assert "confidence: placed by you" in w.neighbours.details.text()
+    s.set_current(int(order[0]))
+    assert f"confidence: {finished_run.confidence[order[0]]:.2f}" in w.neighbours.details.text()
 
 
 def test_a_clusters_thumbnails_say_what_its_title_does_not(window_factory, finished_run):
