@@ -405,6 +405,7 @@ class MainWindow(ReviewCommands, QMainWindow):
         self.run_action.setEnabled(not running and self.image_folder is not None)
         self.cancel_action.setEnabled(running)
         self.undo_action.setEnabled(self.session.can_undo())
+        self.redo_action.setEnabled(self.session.can_redo())
         self.move_action.setEnabled(has_run)
         self.new_cluster_action.setEnabled(has_run and bool(len(self.session.selection)))
         self.split_action.setEnabled(has_run)

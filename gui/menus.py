@@ -61,6 +61,7 @@ def build_menus(w) -> None:
         w, "Cancel", w.cancel_run, "Esc", "Stop; finished stages are kept."
     )
     w.undo_action = make_action(w, "Undo correction", w.session.undo, std.Undo)
+    w.redo_action = make_action(w, "Redo correction", w.session.redo, std.Redo)
     w.move_action = make_action(w, "Move selection to cluster…", w.move_selection, "Ctrl+M")
     w.new_cluster_action = make_action(
         w, "New cluster from selection", w.new_cluster_from_selection, "Ctrl+Shift+N",
@@ -100,7 +101,9 @@ def build_menus(w) -> None:
     file_menu.addSeparator()
     file_menu.addAction(quit_action)
     edit_menu = w.menuBar().addMenu("&Edit")
-    edit_menu.addActions([w.undo_action, w.move_action, w.new_cluster_action, w.split_action])
+    edit_menu.addActions([w.undo_action, w.redo_action])
+    edit_menu.addSeparator()
+    edit_menu.addActions([w.move_action, w.new_cluster_action, w.split_action])
     edit_menu.addSeparator()
     edit_menu.addActions([w.retrain_action, w.restore_model_action])
     run_menu = w.menuBar().addMenu("&Run")

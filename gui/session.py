@@ -39,8 +39,9 @@ class Session(QObject):
         self._assignment = np.zeros(0, dtype=int)
         self._current = -1
         self._selection = np.zeros(0, dtype=int)
-        self._undo: list[dict] = []
-        self._edits = 0  # corrections and undos so far: names that come late check it
+        self._undo: list[dict] = []  # the corrections before each edit, the last on top
+        self._redo: list[dict] = []  # the corrections before each undo, while no edit came since
+        self._edits = 0  # corrections, undos and redos so far: names that come late check it
         self._namings = 0  # names asked for and not come yet
 
     # -- reading ---------------------------------------------------------------------------------
@@ -147,6 +148,7 @@ class Session(QObject):
         self._current = -1
         self._selection = np.zeros(0, dtype=int)
         self._undo.clear()
+        self._redo.clear()
         self.runChanged.emit()
         self.selectionChanged.emit()
         self.currentChanged.emit(-1)
@@ -217,10 +219,21 @@ class Session(QObject):
         return bool(self._undo)
 
     def undo(self) -> None:
-        if not self._undo:
-            return
+        self._step(self._undo, self._redo)
 
-        self._run.corrections = Corrections.from_dict(self._undo.pop())
+    def can_redo(self) -> bool:
+        return bool(self._redo)
+
+    def redo(self) -> None:
+        """Does the last undone correction again (with the names that had come for it); a new
+        correction since forgets what was undone, as in any editor."""
+        self._step(self._redo, self._undo)
+
+    def _step(self, back: list[dict], forth: list[dict]) -> None:
+        if not back or not self.editable:
+            return
+        forth.append(self._run.corrections.to_dict())
+        self._run.corrections = Corrections.from_dict(back.pop())
         self._edits += 1
         self._after_correction()
 
@@ -259,6 +272,7 @@ class Session(QObject):
         if not self.editable:
             return
         self._undo.append(self._run.corrections.to_dict())
+        self._redo.clear()
         self._edits += 1
         edit(self._run.corrections)
         self._after_correction()

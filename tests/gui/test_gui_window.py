@@ -191,9 +191,21 @@ def test_rename_merge_move_reach_the_csv_and_persist(qtbot, window_factory, fini
     again = load_run(finished_run.paths.root)
     assert again.cluster_name(3) == "=threes"
     assert np.array_equal(again.assignment, s.assignment)
-    # Undo goes back one step.
+    # Undo goes back one step, redo forward again (saved each time), a new edit forgets the redo.
+    assert not s.can_redo() and not w.redo_action.isEnabled()
+    after = s.assignment.copy()
     s.undo()
-    assert (s.assignment[moved] == 0).all()
+    assert (s.assignment[moved] == 0).all() and w.redo_action.isEnabled()
+    w.redo_action.trigger()
+    assert np.array_equal(s.assignment, after) and not s.can_redo()
+    assert np.array_equal(load_run(finished_run.paths.root).assignment, after)
+    s.undo()
+    s.undo()  # the merge too
+    assert s.can_redo() and (s.assignment[before == 5] == 5).all()
+    s.rename(3, "new")
+    assert not s.can_redo() and not w.redo_action.isEnabled()
+    s.redo()  # nothing to redo: nothing changes
+    assert (s.assignment[before == 5] == 5).all() and s.cluster_name(3) == "new"
 
 
 def test_cluster_members_are_paged_most_confident_first(qtbot, window_factory, finished_run):

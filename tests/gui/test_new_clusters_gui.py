@@ -182,6 +182,10 @@ def test_a_splits_parts_and_a_made_cluster_get_names_and_undo_takes_them_back(
 
     w.session.undo()  # the split and its names go together
     assert w.session.cluster_name(c) == old and not run.corrections.suggested
+    w.session.redo()  # and come back together
+    assert w.session.n_clusters == 11 and w.session.cluster_name(10).startswith("like ")
+    w.session.undo()
+    assert w.session.n_clusters == 10 and not run.corrections.suggested
 
     w.session.set_selection([1, 2])
     with qtbot.waitSignal(w.session.namingDone, timeout=20_000):
