@@ -13,7 +13,9 @@ from PySide6.QtWidgets import QMainWindow
 def make_action(window: QMainWindow, text: str, slot, shortcut=None, tip: str = "") -> QAction:
     """A QAction of ``window`` that calls ``slot()``, with its shortcut and tips."""
     action = QAction(text, window)
-    if shortcut is not None:
+    if isinstance(shortcut, QKeySequence.StandardKey):  # every binding of the platform's
+        action.setShortcuts(shortcut)
+    elif shortcut is not None:
         action.setShortcut(QKeySequence(shortcut))
     action.setStatusTip(tip)
     action.setToolTip(tip or text)

@@ -193,6 +193,8 @@ def test_rename_merge_move_reach_the_csv_and_persist(qtbot, window_factory, fini
     assert np.array_equal(again.assignment, s.assignment)
     # Undo goes back one step, redo forward again (saved each time), a new edit forgets the redo.
     assert not s.can_redo() and not w.redo_action.isEnabled()
+    keys = {k.toString() for k in w.redo_action.shortcuts()}
+    assert {"Ctrl+Shift+Z", "Ctrl+Y"} <= keys  # every binding of the platform's Redo
     after = s.assignment.copy()
     s.undo()
     assert (s.assignment[moved] == 0).all() and w.redo_action.isEnabled()
