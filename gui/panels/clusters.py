@@ -129,7 +129,9 @@ class ClustersPanel(QWidget):
         self.merge_button = QPushButton("Merge into…")
         self.move_button = QPushButton("Move here")
         self.split_button = QPushButton("Split…")
-        self.rename_button.setToolTip("Give the cluster a name; exports use it.")
+        self.rename_button.setToolTip(
+            "Give the cluster a name (or double-click its row); exports use it."
+        )
         self.merge_button.setToolTip("Move every image of this cluster into another one.")
         self.move_button.setToolTip(
             "Move the selected images (map or grids) into this cluster (a correction)."
@@ -189,6 +191,7 @@ class ClustersPanel(QWidget):
         split.splitterMoved.connect(lambda *_: setattr(self, "_split_moved", True))
 
         self.table.itemSelectionChanged.connect(self._on_row)
+        self.table.itemDoubleClicked.connect(lambda *_: self.rename())
         self.rename_button.clicked.connect(lambda: self.rename())
         self.merge_button.clicked.connect(lambda: self.merge())
         self.move_button.clicked.connect(lambda: self.move_selection())

@@ -222,3 +222,24 @@ def test_a_made_cluster_shows_the_members_nearest_its_centre(qtbot, window_facto
     other = int(np.bincount(w.session.assignment).argmax())
     w.clusters.choose(other)
     assert "(most confident)" in w.clusters.proto_title.text()
+
+
+def test_double_clicking_a_clusters_row_renames_it(
+    qtbot, window_factory, finished_run, monkeypatch
+):
+    w = window_factory()
+    w.open_path(finished_run.paths.root)
+    asked = []
+
+    def get_text(parent, title, label, text=""):
+        asked.append(text)
+        return "my cats", True
+
+    monkeypatch.setattr(QInputDialog, "getText", get_text)
+    table = w.clusters.table
+    row = next(
+        r for r in range(table.rowCount()) if table.item(r, 0).data(Qt.ItemDataRole.UserRole) == 4
+    )
+    table.selectRow(row)
+    table.itemDoubleClicked.emit(table.item(row, 2))
+    assert asked == ["cluster 4"] and w.session.cluster_name(4) == "my cats"
