@@ -12,7 +12,15 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from semclust.gui._core import Corrections, RunData, cannot_name, cluster_summary, evaluate
+from semclust.gui._core import (
+    Corrections,
+    LookAlike,
+    RunData,
+    cannot_name,
+    cluster_summary,
+    evaluate,
+    look_alike,
+)
 from semclust.gui.tasks import run_in_background
 
 
@@ -129,6 +137,14 @@ class Session(QObject):
         return cluster_summary(
             self._assignment, run.n_clusters, run.true_labels, run.model_confidence
         )
+
+    def look_alike(self) -> LookAlike | None:
+        """The two clusters that look like one group now (``core.metrics.look_alike``); None
+        without a finished run with its mined neighbours, or when no pair does."""
+        run = self._run
+        if not self.clustered or not self.editable or run.neighbours is None:
+            return None
+        return look_alike(self._assignment, run.neighbours, run.n_clusters)
 
     def evaluation(self) -> dict | None:
         """ACC/NMI/ARI and confusion of the corrected clusters, or None without labels."""

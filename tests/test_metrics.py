@@ -8,7 +8,13 @@ from math import comb
 import numpy as np
 import pytest
 
-from semclust.core.metrics import central_members, cluster_summary, evaluate, prototypes
+from semclust.core.metrics import (
+    central_members,
+    cluster_summary,
+    evaluate,
+    look_alike,
+    prototypes,
+)
 
 
 def brute_force_acc(assign, labels, k):
@@ -121,3 +127,50 @@ def test_central_members_are_those_nearest_the_clusters_mean_embedding(monkeypat
     assert found[5] == [] and list(found) == [2, 0, 5]
     monkeypatch.setattr(metrics, "ROWS_PER_BLOCK", 3)  # read in blocks: the same members
     assert central_members(embeddings, assignment, [2, 0, 5], per_cluster=4) == found
+
+
+def _look_alike_loop(assignment, neighbours, k):
+    """The same score, a link at a time (the reference for ``look_alike``)."""
+    links = np.zeros((k, k))
+    for i, row in enumerate(neighbours):
+        for j in row:
+            if j != i:
+                links[assignment[i], assignment[j]] += 1
+    out, sizes = links.sum(1), np.bincount(assignment, minlength=k)
+    best = None
+    for a in range(k):
+        for b in range(a + 1, k):
+            if sizes[a] and sizes[b] and out[a] and out[b]:
+                score = (links[a, b] + links[b, a]) / min(out[a], out[b])
+                if best is None or score > best[2]:
+                    best = (a, b, score)
+    return best
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_look_alike_matches_a_loop_and_reads_blocks(seed, monkeypatch):
+    from semclust.core import metrics
+
+    rng = np.random.default_rng(seed)
+    n, k = 300, 6
+    group = rng.integers(0, 3, n)  # 3 groups of images, their neighbours mostly in the group
+    nb = np.array([rng.choice(np.flatnonzero(group == group[i]), 8) for i in range(n)])
+    noise = rng.random(nb.shape) < 0.1  # and a few anywhere
+    nb[noise] = rng.integers(0, n, int(noise.sum()))
+    nb[:5, 0] = np.arange(5)  # links to themselves: not counted
+    assignment = np.where(
+        group == 0, rng.integers(0, 2, n), group + 2
+    )  # group 0 cut in two; 5 empty
+    a, b, score = _look_alike_loop(assignment, nb, k)
+    monkeypatch.setattr(metrics, "ROWS_PER_BLOCK", 7)
+    found = look_alike(assignment, nb, k)
+    assert found is not None and {found.into, found.merged} == {a, b} == {0, 1}
+    assert found.score == pytest.approx(score)
+    assert np.sum(assignment == found.into) >= np.sum(assignment == found.merged)  # the larger
+    own = nb != np.arange(n)[:, None]  # the directed shares, a link at a time
+    for x, y, share in ((found.merged, found.into, found.merged_share),
+                        (found.into, found.merged, found.into_share)):  # fmt: skip
+        rows = assignment == x
+        assert share == pytest.approx((assignment[nb[rows]][own[rows]] == y).mean())
+    assert look_alike(group, nb, 3) is None  # whole groups: no pair reaches the threshold
+    assert look_alike(np.zeros(n, dtype=int), nb, 1) is None

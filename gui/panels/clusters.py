@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from semclust.gui import palette
+from semclust.gui._core import LookAlike
 from semclust.gui.dialogs import show_message
 from semclust.gui.panels.neighbours import configure_grid
 from semclust.gui.session import Session
@@ -123,6 +124,17 @@ class ClustersPanel(QWidget):
         self.naming_note.setStyleSheet("color: #666;")
         self.naming_note.hide()
         lv.addWidget(self.naming_note)
+        self.hint = QWidget()  # two clusters that look like one group, and a button to merge them
+        hint_row = QHBoxLayout(self.hint)
+        hint_row.setContentsMargins(0, 0, 0, 0)
+        self.hint_text = QLabel("")
+        self.hint_text.setWordWrap(True)
+        self.hint_merge = QPushButton("")
+        hint_row.addWidget(self.hint_text, 1)
+        hint_row.addWidget(self.hint_merge)
+        self.hint.hide()
+        self._hint: tuple[int, int] | None = None
+        lv.addWidget(self.hint)
         lv.addWidget(self.table, 1)
         buttons = QHBoxLayout()
         self.rename_button = QPushButton("Rename…")
@@ -196,6 +208,7 @@ class ClustersPanel(QWidget):
         self.merge_button.clicked.connect(lambda: self.merge())
         self.move_button.clicked.connect(lambda: self.move_selection())
         self.split_button.clicked.connect(lambda: self.split_cluster())
+        self.hint_merge.clicked.connect(self.merge_look_alike)
         self.order.currentIndexChanged.connect(lambda: self._show_cluster(self.chosen()))
         self.prev_button.clicked.connect(lambda: self.show_page(self._page - 1))
         self.next_button.clicked.connect(lambda: self.show_page(self._page + 1))
@@ -230,6 +243,7 @@ class ClustersPanel(QWidget):
         self.naming_note.setText(note)
         self.naming_note.setToolTip(note)
         self.naming_note.setVisible(bool(note))
+        self._show_hint(s.look_alike())
         if not s.clustered:
             self.table.blockSignals(False)
             self._show_cluster(-1)
@@ -361,6 +375,30 @@ class ClustersPanel(QWidget):
         pages = max(1, -(-len(self._members) // PAGE))
         self.prev_button.setEnabled(self._page > 0)
         self.next_button.setEnabled(self._page < pages - 1)
+
+    def _show_hint(self, pair: LookAlike | None) -> None:
+        self._hint = None if pair is None else (pair.into, pair.merged)
+        self.hint.setVisible(pair is not None)
+        if pair is None:
+            return
+        s = self.session
+        self.hint_text.setText(
+            f"Clusters {pair.merged} and {pair.into} may be one group: {pair.merged_share:.0%} of "
+            f"{pair.merged}'s nearest neighbours are in {pair.into} ({pair.into_share:.0%} the "
+            "other way)."
+        )
+        self.hint.setToolTip(
+            f"{pair.merged}: {s.cluster_name(pair.merged)}\n{pair.into}: {s.cluster_name(pair.into)}"
+            "\nMost images have their nearest neighbours in their own cluster; these two share "
+            "many. Look at both before merging (Ctrl+Z undoes it)."
+        )
+        self.hint_merge.setText(f"Merge {pair.merged} into {pair.into}")
+
+    def merge_look_alike(self) -> None:
+        """Merges the hint's smaller cluster into the larger (one step to undo)."""
+        if self._hint is not None:
+            into, merged = self._hint
+            self.session.merge(merged, into)
 
     def _sync_buttons(self) -> None:
         c = self.chosen()
