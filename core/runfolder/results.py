@@ -173,9 +173,9 @@ class RunData:
         """Up to ``n`` images that show ``cluster`` (the app's prototypes strip, the report's
         gallery), and how they were chosen: the run's prototypes still in it, then its most
         confident other members, those the user moved there last ("most confident"); for a
-        cluster that has none of the run's
-        prototypes (one the user made, a split's new part) the members nearest its mean embedding,
-        which are also those that name it ("nearest its centre"), where the run kept embeddings.
+        cluster that has none of the run's prototypes (one the user made, a split's new part), the
+        members nearest its mean embedding, which are also those that name it ("nearest its
+        centre"), where the run kept embeddings.
 
         Args:
             assignment: the clusters of now (default: :attr:`assignment`, computed again).

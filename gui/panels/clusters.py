@@ -133,7 +133,7 @@ class ClustersPanel(QWidget):
         hint_row.addWidget(self.hint_text, 1)
         hint_row.addWidget(self.hint_merge)
         self.hint.hide()
-        self._hint: tuple[int, int] | None = None
+        self._hint: LookAlike | None = None
         lv.addWidget(self.hint)
         lv.addWidget(self.table, 1)
         buttons = QHBoxLayout()
@@ -345,8 +345,8 @@ class ClustersPanel(QWidget):
             self.members_title.setText("")
             self._sync_pager()
             return
-        protos, chosen = s.prototypes(c)
-        self.proto_title.setText(f"Prototypes of {s.cluster_name(c)} ({chosen}):")
+        protos, how = s.prototypes(c)
+        self.proto_title.setText(f"Prototypes of {s.cluster_name(c)} ({how}):")
         self.prototypes.set_items(protos)
         self._members = s.members(c, least_confident_first=self.least_confident_first)
         self.show_page(self._page if keep_page else 0)
@@ -377,7 +377,7 @@ class ClustersPanel(QWidget):
         self.next_button.setEnabled(self._page < pages - 1)
 
     def _show_hint(self, pair: LookAlike | None) -> None:
-        self._hint = None if pair is None else (pair.into, pair.merged)
+        self._hint = pair
         self.hint.setVisible(pair is not None)
         if pair is None:
             return
@@ -397,8 +397,7 @@ class ClustersPanel(QWidget):
     def merge_look_alike(self) -> None:
         """Merges the hint's smaller cluster into the larger (one step to undo)."""
         if self._hint is not None:
-            into, merged = self._hint
-            self.session.merge(merged, into)
+            self.session.merge(self._hint.merged, self._hint.into)
 
     def _sync_buttons(self) -> None:
         c = self.chosen()
