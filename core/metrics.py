@@ -178,10 +178,18 @@ class LookAlike(NamedTuple):
     into_share: float
 
 
-def look_alike(assignment: np.ndarray, neighbours: np.ndarray, n_clusters: int) -> LookAlike | None:
+def look_alike(
+    assignment: np.ndarray,
+    neighbours: np.ndarray,
+    n_clusters: int,
+    ignore: Iterable[tuple[int, int]] = (),
+) -> LookAlike | None:
     """The two clusters that most look like one group, by their images' mined neighbours: with
     L[a, b] the links from cluster a's images to neighbours in cluster b, the pair whose
     (L[a, b] + L[b, a]) / min(a's links, b's links) is highest, when it reaches :data:`LOOK_ALIKE`.
+
+    Args:
+        ignore: pairs of clusters not to offer, in either order (say, those the user set apart).
 
     Returns:
         the pair, the smaller cluster to merge into the larger (ties in size: into the lower
@@ -207,6 +215,10 @@ def look_alike(assignment: np.ndarray, neighbours: np.ndarray, n_clusters: int) 
     cross = (links + links.T)[np.ix_(used, used)].astype(np.float64)
     cross /= np.minimum.outer(out[used], out[used])
     np.fill_diagonal(cross, -1.0)
+    where = {int(c): k for k, c in enumerate(used)}
+    for x, y in ignore:
+        if int(x) in where and int(y) in where:
+            cross[where[int(x)], where[int(y)]] = cross[where[int(y)], where[int(x)]] = -1.0
     i, j = np.unravel_index(int(np.argmax(cross)), cross.shape)  # the first of equal scores
     if cross[i, j] < LOOK_ALIKE:
         return None

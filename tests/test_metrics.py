@@ -173,4 +173,6 @@ def test_look_alike_matches_a_loop_and_reads_blocks(seed, monkeypatch):
         rows = assignment == x
         assert share == pytest.approx((assignment[nb[rows]][own[rows]] == y).mean())
     assert look_alike(group, nb, 3) is None  # whole groups: no pair reaches the threshold
+    assert look_alike(assignment, nb, k, ignore=[(1, 0)]) is None  # either order; none else
+    assert look_alike(assignment, nb, k, ignore=[(3, 4), (5, 0)]) == found  # other pairs
     assert look_alike(np.zeros(n, dtype=int), nb, 1) is None

@@ -130,8 +130,13 @@ class ClustersPanel(QWidget):
         self.hint_text = QLabel("")
         self.hint_text.setWordWrap(True)
         self.hint_merge = QPushButton("")
+        self.hint_dismiss = QPushButton("Not one group")
+        self.hint_dismiss.setToolTip(
+            "Stop offering these two clusters (until another run is opened)."
+        )
         hint_row.addWidget(self.hint_text, 1)
         hint_row.addWidget(self.hint_merge)
+        hint_row.addWidget(self.hint_dismiss)
         self.hint.hide()
         self._hint: LookAlike | None = None
         lv.addWidget(self.hint)
@@ -209,6 +214,7 @@ class ClustersPanel(QWidget):
         self.move_button.clicked.connect(lambda: self.move_selection())
         self.split_button.clicked.connect(lambda: self.split_cluster())
         self.hint_merge.clicked.connect(self.merge_look_alike)
+        self.hint_dismiss.clicked.connect(self.dismiss_look_alike)
         self.order.currentIndexChanged.connect(lambda: self._show_cluster(self.chosen()))
         self.prev_button.clicked.connect(lambda: self.show_page(self._page - 1))
         self.next_button.clicked.connect(lambda: self.show_page(self._page + 1))
@@ -393,6 +399,12 @@ class ClustersPanel(QWidget):
             "many. Look at both before merging (Ctrl+Z undoes it)."
         )
         self.hint_merge.setText(f"Merge {pair.merged} into {pair.into}")
+
+    def dismiss_look_alike(self) -> None:
+        """The hint's two clusters are not one group: the next pair, if any, is offered."""
+        if self._hint is not None:
+            self.session.not_alike(self._hint.into, self._hint.merged)
+            self._show_hint(self.session.look_alike())
 
     def merge_look_alike(self) -> None:
         """Merges the hint's smaller cluster into the larger (one step to undo)."""
