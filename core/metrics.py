@@ -177,6 +177,14 @@ class LookAlike(NamedTuple):
     merged_share: float
     into_share: float
 
+    def describe(self) -> str:
+        """The hint in one sentence, as the app and the command line say it."""
+        m, i = self.merged, self.into
+        return (
+            f"Clusters {m} and {i} may be one group: {self.merged_share:.0%} of {m}'s nearest "
+            f"neighbours are in {i} ({self.into_share:.0%} the other way)."
+        )
+
 
 def look_alike(
     assignment: np.ndarray,

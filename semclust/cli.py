@@ -5,6 +5,7 @@ on built-in handwritten digits, ``gui`` opens the desktop app."""
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
@@ -214,6 +215,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _run(folder: str, out: str, config: RunConfig, args: argparse.Namespace) -> int:
     from semclust.core.images import InputError
+    from semclust.core.metrics import look_alike
     from semclust.core.progress import Cancelled, CancelToken
     from semclust.core.representation.pretrained import WeightsUnavailable
     from semclust.core.run import run_pipeline
@@ -237,6 +239,12 @@ def _run(folder: str, out: str, config: RunConfig, args: argparse.Namespace) -> 
         run.metrics, run.paths.labels_csv, run.suggested_names, run.suggested_confidence,
         run.k_choice,
     ))  # fmt: skip
+    if run.neighbours is not None and (
+        look := look_alike(run.assignment, run.neighbours, run.n_clusters)
+    ):
+        print(
+            f"{look.describe()} To look and merge: semclust gui {shlex.quote(str(run.paths.root))}"
+        )
     return 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from semclust.cli import main
@@ -215,3 +216,22 @@ def test_the_summary_closes_each_cluster_with_its_suggested_name():
     for k_choice in (choice, None):
         said = summary(metrics, Path("labels.csv"), k_choice=k_choice)
         assert said.splitlines()[2].endswith("among 2-30: 2")
+
+
+def test_run_says_which_clusters_may_be_one_group(tmp_path, monkeypatch, capsys):
+    """After the summary, ``run`` names the two clusters that look like one group, and how to look."""
+    from semclust import cli
+    from semclust.core import run as run_module
+    from semclust.core.runfolder.artefacts import save_array
+    from semclust.core.runfolder.results import load_run
+    from tests.test_export import make_run
+
+    made = make_run(tmp_path)  # 10 images in clusters 0, 1, 2 (i % 3)
+    nb = np.array([[j for j in range(10) if j != i and j % 3 in (0, 1)][:4] for i in range(10)])
+    save_array(made.paths.neighbours, nb)  # clusters 0 and 1 are each other's neighbours
+    monkeypatch.setattr(run_module, "run_pipeline", lambda *a, **k: load_run(made.paths.root))
+    monkeypatch.setattr(cli, "summary", lambda *a, **k: "summary")
+    assert cli.main(["run", str(tmp_path), "--out", str(made.paths.root), "--clusters", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "Clusters 1 and 0 may be one group:" in out and "% of 1's nearest neighbours" in out
+    assert f"semclust gui {made.paths.root}" in out

@@ -388,11 +388,7 @@ class ClustersPanel(QWidget):
         if pair is None:
             return
         s = self.session
-        self.hint_text.setText(
-            f"Clusters {pair.merged} and {pair.into} may be one group: {pair.merged_share:.0%} of "
-            f"{pair.merged}'s nearest neighbours are in {pair.into} ({pair.into_share:.0%} the "
-            "other way)."
-        )
+        self.hint_text.setText(pair.describe())
         self.hint.setToolTip(
             f"{pair.merged}: {s.cluster_name(pair.merged)}\n{pair.into}: {s.cluster_name(pair.into)}"
             "\nMost images have their nearest neighbours in their own cluster; these two share "
