@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from semclust.core.naming.imagenet import (
+    class_groups,
     load_imagenet_class_names,
     names_from_classifier,
     top_classes,
@@ -56,6 +57,44 @@ def test_the_rule_on_votes():
     assert name_from_votes(["a", "a", "b"], majority=0.7).name == "mixed: a / b"
     with pytest.raises(ValueError, match="weights"):
         name_from_votes(["a"], [1, 2])
+
+
+def test_the_rule_on_groups_of_classes():
+    """Without a majority class, the most specific group whose classes hold more than 55% of the
+    votes names the cluster, with its two leading classes; the group's share is the confidence."""
+    cat, mammal, animal = ("k1", "cat family"), ("k2", "mammal"), ("k3", "animal")
+    groups = {
+        "tabby": [cat, mammal, animal], "lion": [cat, mammal, animal], "ox": [mammal, animal],
+        "wolf": [mammal, animal], "owl": [animal], "gong": [],
+    }  # fmt: skip
+    votes = ["tabby", "lion", "owl", "owl", "gong"]  # the group's leading two, not the gong
+    assert name_from_votes(votes, groups=groups) == SuggestedName("animal: owl / lion", 4 / 5)
+    votes = ["tabby", "tabby", "lion", "lion", "ox", "wolf", "wolf", "gong"]
+    # "cat family" holds 4 of 8 (not more than 55%), "mammal" 7 of 8: the most specific that holds.
+    assert name_from_votes(votes, groups=groups) == SuggestedName("mammal: lion / tabby", 7 / 8)
+    assert name_from_votes(["ox", "owl", "gong", "gong"], groups=groups).name == "mixed: gong / owl"
+    assert name_from_votes(votes, groups=groups, group_majority=0.9).name == "mixed: lion / tabby"
+    assert name_from_votes(["tabby", "tabby", "ox"], groups=groups).name == "tabby"  # a class first
+    twice = {0: SuggestedName("mammal: ox / wolf", 0.6), 1: SuggestedName("mammal: ox / wolf", 0.7)}
+    assert distinct_names(twice)[0].name == "mammal (2): ox / wolf"
+
+
+def test_imagenet_classes_belong_to_their_wordnet_groups():
+    """The shipped hierarchy: each class's WordNet hypernyms, the broad and unhelpful ones left out."""
+    names = load_imagenet_class_names()
+    groups = {c: [name for _, name in g] for c, g in class_groups(names).items()}
+    assert len(groups) == 998  # by name: the two duplicate pairs share theirs
+    assert groups["ox"][:3] == ["cattle", "bovine", "bovid"]
+    assert {"ruminant", "mammal", "vertebrate", "animal"} <= set(groups["ox"])
+    assert not {"placental", "chordate", "organism", "entity"} & set(groups["ox"])
+    assert {"vegetable", "produce", "food"} <= set(groups["cucumber"])
+    assert "artifact" not in groups["gong"] and "instrumentality" not in groups["gong"]
+    assert class_groups(NAMES) == {}  # another vocabulary: no groups
+    votes = [names.index(c) for c in ("ox", "ox", "ox", "Alpine ibex", "Alpine ibex", "gong")]
+    p = np.full((len(votes), 1000), 0.1 / 999)
+    p[np.arange(len(votes)), votes] = 0.9
+    found = names_from_classifier(p, np.zeros(len(votes), int), {0: list(range(6))}, names)
+    assert found == {0: SuggestedName("bovid: ox / Alpine ibex", 5 / 6)}
 
 
 def test_duplicate_class_names_pool_their_votes():

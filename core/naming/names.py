@@ -2,9 +2,11 @@
 
 The rule (:func:`name_from_votes`) is label-free: each of a cluster's prototypes votes for one class
 (its top-1 ImageNet class); the cluster is named after the leading class when that class holds a clear
-majority, more than half of the votes, and ``"mixed: a / b"`` (the two leading classes) otherwise. The
-confidence is the leading class's share of the votes, so a single name always has a confidence above
-0.5 and a mixed one at most 0.5.
+majority, more than half of the votes. Otherwise, when the classes come with the groups they belong to
+(ImageNet's WordNet hypernyms), the most specific group that holds more than 55% of the votes names it
+with its two leading classes, ``"mammal: porcupine / gibbon"``; failing that, ``"mixed: a / b"``. The
+confidence is the share of the votes of what the name says first: the class, the group, or for a mixed
+name the leading class (at most 0.5).
 
 ``names.json`` maps a cluster to ``{"name": ..., "confidence": ...}``; run folders written before
 confidences were kept map a cluster to its name alone, and still load (:func:`names_from_json`).
@@ -14,6 +16,9 @@ Example:
     SuggestedName(name='cat', confidence=0.75)
     >>> name_from_votes(["cat", "cat", "dog", "dog", "fox"]).name
     'mixed: cat / dog'
+    >>> animal = [("a1", "animal")]
+    >>> name_from_votes(["cat", "cat", "dog", "dog", "fox"], groups={"cat": animal, "dog": animal})
+    SuggestedName(name='animal: cat / dog', confidence=0.8)
 """
 
 from __future__ import annotations
@@ -25,6 +30,11 @@ from dataclasses import dataclass
 
 #: A class names a cluster on its own when it holds more than this share of the prototypes' votes.
 MAJORITY = 0.5
+#: A group of classes names a cluster when its classes hold more than this share, a little more than
+#: a class needs: a group name claims a kind. On the benchmark's photo runs the group names that fit
+#: held 56-95% of the votes, and at 52% the click game's fish sprites were "device" (BENCHMARKS.md,
+#: "Names for mixed clusters").
+GROUP_MAJORITY = 0.55
 #: Longest suggested name read from a run folder (run folders are not trusted).
 MAX_NAME_LENGTH = 200
 
@@ -55,27 +65,38 @@ def mixed(first: str, second: str) -> str:
 
 
 def numbered(name: str, n: int) -> str:
-    """The ``n``-th cluster of a name: ``"cat (2)"``; ``"mixed (2): a / b"``, whose number would
-    otherwise read as the second class's."""
-    if name.startswith(f"{MIXED}: "):
-        return f"{MIXED} ({n}): {name[len(MIXED) + 2 :]}"
+    """The ``n``-th cluster of a name: ``"cat (2)"``; ``"mixed (2): a / b"`` and ``"mammal (2): a /
+    b"``, whose number would otherwise read as the second class's."""
+    head, colon, rest = name.partition(": ")
+    if colon and " / " in rest:
+        return f"{head} ({n}): {rest}"
     return f"{name} ({n})"
 
 
 def name_from_votes(
-    votes: Sequence[str], weights: Sequence[float] | None = None, majority: float = MAJORITY
+    votes: Sequence[str],
+    weights: Sequence[float] | None = None,
+    majority: float = MAJORITY,
+    groups: Mapping[str, Sequence[tuple[str, str]]] | None = None,
+    group_majority: float = GROUP_MAJORITY,
 ) -> SuggestedName | None:
-    """A cluster's name from the classes its prototypes voted for: the majority class, else ``mixed``.
+    """A cluster's name from the classes its prototypes voted for: the majority class, else the
+    majority group, else ``mixed``.
 
     The leading class is the one with the most votes; ties go to the class with more ``weights``
     (say, the summed top-1 probabilities of its voters), then to the alphabetically first. It names the
-    cluster when its share of the votes is above ``majority``; otherwise the name is
-    ``"mixed: leading / runner-up"``. Either way the confidence is the leading class's share.
+    cluster when its share of the votes is above ``majority`` (the confidence: that share). Otherwise
+    the most specific of the ``groups`` that holds more than ``group_majority`` of the votes names it,
+    ``"group: leading / runner-up"`` (the confidence: the group's share), and without one the name is
+    ``"mixed: leading / runner-up"`` (the confidence: the leading class's share).
 
     Args:
         votes: one class name per voting prototype.
         weights: one weight per vote, for ties only; default: all equal.
         majority: the share of the votes the leading class must exceed.
+        groups: class name -> the groups it belongs to, each as (key, name): the key tells groups
+            of one name apart. Classes not in it belong to none.
+        group_majority: the share of the votes a group's classes must exceed.
 
     Returns:
         The suggestion, or ``None`` without votes.
@@ -92,7 +113,40 @@ def name_from_votes(
     share = count[ranked[0]] / len(votes)
     if share > majority or len(ranked) == 1:
         return SuggestedName(ranked[0], share)
+    if groups:
+        named = _majority_group(count, groups, group_majority)
+        if named is not None:
+            group, members, held = named
+            first, second = [c for c in ranked if c in members][:2]
+            return SuggestedName(f"{group}: {first} / {second}", held)
     return SuggestedName(mixed(ranked[0], ranked[1]), share)
+
+
+def _majority_group(
+    count: Counter[str], groups: Mapping[str, Sequence[tuple[str, str]]], majority: float
+) -> tuple[str, set[str], float] | None:
+    """The most specific group whose voted classes hold more than ``majority`` of the votes: the one
+    that the fewest classes of ``groups`` belong to, ties going to the one nearer its classes (and
+    then to the lowest key). Returns (its name, those classes, their share), or None."""
+    total = sum(count.values())
+    size: Counter[str] = Counter(key for chain in groups.values() for key, _ in set(chain))
+    depth: dict[str, int] = {}
+    for chain in groups.values():
+        for position, (key, _) in enumerate(chain):
+            depth[key] = min(depth.get(key, position), position)
+    voted: dict[str, tuple[str, set[str]]] = {}
+    for c in count:
+        for key, name in groups.get(c, ()):
+            voted.setdefault(key, (name, set()))[1].add(c)
+    held = {key: sum(count[c] for c in classes) / total for key, (_, classes) in voted.items()}
+    best = min(
+        (key for key in held if held[key] > majority),
+        key=lambda k: (size[k], depth[k], k),
+        default=None,
+    )
+    if best is None:
+        return None
+    return voted[best][0], voted[best][1], held[best]
 
 
 def distinct_names(
