@@ -35,7 +35,8 @@ HEADER_TIPS = {
     "Cluster": (
         "Number and name. A suggested name ends with its confidence: the share of the cluster's "
         "prototypes that voted for its class (ImageNet classes of EfficientNet-Lite2; nouns of "
-        "CLIP / SigLIP). Above 50%: one name; otherwise 'mixed: a / b'. A name you give has none."
+        "CLIP / SigLIP). Above 50%: one name; otherwise the classes' group that holds above 55% "
+        "('bovid: ox / ibex'), else 'mixed: a / b'. A name you give has none."
     ),
     "Size": "Images in the cluster, after your corrections.",
     "Majority": "Majority label: the true label most of its images have (when the images have "
@@ -266,7 +267,7 @@ class ClustersPanel(QWidget):
             if named is not None:
                 name.setToolTip(
                     f"{shown}\nSuggested name: {named:.0%} of the prototypes voted for its (first) "
-                    "class."
+                    "class, or for a class of its group."
                 )
             cells = [
                 name,
