@@ -200,9 +200,13 @@ class Session(QObject):
         self._correct(lambda c: c.rename(cluster, name))
 
     def merge(self, source: int, target: int) -> None:
-        if source == target:
+        """Moves every image of ``source`` into ``target``, which the backbone names again in the
+        background from its members now, as a split's parts (:meth:`_name`; a name the user gave
+        still wins)."""
+        if source == target or not self.editable:
             return
         self._correct(lambda c: c.merge(source, target, self._assignment))
+        self._name([int(target)])
 
     def move(self, images, cluster: int) -> None:
         images = np.asarray(images, dtype=int).ravel()

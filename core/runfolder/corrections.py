@@ -29,8 +29,8 @@ class Corrections:
         names: cluster index -> name given by the user.
         moves: image index -> cluster index the user put it in (merges are recorded as moves).
         added: how many clusters the user made (0 in ``corrections.json`` files older than this).
-        suggested: cluster index -> the backbone's name for a cluster the user made or split, as it
-            was then (:meth:`~semclust.core.runfolder.results.RunData.suggest_names_for`); it takes
+        suggested: cluster index -> the backbone's name for a cluster the user made, split or
+            merged another into, as it was then (:meth:`~semclust.core.runfolder.results.RunData.suggest_names_for`); it takes
             the place of the run's suggestion, and a name the user gives wins over both.
     """
 

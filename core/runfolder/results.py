@@ -202,18 +202,22 @@ class RunData:
 
     def suggest_names_for(self, clusters: Iterable[int]) -> tuple[dict[int, SuggestedName], str]:
         """The backbone's names for ``clusters`` as they are now (a split's parts, a cluster the
-        user made), told apart from the other clusters' names, and ``""`` or why none: what the
-        run's report does for its clusters, with each cluster's members nearest its mean
-        embedding voting (:func:`~semclust.core.metrics.central_members`; a made cluster has no
-        confidences). The head or text tower is read from the default cache (milliseconds for
-        EfficientNet-Lite2's head; seconds for a text tower): call it off the GUI thread."""
+        user made, a merge's target), told apart from the names of the other clusters that have
+        images, and ``""`` or why none: what the run's report does for its clusters, with each
+        cluster's members nearest its mean embedding voting
+        (:func:`~semclust.core.metrics.central_members`; a made cluster has no confidences). The
+        head or text tower is read from the default cache (milliseconds for EfficientNet-Lite2's
+        head; seconds for a text tower): call it off the GUI thread."""
         clusters = sorted({int(c) for c in clusters})
         if why := cannot_name(self.config):
             return {}, why
         if self.embeddings is None or not self.paths.features.is_file():
             return {}, "Clusters not named: the run folder has no features or embeddings."
         assignment = self.assignment
-        taken = {self.cluster_name(c) for c in range(self.n_clusters) if c not in clusters}
+        used = (
+            np.bincount(assignment, minlength=self.n_clusters) > 0
+        )  # an emptied one's name is free
+        taken = {self.cluster_name(c) for c in np.flatnonzero(used) if c not in clusters}
         return suggest_names(
             self.config,
             np.load(self.paths.features, mmap_mode="r"),

@@ -194,6 +194,31 @@ def test_a_splits_parts_and_a_made_cluster_get_names_and_undo_takes_them_back(
     assert made == 10 and w.session.cluster_name(10) == "cluster 10"
 
 
+def test_a_merges_target_is_named_again_from_its_members(
+    qtbot, window_factory, finished_run, monkeypatch
+):
+    """After a merge the target's name describes what it holds now (the backbone votes again);
+    an emptied cluster's old name is free for it; a name the user gave still wins; undo and redo
+    take the name with the merge."""
+    w = window_factory()
+    run = _naming_run(w, finished_run, monkeypatch)
+    s = w.session
+    sizes = np.bincount(s.assignment)
+    target, source = (int(c) for c in np.argsort(-sizes)[:2])
+    old = s.cluster_name(target)
+    with qtbot.waitSignal(s.namingDone, timeout=20_000):
+        s.merge(source, target)
+    name = s.cluster_name(target)
+    assert name != old and name.startswith("like ") and s.name_confidence(target) == 0.75
+    assert int(name[5:]) in np.flatnonzero(s.assignment == target)
+    s.undo()
+    assert s.cluster_name(target) == old and target not in run.corrections.suggested
+    s.redo()
+    assert s.cluster_name(target) == name
+    s.rename(target, "mine")
+    assert s.cluster_name(target) == "mine"
+
+
 def test_a_run_that_cannot_name_leaves_new_clusters_numbered(qtbot, window_factory, finished_run):
     w = window_factory()
     w.open_path(finished_run.paths.root)  # resnet_small from scratch: nothing is asked
