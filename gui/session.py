@@ -51,7 +51,6 @@ class Session(QObject):
         self._redo: list[dict] = []  # the corrections before each undo, while no edit came since
         self._edits = 0  # corrections, undos and redos so far: names that come late check it
         self._namings = 0  # names asked for and not come yet
-        self._not_alike: set[tuple[int, int]] = set()  # pairs the user said are not one group
 
     # -- reading ---------------------------------------------------------------------------------
     @property
@@ -148,13 +147,13 @@ class Session(QObject):
         if not self.clustered or not self.editable or run.neighbours is None:
             return None
         made = range(run.predicted_clusters, run.n_clusters)
-        ignore = self._not_alike | {(m, c) for m in made for c in range(run.n_clusters)}
+        ignore = run.corrections.apart | {(m, c) for m in made for c in range(run.n_clusters)}
         return look_alike(self._assignment, run.neighbours, run.n_clusters, ignore)
 
-    def not_alike(self, a: int, b: int) -> None:
+    def keep_apart(self, a: int, b: int) -> None:
         """The user says clusters ``a`` and ``b`` are not one group: :meth:`look_alike` no longer
-        offers them (until another run is opened)."""
-        self._not_alike.add((int(a), int(b)))
+        offers them. Kept with the corrections (one step to undo)."""
+        self._correct(lambda c: c.keep_apart(a, b))
 
     def evaluation(self) -> dict | None:
         """ACC/NMI/ARI and confusion of the corrected clusters, or None without labels."""
@@ -175,7 +174,6 @@ class Session(QObject):
         self._selection = np.zeros(0, dtype=int)
         self._undo.clear()
         self._redo.clear()
-        self._not_alike.clear()
         self.runChanged.emit()
         self.selectionChanged.emit()
         self.currentChanged.emit(-1)

@@ -80,6 +80,12 @@ def test_an_old_corrections_file_without_added_still_loads(tmp_path):
         {"added": "2"},
         {"added": 1.5},
         {"added": True},
+        {"apart": [[0, 3]]},  # pairs kept apart: clusters of the run, two different ones
+        {"apart": [[0, 0]]},
+        {"apart": [[0]]},
+        {"apart": [["0", "1"]]},
+        {"apart": [[0, True]]},
+        {"apart": {"0": 1}},
     ],
 )
 def test_a_corrections_file_naming_clusters_never_made_is_refused(tmp_path, data):
@@ -87,6 +93,17 @@ def test_a_corrections_file_naming_clusters_never_made_is_refused(tmp_path, data
     write_json(run.paths.corrections, data)
     with pytest.raises(RunFolderError, match="corrections.json"):
         load_run(run.paths.root)
+
+
+def test_pairs_kept_apart_survive_a_reload_and_change_no_cluster(tmp_path):
+    run = make_run(tmp_path)
+    before = run.assignment.copy()
+    run.corrections.keep_apart(2, 0)
+    run.corrections.keep_apart(0, 2)  # one pair, either order
+    run.save_corrections()
+    assert json.loads(run.paths.corrections.read_text())["apart"] == [[0, 2]]
+    again = load_run(run.paths.root)
+    assert again.corrections.apart == {(0, 2)} and np.array_equal(again.assignment, before)
 
 
 def test_labels_and_folders_export_the_new_clusters(tmp_path):

@@ -132,7 +132,7 @@ def check_corrections(corrections: Corrections, n: int, k: int, where: Path) -> 
             f"{where} is damaged: it adds {corrections.added} clusters to a run of {n} images."
         )
     k += corrections.added
-    named = [*corrections.names, *corrections.suggested]
+    named = [*corrections.names, *corrections.suggested, *(c for p in corrections.apart for c in p)]
     bad_cluster = [c for c in [*named, *corrections.moves.values()] if not 0 <= c < k]
     bad_image = [i for i in corrections.moves if not 0 <= i < n]
     if bad_cluster or bad_image:

@@ -32,12 +32,19 @@ class Corrections:
         suggested: cluster index -> the backbone's name for a cluster the user made, split or
             merged another into, as it was then (:meth:`~semclust.core.runfolder.results.RunData.suggest_names_for`); it takes
             the place of the run's suggestion, and a name the user gives wins over both.
+        apart: pairs of clusters (lower number first) the user said are not one group, when the
+            app offered to merge them (:func:`~semclust.core.metrics.look_alike`): not offered again.
     """
 
     names: dict[int, str] = field(default_factory=dict)
     moves: dict[int, int] = field(default_factory=dict)
     added: int = 0
     suggested: dict[int, SuggestedName] = field(default_factory=dict)
+    apart: set[tuple[int, int]] = field(default_factory=set)
+
+    def keep_apart(self, a: int, b: int) -> None:
+        """Clusters ``a`` and ``b`` are not one group (the user said so)."""
+        self.apart.add((min(int(a), int(b)), max(int(a), int(b))))
 
     def rename(self, cluster: int, name: str) -> None:
         name = name.strip()
@@ -88,6 +95,7 @@ class Corrections:
             "moves": {str(k): v for k, v in self.moves.items()},
             "added": self.added,
             "suggested": names_to_json(self.suggested),
+            "apart": [list(pair) for pair in sorted(self.apart)],
         }
 
     @classmethod
@@ -99,7 +107,20 @@ class Corrections:
             added=_count(data.get("added", 0)),
             # checked against the run's clusters with the rest (checks.check_corrections)
             suggested=names_from_json(data.get("suggested"), k=sys.maxsize),
+            apart={_pair(pair) for pair in data.get("apart", [])},
         )
+
+
+def _pair(value: object) -> tuple[int, int]:
+    """Two different clusters from JSON, lower first."""
+    if (
+        not isinstance(value, list)
+        or len(value) != 2
+        or any(isinstance(v, bool) or not isinstance(v, int) for v in value)
+        or value[0] == value[1]
+    ):
+        raise ValueError(f"{value!r} in 'apart' is not a pair of two clusters")
+    return min(value), max(value)
 
 
 def _count(value: object) -> int:

@@ -133,7 +133,7 @@ class ClustersPanel(QWidget):
         self.hint_merge = QPushButton("")
         self.hint_dismiss = QPushButton("Not one group")
         self.hint_dismiss.setToolTip(
-            "Stop offering these two clusters (until another run is opened)."
+            "Stop offering these two clusters; kept with your corrections (Ctrl+Z undoes it)."
         )
         hint_row.addWidget(self.hint_text, 1)
         hint_row.addWidget(self.hint_merge)
@@ -400,8 +400,7 @@ class ClustersPanel(QWidget):
     def dismiss_look_alike(self) -> None:
         """The hint's two clusters are not one group: the next pair, if any, is offered."""
         if self._hint is not None:
-            self.session.not_alike(self._hint.into, self._hint.merged)
-            self._show_hint(self.session.look_alike())
+            self.session.keep_apart(self._hint.into, self._hint.merged)  # the tab refreshes
 
     def merge_look_alike(self) -> None:
         """Merges the hint's smaller cluster into the larger (one step to undo)."""

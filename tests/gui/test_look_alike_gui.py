@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from semclust.core.runfolder.artefacts import save_array
+from semclust.core.runfolder.results import load_run
 
 
 def _over_split(run):
@@ -55,7 +56,11 @@ def test_the_hint_leaves_out_what_the_user_set_apart(qtbot, window_factory, fini
     after = s.look_alike()
     assert after is None or {after.into, after.merged} != {first.into, first.merged}
     assert panel.hint.isHidden() == (after is None)
-    s.undo()  # nothing to undo: dismissing is not a correction
+    kept = load_run(finished_run.paths.root).corrections.apart  # saved with the corrections
+    assert kept == {(min(small, big), max(small, big))}
+    s.undo()  # one step, like a correction
+    assert s.look_alike() == first
+    s.redo()
     assert s.look_alike() == after
     # Cut another cluster in two by hand: its halves share most of their neighbours, and are
     # still not offered, since the user made the new one.
