@@ -19,7 +19,6 @@ from semclust.gui._core import (
     cannot_name,
     cluster_summary,
     evaluate,
-    look_alike,
 )
 from semclust.gui.tasks import run_in_background
 
@@ -139,16 +138,11 @@ class Session(QObject):
         )
 
     def look_alike(self) -> LookAlike | None:
-        """The two clusters that look like one group now (``core.metrics.look_alike``), leaving
-        out the clusters the user made (a split's new parts too: the user set them apart) and the
-        pairs the user said are not one group; None without a finished run with its mined
-        neighbours, or when no pair does."""
-        run = self._run
-        if not self.clustered or not self.editable or run.neighbours is None:
+        """The two clusters that look like one group now (``RunData.look_alike``); None before a
+        finished run."""
+        if not self.clustered or not self.editable:
             return None
-        made = range(run.predicted_clusters, run.n_clusters)
-        ignore = run.corrections.apart | {(m, c) for m in made for c in range(run.n_clusters)}
-        return look_alike(self._assignment, run.neighbours, run.n_clusters, ignore)
+        return self._run.look_alike(self._assignment)
 
     def keep_apart(self, a: int, b: int) -> None:
         """The user says clusters ``a`` and ``b`` are not one group: :meth:`look_alike` no longer

@@ -215,7 +215,6 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _run(folder: str, out: str, config: RunConfig, args: argparse.Namespace) -> int:
     from semclust.core.images import InputError
-    from semclust.core.metrics import look_alike
     from semclust.core.progress import Cancelled, CancelToken
     from semclust.core.representation.pretrained import WeightsUnavailable
     from semclust.core.run import run_pipeline
@@ -239,9 +238,7 @@ def _run(folder: str, out: str, config: RunConfig, args: argparse.Namespace) -> 
         run.metrics, run.paths.labels_csv, run.suggested_names, run.suggested_confidence,
         run.k_choice,
     ))  # fmt: skip
-    if run.neighbours is not None and (
-        look := look_alike(run.assignment, run.neighbours, run.n_clusters)
-    ):
+    if look := run.look_alike():
         print(
             f"{look.describe()} To look and merge: semclust gui {shlex.quote(str(run.paths.root))}"
         )

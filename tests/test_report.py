@@ -7,6 +7,7 @@ import io
 import json
 import shutil
 import time
+from html import escape
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -264,3 +265,25 @@ def test_seconds_of_an_older_run_read_with_the_stage_names_of_now(run_dir):
     html = report_html(load_run(run_dir), per_cluster=0)
     assert '<th>clustering</th><td class="n">2.0 s</td>' in html and "<th>scan</th>" not in html
     assert "<b>3.0 s</b>" in html
+
+
+def test_the_report_says_which_clusters_may_be_one_group(run_dir):
+    run = load_run(run_dir)
+    assert run.look_alike() is None  # no mined neighbours in this run folder: nothing to say
+    prob = np.array(run.probabilities)
+    run.neighbours = np.argsort(-(prob @ prob.T), axis=1)[:, 1:11]  # images of one K-means centre
+    pred = prob.argmax(1)
+    sizes = np.bincount(pred, minlength=prob.shape[1])
+    big, small = int(sizes.argmax()), int(sizes.argmin())
+    group = np.flatnonzero(pred == big)  # the model cuts its largest group in two
+    for rows, column in ((np.flatnonzero(pred == small), big), (group[: len(group) // 2], small)):
+        prob[rows] = 0.0
+        prob[rows, column] = 1.0
+    run.probabilities = prob
+    look = run.look_alike()
+    assert look is not None and {look.into, look.merged} == {big, small}
+    assert escape(look.describe()) in report_html(run, per_cluster=0)
+    run.corrections.keep_apart(small, big)  # the user said they are not: not said again
+    again = run.look_alike()
+    assert again is None or {again.into, again.merged} != {big, small}
+    assert ("look-alike" in report_html(run, per_cluster=0)) == (again is not None)

@@ -337,6 +337,8 @@ def _cluster_table(run: RunData, stats: list, has_labels: bool) -> str:
             ]
         rows.append(f'<tr class="cluster-row" data-cluster="{c}">{"".join(cells)}</tr>')
     note = f'<p class="note">{escape(run.naming_note)}</p>' if run.naming_note else ""
+    if look := run.look_alike():
+        note += f'<p class="note" id="look-alike">{escape(look.describe())}</p>'
     return (
         "<h2>Clusters</h2>" + note + '<table id="clusters"><thead><tr>'
         + "".join(f"<th>{h}</th>" for h in head)

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from semclust.core.config import RunConfig
-from semclust.core.metrics import central_members
+from semclust.core.metrics import LookAlike, central_members, look_alike
 from semclust.core.naming.names import SuggestedName
 from semclust.core.naming.suggest import cannot_name, suggest_names
 from semclust.core.runfolder.artefacts import (
@@ -166,6 +166,18 @@ class RunData:
         return dataclasses.replace(
             self, corrections=Corrections.from_dict(self.corrections.to_dict())
         )
+
+    def look_alike(self, assignment: np.ndarray | None = None) -> LookAlike | None:
+        """The two clusters that look like one group (:func:`~semclust.core.metrics.look_alike`),
+        leaving out the clusters the user made (a split's new parts too: the user set them apart)
+        and the pairs the user said are not one group; None without the mined neighbours, or when
+        no pair does. ``assignment``: the clusters of now (default: :attr:`assignment`)."""
+        if self.neighbours is None:
+            return None
+        assignment = self.assignment if assignment is None else assignment
+        k = self.n_clusters
+        made = {(m, c) for m in range(self.predicted_clusters, k) for c in range(k)}
+        return look_alike(assignment, self.neighbours, k, self.corrections.apart | made)
 
     def examples(
         self, cluster: int, n: int, assignment: np.ndarray | None = None
