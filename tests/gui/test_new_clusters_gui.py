@@ -240,6 +240,9 @@ def test_a_made_cluster_shows_the_members_nearest_its_centre(qtbot, window_facto
     nearest = np.asarray(chosen)[np.argsort(-(emb @ emb.mean(axis=0)), kind="stable")]
     protos, how = w.session.prototypes(made, n=4)
     assert how == "nearest its centre" and protos.tolist() == nearest[:4].tolist()
+    assert nearest.tolist() != sorted(chosen)  # (so the order below is not the images' own)
+    for review in (False, True):  # every image was placed by the user: the most typical first
+        assert w.session.members(made, least_confident_first=review).tolist() == nearest.tolist()
     w.clusters.choose(made)
     assert "(nearest its centre)" in w.clusters.proto_title.text()
     shown = list(w.clusters.prototypes.items())
