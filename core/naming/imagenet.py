@@ -6,8 +6,8 @@ share of the votes), and ``"mixed: tabby cat / tiger cat"`` when no class does
 (:func:`semclust.core.naming.names.name_from_votes`).
 
 When no class holds a majority, the classes' WordNet hypernyms (ImageNet's own hierarchy) may: the most
-specific group that more than half of the votes fall in names the cluster with its two leading classes,
-``"mammal: porcupine / gibbon"`` (:func:`class_groups`). Groups too broad to tell a user anything (more
+specific group that more than 55% of the votes fall in names the cluster with its two leading classes,
+``"mammal: porcupine / gibbon"`` (:func:`class_groups`, :data:`~.names.GROUP_MAJORITY`). Groups too broad to tell a user anything (more
 than :data:`BROADEST_GROUP` of the 1000 classes, or one of :data:`UNHELPFUL_GROUPS`) are left out, so a
 cluster of gongs and croquet balls stays ``"mixed: gong / croquet ball"``.
 

@@ -30,8 +30,9 @@ class Corrections:
         moves: image index -> cluster index the user put it in (merges are recorded as moves).
         added: how many clusters the user made (0 in ``corrections.json`` files older than this).
         suggested: cluster index -> the backbone's name for a cluster the user made, split or
-            merged another into, as it was then (:meth:`~semclust.core.runfolder.results.RunData.suggest_names_for`); it takes
-            the place of the run's suggestion, and a name the user gives wins over both.
+            merged another into, as it was then
+            (:meth:`~semclust.core.runfolder.results.RunData.suggest_names_for`); it takes the
+            place of the run's suggestion, and a name the user gives wins over both.
         apart: pairs of clusters (lower number first) the user said are not one group, when the
             app offered to merge them (:func:`~semclust.core.metrics.look_alike`): not offered again.
     """
