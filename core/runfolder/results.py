@@ -226,10 +226,8 @@ class RunData:
         if self.embeddings is None or not self.paths.features.is_file():
             return {}, "Clusters not named: the run folder has no features or embeddings."
         assignment = self.assignment
-        used = (
-            np.bincount(assignment, minlength=self.n_clusters) > 0
-        )  # an emptied one's name is free
-        taken = {self.cluster_name(c) for c in np.flatnonzero(used) if c not in clusters}
+        used = np.flatnonzero(np.bincount(assignment, minlength=self.n_clusters))  # not emptied
+        taken = {self.cluster_name(c) for c in used if c not in clusters}
         return suggest_names(
             self.config,
             np.load(self.paths.features, mmap_mode="r"),
