@@ -95,7 +95,8 @@ def prototypes(
     return found
 
 
-#: Rows of embeddings read at once by :func:`central_members`.
+#: Rows read at once where a cluster may hold a million images: embeddings (:func:`central_members`,
+#: a split's parts), mined neighbours (:func:`look_alike`).
 ROWS_PER_BLOCK = 65536
 
 

@@ -136,10 +136,11 @@ def test_split_members_gives_the_groups_largest_first():
 
 
 def test_a_large_cluster_is_split_from_a_sample_and_every_image_gets_its_part(monkeypatch):
+    from semclust.core import metrics
     from semclust.core.runfolder import corrections
 
     monkeypatch.setattr(corrections, "SPLIT_SAMPLE", 12)
-    monkeypatch.setattr(corrections, "SPLIT_BLOCK", 7)
+    monkeypatch.setattr(metrics, "ROWS_PER_BLOCK", 7)
     rng = np.random.default_rng(0)
     emb = rng.normal(size=(100, 4)) * 0.1
     far = rng.choice(100, 30, replace=False)

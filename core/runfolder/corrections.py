@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from semclust.core import metrics
 from semclust.core.naming.names import SuggestedName, names_from_json, names_to_json
 
 
@@ -135,8 +136,6 @@ def _count(value: object) -> int:
 #: gives every image the nearest of its centres: a cluster of 100,000 images took 14 s and 0.9 GB on
 #: the window's thread fitted on all of them, 1.9 s so (512-d, 2 cores, idle).
 SPLIT_SAMPLE = 10_000
-#: Images given their part at once.
-SPLIT_BLOCK = 65_536
 
 
 def split_members(
@@ -170,9 +169,10 @@ def split_members(
             f"too few to split into {parts} parts."
         )
     kmeans = KMeans(parts, n_init=4, random_state=int(seed)).fit(points)
+    block = metrics.ROWS_PER_BLOCK  # images given their part at once
     labels = np.concatenate([  # members is not empty here: it held at least `parts` images
-        kmeans.predict(np.asarray(embeddings[members[i : i + SPLIT_BLOCK]], dtype=np.float32))
-        for i in range(0, len(members), SPLIT_BLOCK)
+        kmeans.predict(np.asarray(embeddings[members[i : i + block]], dtype=np.float32))
+        for i in range(0, len(members), block)
     ])  # fmt: skip
     groups = [members[labels == p] for p in range(parts)]
     groups = [g for g in groups if len(g)]
