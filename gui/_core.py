@@ -24,7 +24,7 @@ from semclust.core.choices import (
 from semclust.core.clustering.k_choice import KChoice
 from semclust.core.config import RunConfig
 from semclust.core.images import ImageError, InputError, load_image, survey_folder
-from semclust.core.metrics import LookAlike, central_members, cluster_summary, evaluate
+from semclust.core.metrics import LookAlike, cluster_summary, evaluate
 from semclust.core.naming.suggest import cannot_name
 from semclust.core.param import Declared, declared
 from semclust.core.paths import resource
@@ -59,7 +59,6 @@ __all__ = [
     "rescaled",  # the k curve's criteria onto 0..1, as the report draws them
     "cannot_name",  # whether a split's parts or a made cluster can be named
     "LookAlike",  # two clusters that look like one group (the Clusters tab's hint)
-    "central_members",  # the most typical images the user moved into a cluster, first
 ]  # fmt: skip
 
 

@@ -17,7 +17,6 @@ from semclust.gui._core import (
     LookAlike,
     RunData,
     cannot_name,
-    central_members,
     cluster_summary,
     evaluate,
 )
@@ -112,23 +111,8 @@ class Session(QObject):
         return f"{self._run.confidence[int(i)]:.2f}"
 
     def members(self, cluster: int, least_confident_first: bool = False) -> np.ndarray:
-        """Images of ``cluster``, most confident first, or the doubtful ones first (to review); in
-        either order the images the user moved there come last, nearest the cluster's centre first
-        (in their order without embeddings): the user placed them, and the model's confidence in
-        another cluster says nothing of them here. So a cluster the user made lists its most
-        typical images first."""
-        run = self._run
-        idx = np.flatnonzero(self._assignment == cluster)
-        conf = run.model_confidence[idx]  # NaN for moved images: argsort puts them last
-        order = idx[np.argsort(conf if least_confident_first else -conf, kind="stable")]
-        placed = int(np.isnan(conf).sum())
-        if placed > 1 and run.embeddings is not None:
-            typical = central_members(run.embeddings, self._assignment, [cluster], len(idx))
-            rank = np.empty(len(run.image_paths), dtype=np.int64)
-            rank[typical[int(cluster)]] = np.arange(len(idx))
-            tail = order[-placed:]
-            order[-placed:] = tail[np.argsort(rank[tail], kind="stable")]
-        return order
+        """Images of ``cluster`` in the order the Clusters tab lists them (``RunData.members``)."""
+        return self._run.members(cluster, self._assignment, least_confident_first)
 
     def prototypes(self, cluster: int, n: int = 8) -> tuple[np.ndarray, str]:
         """What ``cluster`` looks like, and how they were chosen (``RunData.examples``): the run's

@@ -183,8 +183,8 @@ class RunData:
         self, cluster: int, n: int, assignment: np.ndarray | None = None
     ) -> tuple[list[int], str]:
         """Up to ``n`` images that show ``cluster`` (the app's prototypes strip, the report's
-        gallery), and how they were chosen: the run's prototypes still in it, then its most
-        confident other members, those the user moved there last ("most confident"); for a
+        gallery), and how they were chosen: the run's prototypes still in it, then its other
+        members in :meth:`members`' order ("most confident"); for a
         cluster that has none of the run's prototypes (one the user made, a split's new part), the
         members nearest its mean embedding, which are also those that name it ("nearest its
         centre"), where the run kept embeddings.
@@ -197,12 +197,35 @@ class RunData:
         chosen = [i for i in self.prototypes.get(c, []) if assignment[i] == c][:n]
         if not chosen and self.embeddings is not None:
             return central_members(self.embeddings, assignment, [c], n)[c], "nearest its centre"
-        if len(chosen) < n:  # the images the user moved there last (model_confidence NaN)
-            members = np.flatnonzero(assignment == c)
-            ranked = members[np.argsort(-self.model_confidence[members], kind="stable")]
+        if len(chosen) < n:
             taken = set(chosen)
+            ranked = self.members(c, assignment)
             chosen += [int(i) for i in ranked if int(i) not in taken][: n - len(chosen)]
         return chosen, "most confident"
+
+    def members(
+        self,
+        cluster: int,
+        assignment: np.ndarray | None = None,
+        least_confident_first: bool = False,
+    ) -> np.ndarray:
+        """Images of ``cluster``, most confident first, or the doubtful ones first (to review); in
+        either order the images the user moved there come last, nearest the cluster's centre first
+        (in their order without embeddings): the user placed them, and the model's confidence in
+        another cluster says nothing of them here. So a cluster the user made lists its most
+        typical images first. ``assignment``: the clusters of now (default: :attr:`assignment`)."""
+        assignment = self.assignment if assignment is None else assignment
+        idx = np.flatnonzero(assignment == cluster)
+        conf = self.model_confidence[idx]  # NaN for moved images: argsort puts them last
+        order = idx[np.argsort(conf if least_confident_first else -conf, kind="stable")]
+        placed = int(np.isnan(conf).sum())
+        if placed > 1 and self.embeddings is not None:
+            typical = central_members(self.embeddings, assignment, [cluster], len(idx))
+            rank = np.empty(len(self.image_paths), dtype=np.int64)
+            rank[typical[int(cluster)]] = np.arange(len(idx))
+            tail = order[-placed:]
+            order[-placed:] = tail[np.argsort(rank[tail], kind="stable")]
+        return order
 
     def _suggestion(self, c: int) -> tuple[str, float | None]:
         """The backbone's name for cluster ``c`` and its confidence: the one it got when the user
