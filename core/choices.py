@@ -43,6 +43,7 @@ METHOD_TITLES = {
     "scan": "SCAN (neighbours agree)",
     "umap_gmm": "UMAP + Gaussian mixture (unequal cluster sizes)",
     "ward_umap": "Ward on the same UMAP map (unequal cluster sizes)",
+    "umap_gmm_merged": "UMAP + mixture, over-split then merged (keeps small groups)",
     "kmeans": "K-means on the features (seconds)",
     "ward": "Ward agglomerative (seconds, up to 20,000 images)",
     "dec": "Deep Embedded Clustering",
@@ -151,7 +152,7 @@ class RunChoices:
         "How clusters are made from the representation: auto (the quick alternatives, with SCAN's "
         "heads when the representation is learnt here, the best kept without labels), scan "
         "(clustering heads trained so that an image and its neighbours agree), or one alternative "
-        "on the same features: kmeans, ward, umap_gmm, ward_umap, dec (K-means is also shown as a "
+        "on the same features: kmeans, ward, umap_gmm, ward_umap, umap_gmm_merged, dec (K-means is also shown as a "
         "preview while the clustering runs).",
         config="method", choices=METHODS, titles=METHOD_TITLES,
     )  # fmt: skip

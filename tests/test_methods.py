@@ -65,7 +65,7 @@ def test_an_unknown_method_or_self_labelling_without_scan_is_refused():
         RunConfig(method="kmeans").replace(**{"selflabel.enabled": True}).validate()
 
 
-METHODS = ["kmeans", "ward", "umap_gmm", "ward_umap", "dec"]
+METHODS = ["kmeans", "ward", "umap_gmm", "ward_umap", "umap_gmm_merged", "dec"]
 
 
 @pytest.mark.slow
