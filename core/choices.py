@@ -152,8 +152,8 @@ class RunChoices:
         "How clusters are made from the representation: auto (the quick alternatives, with SCAN's "
         "heads when the representation is learnt here, the best kept without labels), scan "
         "(clustering heads trained so that an image and its neighbours agree), or one alternative "
-        "on the same features: kmeans, ward, umap_gmm, ward_umap, umap_gmm_merged, dec (K-means is also shown as a "
-        "preview while the clustering runs).",
+        "on the same features: kmeans, ward, umap_gmm, ward_umap, umap_gmm_merged, dec (K-means is "
+        "also shown as a preview while the clustering runs).",
         config="method", choices=METHODS, titles=METHOD_TITLES,
     )  # fmt: skip
     representation: str | None = param(
