@@ -91,6 +91,19 @@ def tree_digest(folder: Path) -> str:
     return h.hexdigest()
 
 
+def neighbour_links_loop(assignment, neighbours, k):
+    """L[a, b], the mined neighbour links from cluster a to cluster b, a link at a time (an image's
+    link to itself left out): the reference for ``metrics.neighbour_links`` and what uses it."""
+    import numpy as np
+
+    links = np.zeros((k, k))
+    for i, row in enumerate(neighbours):
+        for j in row:
+            if j != i:
+                links[assignment[i], assignment[j]] += 1
+    return links
+
+
 @pytest.fixture(scope="module")
 def frozen_run(tmp_path_factory, digits_folder) -> tuple[Path, Path]:
     """A real finished run of ``digits_folder`` with :data:`FROZEN`, made once per test module:

@@ -9,16 +9,7 @@ from sklearn.metrics import adjusted_rand_score
 
 from semclust.core.clustering.merge import merge_by_links
 from semclust.core.metrics import link_scores, look_alike, neighbour_links
-
-
-def _links_loop(assignment, neighbours, k):
-    """L[a, b], a link at a time (an image's link to itself left out)."""
-    links = np.zeros((k, k))
-    for i, row in enumerate(neighbours):
-        for j in row:
-            if j != i:
-                links[assignment[i], assignment[j]] += 1
-    return links
+from tests.conftest import neighbour_links_loop
 
 
 def _merge_loop(assignment, neighbours, clusters):
@@ -27,7 +18,7 @@ def _merge_loop(assignment, neighbours, clusters):
     labels = np.unique(assignment, return_inverse=True)[1]
     while labels.max() + 1 > clusters:
         k = labels.max() + 1
-        links = _links_loop(labels, neighbours, k)
+        links = neighbour_links_loop(labels, neighbours, k)
         out = links.sum(axis=1)
         best, pair = -np.inf, None
         for a in range(k):
@@ -60,7 +51,7 @@ def test_links_and_scores_match_a_loop(seed, monkeypatch):
     assignment = rng.integers(0, 6, 200)
     monkeypatch.setattr(metrics, "ROWS_PER_BLOCK", 7)  # read in blocks: the same counts
     links = neighbour_links(assignment, nb, 7)  # cluster 6 empty
-    expected = _links_loop(assignment, nb, 7)
+    expected = neighbour_links_loop(assignment, nb, 7)
     np.testing.assert_array_equal(links, expected)
     scores = link_scores(links)
     for a in range(6):

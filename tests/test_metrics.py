@@ -15,6 +15,7 @@ from semclust.core.metrics import (
     look_alike,
     prototypes,
 )
+from tests.conftest import neighbour_links_loop
 
 
 def brute_force_acc(assign, labels, k):
@@ -131,11 +132,7 @@ def test_central_members_are_those_nearest_the_clusters_mean_embedding(monkeypat
 
 def _look_alike_loop(assignment, neighbours, k):
     """The same score, a link at a time (the reference for ``look_alike``)."""
-    links = np.zeros((k, k))
-    for i, row in enumerate(neighbours):
-        for j in row:
-            if j != i:
-                links[assignment[i], assignment[j]] += 1
+    links = neighbour_links_loop(assignment, neighbours, k)
     out, sizes = links.sum(1), np.bincount(assignment, minlength=k)
     best = None
     for a in range(k):
