@@ -53,6 +53,29 @@ def many_to_one_accuracy(table: np.ndarray) -> float:
     return float(table.max(axis=1).sum() / max(1, table.sum()))
 
 
+def close_said(method: str, moved: float, kept: str, titles: dict[str, str] | None = None) -> str:
+    """A close call in one sentence: ``method`` scored nearly as well as ``kept``, whose clusters were
+    kept, and puts a share ``moved`` of the images in other clusters
+    (:meth:`semclust.core.clustering.methods.Selection.close_alternative`); the methods named by
+    ``titles`` where given (their words before a bracket)."""
+
+    def name(m: str) -> str:
+        return (titles or {}).get(m, m).split(" (")[0]
+
+    return (
+        f"{name(method)} scores nearly as well as {name(kept)}, whose clusters were kept, and puts "
+        f"{moved:.0%} of the images in other clusters: the choice between them was close."
+    )
+
+
+def moved_share(assignment: np.ndarray, other: np.ndarray, k: int) -> float:
+    """The share of images that ``other`` places in another cluster than ``assignment`` does, once
+    ``other``'s clusters are matched one to one to ``assignment``'s (0 for the same clustering
+    numbered otherwise)."""
+    table = np.bincount(np.asarray(assignment) * k + np.asarray(other), minlength=k * k)
+    return 1.0 - hungarian_accuracy(table.reshape(k, k))
+
+
 def evaluate(true_labels: Sequence, assignment: np.ndarray, n_clusters: int | None = None) -> dict:
     """ACC (Hungarian), NMI, ARI, many-to-one accuracy and the confusion matrix (rows clusters)."""
     assignment = np.asarray(assignment, dtype=int)

@@ -320,6 +320,8 @@ class StageWork:
         metrics["scan_best_head"] = summary.get("best_head")
         metrics["method"] = self.config.method
         metrics["method_kept"] = (summary.get("selection") or {}).get("chosen", self.config.method)
+        if close := (summary.get("selection") or {}).get("close"):
+            metrics["close_alternative"] = close
         if self.config.auto_clusters is not None:
             metrics["auto_clusters"] = {
                 "range": list(self.config.auto_clusters), "chosen": k,

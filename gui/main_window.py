@@ -25,6 +25,7 @@ from semclust.gui._core import (
     METHOD_TITLES,
     KChoice,
     RunChoices,
+    close_said,
     plan_run,
     resource,
     stage_seconds,
@@ -435,7 +436,8 @@ class MainWindow(ReviewCommands, QMainWindow):
 
 def finished_text(run) -> str:
     """What the progress view says of a finished run: its size, and which method made its clusters
-    when the run chose among several (``--method auto``: ``metrics.json``'s ``method_kept``)."""
+    when the run chose among several (``--method auto``: ``metrics.json``'s ``method_kept``), and
+    which other one scored nearly as well with other clusters (``close_alternative``)."""
     text = f"This run has finished: {len(run.image_paths):,} images in {run.n_clusters} clusters."
     kept = run.metrics.get("method_kept")
     if run.config.method == "auto" and kept in METHOD_TITLES:
@@ -443,4 +445,9 @@ def finished_text(run) -> str:
             f" They come from {METHOD_TITLES[kept]}: of the methods tried, the one whose clusters "
             "keep the most neighbour links inside them."
         )
+        if close := run.close_alternative:
+            text += (
+                f" {close_said(*close, METHOD_TITLES)} To compare, choose it under Method and press "
+                "Run (the features are kept: only the clustering is made again)."
+            )
     return text + " See the Map, Clusters and Accuracy tabs."

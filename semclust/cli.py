@@ -215,6 +215,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _run(folder: str, out: str, config: RunConfig, args: argparse.Namespace) -> int:
     from semclust.core.images import InputError
+    from semclust.core.metrics import close_said
     from semclust.core.progress import Cancelled, CancelToken
     from semclust.core.representation.pretrained import WeightsUnavailable
     from semclust.core.run import run_pipeline
@@ -241,6 +242,11 @@ def _run(folder: str, out: str, config: RunConfig, args: argparse.Namespace) -> 
     if look := run.look_alike():
         print(
             f"{look.describe()} To look and merge: semclust gui {shlex.quote(str(run.paths.root))}"
+        )
+    if close := run.close_alternative:
+        print(
+            f"{close_said(*close)} To compare, run the same command with --method {close[0]} (the "
+            "features are kept: only the clustering is made again)."
         )
     return 0
 

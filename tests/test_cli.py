@@ -235,3 +235,25 @@ def test_run_says_which_clusters_may_be_one_group(tmp_path, monkeypatch, capsys)
     out = capsys.readouterr().out
     assert "Clusters 1 and 0 may be one group:" in out and "% of 1's nearest neighbours" in out
     assert f"semclust gui {made.paths.root}" in out
+
+
+def test_run_says_when_another_method_scored_nearly_as_well(tmp_path, monkeypatch, capsys):
+    """A close call between two different clusterings is said, with the option that shows the other."""
+    from semclust import cli
+    from semclust.core import run as run_module
+    from semclust.core.runfolder.artefacts import write_json
+    from semclust.core.runfolder.results import load_run
+    from tests.test_export import make_run
+
+    made = make_run(tmp_path)
+    monkeypatch.setattr(run_module, "run_pipeline", lambda *a, **k: load_run(made.paths.root))
+    monkeypatch.setattr(cli, "summary", lambda *a, **k: "summary")
+    argv = ["run", str(tmp_path), "--out", str(made.paths.root), "--clusters", "3"]
+    assert cli.main(argv) == 0
+    assert "scores nearly as well" not in capsys.readouterr().out  # no metrics: nothing said
+    close = {"method": "ward_umap", "moved": 0.24}
+    write_json(made.paths.metrics, {"method_kept": "kmeans", "close_alternative": close})
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "ward_umap scores nearly as well as kmeans" in out and "24% of the images" in out
+    assert "run the same command with --method ward_umap" in out

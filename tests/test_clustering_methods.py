@@ -7,13 +7,16 @@ import numpy as np
 import pytest
 
 from semclust.core.clustering.methods import (
+    DIFFERS,
+    NEAR_TIE,
     Candidate,
     Inputs,
+    Selection,
     cluster_candidates,
     knn_modularity,
     select,
 )
-from semclust.core.metrics import evaluate
+from semclust.core.metrics import close_said, evaluate, moved_share
 from semclust.core.neighbours import mine_neighbours
 
 
@@ -58,6 +61,66 @@ def test_select_prefers_candidates_that_use_every_cluster():
         "full": Candidate(probs_full, 0.0, {"modularity": 0.5, "clusters_used": 3.0}),
     }
     assert select(cands, 3) == "full"
+
+
+def _moved_loop(a, b, k):
+    """The reference: the fewest images placed differently over every one-to-one renumbering."""
+    import itertools
+
+    return min(np.mean(np.asarray(perm)[b] != a) for perm in itertools.permutations(range(k)))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_moved_share_matches_every_renumbering(seed):
+    rng = np.random.default_rng(seed)
+    a = rng.integers(0, 4, 50)
+    b = np.where(rng.random(50) < 0.3, rng.integers(0, 4, 50), (a + seed) % 4)  # renumbered, noisy
+    assert moved_share(a, b, 4) == pytest.approx(_moved_loop(a, b, 4), abs=1e-12)
+    assert moved_share(a, (a + 1) % 4, 4) == 0.0  # the same clusters, numbered otherwise
+
+
+def _selection(kept_score, others):
+    """A selection that kept ``a`` (0..3, 40 images) over ``others``: name -> (assignment, score)."""
+    a = np.arange(40) % 4
+    cands = {"kept": Candidate(np.eye(4)[a], 0.0, {"modularity": kept_score, "clusters_used": 4.0})}
+    for name, (assignment, score) in others.items():
+        used = float(len(np.unique(assignment)))
+        cands[name] = Candidate(
+            np.eye(4)[assignment], 0.0, {"modularity": score, "clusters_used": used}
+        )
+    return Selection(cands, "kept"), a
+
+
+def test_a_close_alternative_scores_nearly_as_well_and_differs():
+    a = np.arange(40) % 4
+    differs = a.copy()
+    differs[:8] = (a[:8] + 1) % 4  # 8 of 40 images elsewhere: 20%
+    relabelled = (a + 2) % 4  # the same clustering
+    tiny = a.copy()
+    tiny[:2] = (a[:2] + 1) % 4  # 5%: below DIFFERS
+    top = 0.6
+    near = top * (1 - NEAR_TIE / 2)
+    sel, _ = _selection(
+        top, {"same": (relabelled, top), "tiny": (tiny, top), "other": (differs, near)}
+    )
+    assert sel.close_alternative() == ("other", pytest.approx(0.2))
+    assert sel.summary()["close"] == {"method": "other", "moved": 0.2}
+    far = top * (1 - 2 * NEAR_TIE)  # scores clearly lower: no close call
+    sel, _ = _selection(top, {"other": (differs, far), "same": (relabelled, top)})
+    assert sel.close_alternative() is None and "close" not in sel.summary()
+    three = np.minimum(differs, 2)  # uses 3 of the 4 clusters: never offered
+    assert _selection(top, {"three": (three, top)})[0].close_alternative() is None
+    assert 8 / 40 >= DIFFERS > 2 / 40
+
+
+def test_the_close_alternative_is_said_with_the_methods_titles():
+    said = close_said("ward_umap", 0.35, "kmeans")
+    assert said.startswith("ward_umap scores nearly as well as kmeans, whose clusters were kept")
+    assert "puts 35% of the images in other clusters" in said
+    titles = {"ward_umap": "Ward on the map (unequal sizes)", "kmeans": "K-means (seconds)"}
+    assert close_said("ward_umap", 0.35, "kmeans", titles).startswith(
+        "Ward on the map scores nearly as well as K-means,"
+    )
 
 
 def test_auto_choice_finds_unbalanced_groups():

@@ -351,16 +351,22 @@ def test_the_clustering_map_is_begun_beside_only_for_a_stage_that_needs_it(
     real = methods.Inputs.reduce_beside
     monkeypatch.setattr(methods, "_cores", lambda: 2)
     monkeypatch.setattr(methods.Inputs, "reduce_beside", lambda self: begun.append(1) or real(self))
+    # a close call is recorded where the run's report and the window read it
+    monkeypatch.setattr(methods.Selection, "close_alternative", lambda self: ("ward", 0.25))
     out, cache = tmp_path / "run", tmp_path / "cache"
     auto = FROZEN.replace(method="auto", clusters=5)
     first = run_pipeline(digits_folder, out, auto, cache_dir=cache)
     assert begun == [1]
     summary = json.loads((out / "clustering.json").read_text())["selection"]
     assert summary["chosen"] in summary["candidates"] and "umap_gmm" in summary["candidates"]
+    assert (
+        summary["close"] == first.metrics["close_alternative"] == {"method": "ward", "moved": 0.25}
+    )
     again = run_pipeline(digits_folder, out, auto, cache_dir=cache)  # every stage already done
     assert begun == [1]
     np.testing.assert_array_equal(again.probabilities, first.probabilities)
-    run_pipeline(digits_folder, out, auto.replace(method="kmeans"), cache_dir=cache)
+    kmeans = run_pipeline(digits_folder, out, auto.replace(method="kmeans"), cache_dir=cache)
     assert begun == [1]  # K-means needs no map
+    assert "close_alternative" not in kmeans.metrics  # one method: no choice made
     run_pipeline(digits_folder, out, auto.replace(auto_clusters=(3, 6)), cache_dir=cache)
     assert begun == [1, 1]  # the k choice reads it

@@ -287,3 +287,30 @@ def test_the_report_says_which_clusters_may_be_one_group(run_dir):
     again = run.look_alike()
     assert again is None or {again.into, again.merged} != {big, small}
     assert ("look-alike" in report_html(run, per_cluster=0)) == (again is not None)
+
+
+def test_the_report_says_when_another_method_scored_nearly_as_well(run_dir):
+    paths = RunPaths(run_dir)
+    metrics = json.loads(paths.metrics.read_text(encoding="utf-8"))
+    assert "scored nearly as well" not in report_html(load_run(run_dir), per_cluster=0)
+    close = {"method": "ward_umap", "moved": 0.24}
+    write_json(paths.metrics, {**metrics, "method_kept": "kmeans", "close_alternative": close})
+    html = report_html(load_run(run_dir), per_cluster=0)
+    said = "ward_umap scores nearly as well as kmeans, whose clusters were kept, and puts 24%"
+    assert "<th>scored nearly as well</th>" in html and said in html
+
+
+@pytest.mark.parametrize(
+    "record",
+    [{"method": 3, "moved": 0.2}, {"method": "ward", "moved": "0.2"}, {"method": "ward", "moved": 7},
+     {"method": "ward", "moved": True}, {"method": "ward"}, ["ward", 0.2], "ward"],
+)  # fmt: skip
+def test_a_close_call_record_that_is_not_one_is_ignored(run_dir, record):
+    paths = RunPaths(run_dir)
+    metrics = json.loads(paths.metrics.read_text(encoding="utf-8"))
+    write_json(paths.metrics, {**metrics, "method_kept": "kmeans", "close_alternative": record})
+    run = load_run(run_dir)
+    assert run.close_alternative is None
+    assert "scored nearly as well" not in report_html(run, per_cluster=0)
+    write_json(paths.metrics, {**metrics, "method_kept": ["kmeans"], "close_alternative": record})
+    assert load_run(run_dir).close_alternative is None

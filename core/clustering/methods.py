@@ -45,6 +45,7 @@ from semclust.core.clustering.classic import (
     kmeans_probabilities,
     ward_probabilities,
 )
+from semclust.core.metrics import moved_share
 
 #: UMAP for clustering (N2D): this many dimensions, neighbours and minimum distance; UMAP's own number
 #: of epochs (500 up to 10,000 points): 200, as the 2-D map runs, took half the time and cost the kept
@@ -192,9 +193,28 @@ class Selection:
     def best(self) -> Candidate:
         return self.candidates[self.chosen]
 
+    def close_alternative(self) -> tuple[str, float] | None:
+        """The candidate whose clusters score nearly as well as the kept one's and differ from them
+        (:data:`NEAR_TIE`, :data:`DIFFERS`), with the share of images it places elsewhere; the best
+        scoring such one, or None."""
+        top = self.best.scores[CRITERION]
+        k = self.best.probabilities.shape[1]
+        close = sorted(
+            ((c.scores[CRITERION], name) for name, c in self.candidates.items()
+             if name != self.chosen and c.scores.get("clusters_used") == k
+             and c.scores[CRITERION] >= top - NEAR_TIE * abs(top)),
+            reverse=True,
+        )  # fmt: skip
+        for _, name in close:
+            moved = moved_share(self.best.assignment, self.candidates[name].assignment, k)
+            if moved >= DIFFERS:
+                return name, moved
+        return None
+
     def summary(self) -> dict:
-        """JSON-able: the choice and each candidate's scores and seconds (a run's ``clustering.json``)."""
-        return {
+        """JSON-able: the choice, each candidate's scores and seconds, and the close alternative if
+        any (a run's ``clustering.json``)."""
+        found = {
             "chosen": self.chosen,
             "criterion": CRITERION,
             "candidates": {
@@ -205,6 +225,9 @@ class Selection:
                 for name, c in self.candidates.items()
             },
         }
+        if close := self.close_alternative():
+            found["close"] = {"method": close[0], "moved": round(close[1], 3)}
+        return found
 
 
 Method = Callable[[Inputs, int, int], np.ndarray]
@@ -336,6 +359,15 @@ def uses_map(method: str, images: int) -> bool:
 
 
 CRITERION = "modularity"
+#: Another candidate scores nearly as well when its :data:`CRITERION` is within this share of the kept
+#: one's (the share within which the k choice counts scores as tied), and differs when it places at
+#: least :data:`DIFFERS` of the images in other clusters (the two clusterings' clusters matched one to
+#: one). The label-free choice between them is then close to a coin toss, and the run says so (:meth:`Selection.close_alternative`): in 15 of 72 scratch runs of the
+#: benchmark and 7 of 25 whole runs on photo folders, where the other clustering was the better one by
+#: the labels in 5 and 4 (BENCHMARKS.md, issue 19's thirteenth round). Nearly tied candidates that
+#: differ less are the same clustering for a user.
+NEAR_TIE = 0.01
+DIFFERS = 0.1
 
 
 def knn_modularity(neighbours: np.ndarray, assignment: np.ndarray) -> float:

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from semclust import __version__
-from semclust.core.metrics import cluster_summary, evaluate
+from semclust.core.metrics import close_said, cluster_summary, evaluate
 from semclust.core.progress import STAGES
 from semclust.core.runfolder.artefacts import (
     RENAMED_STAGES,
@@ -195,6 +195,7 @@ def _settings(run: RunData) -> str:
     cfg = run.config
     metrics = run.metrics
     kept = metrics.get("method_kept") or _kept_method(run) or cfg.method
+    close = run.close_alternative
     clusters = f"{run.predicted_clusters}"
     if cfg.auto_clusters is not None:
         low, high = cfg.auto_clusters
@@ -214,6 +215,7 @@ def _settings(run: RunData) -> str:
         ("pretext (SimCLR) epochs", f"{cfg.pretext.epochs}" + frozen),
         ("clustering method asked", escape(cfg.method)),
         ("clustering method kept", escape(str(kept))),
+        *([("scored nearly as well", escape(close_said(*close)))] if close else []),
         ("number of clusters", escape(clusters)),
         ("self-labelling", "on" if cfg.selflabel.enabled else "off"),
         ("seed", str(cfg.seed)),

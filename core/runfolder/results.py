@@ -167,6 +167,22 @@ class RunData:
             self, corrections=Corrections.from_dict(self.corrections.to_dict())
         )
 
+    @property
+    def close_alternative(self) -> tuple[str, float, str] | None:
+        """The close call of a run whose ``auto`` kept one method's clusters over another's that
+        scored nearly as well and differ (``metrics.json``'s ``method_kept`` and ``close_alternative``:
+        :meth:`semclust.core.clustering.methods.Selection.close_alternative`): the other method, the
+        share of images it places elsewhere, and the method kept (as
+        :func:`~semclust.core.metrics.close_said` takes them); None when the run made none, or when
+        the record is not one (a run folder from elsewhere is not trusted)."""
+        kept, close = self.metrics.get("method_kept"), self.metrics.get("close_alternative")
+        if not (isinstance(kept, str) and isinstance(close, dict)):
+            return None
+        method, moved = close.get("method"), close.get("moved")
+        if isinstance(method, str) and type(moved) in (int, float) and 0.0 <= moved <= 1.0:
+            return method, float(moved), kept
+        return None
+
     def look_alike(self, assignment: np.ndarray | None = None) -> LookAlike | None:
         """The two clusters that look like one group (:func:`~semclust.core.metrics.look_alike`),
         leaving out the clusters the user made (a split's new parts too: the user set them apart)

@@ -117,6 +117,16 @@ def test_a_finished_run_says_which_method_made_its_clusters(window_factory, fini
     w.open_path(finished_run.paths.root)
     said = w.progress.message.text()
     assert "in 10 clusters. They come from Ward on the same UMAP map" in said
+    assert "scores nearly as well" not in said
+    close = {"method": "umap_gmm", "moved": 0.3}  # a close call between two clusterings is said
+    write_json(
+        finished_run.paths.metrics,
+        metrics | {"method_kept": "ward_umap", "close_alternative": close},
+    )
+    w.open_path(finished_run.paths.root)
+    said = w.progress.message.text()
+    assert "UMAP + Gaussian mixture scores nearly as well as Ward on the same UMAP map" in said
+    assert "30% of the images in other clusters" in said and "choose it under Method" in said
     write_json(finished_run.paths.metrics, metrics)  # a run from before method_kept was kept
     w.open_path(finished_run.paths.root)
     assert "They come from" not in w.progress.message.text()
