@@ -128,6 +128,7 @@ class MainWindow(ReviewCommands, QMainWindow):
         self.params.skippedRequested.connect(self.show_skipped)
         self.params.runDirChangeRequested.connect(self._choose_run_dir)
         self.k_plot.kPicked.connect(self.use_k)
+        self.clusters.methodPicked.connect(self.use_method)
         self.selection.moveRequested.connect(self.move_selection)
         self.selection.newClusterRequested.connect(self.new_cluster_from_selection)
         self.selection.exportRequested.connect(self.export_selection)
@@ -337,6 +338,14 @@ class MainWindow(ReviewCommands, QMainWindow):
         self.params.controls["use_k"].set_value(None if k == run.k_choice.get("best") else k)
         self.start_run()
 
+    def use_method(self, method: str) -> None:
+        """Re-clusters the open run with another method (the Clusters tab's close call): the form's
+        Method is set and the run goes on from its kept features, neighbours and map (seconds)."""
+        if self.controller.is_running or self.session.run is None:
+            return
+        self.params.controls["method"].set_value(method)
+        self.start_run()
+
     def cancel_run(self) -> None:
         if self.controller.is_running:
             self.controller.cancel()
@@ -447,7 +456,7 @@ def finished_text(run) -> str:
         )
         if close := run.close_alternative:
             text += (
-                f" {close_said(*close, METHOD_TITLES)} To compare, choose it under Method and press "
-                "Run (the features are kept: only the clustering is made again)."
+                f" {close_said(*close, METHOD_TITLES)} To compare, press Show its clusters in the "
+                "Clusters tab (the features are kept: only the clustering is made again)."
             )
     return text + " See the Map, Clusters and Accuracy tabs."

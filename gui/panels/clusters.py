@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from semclust.gui import palette
-from semclust.gui._core import LookAlike
+from semclust.gui._core import METHOD_TITLES, LookAlike, close_said
 from semclust.gui.dialogs import show_message
 from semclust.gui.panels.neighbours import configure_grid
 from semclust.gui.session import Session
@@ -90,6 +90,8 @@ class ClustersPanel(QWidget):
     """Cluster table with rename, merge and move, and the chosen cluster's images."""
 
     clusterChosen = Signal(int)
+    #: The user asked for another method's clusters (the close call's button): its registry name.
+    methodPicked = Signal(str)
 
     def __init__(self, session: Session, loader: ThumbnailLoader, parent: QWidget | None = None):
         super().__init__(parent)
@@ -141,6 +143,22 @@ class ClustersPanel(QWidget):
         self.hint.hide()
         self._hint: LookAlike | None = None
         lv.addWidget(self.hint)
+        self.close_call = QWidget()  # auto's choice was close: another method's clusters, one click
+        close_row = QHBoxLayout(self.close_call)
+        close_row.setContentsMargins(0, 0, 0, 0)
+        self.close_call_text = QLabel("")
+        self.close_call_text.setWordWrap(True)
+        self.close_call_show = QPushButton("Show its clusters")
+        self.close_call_show.setToolTip(
+            "Clusters the run again with that method, from its kept features (seconds); your "
+            "corrections of these clusters are set aside. Method: Best of several methods brings "
+            "the label-free choice back."
+        )
+        close_row.addWidget(self.close_call_text, 1)
+        close_row.addWidget(self.close_call_show)
+        self.close_call.hide()
+        self._close_method: str | None = None
+        lv.addWidget(self.close_call)
         lv.addWidget(self.table, 1)
         buttons = QHBoxLayout()
         self.rename_button = QPushButton("Rename…")
@@ -216,6 +234,7 @@ class ClustersPanel(QWidget):
         self.split_button.clicked.connect(lambda: self.split_cluster())
         self.hint_merge.clicked.connect(self.merge_look_alike)
         self.hint_dismiss.clicked.connect(self.dismiss_look_alike)
+        self.close_call_show.clicked.connect(self._show_close_call_clusters)
         self.order.currentIndexChanged.connect(lambda: self._show_cluster(self.chosen()))
         self.prev_button.clicked.connect(lambda: self.show_page(self._page - 1))
         self.next_button.clicked.connect(lambda: self.show_page(self._page + 1))
@@ -251,6 +270,7 @@ class ClustersPanel(QWidget):
         self.naming_note.setToolTip(note)
         self.naming_note.setVisible(bool(note))
         self._show_hint(s.look_alike())
+        self._show_close_call()
         if not s.clustered:
             self.table.blockSignals(False)
             self._show_cluster(-1)
@@ -382,6 +402,20 @@ class ClustersPanel(QWidget):
         pages = max(1, -(-len(self._members) // PAGE))
         self.prev_button.setEnabled(self._page > 0)
         self.next_button.setEnabled(self._page < pages - 1)
+
+    def _show_close_call(self) -> None:
+        """The run's close call (another method scored nearly as well, with other clusters), when
+        the run chose among methods (``auto``) and made one."""
+        run = self.session.run
+        close = run.close_alternative if run is not None and run.config.method == "auto" else None
+        self.close_call.setVisible(close is not None)
+        self._close_method = close[0] if close else None
+        if close:
+            self.close_call_text.setText(close_said(*close, METHOD_TITLES))
+
+    def _show_close_call_clusters(self) -> None:
+        if self._close_method is not None:
+            self.methodPicked.emit(self._close_method)
 
     def _show_hint(self, pair: LookAlike | None) -> None:
         self._hint = pair

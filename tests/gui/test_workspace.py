@@ -102,6 +102,38 @@ def test_picking_a_k_on_the_curve_reclusters_with_it(qtbot, window_factory, fini
     assert w.params.choices().use_k == 7
 
 
+def test_a_close_call_shows_the_other_methods_clusters_in_one_click(
+    qtbot, window_factory, finished_run
+):
+    from gui_fakes import fake_pipeline
+
+    from semclust.core.runfolder.artefacts import write_json
+
+    paths = RunPaths(finished_run.paths.root)
+    metrics = json.loads(paths.metrics.read_text(encoding="utf-8"))
+    seen = []
+
+    def recording(folder, out, cfg, **kwargs):
+        seen.append(cfg)
+        return fake_pipeline(folder, out, cfg, **kwargs)
+
+    w = window_factory(recording)
+    w.open_path(finished_run.paths.root)
+    assert w.clusters.close_call.isHidden()  # no close call recorded: nothing offered
+    close = {"method": "ward_umap", "moved": 0.3}
+    write_json(paths.metrics, metrics | {"method_kept": "kmeans", "close_alternative": close})
+    w.open_path(finished_run.paths.root)
+    assert not w.clusters.close_call.isHidden()
+    said = w.clusters.close_call_text.text()
+    assert said.startswith("Ward on the same UMAP map scores nearly as well as K-means on the")
+    with qtbot.waitSignal(w.controller.runningChanged, timeout=30_000,
+                          check_params_cb=lambda running: not running):  # fmt: skip
+        w.clusters.close_call_show.click()
+    assert seen and seen[-1].method == "ward_umap"
+    assert w.params.choices().method == "ward_umap"
+    assert w.clusters.close_call.isHidden()  # one method asked: no choice, no close call
+
+
 def test_a_damaged_map_is_said_in_the_status_bar_and_the_run_is_not_shown(
     qtbot, window_factory, finished_run
 ):
