@@ -449,7 +449,7 @@ def finished_text(run) -> str:
     which other one scored nearly as well with other clusters (``close_alternative``)."""
     text = f"This run has finished: {len(run.image_paths):,} images in {run.n_clusters} clusters."
     kept = run.metrics.get("method_kept")
-    if run.config.method == "auto" and kept in METHOD_TITLES:
+    if run.config.method == "auto" and isinstance(kept, str) and kept in METHOD_TITLES:
         text += (
             f" They come from {METHOD_TITLES[kept]}: of the methods tried, the one whose clusters "
             "keep the most neighbour links inside them."

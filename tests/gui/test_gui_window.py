@@ -127,6 +127,9 @@ def test_a_finished_run_says_which_method_made_its_clusters(window_factory, fini
     said = w.progress.message.text()
     assert "UMAP + Gaussian mixture scores nearly as well as Ward on the same UMAP map" in said
     assert "30% of the images in other clusters" in said and "press Show its clusters" in said
+    write_json(finished_run.paths.metrics, metrics | {"method_kept": ["ward"]})  # not a name
+    w.open_path(finished_run.paths.root)
+    assert w.session.run is not None and "They come from" not in w.progress.message.text()
     write_json(finished_run.paths.metrics, metrics)  # a run from before method_kept was kept
     w.open_path(finished_run.paths.root)
     assert "They come from" not in w.progress.message.text()
