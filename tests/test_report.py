@@ -303,7 +303,8 @@ def test_the_report_says_when_another_method_scored_nearly_as_well(run_dir):
 @pytest.mark.parametrize(
     "record",
     [{"method": 3, "moved": 0.2}, {"method": "ward", "moved": "0.2"}, {"method": "ward", "moved": 7},
-     {"method": "ward", "moved": True}, {"method": "ward"}, ["ward", 0.2], "ward"],
+     {"method": "ward", "moved": True}, {"method": "ward"}, ["ward", 0.2], "ward",
+     {"method": "<b>ward</b>", "moved": 0.2}, {"method": ["ward"], "moved": 0.2}],
 )  # fmt: skip
 def test_a_close_call_record_that_is_not_one_is_ignored(run_dir, record):
     paths = RunPaths(run_dir)
@@ -312,5 +313,9 @@ def test_a_close_call_record_that_is_not_one_is_ignored(run_dir, record):
     run = load_run(run_dir)
     assert run.close_alternative is None
     assert "scored nearly as well" not in report_html(run, per_cluster=0)
-    write_json(paths.metrics, {**metrics, "method_kept": ["kmeans"], "close_alternative": record})
-    assert load_run(run_dir).close_alternative is None
+    good = {"method": "ward", "moved": 0.2}
+    for kept in (["kmeans"], "<b>kmeans</b>"):  # the method kept must be one too
+        write_json(paths.metrics, {**metrics, "method_kept": kept, "close_alternative": good})
+        assert load_run(run_dir).close_alternative is None
+    write_json(paths.metrics, {**metrics, "method_kept": "kmeans", "close_alternative": good})
+    assert load_run(run_dir).close_alternative == ("ward", 0.2, "kmeans")

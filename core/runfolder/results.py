@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from semclust.core.config import RunConfig
+from semclust.core.config import METHODS, RunConfig
 from semclust.core.metrics import LookAlike, central_members, look_alike
 from semclust.core.naming.names import SuggestedName
 from semclust.core.naming.suggest import cannot_name, suggest_names
@@ -174,12 +174,13 @@ class RunData:
         :meth:`semclust.core.clustering.methods.Selection.close_alternative`): the other method, the
         share of images it places elsewhere, and the method kept (as
         :func:`~semclust.core.metrics.close_said` takes them); None when the run made none, or when
-        the record is not one (a run folder from elsewhere is not trusted)."""
+        the record is not one, methods of :data:`~semclust.core.config.METHODS` included (a run
+        folder from elsewhere is not trusted)."""
         kept, close = self.metrics.get("method_kept"), self.metrics.get("close_alternative")
-        if not (isinstance(kept, str) and isinstance(close, dict)):
+        if not (kept in METHODS and isinstance(close, dict)):
             return None
         method, moved = close.get("method"), close.get("moved")
-        if isinstance(method, str) and type(moved) in (int, float) and 0.0 <= moved <= 1.0:
+        if method in METHODS and type(moved) in (int, float) and 0.0 <= moved <= 1.0:
             return method, float(moved), kept
         return None
 
