@@ -362,10 +362,11 @@ CRITERION = "modularity"
 #: Another candidate scores nearly as well when its :data:`CRITERION` is within this share of the kept
 #: one's (the share within which the k choice counts scores as tied), and differs when it places at
 #: least :data:`DIFFERS` of the images in other clusters (the two clusterings' clusters matched one to
-#: one). The label-free choice between them is then close to a coin toss, and the run says so (:meth:`Selection.close_alternative`): in 15 of 72 scratch runs of the
-#: benchmark and 7 of 25 whole runs on photo folders, where the other clustering was the better one by
-#: the labels in 5 and 4 (BENCHMARKS.md, issue 19's thirteenth round). Nearly tied candidates that
-#: differ less are the same clustering for a user.
+#: one). The label-free choice between them is then close to a coin toss, and the run says so
+#: (:meth:`Selection.close_alternative`): in 15 of 72 scratch runs of the benchmark and 7 of 25 whole
+#: runs on photo folders, where the other clustering was the better one by the labels in 5 and 4
+#: (BENCHMARKS.md, issue 19's thirteenth round). Nearly tied candidates that differ less are the same
+#: clustering for a user.
 NEAR_TIE = 0.01
 DIFFERS = 0.1
 
