@@ -82,17 +82,22 @@ def test_a_run_that_chose_its_k_shows_the_curve(qtbot, window_factory, finished_
     assert not w.tabs.isTabEnabled(4)
 
 
-def test_picking_a_k_on_the_curve_reclusters_with_it(qtbot, window_factory, finished_run):
+def _recording_window(window_factory):
+    """A window whose runs are the fake pipeline's, and the configurations they were started with."""
     from gui_fakes import fake_pipeline
 
-    _chose_its_k(finished_run.paths.root, lambda k: 0.5)
     seen = []
 
     def recording(folder, out, cfg, **kwargs):
         seen.append(cfg)
         return fake_pipeline(folder, out, cfg, **kwargs)
 
-    w = window_factory(recording)
+    return window_factory(recording), seen
+
+
+def test_picking_a_k_on_the_curve_reclusters_with_it(qtbot, window_factory, finished_run):
+    _chose_its_k(finished_run.paths.root, lambda k: 0.5)
+    w, seen = _recording_window(window_factory)
     w.open_path(finished_run.paths.root)
     assert w.k_plot.pick_button.isEnabled()
     with qtbot.waitSignal(w.controller.runningChanged, timeout=30_000,
@@ -105,19 +110,11 @@ def test_picking_a_k_on_the_curve_reclusters_with_it(qtbot, window_factory, fini
 def test_a_close_call_shows_the_other_methods_clusters_in_one_click(
     qtbot, window_factory, finished_run
 ):
-    from gui_fakes import fake_pipeline
-
     from semclust.core.runfolder.artefacts import write_json
 
     paths = RunPaths(finished_run.paths.root)
     metrics = json.loads(paths.metrics.read_text(encoding="utf-8"))
-    seen = []
-
-    def recording(folder, out, cfg, **kwargs):
-        seen.append(cfg)
-        return fake_pipeline(folder, out, cfg, **kwargs)
-
-    w = window_factory(recording)
+    w, seen = _recording_window(window_factory)
     w.open_path(finished_run.paths.root)
     assert w.clusters.close_call.isHidden()  # no close call recorded: nothing offered
     close = {"method": "ward_umap", "moved": 0.3}
