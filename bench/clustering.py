@@ -121,13 +121,11 @@ def main(argv: list[str] | None = None) -> None:
     from semclust.core.clustering.choose_k import choose_clusters
     from semclust.core.clustering.methods import (
         CANDIDATES,
-        Candidate,
         Inputs,
         auto_candidates,
         cluster_candidates,
-        scores_of,
-        select,
     )
+    from semclust.core.clustering.selection import Candidate, scores_of, select
     from semclust.core.metrics import evaluate
     from semclust.core.neighbours import mine_neighbours
 

@@ -25,7 +25,7 @@ BACKBONES = tuple(REGISTRY)
 
 #: How the clusters are made from the representation: ``auto`` (the quick alternatives, with SCAN's
 #: heads when :func:`trains_scan`, the best kept by a label-free criterion:
-#: core/clustering/methods.py), SCAN alone (the paper), or one alternative on the same representation:
+#: core/clustering/selection.py), SCAN alone (the paper), or one alternative on the same representation:
 #: K-means, Ward's agglomerative clustering, UMAP + Gaussian mixture (N2D), Ward on that UMAP map, the
 #: mixture with twice the clusters merged by neighbour links, Deep Embedded Clustering (Xie et al. 2016).
 METHODS = ("auto", "scan", "kmeans", "ward", "umap_gmm", "ward_umap", "umap_gmm_merged", "dec")

@@ -56,7 +56,7 @@ def many_to_one_accuracy(table: np.ndarray) -> float:
 def close_said(method: str, moved: float, kept: str, titles: dict[str, str] | None = None) -> str:
     """A close call in one sentence: ``method`` scored nearly as well as ``kept``, whose clusters were
     kept, and puts a share ``moved`` of the images in other clusters
-    (:meth:`semclust.core.clustering.methods.Selection.close_alternative`); the methods named by
+    (:meth:`semclust.core.clustering.selection.Selection.close_alternative`); the methods named by
     ``titles`` where given (their words before a bracket)."""
 
     def name(m: str) -> str:

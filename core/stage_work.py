@@ -17,15 +17,9 @@ import keras
 import numpy as np
 
 from semclust.core.clustering.classic import kmeans_probabilities
-from semclust.core.clustering.methods import (
-    CRITERION,
-    Candidate,
-    Inputs,
-    Selection,
-    auto_candidates,
-    cluster_candidates,
-)
+from semclust.core.clustering.methods import Inputs, auto_candidates, cluster_candidates
 from semclust.core.clustering.scan import ClusterHeads, ScanResult, train_scan
+from semclust.core.clustering.selection import CRITERION, Candidate, Selection
 from semclust.core.clustering.selflabel import train_selflabel
 from semclust.core.config import RunConfig, trains_scan
 from semclust.core.images import IngestResult, InputError
@@ -150,7 +144,7 @@ class StageWork:
     def clustering(self) -> None:
         """The clustering stage: SCAN, another method of the registry, or ``auto``: the registry's
         candidates (with SCAN's heads where :func:`trains_scan`), the best kept by a label-free
-        criterion (:mod:`.clustering.methods`)."""
+        criterion (:mod:`.clustering.methods`, :mod:`.clustering.selection`)."""
         method = self.config.method
         if method not in ("scan", "auto"):
             self._other_method()

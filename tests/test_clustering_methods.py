@@ -1,4 +1,5 @@
-"""The clustering registry and its label-free choice (core/clustering/methods.py)."""
+"""The clustering registry (core/clustering/methods.py) and its label-free choice
+(core/clustering/selection.py)."""
 
 from __future__ import annotations
 
@@ -6,13 +7,12 @@ import networkx as nx
 import numpy as np
 import pytest
 
-from semclust.core.clustering.methods import (
+from semclust.core.clustering.methods import Inputs, cluster_candidates
+from semclust.core.clustering.selection import (
     DIFFERS,
     NEAR_TIE,
     Candidate,
-    Inputs,
     Selection,
-    cluster_candidates,
     knn_modularity,
     select,
 )

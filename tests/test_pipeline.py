@@ -344,7 +344,7 @@ def test_the_clustering_map_is_begun_beside_only_for_a_stage_that_needs_it(
     when a stage will read it, and not when the clusters are already there or the method needs none."""
     if not MOBILENET_WEIGHTS.is_file():
         pytest.skip(f"needs the local MobileNet weights {MOBILENET_WEIGHTS}")
-    from semclust.core.clustering import methods
+    from semclust.core.clustering import methods, selection
     from tests.conftest import FROZEN
 
     begun = []
@@ -352,7 +352,7 @@ def test_the_clustering_map_is_begun_beside_only_for_a_stage_that_needs_it(
     monkeypatch.setattr(methods, "_cores", lambda: 2)
     monkeypatch.setattr(methods.Inputs, "reduce_beside", lambda self: begun.append(1) or real(self))
     # a close call is recorded where the run's report and the window read it
-    monkeypatch.setattr(methods.Selection, "close_alternative", lambda self: ("ward", 0.25))
+    monkeypatch.setattr(selection.Selection, "close_alternative", lambda self: ("ward", 0.25))
     out, cache = tmp_path / "run", tmp_path / "cache"
     auto = FROZEN.replace(method="auto", clusters=5)
     first = run_pipeline(digits_folder, out, auto, cache_dir=cache)

@@ -3,7 +3,7 @@
 For every candidate k, Gaussian mixtures of the reduced map (:attr:`.methods.Inputs.reduced`: UMAP of
 the embeddings to 10 dimensions, as ``umap_gmm`` clusters) are fitted and the k whose clusters keep the
 most neighbour links, beyond what their sizes alone would keep, wins: the modularity of the mined
-k-nearest-neighbour graph (:func:`.methods.knn_modularity`), the criterion that also picks the clustering
+k-nearest-neighbour graph (:func:`.selection.knn_modularity`), the criterion that also picks the clustering
 method. Too few clusters merge groups (links across them are expected anyway); too many cut groups
 apart (their links leave the clusters). Unlike SCAN's heads, whose entropy term pulls every cluster
 to the same size, nothing here prefers equal sizes.
@@ -38,7 +38,8 @@ import numpy as np
 
 from semclust.core.clustering.classic import ward_labels
 from semclust.core.clustering.k_choice import KChoice
-from semclust.core.clustering.methods import Inputs, gmm_probabilities, map_fits, scores_of
+from semclust.core.clustering.methods import Inputs, gmm_probabilities, map_fits
+from semclust.core.clustering.selection import scores_of
 from semclust.core.progress import CancelToken, Progress, ProgressCallback, ignore_progress
 
 STAGE = "choose_k"

@@ -171,7 +171,7 @@ class RunData:
     def close_alternative(self) -> tuple[str, float, str] | None:
         """The close call of a run whose ``auto`` kept one method's clusters over another's that
         scored nearly as well and differ (``metrics.json``'s ``method_kept`` and ``close_alternative``:
-        :meth:`semclust.core.clustering.methods.Selection.close_alternative`): the other method, the
+        :meth:`semclust.core.clustering.selection.Selection.close_alternative`): the other method, the
         share of images it places elsewhere, and the method kept (as
         :func:`~semclust.core.metrics.close_said` takes them); None when the run made none, or when
         the record is not one, methods of :data:`~semclust.core.config.METHODS` included (a run
