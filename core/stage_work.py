@@ -313,8 +313,9 @@ class StageWork:
         summary = io.read_json(self.paths.clustering_summary, {}) or {}
         metrics["scan_best_head"] = summary.get("best_head")
         metrics["method"] = self.config.method
-        metrics["method_kept"] = (summary.get("selection") or {}).get("chosen", self.config.method)
-        if close := (summary.get("selection") or {}).get("close"):
+        selection = summary.get("selection") or {}
+        metrics["method_kept"] = selection.get("chosen", self.config.method)
+        if close := selection.get("close"):
             metrics["close_alternative"] = close
         if self.config.auto_clusters is not None:
             metrics["auto_clusters"] = {
