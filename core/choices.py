@@ -44,7 +44,7 @@ METHOD_TITLES = {
     "umap_gmm": "UMAP + Gaussian mixture (unequal cluster sizes)",
     "ward_umap": "Ward on the same UMAP map (unequal cluster sizes)",
     "umap_gmm_merged": "UMAP + mixture, over-split then merged (keeps small groups)",
-    "kmeans": "K-means on the features (seconds)",
+    "kmeans": "K-means on the normalised embeddings (seconds)",
     "ward": "Ward agglomerative (seconds, up to 20,000 images)",
     "dec": "Deep Embedded Clustering",
 }

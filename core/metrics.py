@@ -53,18 +53,27 @@ def many_to_one_accuracy(table: np.ndarray) -> float:
     return float(table.max(axis=1).sum() / max(1, table.sum()))
 
 
+def _named(method: str, titles: dict[str, str] | None) -> str:
+    return (titles or {}).get(method, method).split(" (")[0]  # a title's words before a bracket
+
+
 def close_said(method: str, moved: float, kept: str, titles: dict[str, str] | None = None) -> str:
     """A close call in one sentence: ``method`` scored nearly as well as ``kept``, whose clusters were
     kept, and puts a share ``moved`` of the images in other clusters
     (:meth:`semclust.core.clustering.selection.Selection.close_alternative`); the methods named by
     ``titles`` where given (their words before a bracket)."""
-
-    def name(m: str) -> str:
-        return (titles or {}).get(m, m).split(" (")[0]
-
     return (
-        f"{name(method)} scores nearly as well as {name(kept)}, whose clusters were kept, and puts "
-        f"{moved:.0%} of the images in other clusters: the choice between them was close."
+        f"{_named(method, titles)} scores nearly as well as {_named(kept, titles)}, whose clusters "
+        f"were kept, and puts {moved:.0%} of the images in other clusters: the choice between them "
+        "was close."
+    )
+
+
+def close_shown_said(method: str, kept: str, titles: dict[str, str] | None = None) -> str:
+    """The same close call once ``method``'s clusters are shown in place of ``kept``'s."""
+    return (
+        f"These are the clusters of {_named(method, titles)}, which scored nearly as well as "
+        f"{_named(kept, titles)}, whose clusters the label-free choice kept."
     )
 
 

@@ -24,7 +24,13 @@ from semclust.core.choices import (
 from semclust.core.clustering.k_choice import KChoice
 from semclust.core.config import RunConfig
 from semclust.core.images import ImageError, InputError, load_image, survey_folder
-from semclust.core.metrics import LookAlike, close_said, cluster_summary, evaluate
+from semclust.core.metrics import (
+    LookAlike,
+    close_said,
+    close_shown_said,
+    cluster_summary,
+    evaluate,
+)
 from semclust.core.naming.suggest import cannot_name
 from semclust.core.param import Declared, declared
 from semclust.core.paths import resource
@@ -58,6 +64,7 @@ __all__ = [
     "assign_folder", "read_additions", "vote",  # images added to a run (File > Add images...)
     "rescaled",  # the k curve's criteria onto 0..1, as the report draws them
     "close_said",  # another method scored nearly as well (the finished run's text)
+    "close_shown_said",  # and its clusters are shown in place of the kept ones
     "cannot_name",  # whether a split's parts or a made cluster can be named
     "LookAlike",  # two clusters that look like one group (the Clusters tab's hint)
 ]  # fmt: skip

@@ -375,7 +375,7 @@ class MainWindow(ReviewCommands, QMainWindow):
             self.statusBar().showMessage(
                 "Map: the images by similarity; the clusters follow once their number is chosen."
                 if run.map_only
-                else "Preview: K-means on the features, while the clustering trains (read-only)."
+                else "Preview: K-means on the normalised embeddings, while the clustering trains (read-only)."
             )
 
     def _on_finished(self, run) -> None:

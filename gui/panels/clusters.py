@@ -4,6 +4,8 @@ cluster, its prototypes and then all its members page by page, most confident fi
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor
@@ -24,7 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from semclust.gui import palette
-from semclust.gui._core import METHOD_TITLES, LookAlike, close_said
+from semclust.gui._core import METHOD_TITLES, LookAlike, close_said, close_shown_said
 from semclust.gui.dialogs import show_message
 from semclust.gui.panels.neighbours import configure_grid
 from semclust.gui.session import Session
@@ -149,15 +151,14 @@ class ClustersPanel(QWidget):
         self.close_call_text = QLabel("")
         self.close_call_text.setWordWrap(True)
         self.close_call_show = QPushButton("Show its clusters")
-        self.close_call_show.setToolTip(
-            "Clusters the run again with that method, from its kept features (seconds); your "
-            "corrections of these clusters are set aside. Method: Best of several methods brings "
-            "the label-free choice back."
-        )
         close_row.addWidget(self.close_call_text, 1)
         close_row.addWidget(self.close_call_show)
         self.close_call.hide()
-        self._close_method: str | None = None
+        self._close_call: tuple[str, float, str] | None = None
+        #: The close call whose other clusters the button asked for, the run folder it was in and
+        #: its number of clusters: while those clusters are shown (or on their way), the row
+        #: offers the kept ones back.
+        self._shown_instead: tuple[tuple[str, float, str], Path, int] | None = None
         lv.addWidget(self.close_call)
         lv.addWidget(self.table, 1)
         buttons = QHBoxLayout()
@@ -405,17 +406,49 @@ class ClustersPanel(QWidget):
 
     def _show_close_call(self) -> None:
         """The run's close call (another method scored nearly as well, with other clusters), when
-        the run chose among methods (``auto``) and made one."""
+        the run chose among methods (``auto``) and made one; once its button has shown the other
+        method's clusters, the same row offers the label-free choice's clusters back."""
         run = self.session.run
         close = run.close_alternative if run is not None and run.config.method == "auto" else None
-        self.close_call.setVisible(close is not None)
-        self._close_method = close[0] if close else None
+        shown = self._shown_instead
+        if (
+            shown is not None
+            and run is not None
+            and (
+                run.paths.root != shown[1]
+                or run.config.method not in ("auto", shown[0][0])
+                or run.predicted_clusters != shown[2]
+            )
+        ):
+            self._shown_instead = shown = None  # another folder, method or k: nothing to go back to
+        back = shown is not None and run is not None and close is None
+        back = back and run.config.method == shown[0][0]
+        self._close_call = close
+        self.close_call.setVisible(close is not None or back)
         if close:
             self.close_call_text.setText(close_said(*close, METHOD_TITLES))
+            self.close_call_show.setText("Show its clusters")
+            self.close_call_show.setToolTip(
+                "Clusters the run again with that method, from its kept features (seconds); your "
+                "corrections of these clusters are set aside. The same row then brings the kept "
+                "clusters back."
+            )
+        elif back:
+            method, _, kept = shown[0]
+            self.close_call_text.setText(close_shown_said(method, kept, METHOD_TITLES))
+            self.close_call_show.setText("Back to the kept clusters")
+            self.close_call_show.setToolTip(
+                "Clusters the run again with Method: Best of several methods, the label-free "
+                "choice, from its kept features (seconds)."
+            )
 
     def _show_close_call_clusters(self) -> None:
-        if self._close_method is not None:
-            self.methodPicked.emit(self._close_method)
+        run = self.session.run
+        if self._close_call is not None and run is not None:
+            self._shown_instead = (self._close_call, run.paths.root, run.predicted_clusters)
+            self.methodPicked.emit(self._close_call[0])
+        elif self._shown_instead is not None:
+            self.methodPicked.emit("auto")  # the same choice again: the kept clusters
 
     def _show_hint(self, pair: LookAlike | None) -> None:
         self._hint = pair

@@ -128,7 +128,27 @@ def test_a_close_call_shows_the_other_methods_clusters_in_one_click(
         w.clusters.close_call_show.click()
     assert seen and seen[-1].method == "ward_umap"
     assert w.params.choices().method == "ward_umap"
-    assert w.clusters.close_call.isHidden()  # one method asked: no choice, no close call
+    assert not w.clusters.close_call.isHidden()  # the other clusters shown: the way back offered
+    assert w.clusters.close_call_text.text().startswith(
+        "These are the clusters of Ward on the same UMAP map, which scored nearly as well as K-means"
+    )
+    assert w.clusters.close_call_show.text() == "Back to the kept clusters"
+    paths.stages.unlink()  # the fake pipeline then writes the configuration it is given
+    with qtbot.waitSignal(w.controller.runningChanged, timeout=30_000,
+                          check_params_cb=lambda running: not running):  # fmt: skip
+        w.clusters.close_call_show.click()
+    assert seen[-1].method == "auto" and w.params.choices().method == "auto"
+    assert w.clusters.close_call.isHidden()  # the fake's choice made no close call
+    write_json(paths.metrics, metrics | {"method_kept": "kmeans", "close_alternative": close})
+    w.open_path(finished_run.paths.root)
+    assert w.clusters.close_call_show.text() == "Show its clusters"  # the close call again
+    paths.stages.unlink()
+    w.params.controls["clusters"].set_value(7)
+    with qtbot.waitSignal(w.controller.runningChanged, timeout=30_000,
+                          check_params_cb=lambda running: not running):  # fmt: skip
+        w.clusters.close_call_show.click()  # Ward on the map, of the close call made with 10...
+    assert seen[-1].method == "ward_umap" and seen[-1].clusters == 7
+    assert w.clusters.close_call.isHidden()  # ...is not offered back for 7 clusters
 
 
 def test_a_damaged_map_is_said_in_the_status_bar_and_the_run_is_not_shown(
