@@ -210,7 +210,9 @@ def run_pipeline(
 
 def _clustering_prints(config: RunConfig, fp_pretext: str, fp_neigh: str) -> tuple[str, str]:
     """The preview's and the clustering's fingerprints, for the number of clusters in ``config``."""
-    fp_preview = fingerprint(fp_pretext, config.clusters, config.seed, "kmeans of the embeddings")
+    fp_preview = fingerprint(
+        fp_pretext, config.clusters, config.seed, "kmeans of the embeddings", "half its cluster"
+    )  # the confidence's scale changed (classic.kmeans_probabilities): a new preview, in seconds
     method = [] if config.method == "scan" else [config.method]  # SCAN runs keep their old prints
     return fp_preview, fingerprint(fp_neigh, config.scan, config.clusters, config.seed, *method)
 

@@ -2,8 +2,9 @@
 
 They take seconds where SCAN takes minutes, so the app shows K-means first as a preview while SCAN
 trains, and offers both as methods of their own (``--method kmeans|ward``). Both give soft cluster
-probabilities so that confidence means the same everywhere: a Student-t kernel on the distances to the
-cluster centres (the soft assignment of DEC, Xie et al. 2016, with alpha = 1).
+probabilities so that confidence means the same everywhere (:func:`kernel_probabilities`): half the
+image's cluster, half a Student-t kernel on the distances to the cluster centres (the soft assignment
+of DEC, Xie et al. 2016, with alpha = 1).
 """
 
 from __future__ import annotations
@@ -37,14 +38,17 @@ def kmeans_probabilities(features: np.ndarray, clusters: int, seed: int = 0) -> 
     """K-means (k-means++, 10 starts; mini-batches above :data:`MINIBATCH_ABOVE` images).
 
     Returns:
-        (N, clusters) probabilities whose arg-max is the K-means cluster of every image.
+        (N, clusters) probabilities whose arg-max is the K-means cluster of every image, as Ward's
+        (:func:`kernel_probabilities`): the kernel alone on unit-length embeddings gave every image
+        about 1 / clusters (food7: 0.15 to 0.20), a confidence that read as doubt; half its cluster,
+        half the kernel, it ranks the images the same (the same AUROC) on the scale of the others.
     """
     if len(features) > MINIBATCH_ABOVE:
         model = MiniBatchKMeans(clusters, n_init=3, random_state=seed, batch_size=4096)
     else:
         model = KMeans(clusters, n_init=10, random_state=seed)
-    model.fit(features)
-    return student_t(features, model.cluster_centers_)
+    labels = model.fit_predict(features)
+    return kernel_probabilities(features, np.eye(clusters, dtype=np.float32)[labels])
 
 
 def ward_probabilities(features: np.ndarray, clusters: int) -> np.ndarray:
