@@ -140,7 +140,10 @@ def test_a_close_call_shows_the_other_methods_clusters_in_one_click(
     assert seen[-1].method == "auto" and w.params.choices().method == "auto"
     assert w.clusters.close_call.isHidden()  # the fake's choice made no close call
     write_json(paths.metrics, metrics | {"method_kept": "kmeans", "close_alternative": close})
-    w.open_path(finished_run.paths.root)
+    with qtbot.waitSignal(w.controller.runningChanged, timeout=30_000,
+                          check_params_cb=lambda running: not running):  # fmt: skip
+        w.start_run()  # every stage done: the run ends with the close call just written
+    assert "The choice of method was close" in w.statusBar().currentMessage()
     assert w.clusters.close_call_show.text() == "Show its clusters"  # the close call again
     paths.stages.unlink()
     w.params.controls["clusters"].set_value(7)
