@@ -4,6 +4,7 @@ cluster, its prototypes and then all its members page by page, most confident fi
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +70,27 @@ class _Item(QTableWidgetItem):
             return mine < theirs
         except TypeError:
             return str(mine) < str(theirs)
+
+
+@dataclass(frozen=True)
+class _ShownInstead:
+    """A close call whose other clusters the Clusters tab's button asked for: while the run of the
+    same folder and number of clusters shows them (or they are on their way), the row offers the
+    kept ones back."""
+
+    method: str
+    kept: str
+    folder: Path
+    clusters: int
+
+    def still_of(self, run) -> bool:
+        """Whether ``run`` is the same folder and number of clusters, with the other method or the
+        label-free choice (before the other method's run, or after going back)."""
+        return (
+            run.paths.root == self.folder
+            and run.config.method in ("auto", self.method)
+            and run.predicted_clusters == self.clusters
+        )
 
 
 def _item(value, text: str | None = None) -> QTableWidgetItem:
@@ -155,10 +177,7 @@ class ClustersPanel(QWidget):
         close_row.addWidget(self.close_call_show)
         self.close_call.hide()
         self._close_call: tuple[str, float, str] | None = None
-        #: The close call whose other clusters the button asked for, the run folder it was in and
-        #: its number of clusters: while those clusters are shown (or on their way), the row
-        #: offers the kept ones back.
-        self._shown_instead: tuple[tuple[str, float, str], Path, int] | None = None
+        self._shown_instead: _ShownInstead | None = None
         lv.addWidget(self.close_call)
         lv.addWidget(self.table, 1)
         buttons = QHBoxLayout()
@@ -411,18 +430,10 @@ class ClustersPanel(QWidget):
         run = self.session.run
         close = run.close_alternative if run is not None and run.config.method == "auto" else None
         shown = self._shown_instead
-        if (
-            shown is not None
-            and run is not None
-            and (
-                run.paths.root != shown[1]
-                or run.config.method not in ("auto", shown[0][0])
-                or run.predicted_clusters != shown[2]
-            )
-        ):
+        if shown is not None and run is not None and not shown.still_of(run):
             self._shown_instead = shown = None  # another folder, method or k: nothing to go back to
         back = shown is not None and run is not None and close is None
-        back = back and run.config.method == shown[0][0]
+        back = back and run.config.method == shown.method
         self._close_call = close
         self.close_call.setVisible(close is not None or back)
         if close:
@@ -434,8 +445,7 @@ class ClustersPanel(QWidget):
                 "clusters back."
             )
         elif back:
-            method, _, kept = shown[0]
-            self.close_call_text.setText(close_shown_said(method, kept, METHOD_TITLES))
+            self.close_call_text.setText(close_shown_said(shown.method, shown.kept, METHOD_TITLES))
             self.close_call_show.setText("Back to the kept clusters")
             self.close_call_show.setToolTip(
                 "Clusters the run again with Method: Best of several methods, the label-free "
@@ -445,8 +455,11 @@ class ClustersPanel(QWidget):
     def _show_close_call_clusters(self) -> None:
         run = self.session.run
         if self._close_call is not None and run is not None:
-            self._shown_instead = (self._close_call, run.paths.root, run.predicted_clusters)
-            self.methodPicked.emit(self._close_call[0])
+            method, _, kept = self._close_call
+            self._shown_instead = _ShownInstead(
+                method, kept, run.paths.root, run.predicted_clusters
+            )
+            self.methodPicked.emit(method)
         elif self._shown_instead is not None:
             self.methodPicked.emit("auto")  # the same choice again: the kept clusters
 
