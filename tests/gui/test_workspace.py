@@ -107,7 +107,7 @@ def test_picking_a_k_on_the_curve_reclusters_with_it(qtbot, window_factory, fini
     assert w.params.choices().use_k == 7
 
 
-def test_a_close_call_shows_the_other_methods_clusters_in_one_click(
+def test_a_close_call_shows_the_other_methods_clusters_and_back_in_one_click(
     qtbot, window_factory, finished_run
 ):
     from semclust.core.runfolder.artefacts import write_json
