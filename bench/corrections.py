@@ -101,7 +101,7 @@ def simulate(start: dict, seed: int, retrain: Callable | None) -> tuple[dict[int
     spent = []
     for total in range(BATCH, max(REPORTED) + 1, BATCH):
         moves.update(pick(labels, shown, moves, BATCH, rng))
-        if retrain is not None:
+        if retrain is not None and moves:  # none yet: no image the simulated user would move
             t0 = time.perf_counter()
             model = retrain(start, moves, shown)
             spent.append(time.perf_counter() - t0)

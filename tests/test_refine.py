@@ -187,3 +187,13 @@ def test_the_benchmarks_simulated_user_moves_wrong_images_home():
     assert alone[10] == pytest.approx(alone[0] + 10 / len(x))
     assert alone[30] == retrained[30] == 1.0 and retrained[10] > alone[10]
     assert seconds < 1.0
+
+
+def test_the_simulated_user_with_nothing_to_move_leaves_the_clusters_as_they_are():
+    from bench.corrections import simulate, vote
+
+    x, labels, probs, _ = wrongly_merged()
+    right = np.eye(3, dtype=np.float32)[labels]  # every image in its class's cluster
+    start = {"labels": labels, "probabilities": right, "neighbours": nearest(x)}
+    retrained, seconds = simulate(start, 0, vote)  # no image to move: nothing to retrain with
+    assert set(retrained.values()) == {1.0} and seconds == 0.0
