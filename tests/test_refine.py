@@ -197,3 +197,12 @@ def test_the_simulated_user_with_nothing_to_move_leaves_the_clusters_as_they_are
     start = {"labels": labels, "probabilities": right, "neighbours": nearest(x)}
     retrained, seconds = simulate(start, 0, vote)  # no image to move: nothing to retrain with
     assert set(retrained.values()) == {1.0} and seconds == 0.0
+
+
+def test_a_correction_sways_only_the_images_it_is_a_mutual_neighbour_of():
+    probs = np.eye(2, dtype=np.float32)[[1, 0, 1, 1]] * 0.8 + 0.1  # clusters 1, 0, 1, 1
+    neighbours = np.array([[1, 2], [0, 2], [3, 1], [2, 1]])  # 2 is 0's neighbour, not 0 of 2's
+    refined = refine(neighbours, probs, {2: 0})  # the user moves image 2 into cluster 0
+    assert np.array_equal(refined.probabilities[0], probs[0])  # not a mutual neighbour: untouched
+    assert refined.probabilities[3].argmax() == 0  # a mutual one, tipped by the correction
+    assert refined.changed == 1

@@ -9,11 +9,13 @@ neighbours vote again for its cluster:
   an image moved, merged, put in a new cluster or split off), with its confidence as its weight, so
   that doubtful images count least; a corrected image votes with :attr:`RefineSettings.corrected_weight`
   (it must go with its new cluster, and it no longer votes for the one it left);
-- an image with a corrected image among its mined neighbours gets new probabilities: its neighbours'
-  votes plus its own counted :attr:`RefineSettings.own_weight` times, normalised; it changes cluster
-  when the corrected neighbours tip the vote. Every other image keeps the run's probabilities (the
-  vote's own smoothing changes nothing), and so do the corrected images, whose cluster is the user's
-  anyway: a correction undone later sends its image back to the run's cluster.
+- an image that has a corrected image among its mined neighbours, and is among that image's mined
+  neighbours too (mutual neighbours), gets new probabilities: its neighbours' votes plus its own
+  counted :attr:`RefineSettings.own_weight` times, normalised; it changes cluster when the corrected
+  neighbours tip the vote. A corrected image that is a neighbour one way only votes with its
+  confidence. Every other image keeps the run's probabilities (the vote's own smoothing changes
+  nothing), and so do the corrected images, whose cluster is the user's anyway: a correction undone
+  later sends its image back to the run's cluster.
 
 The corrected images keep the user's cluster in any case: corrections are applied over the model's
 probabilities (:meth:`semclust.core.runfolder.corrections.Corrections.apply`). Refining always
@@ -30,7 +32,12 @@ or more every time (digits after 10: ACC 0.970 against 0.963; 0.961 moved alone)
 where the regression took 1-12 s on 2 shared cores; label spreading lost accuracy on MNIST-5k (0.935 to
 0.897 after 10). After 50 corrections: digits 0.955 to 0.995 (0.983 moved alone), MNIST-5k 0.935 to
 0.960 (0.945). Letting only the corrected images' neighbours change (not the vote's own smoothing)
-gained on the digits (0.991 to 0.995 after 50) and cost MNIST-5k at most 0.001.
+gained on the digits (0.991 to 0.995 after 50) and cost MNIST-5k at most 0.001. Only mutual
+neighbours are swayed since the photo folders were measured (BENCHMARKS.md, "Issue 20 again"): on a
+few hundred photos every image's 20 neighbours span several classes, and a correction tipped images of
+other classes (123 GCompris photos after 10 corrections: 0.854, against 1.000 moved alone; 0.886
+now); food_rest after 50 went from 0.714 to 0.811, while the digits, MNIST-5k and the animals moved by
+0.005 at most.
 
 Example:
     >>> refined = refine(neighbours, probabilities, {12: 3, 40: 3})  # doctest: +SKIP
@@ -126,16 +133,21 @@ def refine(
         raise ValueError("The corrections name images or clusters that do not exist.")
     targets = probabilities.argmax(axis=1)
     targets[corrected] = to
-    weights = probabilities.max(axis=1).astype(np.float32)
-    weights[corrected] = settings.corrected_weight
+    confidence = probabilities.max(axis=1).astype(np.float32)
     is_corrected = np.zeros(n, dtype=bool)
     is_corrected[corrected] = True
-    # Only the corrections' effect: the other images with a corrected neighbour vote again; every
-    # other image, the corrected ones included, keeps the run's probabilities.
-    touched = np.flatnonzero(is_corrected[neighbours].any(axis=1) & ~is_corrected)
+    # Only the corrections' effect: the other images that a corrected image is a mutual neighbour of
+    # vote again (that one with the corrected weight); every other image, the corrected ones
+    # included, keeps the run's probabilities.
+    rows, cols = np.nonzero(is_corrected[neighbours] & ~is_corrected[:, None])
+    mutual = (neighbours[neighbours[rows, cols]] == rows[:, None]).any(axis=1)
+    touched, at = np.unique(rows[mutual], return_inverse=True)
+    weights = confidence[neighbours[touched]]
+    weights[at, cols[mutual]] = settings.corrected_weight
     out = np.zeros((n, clusters), dtype=np.float32)
     out[:, :k] = probabilities
-    out[touched] = _votes(neighbours[touched], touched, targets, weights, clusters, settings)
+    own = settings.own_weight * confidence[touched]
+    out[touched] = _votes(targets[touched], own, targets[neighbours[touched]], weights, clusters)
     before = np.asarray(shown) if shown is not None else _apply(probabilities.argmax(1), moves)
     others = ~is_corrected
     changed = int((out.argmax(axis=1)[others] != before[others]).sum())
@@ -143,20 +155,15 @@ def refine(
 
 
 def _votes(
-    neighbours: np.ndarray,
-    rows: np.ndarray,
-    targets: np.ndarray,
-    weights: np.ndarray,
-    clusters: int,
-    settings: RefineSettings,
+    own: np.ndarray, own_weights: np.ndarray, theirs: np.ndarray, weights: np.ndarray, clusters: int
 ) -> np.ndarray:
-    """(len(rows), clusters): each row's own vote counted ``own_weight`` times plus the votes of its
-    ``neighbours`` (one row of indices each), normalised."""
-    at = np.arange(len(rows))
-    votes = np.zeros((len(rows), clusters), dtype=np.float32)
-    np.add.at(votes, (at, targets[rows]), settings.own_weight * weights[rows])
-    for column in np.asarray(neighbours).T:  # one neighbour of every row at a time
-        np.add.at(votes, (at, targets[column]), weights[column])
+    """(rows, clusters): each row's vote for its cluster ``own`` with ``own_weights`` plus its
+    neighbours' votes for theirs (``theirs``, ``weights``: one row of each per row), normalised."""
+    at = np.arange(len(own))
+    votes = np.zeros((len(own), clusters), dtype=np.float32)
+    np.add.at(votes, (at, own), own_weights)
+    for column, weight in zip(theirs.T, weights.T, strict=True):  # one neighbour of every row
+        np.add.at(votes, (at, column), weight)
     total = votes.sum(axis=1, keepdims=True)
     return votes / np.where(total > 0, total, 1.0)
 
