@@ -20,9 +20,9 @@ neighbours vote again for its cluster:
 The corrected images keep the user's cluster in any case: corrections are applied over the model's
 probabilities (:meth:`semclust.core.runfolder.corrections.Corrections.apply`). Refining always
 starts from the run's own probabilities, so the same corrections give the same clusters however
-often it is repeated. Only the corrected images' mutual neighbours are counted again: no training; 0.4 s
-on a million images (30 clusters, 20 neighbours each, 50 corrections, 2 cores; 2.8 s before the
-mutual rule, shared cores).
+often it is repeated. Only the corrected images' mutual neighbours are counted again: no training;
+0.4 s on a million images (30 clusters, 20 neighbours each, 50 corrections, 2 cores; 2.8 s before
+the mutual rule, on shared cores).
 
 Three options were measured by simulating a user who moves 10 wrongly clustered images at a time on
 the 1,797 digits and MNIST-5k, 3 seeds (``bench/corrections.py``, BENCHMARKS.md "Issue 20"): this
