@@ -383,10 +383,10 @@ class MainWindow(ReviewCommands, QMainWindow):
         self.session.set_run(run)
         self.workspace.reload_skipped()
         self.tabs.setCurrentWidget(self.scatter)
-        close = run.close_alternative if run.config.method == "auto" else None
+        close = " The choice of method was close: see the Clusters tab."
         self.statusBar().showMessage(
             f"Finished: {len(run.image_paths):,} images in {run.n_clusters} clusters."
-            + (" The choice of method was close: see the Clusters tab." if close else "")
+            + (close if run.close_alternative else "")
         )
 
     def _on_failed(self, text: str) -> None:

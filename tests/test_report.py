@@ -298,6 +298,9 @@ def test_the_report_says_when_another_method_scored_nearly_as_well(run_dir):
     html = report_html(load_run(run_dir), per_cluster=0)
     said = "ward_umap scores nearly as well as kmeans, whose clusters were kept, and puts 24%"
     assert "<th>scored nearly as well</th>" in html and said in html
+    config = json.loads(paths.config.read_text(encoding="utf-8"))
+    write_json(paths.config, {**config, "method": "kmeans"})  # one method asked: no choice made
+    assert load_run(run_dir).close_alternative is None
 
 
 @pytest.mark.parametrize(

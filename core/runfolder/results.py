@@ -175,9 +175,9 @@ class RunData:
         share of images it places elsewhere, and the method kept (as
         :func:`~semclust.core.metrics.close_said` takes them); None when the run made none, or when
         the record is not one, methods of :data:`~semclust.core.config.METHODS` included (a run
-        folder from elsewhere is not trusted)."""
+        folder from elsewhere is not trusted), and for a run that did not choose among methods."""
         kept, close = self.metrics.get("method_kept"), self.metrics.get("close_alternative")
-        if not (kept in METHODS and isinstance(close, dict)):
+        if not (self.config.method == "auto" and kept in METHODS and isinstance(close, dict)):
             return None
         method, moved = close.get("method"), close.get("moved")
         if method in METHODS and type(moved) in (int, float) and 0.0 <= moved <= 1.0:

@@ -428,7 +428,7 @@ class ClustersPanel(QWidget):
         the run chose among methods (``auto``) and made one; once its button has shown the other
         method's clusters, the same row offers the label-free choice's clusters back."""
         run = self.session.run
-        close = run.close_alternative if run is not None and run.config.method == "auto" else None
+        close = run.close_alternative if run is not None else None
         shown = self._shown_instead
         if shown is not None and run is not None and not shown.still_of(run):
             self._shown_instead = shown = None  # another folder, method or k: nothing to go back to
