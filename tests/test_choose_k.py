@@ -50,6 +50,27 @@ def test_finds_the_number_of_groups_balanced_or_not(sizes, tolerance, seed):
     assert choice.extra["at_edge"] is False
 
 
+def test_a_large_folder_is_fitted_on_a_sample_and_every_image_scored(monkeypatch):
+    """Above ``SAMPLE`` images each k's mixtures are fitted on a sample (a third of the time on
+    10,000 images); every image is still assigned, so the score counts every neighbour link."""
+    from sklearn.mixture import GaussianMixture
+
+    from semclust.core.clustering import choose_k
+
+    inputs = _blobs([300, 150, 50])
+    inputs._reduced = inputs.embeddings  # the blobs are their own map: no UMAP needed here
+    fitted = []
+    fit = GaussianMixture.fit
+    monkeypatch.setattr(
+        GaussianMixture, "fit", lambda gmm, x, y=None: fitted.append(len(x)) or fit(gmm, x)
+    )
+    monkeypatch.setattr(choose_k, "SAMPLE", 200)
+    choice = choose_clusters(inputs, (2, 6), seed=0)
+    assert set(fitted) == {200}
+    assert choice.best == 3
+    assert choice.curves["agreement"][choice.ks.index(3)] > 0.95  # every image's links, in place
+
+
 def test_the_graph_grows_with_the_images_up_to_the_neighbours_mined():
     assert graph_neighbours(40, 20) == 5  # the floor
     assert graph_neighbours(400, 20) == 10  # half the square root
