@@ -10,7 +10,8 @@ carry over, as they do for a user's second folder. Prints one Markdown row per r
 
 ``--first-run`` gives each repeat an empty numba cache (what a machine's first run waits for: UMAP's
 compile); ``--no-background-warm-up`` compiles UMAP when the map needs it instead of while the
-backbone works (the run before :func:`semclust.core.projection.start_umap_warm_up`), to compare.
+backbone works (the run before :func:`semclust.core.projection.start_umap_warm_up`), to compare;
+``--auto`` runs ``--clusters auto`` instead of giving the number of classes.
 
 Columns: the process's wall seconds from its first import to the run's end (what a user waits for at
 the command line, less the interpreter's own start), the run's seconds, each stage's seconds from the
@@ -36,7 +37,13 @@ FEATURES_STAGE = "pretext"
 
 
 def timed_run(
-    name: str, out: str, cache_dir: str, seed: int, numba_cache: str = "", warm_up: bool = True
+    name: str,
+    out: str,
+    cache_dir: str,
+    seed: int,
+    numba_cache: str = "",
+    warm_up: bool = True,
+    auto: bool = False,
 ) -> dict:
     """One default run in this (fresh) process: seconds of the imports, the run and each stage."""
     start = time.perf_counter()
@@ -45,7 +52,7 @@ def timed_run(
         os.environ["NUMBA_CACHE_DIR"] = numba_cache  # before numba is imported
     from bench.datasets import write_dataset
     from semclust.core import run as run_module
-    from semclust.core.choices import RunChoices
+    from semclust.core.choices import AUTO, RunChoices
     from semclust.core.plan import plan_run
     from semclust.core.run import run_pipeline
 
@@ -55,7 +62,7 @@ def timed_run(
     folder = write_dataset(name, cache_dir)
     classes = len([d for d in folder.iterdir() if d.is_dir()])
     imported = time.perf_counter()
-    config = plan_run(folder, RunChoices(clusters=classes, seed=seed)).config
+    config = plan_run(folder, RunChoices(clusters=AUTO if auto else classes, seed=seed)).config
     run_pipeline(folder, Path(out), config, cache_dir=Path(cache_dir) / "images")
     done = time.perf_counter()
     stages = json.loads((Path(out) / "stages.json").read_text())
@@ -65,6 +72,7 @@ def timed_run(
         "images": len(json.loads((Path(out) / "images.json").read_text())["paths"]),
         "backbone": config.encoder.backbone,
         "method_kept": metrics.get("method_kept"),
+        "clusters": metrics.get("clusters"),
         "acc": metrics.get("acc"),
         "imports_s": round(imported - start, 2),
         "run_s": round(done - imported, 2),
@@ -80,6 +88,7 @@ def measure(
     work: Path,
     first_run: bool = False,
     warm_up: bool = True,
+    auto: bool = False,
 ) -> list[dict]:
     rows = []
     for name in names:
@@ -90,7 +99,7 @@ def measure(
             shutil.rmtree(numba_cache, ignore_errors=True)
             row, peak = run_isolated(
                 timed_run, name, str(out), str(cache_dir), 0,
-                str(numba_cache) if first_run else "", warm_up,
+                str(numba_cache) if first_run else "", warm_up, auto,
             )  # fmt: skip
             features = row["stages_s"].get(FEATURES_STAGE) or float("nan")
             row.update(
@@ -100,6 +109,7 @@ def measure(
                 machine=f"{platform.machine()}, {os.cpu_count()} cores",
                 first_run=first_run,
                 background_warm_up=warm_up,
+                auto_clusters=auto,
                 when=time.strftime("%Y-%m-%dT%H:%M:%S"),
             )
             rows.append(row)
@@ -110,7 +120,7 @@ def measure(
 
 HEADER = (
     "| set | images | repeat | wall s | run s | features s | run / features | seconds per stage "
-    "| kept | ACC | peak RSS MiB |\n|---|---:|---:|---:|---:|---:|---:|---|---|---:|---:|"
+    "| kept | clusters | ACC | peak RSS MiB |\n|---|---:|---:|---:|---:|---:|---:|---|---|---:|---:|---:|"
 )
 
 
@@ -120,7 +130,8 @@ def markdown_row(row: dict) -> str:
     return (
         f"| {row['dataset']} | {row['images']:,} | {row['repeat']} | {row['wall_s']:.1f} "
         f"| {row['run_s']:.1f} | {row['stages_s'].get(FEATURES_STAGE, 0):.1f} "
-        f"| {row['run_over_features']:.2f} | {stages} | {row['method_kept']} | {acc} "
+        f"| {row['run_over_features']:.2f} | {stages} | {row['method_kept']} "
+        f"| {row.get('clusters', '')} | {acc} "
         f"| {row['peak_rss_mb']:,} |"
     )
 
@@ -134,11 +145,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--first-run", action="store_true", help="an empty numba cache each repeat")
     parser.add_argument("--no-background-warm-up", dest="warm_up", action="store_false")
+    parser.add_argument("--auto", action="store_true", help="--clusters auto, not the classes")
     args = parser.parse_args(argv)
     print(HEADER, flush=True)
     rows = measure(
-        args.datasets.split(","), args.repeats, args.cache, args.work, args.first_run, args.warm_up
-    )
+        args.datasets.split(","), args.repeats, args.cache, args.work, args.first_run, args.warm_up,
+        args.auto,
+    )  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with args.out.open("a", encoding="utf-8") as f:
         for row in rows:

@@ -475,8 +475,8 @@ def test_time_to_clusters_rows_compare_the_run_with_its_features(tmp_path, monke
 
     calls = []
 
-    def fake_isolated(fn, name, out, cache, seed, numba_cache, warm_up):
-        calls.append((numba_cache, warm_up))
+    def fake_isolated(fn, name, out, cache, seed, numba_cache, warm_up, auto):
+        calls.append((numba_cache, warm_up, auto))
         stages = {"ingest": 1.0, "pretext": 20.0, "clustering": 10.0}
         return {"dataset": name, "images": 300, "backbone": "b", "method_kept": "ward", "acc": 0.5,
                 "imports_s": 4.0, "run_s": 50.0, "wall_s": 54.0, "stages_s": stages}, 900.0  # fmt: skip
@@ -487,10 +487,13 @@ def test_time_to_clusters_rows_compare_the_run_with_its_features(tmp_path, monke
     assert rows[0]["run_over_features"] == 2.5 and rows[0]["peak_rss_mb"] == 900
     line = ttc.markdown_row(rows[0])
     assert "| food7 | 300 | 0 | 54.0 | 50.0 | 20.0 | 2.50 |" in line and "pretext 20.0" in line
-    assert calls == [("", True)] * 2
+    assert calls == [("", True, False)] * 2
     calls.clear()
     ttc.measure(["food7"], 1, tmp_path / "cache", tmp_path / "work", first_run=True, warm_up=False)
     assert calls[0][0].endswith("numba-first-run") and calls[0][1] is False
+    calls.clear()
+    ttc.measure(["food7"], 1, tmp_path / "cache", tmp_path / "work", auto=True)
+    assert calls == [("", True, True)]
 
 
 def test_the_clustering_benchmark_clusters_the_same_kept_features_on_every_pass(
