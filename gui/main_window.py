@@ -239,7 +239,9 @@ class MainWindow(ReviewCommands, QMainWindow):
             )  # fmt: skip
         elif finished and self.session.run is not None:
             self.tabs.setCurrentWidget(self.scatter)
-            self.statusBar().showMessage(f"Opened run {self.workspace.run_dir}.")
+            self.statusBar().showMessage(
+                f"Opened run {self.workspace.run_dir}." + close_call_said(self.session.run)
+            )
         elif self.image_folder is not None:
             self.statusBar().showMessage(
                 f"The run in {self.workspace.run_dir} has not finished; press Run to continue."
@@ -383,10 +385,9 @@ class MainWindow(ReviewCommands, QMainWindow):
         self.session.set_run(run)
         self.workspace.reload_skipped()
         self.tabs.setCurrentWidget(self.scatter)
-        close = " The choice of method was close: see the Clusters tab."
         self.statusBar().showMessage(
             f"Finished: {len(run.image_paths):,} images in {run.n_clusters} clusters."
-            + (close if run.close_alternative else "")
+            + close_call_said(run)
         )
 
     def _on_failed(self, text: str) -> None:
@@ -443,6 +444,12 @@ class MainWindow(ReviewCommands, QMainWindow):
         self.layout_store.save()
         self.loader.shutdown()
         super().closeEvent(event)
+
+
+def close_call_said(run) -> str:
+    """What the status bar adds when a finished or opened run's choice of method was close (the
+    window opens on the Map tab; the close call and its button are in the Clusters tab)."""
+    return " The choice of method was close: see the Clusters tab." if run.close_alternative else ""
 
 
 def finished_text(run) -> str:

@@ -118,9 +118,12 @@ def test_a_close_call_shows_the_other_methods_clusters_and_back_in_one_click(
     w.open_path(finished_run.paths.root)
     assert w.clusters.close_call.isHidden()  # no close call recorded: nothing offered
     close = {"method": "ward_umap", "moved": 0.3}
+    assert "choice of method was close" not in w.statusBar().currentMessage()
     write_json(paths.metrics, metrics | {"method_kept": "kmeans", "close_alternative": close})
     w.open_path(finished_run.paths.root)
     assert not w.clusters.close_call.isHidden()
+    status = w.statusBar().currentMessage()  # the window opens on the Map tab: said there too
+    assert status.endswith("The choice of method was close: see the Clusters tab.")
     said = w.clusters.close_call_text.text()
     assert said.startswith("Ward on the same UMAP map scores nearly as well as K-means on the")
     with qtbot.waitSignal(w.controller.runningChanged, timeout=30_000,
