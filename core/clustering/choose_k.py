@@ -48,7 +48,7 @@ RESTARTS = 3
 #: Above this many images each k's mixtures are fitted on a seeded sample of the map, and every image
 #: is assigned and scored. Over the benchmark's 33 runs and 66 class-subset runs of 100 images or more
 #: (3 seeds; BENCHMARKS.md, "The k choice in a third of the time") it chose as the whole map did in
-#: 30 and 57, as often within +-2 of the classes (28 and 34), as near on average (1.61 and 2.30 from
+#: 30 and 59, as often within +-2 of the classes (28 and 34), as near on average (1.61 and 2.30 from
 #: the classes, against 1.61 and 2.38), and on 10,000 images in 3.1-3.2 s instead of 9-11 s.
 SAMPLE = 2_000
 #: The fewest neighbour links per image the score counts (:func:`graph_neighbours`).
