@@ -127,9 +127,9 @@ class RunChoices:
     """
 
     clusters: int | str = param(
-        _D.clusters, "--clusters", "Clusters",
-        "Number of clusters to find (SCAN's K), or auto: chosen without labels within the clusters "
-        "range.",
+        AUTO, "--clusters", "Clusters",
+        "Number of clusters to find (SCAN's K), or auto (the default): chosen without labels within "
+        "the clusters range.",
         config="clusters", derived=True, range=(1, 1000), special=(AUTO, AUTO), parse=parse_clusters,
         tip="Number of clusters to find (SCAN's K); auto: chosen without labels within the range "
         "below (its curve is in the Number of clusters tab).",

@@ -20,7 +20,7 @@ import keras
 import numpy as np
 
 from semclust.core.choices import default_image_size
-from semclust.core.clustering.choose_k import K_CRITERION
+from semclust.core.clustering.choose_k import K_CRITERION, candidate_ks
 from semclust.core.clustering.methods import map_fits, uses_map
 from semclust.core.config import RunConfig, fingerprint, trains_scan
 from semclust.core.images import (
@@ -126,6 +126,11 @@ def run_pipeline(
                 )
             if n < 3:
                 raise InputError(f"At least 3 images are needed; {data.root} has {n} usable.")
+            if config.auto_clusters is not None:  # said now, not once the features are made
+                try:
+                    candidate_ks(config.auto_clusters, n)
+                except ValueError as exc:
+                    raise InputError(f"{exc} Choose a number of clusters instead.") from None
         except InputError:  # a run that cannot start leaves nothing behind, and an older run intact
             ownership.release_run_folder(paths, claimed)
             raise

@@ -179,6 +179,10 @@ def test_readable_input_errors(tmp_path, digits_folder):
         shutil.copy(src, few / f"{i}.png")
     with pytest.raises(InputError, match="Only 5 usable images for 10 clusters"):
         run_pipeline(few, tmp_path / "run", FAST, cache_dir=tmp_path / "cache")
+    auto = FAST.replace(clusters=2, auto_clusters=(2, 30))  # auto, the default: k <= a third of 5
+    with pytest.raises(InputError, match="on 5 images .* Choose a number of clusters instead"):
+        run_pipeline(few, tmp_path / "run", auto, cache_dir=tmp_path / "cache")
+    assert not (tmp_path / "run" / "features.npy").exists()  # said before the features are made
     with pytest.raises(InputError, match="outside the image folder"):
         run_pipeline(few, few / "run", FAST)
 

@@ -9,7 +9,7 @@ import pytest
 from PySide6.QtWidgets import QCheckBox, QComboBox, QLabel, QLineEdit
 
 from semclust.cli import _parser, choices_from_args, config_from_args
-from semclust.core.choices import FINETUNED, FROZEN, SCRATCH, RunChoices
+from semclust.core.choices import AUTO_RANGE, FINETUNED, FROZEN, SCRATCH, RunChoices
 from semclust.core.config import RunConfig
 from semclust.core.param import declared, param
 from semclust.core.plan import plan_run
@@ -239,7 +239,8 @@ def test_a_new_declared_parameter_reaches_the_config_through_both(qtbot, monkeyp
     args = cli._parser().parse_args(["run", "f", "--out", "r", "--views", "4"])
     from_cli = cli.config_from_args(args)
     assert from_cli.scan.views == 4
-    assert cli.config_from_args(cli._parser().parse_args(["run", "f", "--out", "r"])) == RunConfig()
+    by_default = RunConfig().replace(clusters=AUTO_RANGE[0], auto_clusters=AUTO_RANGE)  # auto
+    assert cli.config_from_args(cli._parser().parse_args(["run", "f", "--out", "r"])) == by_default
 
     panel = parameters.ParametersPanel()
     qtbot.addWidget(panel)
