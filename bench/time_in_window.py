@@ -7,6 +7,8 @@ folder and pressing Run, while the window imports the pipeline in the background
 finished run shown:
 
     python -m bench.time_in_window --dataset food7 --repeats 3 --wait 4
+
+The user sets the number of classes; with ``--auto`` they leave the window's default (``auto``).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 from bench.timing import run_isolated
 
 
-def timed_window_run(name: str, cache_dir: str, out: str, wait: float) -> dict:
+def timed_window_run(name: str, cache_dir: str, out: str, wait: float, auto: bool = False) -> dict:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from PySide6.QtCore import QEventLoop, QSettings
@@ -49,7 +51,8 @@ def timed_window_run(name: str, cache_dir: str, out: str, wait: float) -> dict:
     )
     end_of_wait = time.perf_counter() + wait
     wait_until(lambda: time.perf_counter() >= end_of_wait, wait + 1)
-    params.clusters.setValue(classes)
+    if not auto:
+        params.clusters.setValue(classes)
     seen: dict[str, float] = {}
     window.controller.preview.connect(lambda _run: seen.setdefault("preview", time.perf_counter()))
     window.controller.finished.connect(lambda _run: seen.setdefault("done", time.perf_counter()))
@@ -63,6 +66,7 @@ def timed_window_run(name: str, cache_dir: str, out: str, wait: float) -> dict:
         "images": window.session.n_images,
         "planned": planned,
         "wait_s": wait,
+        "clusters": window.session.run.n_clusters if window.session.run else None,
         "to_preview_s": round(seen.get("preview", float("nan")) - start, 2),
         "to_clusters_s": round(shown - start, 2),
     }
@@ -78,17 +82,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--wait", type=float, default=4.0)
     parser.add_argument("--cache", type=Path, default=Path("bench/out/data"))
     parser.add_argument("--work", type=Path, default=Path("bench/out/time_in_window"))
+    parser.add_argument("--auto", action="store_true", help="the number of clusters left to auto")
     args = parser.parse_args(argv)
-    print("| set | images | wait s | Run to preview s | Run to clusters shown s | peak RSS MiB |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print(
+        "| set | images | wait s | clusters | Run to preview s | Run to clusters shown s | peak RSS MiB |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for repeat in range(args.repeats):
         out = args.work / f"{args.dataset}-{repeat}"
         shutil.rmtree(out, ignore_errors=True)
         out.parent.mkdir(parents=True, exist_ok=True)
         row, peak = run_isolated(
-            timed_window_run, args.dataset, str(args.cache), str(out), args.wait
+            timed_window_run, args.dataset, str(args.cache), str(out), args.wait, args.auto
         )
-        print(f"| {row['dataset']} | {row['images']:,} | {row['wait_s']:.0f} | {row['to_preview_s']:.1f} "
+        print(f"| {row['dataset']} | {row['images']:,} | {row['wait_s']:.0f} | {row['clusters']} "
+              f"| {row['to_preview_s']:.1f} "
               f"| {row['to_clusters_s']:.1f} | {peak:,.0f} |", flush=True)  # fmt: skip
         shutil.rmtree(out, ignore_errors=True)
 
