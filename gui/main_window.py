@@ -453,10 +453,20 @@ def close_call_said(run) -> str:
 
 
 def finished_text(run) -> str:
-    """What the progress view says of a finished run: its size, and which method made its clusters
-    when the run chose among several (``--method auto``: ``metrics.json``'s ``method_kept``), and
-    which other one scored nearly as well with other clusters (``close_alternative``)."""
+    """What the progress view says of a finished run: its size, how its number of clusters was
+    chosen when it was (``--clusters auto``, the default), which method made its clusters when the
+    run chose among several (``--method auto``: ``metrics.json``'s ``method_kept``), and which other
+    one scored nearly as well with other clusters (``close_alternative``)."""
     text = f"This run has finished: {len(run.image_paths):,} images in {run.n_clusters} clusters."
+    if run.k_choice:
+        choice = KChoice.from_dict(run.k_choice)
+        picked = run.config.picked_clusters
+        text += (
+            f" You picked {picked} on the curve of the number of clusters ({choice.best} scored best)."
+            if picked
+            else f" Without labels, {choice.describe('the Range for auto')}."
+        )
+        text += " The Number of clusters tab shows the curve: click another number to try it."
     kept = run.metrics.get("method_kept")
     if run.config.method == "auto" and isinstance(kept, str) and kept in METHOD_TITLES:
         text += (

@@ -78,6 +78,8 @@ def test_a_run_that_chose_its_k_shows_the_curve(qtbot, window_factory, finished_
     w = window_factory()
     w.open_path(finished_run.paths.root)
     assert w.tabs.isTabEnabled(4) and w.k_plot.choice.best == 10
+    said = w.progress.message.text()  # the number was chosen: said, and where to change it
+    assert "Without labels, 10 clusters chosen from 2..12. The Number of clusters tab" in said
     w.open_path(finished_run.paths.root.parent)  # not a run: no curve
     assert not w.tabs.isTabEnabled(4)
 
@@ -105,6 +107,9 @@ def test_picking_a_k_on_the_curve_reclusters_with_it(qtbot, window_factory, fini
         w.k_plot.kPicked.emit(7)
     assert seen and seen[-1].auto_clusters == (2, 12) and seen[-1].picked_clusters == 7
     assert w.params.choices().use_k == 7
+    assert "You picked 7 on the curve of the number of clusters (10 scored best)" in (
+        w.progress.message.text()
+    )
 
 
 def test_a_close_call_shows_the_other_methods_clusters_and_back_in_one_click(
