@@ -169,6 +169,21 @@ def test_ward_labels_are_scikit_learns_ward_on_unbalanced_blobs():
         assert adjusted_rand_score(ours, theirs) == 1.0
 
 
+def test_wards_tree_is_made_once_and_cut_for_every_number_of_clusters(monkeypatch):
+    from semclust.core.clustering import methods
+    from semclust.core.clustering.classic import ward_labels
+
+    features, emb, _ = _blobs([120, 40, 15], seed=1)
+    inputs = Inputs(features, emb, mine_neighbours(emb, 10))
+    made = []
+    tree = methods.ward_tree
+    monkeypatch.setattr(methods, "ward_tree", lambda x: made.append(len(x)) or tree(x))
+    for k in (2, 3, 5):
+        probs = methods.METHODS["ward"](inputs, k, 0)
+        np.testing.assert_array_equal(probs.argmax(1), ward_labels(features, k))
+    assert made == [175]  # one tree, three cuts
+
+
 def test_ward_umap_is_wards_clustering_of_the_shared_map():
     from sklearn.metrics import adjusted_rand_score
 

@@ -36,7 +36,7 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
-from semclust.core.clustering.classic import ward_labels
+from semclust.core.clustering.classic import ward_cut
 from semclust.core.clustering.k_choice import KChoice
 from semclust.core.clustering.methods import Inputs, gmm_probabilities, map_fits
 from semclust.core.clustering.selection import scores_of
@@ -145,7 +145,7 @@ def choose_clusters(
                     reduced, inputs.neighbours, k, seed, RESTARTS, SAMPLE
                 ).argmax(1)
             else:
-                labels = ward_labels(inputs.features, k)
+                labels = ward_cut(inputs.ward_tree("features"), k)
             scores = scores_of(labels, graph, k)
             if on_k is not None:
                 on_k(k, scores)

@@ -51,8 +51,11 @@ def kmeans_probabilities(features: np.ndarray, clusters: int, seed: int = 0) -> 
     return kernel_probabilities(features, np.eye(clusters, dtype=np.float32)[labels])
 
 
-def ward_probabilities(features: np.ndarray, clusters: int) -> np.ndarray:
-    """Ward's agglomerative clustering; deterministic.
+def ward_probabilities(
+    features: np.ndarray, clusters: int, tree: np.ndarray | None = None
+) -> np.ndarray:
+    """Ward's agglomerative clustering; deterministic. ``tree``: :func:`ward_tree` of ``features``
+    when it was made before (every number of clusters is a cut of the same tree).
 
     Returns:
         (N, clusters) probabilities: half Ward's hard cluster, half the Student-t kernel to the cluster
@@ -62,12 +65,7 @@ def ward_probabilities(features: np.ndarray, clusters: int) -> np.ndarray:
     Raises:
         ValueError: more than :data:`WARD_MAX_IMAGES` images (memory grows as their square).
     """
-    if len(features) > WARD_MAX_IMAGES:
-        raise ValueError(
-            f"Ward clustering needs memory growing with the square of the image count; "
-            f"{len(features):,} images is more than {WARD_MAX_IMAGES:,}: use K-means or SCAN."
-        )
-    labels = ward_labels(features, clusters)
+    labels = ward_cut(ward_tree(features) if tree is None else tree, clusters)
     return kernel_probabilities(features, np.eye(clusters, dtype=np.float32)[labels])
 
 
@@ -91,7 +89,26 @@ def ward_labels(features: np.ndarray, clusters: int) -> np.ndarray:
     core) where SciPy's ``pdist`` under scikit-learn loops on one core (10,000 x 720 features: 4.5 s
     against 26 s, the same clusters). Memory is the same: the condensed distances, 8 bytes a pair.
     """
-    tree = linkage(condensed_distances(features), method="ward")
+    return ward_cut(ward_tree(features), clusters)
+
+
+def ward_tree(features: np.ndarray) -> np.ndarray:
+    """Ward's merge tree of the rows of ``features`` (SciPy's linkage matrix): the costly part of
+    :func:`ward_labels`, the same for every number of clusters.
+
+    Raises:
+        ValueError: more than :data:`WARD_MAX_IMAGES` images (memory grows as their square).
+    """
+    if len(features) > WARD_MAX_IMAGES:
+        raise ValueError(
+            f"Ward clustering needs memory growing with the square of the image count; "
+            f"{len(features):,} images is more than {WARD_MAX_IMAGES:,}: use K-means or SCAN."
+        )
+    return linkage(condensed_distances(features), method="ward")
+
+
+def ward_cut(tree: np.ndarray, clusters: int) -> np.ndarray:
+    """The ``clusters`` clusters of a :func:`ward_tree`, as labels 0..clusters-1."""
     return cut_tree(tree, n_clusters=clusters).ravel().astype(np.int64)
 
 

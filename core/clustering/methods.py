@@ -41,6 +41,7 @@ from semclust.core.clustering.classic import (
     kernel_probabilities,
     kmeans_probabilities,
     ward_probabilities,
+    ward_tree,
 )
 from semclust.core.clustering.selection import (
     Candidate,
@@ -87,6 +88,7 @@ class Inputs:
     _failed: BaseException | None = field(default=None, repr=False)
     _limits: threadpool_limits | None = field(default=None, repr=False)
     _abandon: threading.Event = field(default_factory=threading.Event, repr=False)
+    _trees: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
     def reduced(self) -> np.ndarray:
@@ -112,6 +114,14 @@ class Inputs:
                 self.embeddings, UMAP_DIMS, UMAP_NEIGHBOURS, UMAP_MIN_DIST, self.seed,
                 neighbours=self.neighbours,
             )  # fmt: skip
+
+    def ward_tree(self, of: str) -> np.ndarray:
+        """Ward's merge tree of ``features``, ``embeddings`` or ``reduced``, made once: Ward's
+        clusters for any number are cuts of it (:func:`~.classic.ward_cut`), for the k choice and the
+        clustering alike."""
+        if of not in self._trees:
+            self._trees[of] = ward_tree(getattr(self, of))
+        return self._trees[of]
 
     def _check(self) -> None:
         from semclust.core.projection import LayoutStopped
@@ -184,11 +194,11 @@ def _kmeans_features(x: Inputs, k, seed):
 
 
 def _ward(x: Inputs, k, seed):
-    return ward_probabilities(np.asarray(x.features, dtype=np.float32), k)
+    return ward_probabilities(x.features, k, x.ward_tree("features"))
 
 
 def _ward_embeddings(x: Inputs, k, seed):
-    return ward_probabilities(np.asarray(x.embeddings, dtype=np.float32), k)
+    return ward_probabilities(x.embeddings, k, x.ward_tree("embeddings"))
 
 
 def _umap_gmm(x: Inputs, k, seed):
@@ -197,7 +207,7 @@ def _umap_gmm(x: Inputs, k, seed):
 
 
 def _ward_umap(x: Inputs, k, seed):
-    return ward_probabilities(x.reduced, k)
+    return ward_probabilities(x.reduced, k, x.ward_tree("reduced"))
 
 
 def _umap_gmm_merged(x: Inputs, k, seed):
