@@ -128,7 +128,7 @@ def test_a_close_call_shows_the_other_methods_clusters_and_back_in_one_click(
     w.open_path(finished_run.paths.root)
     assert not w.clusters.close_call.isHidden()
     status = w.statusBar().currentMessage()  # the window opens on the Map tab: said there too
-    assert status.endswith("The choice of method was close: see the Clusters tab.")
+    assert status.lower().endswith("the choice of method was close: see the clusters tab.")
     said = w.clusters.close_call_text.text()
     assert said.startswith("Ward on the same UMAP map scores nearly as well as K-means on the")
     with qtbot.waitSignal(w.controller.runningChanged, timeout=30_000,
@@ -151,7 +151,7 @@ def test_a_close_call_shows_the_other_methods_clusters_and_back_in_one_click(
     with qtbot.waitSignal(w.controller.runningChanged, timeout=30_000,
                           check_params_cb=lambda running: not running):  # fmt: skip
         w.start_run()  # every stage done: the run ends with the close call just written
-    assert "The choice of method was close" in w.statusBar().currentMessage()
+    assert "the choice of method was close" in w.statusBar().currentMessage().lower()
     assert w.clusters.close_call_show.text() == "Show its clusters"  # the close call again
     paths.stages.unlink()
     w.params.controls["clusters"].set_value(7)
@@ -177,3 +177,23 @@ def test_a_damaged_map_is_said_in_the_status_bar_and_the_run_is_not_shown(
     assert w.session.run is None
     assert status.startswith("Could not open the run") and "umap.npy is damaged" in status
     assert "umap.npy" in w.last_message.text()
+
+
+def test_two_clusters_that_look_like_one_group_are_said_where_the_window_opens(
+    window_factory, finished_run, monkeypatch
+):
+    """The merge hint lives in the Clusters tab; a run opens on the Map tab, so the status bar points
+    there (after the number of clusters chosen by default, the hint's pair shared its class in 10
+    of 12 runs)."""
+    from semclust.core.metrics import LookAlike
+    from semclust.gui.session import Session
+
+    w = window_factory()
+    monkeypatch.setattr(Session, "look_alike", lambda self: None)
+    w.open_path(finished_run.paths.root)
+    assert "may be one group" not in w.statusBar().currentMessage()
+    pair = LookAlike(into=3, merged=7, score=0.5, merged_share=0.4, into_share=0.05)
+    monkeypatch.setattr(Session, "look_alike", lambda self: pair if self.run else None)
+    w.open_path(finished_run.paths.root)
+    said = w.statusBar().currentMessage()
+    assert said.endswith("Clusters 7 and 3 may be one group: see the Clusters tab.")
