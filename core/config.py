@@ -220,6 +220,8 @@ class RunConfig:
     without labels first (``--clusters auto``, :mod:`semclust.core.clustering.choose_k`), and the run then sets
     ``clusters`` to the choice. ``picked_clusters``: with a range, a k the user picked on its curve, used
     instead of the best one (the curve, features and neighbours are kept; only the clusters change).
+    What a user gets without asking is decided in :class:`semclust.core.choices.RunChoices`: a range
+    (``auto``), where a config built here by hand clusters into a fixed 10.
     """
 
     clusters: int = 10
