@@ -395,7 +395,7 @@ class MainWindow(ReviewCommands, QMainWindow):
         merge hint: right in 10 of 12 runs of the default, BENCHMARKS.md) and a close choice of
         method. Both are offered in the Clusters tab, and the window opens on the Map tab."""
         said = []
-        if (look := self.session.look_alike()) is not None:
+        if (look := self.clusters.look_alike) is not None:  # the Clusters tab's, already made
             said.append(f"clusters {look.merged} and {look.into} may be one group")
         if self.session.run is not None and self.session.run.close_alternative:
             said.append("the choice of method was close")

@@ -463,6 +463,11 @@ class ClustersPanel(QWidget):
         elif self._shown_instead is not None:
             self.methodPicked.emit("auto")  # the same choice again: the kept clusters
 
+    @property
+    def look_alike(self) -> LookAlike | None:
+        """The two clusters the merge hint offers now (refreshed with the run and its corrections)."""
+        return self._hint
+
     def _show_hint(self, pair: LookAlike | None) -> None:
         self._hint = pair
         self.hint.setVisible(pair is not None)
