@@ -122,13 +122,11 @@ class StageWork:
             known[k] = scores
             io.write_json(partial, {"fingerprint": fingerprint, "scores": known})
 
-        try:
-            choice = choose_clusters(
-                self.inputs, self.config.auto_clusters, self.config.seed, self.progress,
-                self.cancel, known, keep,
-            )  # fmt: skip
-        except ValueError as exc:  # too few images for the range
-            raise InputError(str(exc)) from None
+        # A folder too small for the range was refused before its features (run_pipeline).
+        choice = choose_clusters(
+            self.inputs, self.config.auto_clusters, self.config.seed, self.progress,
+            self.cancel, known, keep,
+        )  # fmt: skip
         io.write_json(self.paths.choose_k, choice.to_dict())
         partial.unlink(missing_ok=True)
 
