@@ -47,8 +47,7 @@ def kmeans_probabilities(features: np.ndarray, clusters: int, seed: int = 0) -> 
         model = MiniBatchKMeans(clusters, n_init=3, random_state=seed, batch_size=4096)
     else:
         model = KMeans(clusters, n_init=10, random_state=seed)
-    labels = model.fit_predict(features)
-    return kernel_probabilities(features, np.eye(clusters, dtype=np.float32)[labels])
+    return labels_probabilities(features, model.fit_predict(features), clusters)
 
 
 def ward_probabilities(
@@ -66,7 +65,7 @@ def ward_probabilities(
         ValueError: more than :data:`WARD_MAX_IMAGES` images (memory grows as their square).
     """
     labels = ward_cut(ward_tree(features) if tree is None else tree, clusters)
-    return kernel_probabilities(features, np.eye(clusters, dtype=np.float32)[labels])
+    return labels_probabilities(features, labels, clusters)
 
 
 def kernel_probabilities(x: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -81,6 +80,11 @@ def kernel_probabilities(x: np.ndarray, weights: np.ndarray) -> np.ndarray:
     centres = share.T @ x
     hard = np.eye(weights.shape[1], dtype=np.float32)[weights.argmax(axis=1)]
     return 0.5 * hard + 0.5 * student_t(x, centres)
+
+
+def labels_probabilities(x: np.ndarray, labels: np.ndarray, clusters: int) -> np.ndarray:
+    """:func:`kernel_probabilities` of a hard clustering of ``x`` given as one label per image."""
+    return kernel_probabilities(x, np.eye(clusters, dtype=np.float32)[labels])
 
 
 def ward_labels(features: np.ndarray, clusters: int) -> np.ndarray:

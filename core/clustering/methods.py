@@ -40,6 +40,7 @@ from semclust.core.clustering.classic import (
     WARD_MAX_IMAGES,
     kernel_probabilities,
     kmeans_probabilities,
+    labels_probabilities,
     ward_probabilities,
     ward_tree,
 )
@@ -215,7 +216,7 @@ def _umap_gmm_merged(x: Inputs, k, seed):
 
     fine = gmm_probabilities(x.reduced, x.neighbours, min(OVER * k, len(x)), seed, RESTARTS)
     merged = merge_by_links(fine.argmax(axis=1), x.neighbours, k)
-    return kernel_probabilities(x.reduced, np.eye(k, dtype=np.float32)[merged])
+    return labels_probabilities(x.reduced, merged, k)
 
 
 def _scan(x: Inputs, k, seed):
