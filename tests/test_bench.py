@@ -448,6 +448,43 @@ def test_gcompris_explore_reads_each_activity_as_its_class(tmp_path, monkeypatch
     assert "Copyright: A" in credits and "Copyright: B" in credits and "_9_all.deb" in credits
 
 
+def test_debian_folder_sets_take_each_category_folder_as_a_class(tmp_path, monkeypatch):
+    """A clip-art set reads each class's folder and its subfolders, keeps a file seen twice once
+    (in the first class that holds it), and cuts a class to its cap the same way on every fetch."""
+    from bench import photos
+
+    tree = {
+        "animals/birds/owl.png": b"owl",
+        "animals/cat.png": b"cat",
+        "animals/dog.png": b"dog",
+        "animals/cow.png": b"cow",
+        "food/apple.png": b"apple",
+        "food/cat_again.png": b"cat",  # the same file as an animal's
+        "food/notes.txt": b"not an image",
+        "space/moon.png": b"moon",
+    }
+
+    def package(work, name, version=None):
+        for rel, data in tree.items():
+            path = work / "root" / "share" / "stamps" / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+        return f"{name}_1_all.deb"
+
+    monkeypatch.setattr(photos, "_debian_package", package)
+    spec = photos.DebianFolders("stamps", "share/stamps", {"animal": "animals", "food": "food"},
+                                {"animal": 3})  # fmt: skip
+    first = photos.fetch_debian_folders(tmp_path / "a", spec)
+    again = photos.fetch_debian_folders(tmp_path / "b", spec)
+    assert [(f.label, f.name) for f in first.files] == [(f.label, f.name) for f in again.files]
+    animals = [f.data for f in first.files if f.label == "animal"]
+    assert len(animals) == 3 and set(animals) <= {b"owl", b"cat", b"dog", b"cow"}
+    assert [f.data for f in first.files if f.label == "food"] == [b"apple"]
+    assert all(f.name[:4].isdigit() and f.name[4] == "_" for f in first.files)  # 0000_owl.png
+    assert "stamps_1_all.deb" in first.extras["SOURCE.txt"]
+    assert {"tuxpaint_subjects", "clipart_themes"} <= set(datasets.DATASETS)
+
+
 def test_photo_fetch_without_its_tool_says_what_is_missing(tmp_path, monkeypatch):
     from bench import photos
 
