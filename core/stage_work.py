@@ -135,7 +135,7 @@ class StageWork:
         that stage's ``kmeans``."""
         self.progress(Progress("preview", "progress", 0, 1, message="K-means on the embeddings"))
         probs = kmeans_probabilities(
-            np.load(self.paths.embeddings, mmap_mode="r"), self.config.clusters, self.config.seed
+            self.inputs.embeddings, self.config.clusters, self.inputs.neighbours, self.config.seed
         )
         io.save_array(self.paths.preview, probs)
 

@@ -204,20 +204,40 @@ def test_kernel_probabilities_keep_the_clustering_and_grade_the_confidence():
     x = rng.normal(size=(60, 3)).astype(np.float32)
     weights = rng.dirichlet(np.ones(4), size=60).astype(np.float32)
     weights[:, 3] = 0.0  # a mixture component that holds no image
-    probs = kernel_probabilities(x, weights)
-    # NumPy reference: half the arg-max, half (1 + |x - mu_j|^2)^-1 normalised, mu_j weighted means
+    neighbours = rng.integers(0, 60, size=(60, 5))
+    probs = kernel_probabilities(x, weights, neighbours)
+    # NumPy reference: half the arg-max, a quarter (1 + |x - mu_j|^2)^-1 normalised (mu_j weighted
+    # means), a quarter the share of each image's 5 neighbours in each arg-max cluster
     mu = (weights / np.maximum(weights.sum(0), 1e-12)).T @ x
     q = 1.0 / (1.0 + ((x[:, None, :] - mu[None]) ** 2).sum(-1))
-    expected = 0.5 * np.eye(4)[weights.argmax(1)] + 0.5 * q / q.sum(1, keepdims=True)
+    hard = weights.argmax(1)
+    shares = np.zeros((60, 4))
+    for i, row in enumerate(neighbours):
+        for j in row:
+            shares[i, hard[j]] += 1 / 5
+    expected = 0.5 * np.eye(4)[hard] + 0.25 * q / q.sum(1, keepdims=True) + 0.25 * shares
     np.testing.assert_allclose(probs, expected, rtol=1e-4, atol=1e-6)
-    assert np.array_equal(probs.argmax(1), weights.argmax(1)) and np.all(np.isfinite(probs))
+    assert np.array_equal(probs.argmax(1), hard) and np.all(np.isfinite(probs))
     assert probs.max(1).min() >= 0.5
+
+
+def test_neighbour_shares_count_in_blocks_as_at_once():
+    from semclust.core.clustering.classic import neighbour_shares
+
+    rng = np.random.default_rng(1)
+    assignment = rng.integers(0, 3, size=50)
+    neighbours = rng.integers(0, 50, size=(50, 4))
+    shares = neighbour_shares(assignment, neighbours, 3, chunk=7)
+    assert shares.shape == (50, 3) and np.allclose(shares.sum(1), 1.0)
+    for i in (0, 13, 49):
+        assert np.allclose(shares[i], np.bincount(assignment[neighbours[i]], minlength=3) / 4)
 
 
 def test_the_mixtures_confidence_says_which_images_are_typical():
     """The mixture's posteriors are 1 for most images, so the most confident (the prototypes) were
-    the first in file order; umap_gmm's confidences are graded, highest near its clusters' centres,
-    and its clusters are the mixture's."""
+    the first in file order; umap_gmm's confidences are graded, lower where an image's neighbours
+    are in other clusters and, among the others, highest near its clusters' centres, and its clusters
+    are the mixture's."""
     from semclust.core.clustering.methods import GMM_RESTARTS, METHODS, gmm_probabilities
 
     features, emb, labels = _blobs([150, 60, 20], spread=0.6, seed=2)
@@ -229,9 +249,12 @@ def test_the_mixtures_confidence_says_which_images_are_typical():
     confidence = probs.max(1)
     assert len(np.unique(confidence)) > 0.95 * len(confidence)
     c = probs.argmax(1)
+    inside = (c[inputs.neighbours] == c[:, None]).all(axis=1)
+    assert 0 < (~inside).sum() and confidence[~inside].max() < np.median(confidence[inside])
     centre = np.stack([inputs.reduced[c == j].mean(0) for j in range(3)])[c]
     distance = np.linalg.norm(inputs.reduced - centre, axis=1)
-    assert np.corrcoef(distance, confidence)[0, 1] < -0.5  # nearer the centre, more confident
+    r = np.corrcoef(distance[inside], confidence[inside])[0, 1]
+    assert r < -0.5  # nearer the centre, more confident
 
 
 def _pool_threads() -> set[int]:

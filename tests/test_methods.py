@@ -25,6 +25,14 @@ def blobs():
     return x.astype(np.float32), y
 
 
+@pytest.fixture(scope="module")
+def blob_neighbours(blobs):
+    from semclust.core.neighbours import mine_neighbours
+
+    x = blobs[0]
+    return mine_neighbours(x / np.linalg.norm(x, axis=1, keepdims=True), 10)
+
+
 def test_student_t_matches_a_plain_reference():
     x = np.array([[0.0, 0.0], [3.0, 4.0]], np.float32)
     mu = np.array([[0.0, 0.0], [3.0, 0.0]], np.float32)
@@ -34,31 +42,33 @@ def test_student_t_matches_a_plain_reference():
     assert np.allclose(q, ref / ref.sum(1, keepdims=True), atol=1e-6)
 
 
-def test_kmeans_probabilities_follow_kmeans(blobs):
+def test_kmeans_probabilities_follow_kmeans(blobs, blob_neighbours):
     x, y = blobs
-    probs = classic.kmeans_probabilities(x, 6, seed=0)
+    probs = classic.kmeans_probabilities(x, 6, blob_neighbours, seed=0)
     kmeans = KMeans(6, n_init=10, random_state=0).fit(x)
     labels = kmeans.labels_
     assert probs.shape == (600, 6) and np.allclose(probs.sum(1), 1, atol=1e-5)
     assert np.array_equal(probs.argmax(1), labels)
     q = classic.student_t(x, kmeans.cluster_centers_)
-    assert np.allclose(probs, 0.5 * np.eye(6)[labels] + 0.5 * q, atol=1e-4)  # half the cluster
+    votes = np.stack([np.bincount(labels[row], minlength=6) / 10 for row in blob_neighbours])
+    expected = 0.5 * np.eye(6)[labels] + 0.25 * q + 0.25 * votes  # half the cluster
+    assert np.allclose(probs, expected, atol=1e-4)
     assert evaluate([str(v) for v in y], probs.argmax(1), 6)["acc"] > 0.95
 
 
-def test_ward_probabilities_keep_wards_clusters(blobs):
+def test_ward_probabilities_keep_wards_clusters(blobs, blob_neighbours):
     x, _ = blobs
-    probs = classic.ward_probabilities(x, 6)
+    probs = classic.ward_probabilities(x, 6, blob_neighbours)
     labels = AgglomerativeClustering(6, linkage="ward").fit_predict(x)
     # the same clusters, maybe numbered otherwise
     assert adjusted_rand_score(probs.argmax(1), labels) == 1.0
     assert probs.max(1).min() >= 0.5 and np.allclose(probs.sum(1), 1, atol=1e-5)
 
 
-def test_ward_refuses_too_many_images(monkeypatch, blobs):
+def test_ward_refuses_too_many_images(monkeypatch, blobs, blob_neighbours):
     monkeypatch.setattr(classic, "WARD_MAX_IMAGES", 100)
     with pytest.raises(ValueError, match="K-means or SCAN"):
-        classic.ward_probabilities(blobs[0], 6)
+        classic.ward_probabilities(blobs[0], 6, blob_neighbours)
 
 
 def test_an_unknown_method_or_self_labelling_without_scan_is_refused():

@@ -9,7 +9,7 @@ Each method turns the features (N, F), their l2-normalised embeddings (N, D) and
 - ``umap_gmm``: N2D's recipe (McConville et al. 2020): UMAP of the embeddings to a few dimensions with
   ``min_dist=0``, then a Gaussian mixture, whose mixing weights let clusters differ in size (the best
   of :data:`GMM_RESTARTS` starts; its confidences, as Ward's, from the Student-t kernel to the
-  clusters' centres: :func:`~semclust.core.clustering.classic.kernel_probabilities`);
+  clusters' centres and the neighbours' clusters: :func:`~semclust.core.clustering.classic.kernel_probabilities`);
   ``ward_umap``: Ward's clustering of that same map; ``umap_gmm_merged``: the mixture of that map
   with twice the clusters, merged by neighbour links down to the number asked for
   (:mod:`semclust.core.clustering.merge`: it keeps a long-tailed folder's small groups);
@@ -187,28 +187,30 @@ Method = Callable[[Inputs, int, int], np.ndarray]
 
 
 def _kmeans(x: Inputs, k, seed):
-    return kmeans_probabilities(x.embeddings, k, seed)
+    return kmeans_probabilities(x.embeddings, k, x.neighbours, seed)
 
 
 def _kmeans_features(x: Inputs, k, seed):
-    return kmeans_probabilities(x.features, k, seed)
+    return kmeans_probabilities(x.features, k, x.neighbours, seed)
 
 
 def _ward(x: Inputs, k, seed):
-    return ward_probabilities(x.features, k, x.ward_tree("features"))
+    return ward_probabilities(x.features, k, x.neighbours, x.ward_tree("features"))
 
 
 def _ward_embeddings(x: Inputs, k, seed):
-    return ward_probabilities(x.embeddings, k, x.ward_tree("embeddings"))
+    return ward_probabilities(x.embeddings, k, x.neighbours, x.ward_tree("embeddings"))
 
 
 def _umap_gmm(x: Inputs, k, seed):
     posteriors = gmm_probabilities(x.reduced, x.neighbours, k, seed, GMM_RESTARTS)
-    return kernel_probabilities(x.reduced, posteriors)  # a confidence that says something
+    return kernel_probabilities(
+        x.reduced, posteriors, x.neighbours
+    )  # a confidence that says something
 
 
 def _ward_umap(x: Inputs, k, seed):
-    return ward_probabilities(x.reduced, k, x.ward_tree("reduced"))
+    return ward_probabilities(x.reduced, k, x.neighbours, x.ward_tree("reduced"))
 
 
 def _umap_gmm_merged(x: Inputs, k, seed):
@@ -216,7 +218,7 @@ def _umap_gmm_merged(x: Inputs, k, seed):
 
     fine = gmm_probabilities(x.reduced, x.neighbours, min(OVER * k, len(x)), seed, RESTARTS)
     merged = merge_by_links(fine.argmax(axis=1), x.neighbours, k)
-    return labels_probabilities(x.reduced, merged, k)
+    return labels_probabilities(x.reduced, merged, k, x.neighbours)
 
 
 def _scan(x: Inputs, k, seed):
