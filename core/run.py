@@ -165,7 +165,7 @@ def run_pipeline(
             if config.auto_clusters is None
             else fingerprint(fp_neigh, config.auto_clusters, config.seed, K_CRITERION)
         )
-        fp_preview, fp_clustering = _clustering_prints(config, fp_neigh)
+        fp_preview, fp_clustering = _clustering_prints(config, fp_pretext, fp_neigh)
         clustering_artefacts = [paths.clustering_probabilities, paths.clustering_summary]
         if trains_scan(config):
             clustering_artefacts.append(paths.scan_weights)
@@ -189,7 +189,7 @@ def run_pipeline(
             io.write_json(
                 paths.config, {**config.to_dict(), "_meta": _meta(folder)}
             )  # the k chosen
-            fp_preview, fp_clustering = _clustering_prints(config, fp_neigh)
+            fp_preview, fp_clustering = _clustering_prints(config, fp_pretext, fp_neigh)
         else:
             progress(
                 Progress("choose_k", "skipped", 1, 1, message=f"{config.clusters} clusters asked")
@@ -213,11 +213,12 @@ def run_pipeline(
         return load_run(out)
 
 
-def _clustering_prints(config: RunConfig, fp_neigh: str) -> tuple[str, str]:
+def _clustering_prints(config: RunConfig, fp_pretext: str, fp_neigh: str) -> tuple[str, str]:
     """The preview's and the clustering's fingerprints, for the number of clusters in ``config``."""
     fp_preview = fingerprint(
-        fp_neigh, config.clusters, config.seed, "kmeans of the embeddings", "kernel and neighbours"
-    )  # its confidence reads the neighbours (classic.kernel_probabilities): a new preview, in seconds
+        fp_pretext, config.clusters, config.seed, "kmeans of the embeddings", "half its cluster"
+    )  # unchanged since its confidence reads the neighbours too: a run folder made before keeps its
+    # preview, and so its clusters and corrections (made again when the neighbours are: LATER_STAGES)
     method = [] if config.method == "scan" else [config.method]  # SCAN runs keep their old prints
     return fp_preview, fingerprint(fp_neigh, config.scan, config.clusters, config.seed, *method)
 

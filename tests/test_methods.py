@@ -118,6 +118,12 @@ def test_methods_in_a_run_reuse_the_representation(tmp_path, digits_folder):
     if "kmeans" in METHODS:
         kmeans = run_pipeline(digits_folder, out, base.replace(method="kmeans"))
         assert np.array_equal(kmeans.predicted, preview.predicted)
+    # The preview's confidence reads the mined neighbours: mined again, it is made again.
+    events = []
+    fewer = base.replace(method="kmeans", **{"neighbours.k": 5})
+    run_pipeline(digits_folder, out, fewer, events.append, cache_dir=tmp_path / "cache")
+    ran = {e.stage for e in events if e.kind == "started"}
+    assert {"neighbours", "preview", "clustering"} <= ran and "pretext" not in ran
 
 
 @pytest.mark.slow

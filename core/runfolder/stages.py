@@ -22,7 +22,7 @@ from semclust.core.runfolder.artefacts import RunFolderError, RunPaths, StageRec
 #: settings upstream, not a stage redone because its artefact was damaged or lost).
 LATER_STAGES = {
     "pretext": ("neighbours", "projection", "choose_k", "preview", "clustering", "selflabel"),
-    "neighbours": ("projection", "choose_k", "clustering", "selflabel"),
+    "neighbours": ("projection", "choose_k", "preview", "clustering", "selflabel"),
     "choose_k": ("preview", "clustering", "selflabel"),
     "preview": ("clustering", "selflabel"),
     "clustering": ("selflabel",),
