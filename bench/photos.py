@@ -317,7 +317,7 @@ def fetch_debian_folders(work: Path, spec: DebianFolders) -> PhotoSet:
         for path in sorted((work / "root" / spec.root / folder).rglob("*.png")):
             data = path.read_bytes()
             digest = hashlib.md5(data).hexdigest()
-            if digest not in seen and "_back" not in path.stem:
+            if digest not in seen:
                 seen.add(digest)
                 found.append((path.name, data))
         rng.shuffle(found)

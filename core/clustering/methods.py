@@ -204,9 +204,8 @@ def _ward_embeddings(x: Inputs, k, seed):
 
 def _umap_gmm(x: Inputs, k, seed):
     posteriors = gmm_probabilities(x.reduced, x.neighbours, k, seed, GMM_RESTARTS)
-    return kernel_probabilities(
-        x.reduced, posteriors, x.neighbours
-    )  # a confidence that says something
+    # the posteriors are 1.00 for nearly every image: a confidence that says something instead
+    return kernel_probabilities(x.reduced, posteriors, x.neighbours)
 
 
 def _ward_umap(x: Inputs, k, seed):
