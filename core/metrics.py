@@ -185,6 +185,22 @@ def cluster_summary(
     return rows
 
 
+def neighbour_counts(assignment: np.ndarray, neighbours: np.ndarray, n_clusters: int) -> np.ndarray:
+    """(M, n_clusters) counts: how many of each row's neighbours (``neighbours``: (M, k) indices into
+    ``assignment``) are in each cluster. The neighbours are read in blocks of rows (a million
+    images: no (M, k) copy)."""
+    assignment = np.asarray(assignment, dtype=np.int64)
+    c = int(n_clusters)
+    out = np.empty((len(neighbours), c), dtype=np.int64)
+    for start in range(0, len(neighbours), ROWS_PER_BLOCK):
+        nb = np.asarray(neighbours[start : start + ROWS_PER_BLOCK], dtype=np.int64)
+        cells = np.arange(len(nb))[:, None] * c + assignment[nb]
+        out[start : start + len(nb)] = np.bincount(cells.ravel(), minlength=len(nb) * c).reshape(
+            -1, c
+        )
+    return out
+
+
 def neighbour_links(assignment: np.ndarray, neighbours: np.ndarray, n_clusters: int) -> np.ndarray:
     """(n_clusters, n_clusters) counts: L[a, b] is the number of mined neighbour links from images of
     cluster a to images of cluster b. An image's link to itself does not count. The neighbours are

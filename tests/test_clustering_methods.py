@@ -221,16 +221,18 @@ def test_kernel_probabilities_keep_the_clustering_and_grade_the_confidence():
     assert probs.max(1).min() >= 0.5
 
 
-def test_neighbour_shares_count_in_blocks_as_at_once():
-    from semclust.core.clustering.classic import neighbour_shares
+def test_neighbour_counts_in_blocks_as_at_once(monkeypatch):
+    from semclust.core import metrics
 
+    monkeypatch.setattr(metrics, "ROWS_PER_BLOCK", 7)
     rng = np.random.default_rng(1)
     assignment = rng.integers(0, 3, size=50)
     neighbours = rng.integers(0, 50, size=(50, 4))
-    shares = neighbour_shares(assignment, neighbours, 3, chunk=7)
-    assert shares.shape == (50, 3) and np.allclose(shares.sum(1), 1.0)
+    counts = metrics.neighbour_counts(assignment, neighbours, 3)
+    assert counts.shape == (50, 3) and np.all(counts.sum(1) == 4)
     for i in (0, 13, 49):
-        assert np.allclose(shares[i], np.bincount(assignment[neighbours[i]], minlength=3) / 4)
+        assert np.array_equal(counts[i], np.bincount(assignment[neighbours[i]], minlength=3))
+    assert metrics.neighbour_counts(assignment, neighbours[:5], 3).shape == (5, 3)  # rows: its own
 
 
 def test_the_mixtures_confidence_says_which_images_are_typical():

@@ -5,7 +5,7 @@ trains, and offers both as methods of their own (``--method kmeans|ward``). Both
 probabilities so that confidence means the same everywhere (:func:`kernel_probabilities`): half the
 image's cluster, a quarter a Student-t kernel on the distances to the cluster centres (the soft
 assignment of DEC, Xie et al. 2016, with alpha = 1), a quarter the share of its mined neighbours in each
-cluster (:func:`neighbour_shares`).
+cluster (:func:`semclust.core.metrics.neighbour_counts`).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from scipy.cluster.hierarchy import cut_tree, linkage
 from sklearn.cluster import KMeans, MiniBatchKMeans
 
 from semclust.core.clustering import losses
+from semclust.core.metrics import neighbour_counts
 
 #: Above this many images K-means runs in mini-batches (memory and time stay bounded).
 MINIBATCH_ABOVE = 50_000
@@ -74,7 +75,7 @@ def kernel_probabilities(x: np.ndarray, weights: np.ndarray, neighbours: np.ndar
     """(N, K) probabilities of a clustering of ``x`` given as each image's cluster weights (one-hot
     for a hard clustering, a mixture's posteriors): half its arg-max cluster, a quarter the Student-t
     kernel to the clusters' weighted means, a quarter the share of its mined ``neighbours`` in each
-    cluster (:func:`neighbour_shares`). The arg-max stays the clustering's, and the confidence (0.5 to
+    cluster (:func:`~semclust.core.metrics.neighbour_counts`). The arg-max stays the clustering's, and the confidence (0.5 to
     1) says how near its cluster's centre an image lies and how many of its neighbours share its
     cluster, where a mixture's posteriors are 1.00 for nearly every image (BENCHMARKS.md, "The
     mixture's confidence, and the prototypes it picks"). With the neighbours it finds the misplaced
@@ -86,25 +87,8 @@ def kernel_probabilities(x: np.ndarray, weights: np.ndarray, neighbours: np.ndar
     centres = share.T @ x
     assignment = weights.argmax(axis=1)
     hard = np.eye(weights.shape[1], dtype=np.float32)[assignment]
-    kernel = student_t(x, centres)
-    return (
-        0.5 * hard + 0.25 * kernel + 0.25 * neighbour_shares(assignment, neighbours, len(centres))
-    )
-
-
-def neighbour_shares(
-    assignment: np.ndarray, neighbours: np.ndarray, clusters: int, chunk: int = 65_536
-) -> np.ndarray:
-    """(N, clusters): the share of each image's mined neighbours (a row of ``neighbours``) in each
-    cluster of ``assignment``; rows sum to 1. A block of rows at a time (bounded memory)."""
-    assignment = np.asarray(assignment, dtype=np.int64)
-    out = np.empty((len(assignment), clusters), dtype=np.float32)
-    for start in range(0, len(assignment), chunk):
-        nb = np.asarray(neighbours[start : start + chunk], dtype=np.int64)
-        rows = np.arange(len(nb))[:, None] * clusters
-        counts = np.bincount((rows + assignment[nb]).ravel(), minlength=len(nb) * clusters)
-        out[start : start + len(nb)] = counts.reshape(len(nb), clusters) / nb.shape[1]
-    return out
+    shares = neighbour_counts(assignment, neighbours, len(centres)) / np.shape(neighbours)[1]
+    return 0.5 * hard + 0.25 * student_t(x, centres) + 0.25 * shares.astype(np.float32)
 
 
 def labels_probabilities(

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from semclust.core.metrics import neighbour_counts
 from semclust.core.runfolder.artefacts import (
     RunFolderError,
     RunPaths,
@@ -156,9 +157,8 @@ def vote(
         return np.zeros(0, dtype=int), np.zeros(0, dtype=np.float32)
     voted = np.asarray(assignment)[neighbours]
     rows = np.repeat(np.arange(m), k)
-    counts = np.zeros((m, n_clusters), dtype=np.float64)
+    counts = neighbour_counts(assignment, neighbours, n_clusters).astype(np.float64)
     sims = np.zeros((m, n_clusters), dtype=np.float64)
-    np.add.at(counts, (rows, voted.ravel()), 1.0)
     np.add.at(sims, (rows, voted.ravel()), np.asarray(similarity, np.float64).ravel())
     # Counts first; the voters' summed similarity (in [-k, k]) mapped into [0, 1) breaks ties.
     score = counts + (np.clip(sims, -k, k) + k) / (2 * k + 1)
