@@ -191,7 +191,7 @@ def neighbour_counts(assignment: np.ndarray, neighbours: np.ndarray, n_clusters:
     images: no (M, k) copy)."""
     assignment = np.asarray(assignment, dtype=np.int64)
     c = int(n_clusters)
-    out = np.empty((len(neighbours), c), dtype=np.int64)
+    out = np.empty((len(neighbours), c), dtype=np.int32)  # at most k each
     for start in range(0, len(neighbours), ROWS_PER_BLOCK):
         nb = np.asarray(neighbours[start : start + ROWS_PER_BLOCK], dtype=np.int64)
         cells = np.arange(len(nb))[:, None] * c + assignment[nb]

@@ -75,10 +75,10 @@ def kernel_probabilities(x: np.ndarray, weights: np.ndarray, neighbours: np.ndar
     """(N, K) probabilities of a clustering of ``x`` given as each image's cluster weights (one-hot
     for a hard clustering, a mixture's posteriors): half its arg-max cluster, a quarter the Student-t
     kernel to the clusters' weighted means, a quarter the share of its mined ``neighbours`` in each
-    cluster (:func:`~semclust.core.metrics.neighbour_counts`). The arg-max stays the clustering's, and the confidence (0.5 to
-    1) says how near its cluster's centre an image lies and how many of its neighbours share its
-    cluster, where a mixture's posteriors are 1.00 for nearly every image (BENCHMARKS.md, "The
-    mixture's confidence, and the prototypes it picks"). With the neighbours it finds the misplaced
+    cluster (:func:`~semclust.core.metrics.neighbour_counts`). The arg-max stays the clustering's,
+    and the confidence (0.5 to 1) says how near its cluster's centre an image lies and how many of
+    its neighbours share its cluster, where a mixture's posteriors are 1.00 for nearly every image
+    (BENCHMARKS.md, "The mixture's confidence, and the prototypes it picks"). With the neighbours it finds the misplaced
     images better than the kernel alone: on ``auto``'s clusters of 21 sets, variants and folders the
     AUROC rose from 0.658 to 0.734, on 17 of them, and fell on 2 (BENCHMARKS.md, "Sixteenth round")."""
     weights = np.asarray(weights, dtype=np.float32)
@@ -87,8 +87,9 @@ def kernel_probabilities(x: np.ndarray, weights: np.ndarray, neighbours: np.ndar
     centres = share.T @ x
     assignment = weights.argmax(axis=1)
     hard = np.eye(weights.shape[1], dtype=np.float32)[assignment]
-    shares = neighbour_counts(assignment, neighbours, len(centres)) / np.shape(neighbours)[1]
-    return 0.5 * hard + 0.25 * student_t(x, centres) + 0.25 * shares.astype(np.float32)
+    shares = neighbour_counts(assignment, neighbours, len(centres)).astype(np.float32)
+    shares /= np.shape(neighbours)[1]
+    return 0.5 * hard + 0.25 * student_t(x, centres) + 0.25 * shares
 
 
 def labels_probabilities(
