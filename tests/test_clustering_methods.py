@@ -155,15 +155,15 @@ def test_condensed_distances_match_scipys_pdist():
     )
 
 
-def test_ward_labels_are_scikit_learns_ward_on_unbalanced_blobs():
+def test_wards_cuts_are_scikit_learns_ward_on_unbalanced_blobs():
     from sklearn.cluster import AgglomerativeClustering
     from sklearn.metrics import adjusted_rand_score
 
-    from semclust.core.clustering.classic import ward_labels
+    from semclust.core.clustering.classic import ward_cut, ward_tree
 
     x, _, _ = _blobs([300, 120, 40, 15], dim=32, spread=0.9)  # overlapping: the merge order matters
     for k in (2, 4, 7):
-        ours = ward_labels(x, k)
+        ours = ward_cut(ward_tree(x), k)
         theirs = AgglomerativeClustering(k, linkage="ward").fit_predict(x)
         assert len(np.unique(ours)) == k
         assert adjusted_rand_score(ours, theirs) == 1.0
@@ -171,7 +171,7 @@ def test_ward_labels_are_scikit_learns_ward_on_unbalanced_blobs():
 
 def test_wards_tree_is_made_once_and_cut_for_every_number_of_clusters(monkeypatch):
     from semclust.core.clustering import methods
-    from semclust.core.clustering.classic import ward_labels
+    from semclust.core.clustering.classic import ward_cut, ward_tree
 
     features, emb, _ = _blobs([120, 40, 15], seed=1)
     inputs = Inputs(features, emb, mine_neighbours(emb, 10))
@@ -180,21 +180,21 @@ def test_wards_tree_is_made_once_and_cut_for_every_number_of_clusters(monkeypatc
     monkeypatch.setattr(methods, "ward_tree", lambda x: made.append(len(x)) or tree(x))
     for k in (2, 3, 5):
         probs = methods.METHODS["ward"](inputs, k, 0)
-        np.testing.assert_array_equal(probs.argmax(1), ward_labels(features, k))
+        np.testing.assert_array_equal(probs.argmax(1), ward_cut(ward_tree(features), k))
     assert made == [175]  # one tree, three cuts
 
 
 def test_ward_umap_is_wards_clustering_of_the_shared_map():
     from sklearn.metrics import adjusted_rand_score
 
-    from semclust.core.clustering.classic import ward_labels
+    from semclust.core.clustering.classic import ward_cut, ward_tree
     from semclust.core.clustering.methods import METHODS
 
     features, emb, _ = _blobs([120, 40, 15], seed=1)
     inputs = Inputs(features, emb, mine_neighbours(emb, 10))
     probs = METHODS["ward_umap"](inputs, 3, 0)
     assert probs.shape == (175, 3)
-    assert adjusted_rand_score(probs.argmax(1), ward_labels(inputs.reduced, 3)) == 1.0
+    assert adjusted_rand_score(probs.argmax(1), ward_cut(ward_tree(inputs.reduced), 3)) == 1.0
 
 
 def test_kernel_probabilities_keep_the_clustering_and_grade_the_confidence():

@@ -99,18 +99,13 @@ def labels_probabilities(
     return kernel_probabilities(x, np.eye(clusters, dtype=np.float32)[labels], neighbours)
 
 
-def ward_labels(features: np.ndarray, clusters: int) -> np.ndarray:
-    """Ward's clusters, the same as scikit-learn's ``AgglomerativeClustering(linkage="ward")``, about 5x
-    faster: the pairwise distances come from one matrix product a block of rows at a time (BLAS, every
-    core) where SciPy's ``pdist`` under scikit-learn loops on one core (10,000 x 720 features: 4.5 s
-    against 26 s, the same clusters). Memory is the same: the condensed distances, 8 bytes a pair.
-    """
-    return ward_cut(ward_tree(features), clusters)
-
-
 def ward_tree(features: np.ndarray) -> np.ndarray:
-    """Ward's merge tree of the rows of ``features`` (SciPy's linkage matrix): the costly part of
-    :func:`ward_labels`, the same for every number of clusters.
+    """Ward's merge tree of the rows of ``features`` (SciPy's linkage matrix), the same for every
+    number of clusters: :func:`ward_cut` gives the clusters of any, the same as scikit-learn's
+    ``AgglomerativeClustering(linkage="ward")``, about 5x faster: the pairwise distances come from one
+    matrix product a block of rows at a time (BLAS, every core) where SciPy's ``pdist`` under
+    scikit-learn loops on one core (10,000 x 720 features: 4.5 s against 26 s, the same clusters).
+    Memory is the same: the condensed distances, 8 bytes a pair.
 
     Raises:
         ValueError: more than :data:`WARD_MAX_IMAGES` images (memory grows as their square).
