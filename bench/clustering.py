@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import time
 from pathlib import Path
 
@@ -24,21 +25,22 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def features_of(name: str, out_root: Path, cache_dir: Path) -> dict:
+def features_of(name: str, out_root: Path, cache_dir: Path, run_args: tuple[str, ...] = ()) -> dict:
     """The pipeline's features, embeddings and labels of a whole set, computed once and kept as
     ``<out_root>/<name>.npz`` (float16), which another machine can be handed to cluster. Every pass
     reads them from there, the first too: on the sets under 100 images the map's clusters moved by
-    0.04 ACC between the float32 features and their float16 copy (BENCHMARKS.md, sixth round)."""
+    0.04 ACC between the float32 features and their float16 copy (BENCHMARKS.md, sixth round).
+    ``run_args`` are more ``semclust run`` options for the representation (``--layer mid``)."""
     kept = out_root / f"{name}.npz"
     if not kept.is_file():
-        found = _run_features(name, out_root, cache_dir)
+        found = _run_features(name, out_root, cache_dir, run_args)
         np.savez(kept, **{k: v.astype(np.float16) if k in ("features", "embeddings") else v
                           for k, v in found.items()})  # fmt: skip
     with np.load(kept) as z:
         return {key: z[key] for key in z.files} | {"backbone": str(z["backbone"])}
 
 
-def _run_features(name: str, out_root: Path, cache_dir: Path) -> dict:
+def _run_features(name: str, out_root: Path, cache_dir: Path, run_args: tuple[str, ...]) -> dict:
     from bench.datasets import write_dataset
     from semclust.cli import run_config
     from semclust.core.run import run_pipeline
@@ -46,7 +48,8 @@ def _run_features(name: str, out_root: Path, cache_dir: Path) -> dict:
     folder = write_dataset(name, cache_dir)
     classes = len([d for d in folder.iterdir() if d.is_dir()])
     out = out_root / name
-    argv = [str(folder), "--out", str(out), "--clusters", str(classes), "--method", "kmeans"]
+    argv = [str(folder), "--out", str(out), "--clusters", str(classes), "--method", "kmeans",
+            *run_args]  # fmt: skip
     config = run_config(argv)  # the default representation a user gets for this folder
     run = run_pipeline(folder, out, config, cache_dir=cache_dir / "images")
     return {
@@ -141,6 +144,12 @@ def main(argv: list[str] | None = None) -> None:
         default=None,
         help="only these candidates, comma-separated (default: every one, SCAN's heads included)",
     )
+    p.add_argument(
+        "--run-args",
+        default="",
+        help='more semclust run options for the features, e.g. "--layer mid" (default: none, '
+        "what a user gets)",
+    )
     p.add_argument("--report", action="store_true", help="print the tables of <out>/rows.jsonl")
     p.add_argument(
         "--auto-k",
@@ -156,7 +165,9 @@ def main(argv: list[str] | None = None) -> None:
     log = args.out / "rows.jsonl"
     log.parent.mkdir(parents=True, exist_ok=True)
     for name in args.datasets.split(","):
-        data = features_of(name, args.out / "runs", args.cache_dir)
+        data = features_of(
+            name, args.out / "runs", args.cache_dir, tuple(shlex.split(args.run_args))
+        )
         for variant, idx in variants(data["labels"], ratios).items():
             labels = data["labels"][idx]
             k = len(np.unique(labels))

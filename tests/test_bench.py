@@ -555,6 +555,33 @@ def test_the_clustering_benchmark_clusters_the_same_kept_features_on_every_pass(
     assert first["backbone"] == later["backbone"] == "efficientnet_lite2 mid"
 
 
+def test_the_clustering_benchmark_computes_its_features_with_the_run_options_it_is_given(
+    tmp_path, monkeypatch
+):
+    """``--run-args "--layer mid"`` reaches the run that makes the features (seventeenth round)."""
+    import semclust.cli
+    from bench import clustering
+
+    folder = tmp_path / "set"
+    (folder / "a").mkdir(parents=True)
+    (folder / "b").mkdir()
+    monkeypatch.setattr(datasets, "write_dataset", lambda name, cache_dir: folder)
+    seen = []
+
+    class Seen(Exception):
+        pass
+
+    def run_config(argv):
+        seen.append(argv)
+        raise Seen
+
+    monkeypatch.setattr(semclust.cli, "run_config", run_config)
+    with pytest.raises(Seen):
+        clustering.features_of("set", tmp_path / "out", tmp_path, ("--layer", "mid"))
+    assert seen[0][0] == str(folder) and seen[0][-2:] == ["--layer", "mid"]
+    assert seen[0][seen[0].index("--clusters") + 1] == "2"
+
+
 def test_confidence_quality_says_whether_the_confidence_finds_the_mistakes():
     from bench.metrics import confidence_quality
 
