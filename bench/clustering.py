@@ -50,7 +50,8 @@ def _run_features(name: str, out_root: Path, cache_dir: Path, run_args: tuple[st
     out = out_root / name
     argv = [str(folder), "--out", str(out), "--clusters", str(classes), "--method", "kmeans",
             *run_args]  # fmt: skip
-    config = run_config(argv)  # the default representation a user gets for this folder
+    # the representation a user gets for this folder, or asks for with run_args
+    config = run_config(argv)
     run = run_pipeline(folder, out, config, cache_dir=cache_dir / "images")
     return {
         "features": np.load(out / "features.npy"),
@@ -148,7 +149,7 @@ def main(argv: list[str] | None = None) -> None:
         "--run-args",
         default="",
         help='more semclust run options for the features, e.g. "--layer mid" (default: none, '
-        "what a user gets)",
+        "what a user gets); the features are kept in --out, so give other options another --out",
     )
     p.add_argument("--report", action="store_true", help="print the tables of <out>/rows.jsonl")
     p.add_argument(
