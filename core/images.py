@@ -14,6 +14,7 @@ import csv
 import functools
 import hashlib
 import os
+import re
 import stat
 import threading
 import warnings
@@ -287,13 +288,22 @@ def load_image(
         raise
     except UnidentifiedImageError:
         raise ImageError("not an image, or a format Pillow cannot read") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageError("too large (decompression bomb guard)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(_too_large(str(exc))) from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         reason = str(exc) or type(exc).__name__
         if "truncated" in reason.lower():
             reason = "truncated file"
         raise ImageError(f"cannot be decoded: {reason}") from None
+
+
+def _too_large(pillow_message: str) -> str:
+    """The reason for a file that Pillow's decompression-bomb guard refused when opening it, with
+    the image's size and the limit when Pillow's message gives them (before ``load_image`` can)."""
+    found = re.search(r"\((\d+) pixels\) exceeds limit of (\d+) pixels", pillow_message)
+    if found is None:
+        return "too large (decompression bomb guard)"
+    return f"too large ({int(found[1]):,} pixels, limit {int(found[2]):,})"
 
 
 #: Images above this many pixels are decoded one at a time, whatever the number of decode threads.

@@ -157,9 +157,19 @@ def test_truncated_and_huge_files_are_skipped_and_listed(tmp_path, photo, cache_
     result = ingest(folder, IngestConfig(image_size=32), cache_dir=cache_dir)
     reasons = dict(result.skipped)
     assert result.paths == ["good.jpg"]
-    assert "too large" in reasons["bomb.png"]
+    assert reasons["bomb.png"] == "too large (108,000,000 pixels, limit 89,478,485)"
     assert "empty" in reasons["zero.png"]
     assert "truncated.jpg" in reasons
+
+
+def test_a_file_far_over_pillows_limit_says_its_size(tmp_path, monkeypatch):
+    """Over twice Pillow's limit, Pillow raises an error rather than a warning: the reason still says
+    the image's size and the limit."""
+    Image.new("L", (100, 100)).save(tmp_path / "big.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    with pytest.raises(ImageError) as raised:
+        load_image(tmp_path / "big.png", 32, max_pixels=10**9)
+    assert str(raised.value) == "too large (10,000 pixels, limit 2,000)"
 
 
 def test_labels_from_subfolders_and_switch_off(digits_folder, cache_dir):
