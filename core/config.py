@@ -39,7 +39,8 @@ class IngestConfig:
         image_size: side of the square RGB image every file is resized to.
         labels_from_subfolders: take the first folder level below the root as the true label.
         labels_csv: optional CSV of ``path,label`` (paths relative to the folder) giving true labels.
-        max_image_pixels: files larger than this are skipped (decompression-bomb guard).
+        max_image_pixels: files that would decode to more pixels than this are skipped
+            (decompression-bomb guard; a JPEG decodes at down to 1/8 of its size).
     """
 
     image_size: int = 32

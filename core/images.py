@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError, features
+from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError, features
 
 from semclust.core.config import IngestConfig
 from semclust.core.image_store import ImageStore
@@ -45,7 +45,9 @@ RAW_REASON = "a camera RAW file: not read (export it as JPEG or TIFF to use it)"
 KNOWN_EXTENSIONS = (*IMAGE_EXTENSIONS, *OPTIONAL_FORMATS)
 #: Files listed as skipped, with their reason, where no decoder reads them.
 _SAID_EXTENSIONS = (*OPTIONAL_FORMATS, *RAW_EXTENSIONS)
-CACHE_VERSION = 2  # 2: a memory-mapped store per folder and size (core.image_store)
+#: 2: a memory-mapped store per folder and size (core.image_store); 3: JPEGs over the pixel limit
+#: decoded at a reduced scale (a version 2 store remembers them as too large).
+CACHE_VERSION = 3
 
 
 class InputError(ValueError):
@@ -228,7 +230,7 @@ def typical_look(survey: FolderSurvey, sample: int = 64) -> tuple[int | None, bo
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                with Image.open(survey.root / rel) as img:
+                with _open(survey.root / rel) as img:
                     sides.append(min(img.size))
                     grey += img.mode in GREY_MODES
         except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError):
@@ -271,14 +273,18 @@ def load_image(
             raise ImageError("empty file (0 bytes)")
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+            with _open(path) as img:
                 w, h = img.size
-                if w * h > max_pixels:
+                jpeg = isinstance(img, JpegImagePlugin.JpegImageFile)  # MPO too
+                if w * h > max_pixels and not jpeg:
                     raise ImageError(f"too large ({w}x{h} pixels, limit {max_pixels:,})")
                 if getattr(img, "n_frames", 1) > 1:
                     img.seek(0)
                 img.draft("RGB", (size, size))  # JPEG: decode at a reduced scale, much faster
-                with _BIG_DECODES if w * h > BIG_IMAGE_PIXELS else contextlib.nullcontext():
+                if img.width * img.height > max_pixels:  # a JPEG that draft could not reduce
+                    raise ImageError(f"too large ({w}x{h} pixels, limit {max_pixels:,})")
+                big = img.width * img.height > BIG_IMAGE_PIXELS
+                with _BIG_DECODES if big else contextlib.nullcontext():
                     img = _reduced(img, size)  # before any full-size copy is made
                 img = ImageOps.exif_transpose(img)
                 rgb = _to_rgb(img)
@@ -295,6 +301,20 @@ def load_image(
         if "truncated" in reason.lower():
             reason = "truncated file"
         raise ImageError(f"cannot be decoded: {reason}") from None
+
+
+def _open(path: Path) -> Image.Image:
+    """``Image.open``, and for a JPEG that Pillow's decompression-bomb guard refuses at its full size,
+    Pillow's JPEG reader itself: a JPEG decodes at 1/2 to 1/8 of its size (``draft``), so the guard
+    that matters is :func:`load_image`'s on the pixels it will decode. A phone's 200-megapixel photo
+    (16,320x12,240) decodes as 2,040x1,530 for a 224 px run."""
+    try:
+        return Image.open(path)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        with open(path, "rb") as f:
+            if f.read(3) != b"\xff\xd8\xff":  # not a JPEG
+                raise
+        return JpegImagePlugin.JpegImageFile(path)
 
 
 def _too_large(pillow_message: str) -> str:

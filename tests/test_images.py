@@ -172,6 +172,34 @@ def test_a_file_far_over_pillows_limit_says_its_size(tmp_path, monkeypatch):
     assert str(raised.value) == "too large (10,000 pixels, limit 2,000)"
 
 
+def test_a_phone_photo_over_the_pixel_limit_is_read_at_a_reduced_scale(tmp_path, photo, cache_dir):
+    """A 108-megapixel JPEG (a phone's full-resolution photo) decodes at 1/8 of its size, well under
+    the limit, so it is read; a PNG of the same size cannot be decoded reduced and is skipped."""
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    big = Image.fromarray(photo).resize((12000, 9000), Image.Resampling.NEAREST)
+    big.save(folder / "phone.jpg", quality=80)
+    big.convert("L").save(folder / "scan.png")
+    result = ingest(folder, IngestConfig(image_size=32), cache_dir=cache_dir)
+    assert result.paths == ["phone.jpg"]
+    assert dict(result.skipped) == {"scan.png": "too large (108,000,000 pixels, limit 89,478,485)"}
+    big.resize((1200, 900)).save(tmp_path / "small.jpg", quality=80)
+    small = load_image(tmp_path / "small.jpg", 32).astype(int)
+    assert np.abs(result.images[0] - small).mean() < 12  # the same picture
+    assert typical_look(survey_folder(folder))[0] == 9000  # the survey reads its header too
+
+
+def test_a_jpeg_far_over_pillows_limit_is_refused_when_it_cannot_be_reduced(tmp_path, monkeypatch):
+    """Over twice Pillow's limit a JPEG still opens; what counts is the size it decodes at, which
+    depends on the image size asked for."""
+    Image.new("RGB", (800, 600), "red").save(tmp_path / "big.jpg")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100_000)
+    assert load_image(tmp_path / "big.jpg", 32, max_pixels=100_000)[0, 0].tolist() == [254, 0, 0]
+    with pytest.raises(ImageError) as raised:
+        load_image(tmp_path / "big.jpg", 400, max_pixels=100_000)  # decoded at full size
+    assert str(raised.value) == "too large (800x600 pixels, limit 100,000)"
+
+
 def test_labels_from_subfolders_and_switch_off(digits_folder, cache_dir):
     survey = survey_folder(digits_folder)
     assert survey.class_names == [str(d) for d in range(10)]
