@@ -186,7 +186,6 @@ def test_a_phone_photo_over_the_pixel_limit_is_read_at_a_reduced_scale(tmp_path,
     big.resize((1200, 900)).save(tmp_path / "small.jpg", quality=80)
     small = load_image(tmp_path / "small.jpg", 32).astype(int)
     assert np.abs(result.images[0] - small).mean() < 12  # the same picture
-    assert typical_look(survey_folder(folder))[0] == 9000  # the survey reads its header too
 
 
 def test_a_jpeg_far_over_pillows_limit_is_refused_when_it_cannot_be_reduced(tmp_path, monkeypatch):
@@ -195,6 +194,7 @@ def test_a_jpeg_far_over_pillows_limit_is_refused_when_it_cannot_be_reduced(tmp_
     Image.new("RGB", (800, 600), "red").save(tmp_path / "big.jpg")
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100_000)
     assert load_image(tmp_path / "big.jpg", 32, max_pixels=100_000)[0, 0].tolist() == [254, 0, 0]
+    assert typical_look(survey_folder(tmp_path))[0] == 600  # the survey reads its header too
     with pytest.raises(ImageError) as raised:
         load_image(tmp_path / "big.jpg", 400, max_pixels=100_000)  # decoded at full size
     assert str(raised.value) == "too large (800x600 pixels, limit 100,000)"
