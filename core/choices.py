@@ -188,6 +188,15 @@ class RunChoices:
         "for mobilenet), no larger than the images need.",
         config="ingest.image_size", derived=True, range=(0, 1024), step=32, special=(AUTO, None),
     )  # fmt: skip
+    max_megapixels: int | None = param(
+        None, "--max-megapixels", "Pixel limit (megapixels)",
+        "Files that would decode to more megapixels than this are skipped, as a guard against "
+        f"decompression bombs. Default: {_D.ingest.max_image_pixels / 1e6:.0f}, Pillow's. A JPEG "
+        "decodes at down to 1/8 of its size; raise it for large scans or panoramas in PNG or TIFF "
+        "(decoding takes 4 to 8 bytes a pixel: a 300-megapixel PNG took 1.2 GB).",
+        config="ingest.max_image_pixels", derived=True, range=(0, 2000), step=100,
+        special=(f"{_D.ingest.max_image_pixels / 1e6:.0f} (default)", None),
+    )  # fmt: skip
     layer: str = param(
         _D.encoder.layer, "--layer", "Feature layer",
         "Where frozen features are read: the last layer (final), or a mid-level one, pooled and "
@@ -378,6 +387,9 @@ def build_config(
         "encoder.weights": (choices.weights or "pretrained") if pretrained else None,
         "ingest.image_size": choices.image_size
         or default_image_size(backbone, pretrained, image_side),
+        "ingest.max_image_pixels": choices.max_megapixels * 1_000_000
+        if choices.max_megapixels
+        else base.ingest.max_image_pixels,
         "pretext.epochs": pretext_epochs,
     }
     return base.replace(**changes)
@@ -403,5 +415,8 @@ def choices_of(config: RunConfig) -> RunChoices:
         backbone=config.encoder.backbone,
         weights=config.encoder.weights,
         image_size=config.ingest.image_size,
+        max_megapixels=None
+        if config.ingest.max_image_pixels == _D.ingest.max_image_pixels
+        else round(config.ingest.max_image_pixels / 1e6),
         pretext_epochs=config.pretext.epochs if config.pretext.epochs else None,
     )

@@ -58,6 +58,16 @@ class ImageError(ValueError):
     """A file that cannot be used as an image; the message is the reason shown to the user."""
 
 
+#: How the reason for a file over the pixel limit begins.
+TOO_LARGE = "too large"
+
+
+def over_the_pixel_limit(skipped: list[tuple[str, str]]) -> int:
+    """How many of the skipped ``(path, reason)`` were left out for their size alone: a larger pixel
+    limit (``--max-megapixels``) would let them in."""
+    return sum(reason.startswith(TOO_LARGE) for _, reason in skipped)
+
+
 @dataclass(frozen=True)
 class FolderSurvey:
     """What a folder holds, found without decoding anything.
@@ -234,7 +244,7 @@ def typical_look(survey: FolderSurvey, sample: int = 64) -> tuple[int | None, bo
                     sides.append(min(img.size))
                     grey += img.mode in GREY_MODES
         except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError):
-            continue  # a file the ingest will skip, with its reason
+            continue  # unreadable, or far over Pillow's pixel limit: the sample's others tell
     if not sides:
         return None, False
     return int(np.median(sides)), grey > len(sides) / 2
@@ -261,7 +271,9 @@ def load_image(
 
     EXIF orientation is applied; GIFs give their first frame; every mode (L, LA, P, RGB, RGBA, CMYK,
     16-bit, float) becomes 8-bit RGB, transparency composited on white. The image is scaled so that its
-    shorter side is ``size`` and centre-cropped.
+    shorter side is ``size`` and centre-cropped. A file that would decode to more than ``max_pixels``
+    pixels is refused (a JPEG decodes at down to 1/8 of its size); a limit above Pillow's own
+    decompression-bomb guard lets larger files in, decoded one at a time.
 
     Raises:
         ImageError: with the reason (empty, not an image, truncated, too large, ...).
@@ -271,34 +283,61 @@ def load_image(
     try:
         if path.stat().st_size == 0:
             raise ImageError("empty file (0 bytes)")
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with _open(path) as img:
-                w, h = img.size
-                img.draft("RGB", (size, size))  # JPEG: decode at 1/2 to 1/8 of its size, faster
-                decoded = img.width * img.height  # w * h, but for a JPEG draft reduced
-                if decoded > max_pixels:
-                    raise ImageError(f"too large ({w}x{h} pixels, limit {max_pixels:,})")
-                if getattr(img, "n_frames", 1) > 1:  # after the check: a GIF's count reads it all
-                    img.seek(0)  # an MPO photo is at frame 0 already: its draft holds
-                big = decoded > BIG_IMAGE_PIXELS
-                with _BIG_DECODES if big else contextlib.nullcontext():
-                    img = _reduced(img, size)  # before any full-size copy is made
-                img = ImageOps.exif_transpose(img)
-                rgb = _to_rgb(img)
-                rgb = ImageOps.fit(rgb, (size, size), Image.Resampling.BICUBIC)
-                return np.asarray(rgb, dtype=np.uint8)
+        try:
+            return _decode(path, size, max_pixels)
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            with _pillow_limit(max_pixels):  # Pillow's guard refused it: again, at our limit
+                return _decode(path, size, max_pixels)
     except ImageError:
         raise
     except UnidentifiedImageError:
         raise ImageError("not an image, or a format Pillow cannot read") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(_too_large(str(exc))) from None
+        raise ImageError(_too_large(str(exc), max_pixels)) from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         reason = str(exc) or type(exc).__name__
         if "truncated" in reason.lower():
             reason = "truncated file"
         raise ImageError(f"cannot be decoded: {reason}") from None
+
+
+def _decode(path: Path, size: int, max_pixels: int) -> np.ndarray:
+    """:func:`load_image`'s decoding, with Pillow's decompression-bomb guard as it is set."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with _open(path) as img:
+            w, h = img.size
+            img.draft("RGB", (size, size))  # JPEG: decode at 1/2 to 1/8 of its size, faster
+            decoded = img.width * img.height  # w * h, but for a JPEG draft reduced
+            if decoded > max_pixels:
+                raise ImageError(f"{TOO_LARGE} ({w}x{h} pixels, limit {max_pixels:,})")
+            if getattr(img, "n_frames", 1) > 1:  # after the check: a GIF's count reads it all
+                img.seek(0)  # an MPO photo is at frame 0 already: its draft holds
+            big = decoded > BIG_IMAGE_PIXELS
+            with _BIG_DECODES if big else contextlib.nullcontext():
+                img = _reduced(img, size)  # before any full-size copy is made
+            img = ImageOps.exif_transpose(img)
+            rgb = _to_rgb(img)
+            rgb = ImageOps.fit(rgb, (size, size), Image.Resampling.BICUBIC)
+            return np.asarray(rgb, dtype=np.uint8)
+
+
+@contextlib.contextmanager
+def _pillow_limit(max_pixels: int):
+    """Pillow's decompression-bomb guard at ``max_pixels`` while the block runs.
+
+    The guard is one process-wide setting, read when a file is opened and again while some formats
+    (TIFF) decode, so the block holds it for the whole decoding. The lock keeps two such blocks from
+    mixing. Another thread's decoding meanwhile meets the changed guard: it still applies its own
+    check on the pixels it will decode, and where Pillow refuses it, it decodes again in this block.
+    """
+    with _PILLOW_LIMIT:
+        saved = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = max_pixels
+        try:
+            yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
 
 
 def _open(path: Path) -> Image.Image:
@@ -315,18 +354,19 @@ def _open(path: Path) -> Image.Image:
         return JpegImagePlugin.JpegImageFile(path)
 
 
-def _too_large(pillow_message: str) -> str:
+def _too_large(pillow_message: str, max_pixels: int) -> str:
     """The reason for a file that Pillow's decompression-bomb guard refused when opening it, with
-    the image's size and the limit when Pillow's message gives them (before ``load_image`` can)."""
-    found = re.search(r"\((\d+) pixels\) exceeds limit of (\d+) pixels", pillow_message)
+    the image's size when Pillow's message gives it (before ``load_image`` can) and the limit."""
+    found = re.search(r"\((\d+) pixels\) exceeds limit", pillow_message)
     if found is None:
-        return "too large (decompression bomb guard)"
-    return f"too large ({int(found[1]):,} pixels, limit {int(found[2]):,})"
+        return f"{TOO_LARGE} (limit {max_pixels:,} pixels)"
+    return f"{TOO_LARGE} ({int(found[1]):,} pixels, limit {max_pixels:,})"
 
 
 #: Images above this many pixels are decoded one at a time, whatever the number of decode threads.
 BIG_IMAGE_PIXELS = 16_000_000
 _BIG_DECODES = threading.Semaphore(1)
+_PILLOW_LIMIT = threading.Lock()
 #: The largest ``image_size``: a 1024 px image is 3 MB decoded; the cache holds one per file.
 MAX_IMAGE_SIZE = 1024
 

@@ -23,7 +23,7 @@ from semclust.core.choices import (
 )
 from semclust.core.clustering.k_choice import KChoice
 from semclust.core.config import RunConfig
-from semclust.core.images import ImageError, InputError, load_image, survey_folder
+from semclust.core.images import ImageError, InputError, over_the_pixel_limit, survey_folder
 from semclust.core.metrics import (
     LookAlike,
     close_said,
@@ -55,8 +55,8 @@ __all__ = [
     "FolderLook", "ImageError", "InputError", "KChoice", "Plan", "Progress", "RunChoices",
     "RunConfig", "RunData", "RunFolderError", "RunFolderInfo", "RunPaths", "build_config",
     "choices_of", "cluster_summary", "declared", "evaluate", "export_cluster_folders",
-    "export_labels", "format_seconds", "inspect_run_folder", "is_inside", "load_image", "load_run",
-    "look_at", "plan_run", "pretrained_backbone", "prepare_pipeline", "read_skipped",
+    "export_labels", "format_seconds", "inspect_run_folder", "is_inside", "load_run", "look_at",
+    "over_the_pixel_limit", "plan_run", "pretrained_backbone", "prepare_pipeline", "read_skipped",
     "representation_of", "resource", "run_pipeline", "stage_seconds", "survey_folder",
     "check_report_path", "write_report",  # the report of a run (File > Save report...)
     "check_model_path", "export_model",  # the run as a .keras model (File > Export model...)

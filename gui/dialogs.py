@@ -15,6 +15,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from semclust.gui._core import RunChoices, declared, over_the_pixel_limit
+
 
 class SkippedDialog(QDialog):
     """The files the ingest could not use, with the reason for each."""
@@ -35,6 +37,14 @@ class SkippedDialog(QDialog):
             table.setItem(r, 1, QTableWidgetItem(reason))
         table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         layout.addWidget(table)
+        if large := over_the_pixel_limit(skipped):
+            label = next(d for d in declared(RunChoices) if d.name == "max_megapixels").param.label
+            self.hint = QLabel(
+                f"{large:,} of them are over the pixel limit: a larger \u201c{label}\u201d in the run's "
+                "settings lets them in."
+            )
+            self.hint.setWordWrap(True)
+            layout.addWidget(self.hint)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.reject)
         layout.addWidget(buttons)

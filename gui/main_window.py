@@ -81,7 +81,7 @@ class MainWindow(ReviewCommands, QMainWindow):
         self.controller = RunController(pipeline, self)
         # Connected before any panel, so that the loader knows the new run's files first.
         self.session.runChanged.connect(
-            lambda: self.loader.set_source(self.session.absolute_path if self.session.run else None)
+            lambda: self.loader.set_source(self.session.read_image if self.session.run else None)
         )
         self.last_message = None
         self._close_when_idle = False

@@ -103,6 +103,9 @@ class Session(QObject):
     def absolute_path(self, i: int) -> Path:
         return self._run.absolute_path(i)
 
+    def read_image(self, i: int, size: int) -> np.ndarray:
+        return self._run.read_image(i, size)
+
     def confidence_text(self, i: int) -> str:
         """The model's confidence of image ``i``, or "placed by you" for an image the user moved
         (the model's confidence was for another cluster)."""

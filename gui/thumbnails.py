@@ -1,6 +1,6 @@
 """Thumbnails decoded off the GUI thread, cached, and a grid view of images that uses them.
 
-:class:`ThumbnailLoader` decodes with ``core.images.load_image`` in a small ``QThreadPool``; the newest
+:class:`ThumbnailLoader` decodes with the run's ``read_image`` in a small ``QThreadPool``; the newest
 request runs first (what the user looks at now), finished images come back as ``QImage`` through a
 queued signal and are turned into cached ``QPixmap`` on the GUI thread.
 :class:`ThumbnailGrid` is a ``QListView`` in icon mode over a list of image indices.
@@ -12,7 +12,6 @@ import itertools
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import numpy as np
 import shiboken6
@@ -28,8 +27,6 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import QColor, QImage, QPixmap
 from PySide6.QtWidgets import QAbstractItemView, QListView, QStyle
-
-from semclust.gui._core import load_image
 
 #: Every pool created here; tests wait for them and assert they are idle.
 _POOLS: weakref.WeakSet[QThreadPool] = weakref.WeakSet()
@@ -58,14 +55,14 @@ class _Signals(QObject):
 
 class _LoadJob(QRunnable):
     def __init__(self, signals: _Signals, generation: int, index: int,
-                 path_of: Callable[[int], Path], size: int):  # fmt: skip
+                 read: Callable[[int, int], np.ndarray], size: int):  # fmt: skip
         super().__init__()
-        self.signals, self.generation, self.index, self.path_of, self.size = (
-            signals, generation, index, path_of, size)  # fmt: skip
+        self.signals, self.generation, self.index, self.read, self.size = (
+            signals, generation, index, read, size)  # fmt: skip
 
     def run(self) -> None:  # on a pool thread: no widgets here
         try:  # the path too: a run folder's path that leads outside its image folder is refused
-            image = to_qimage(load_image(self.path_of(self.index), self.size))
+            image = to_qimage(self.read(self.index, self.size))
         except Exception as exc:  # noqa: BLE001 - a bad file must not kill the pool
             self.signals.error.emit(self.generation, self.index, str(exc))
         else:
@@ -95,7 +92,7 @@ class ThumbnailLoader(QObject):
         self._cache: OrderedDict[int, QPixmap] = OrderedDict()
         self._failed: dict[int, str] = {}
         self._pending: set[int] = set()
-        self._path_of: Callable[[int], Path] | None = None
+        self._read: Callable[[int, int], np.ndarray] | None = None
         self._generation = 0
         self._priority = itertools.count()
         self.placeholder = QPixmap(size, size)
@@ -103,14 +100,14 @@ class ThumbnailLoader(QObject):
         self.broken = QPixmap(size, size)
         self.broken.fill(QColor("#f2c4c4"))
 
-    def set_source(self, path_of: Callable[[int], Path] | None) -> None:
-        """Where image ``i`` lives; clears the cache (a new run)."""
+    def set_source(self, read: Callable[[int, int], np.ndarray] | None) -> None:
+        """What decodes image ``i`` at a size (a run's ``read_image``); clears the cache (a new run)."""
         self._generation += 1
         self._pool.clear()
         self._cache.clear()
         self._failed.clear()
         self._pending.clear()
-        self._path_of = path_of
+        self._read = read
 
     def cached(self, index: int) -> QPixmap | None:
         pix = self._cache.get(index)
@@ -132,10 +129,10 @@ class ThumbnailLoader(QObject):
         return self.placeholder
 
     def request(self, index: int) -> None:
-        if self._path_of is None or index in self._pending or index in self._cache:
+        if self._read is None or index in self._pending or index in self._cache:
             return
         self._pending.add(index)
-        job = _LoadJob(self._signals, self._generation, index, self._path_of, self.size)
+        job = _LoadJob(self._signals, self._generation, index, self._read, self.size)
         # Newest first: the images the user looks at now jump the queue.
         self._pool.start(job, next(self._priority) % 2_000_000_000)
 

@@ -219,6 +219,7 @@ def _run(folder: str, out: str, config: RunConfig, args: argparse.Namespace) -> 
     from semclust.core.progress import Cancelled, CancelToken
     from semclust.core.representation.pretrained import WeightsUnavailable
     from semclust.core.run import run_pipeline
+    from semclust.core.runfolder.image_list import read_skipped
 
     try:
         with ConsoleProgress(quiet=args.quiet) as show:
@@ -239,6 +240,8 @@ def _run(folder: str, out: str, config: RunConfig, args: argparse.Namespace) -> 
         run.metrics, run.paths.labels_csv, run.suggested_names, run.suggested_confidence,
         run.k_choice,
     ))  # fmt: skip
+    if skipped := read_skipped(run.paths):
+        print(f"skipped files and why: {run.paths.skipped}{_pixel_limit_hint(skipped, run.config)}")
     if look := run.look_alike():
         print(
             f"{look.describe()} To look and merge: semclust gui {shlex.quote(str(run.paths.root))}"
@@ -249,6 +252,19 @@ def _run(folder: str, out: str, config: RunConfig, args: argparse.Namespace) -> 
             "features are kept: only the clustering is made again)."
         )
     return 0
+
+
+def _pixel_limit_hint(skipped: list[tuple[str, str]], config: RunConfig) -> str:
+    """What to do about the files left out for their size alone, or ``""``."""
+    from semclust.core.images import over_the_pixel_limit
+
+    large = over_the_pixel_limit(skipped)
+    if not large:
+        return ""
+    limit = config.ingest.max_image_pixels / 1e6
+    return (
+        f"; {large} over the pixel limit of {limit:,.0f} megapixels: --max-megapixels lets them in"
+    )
 
 
 def summary(

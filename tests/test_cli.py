@@ -257,3 +257,28 @@ def test_run_says_when_another_method_scored_nearly_as_well(tmp_path, monkeypatc
     out = capsys.readouterr().out
     assert "ward_umap scores nearly as well as kmeans" in out and "24% of the images" in out
     assert "run the same command with --method ward_umap" in out
+
+
+def test_run_says_where_the_skipped_files_are_and_what_lets_in_those_too_large(
+    tmp_path, monkeypatch, capsys
+):
+    """Skipped files are listed in the run folder; those left out for their size alone can be let in."""
+    from semclust import cli
+    from semclust.core import run as run_module
+    from semclust.core.runfolder.artefacts import write_csv
+    from semclust.core.runfolder.results import load_run
+    from tests.test_export import make_run
+
+    made = make_run(tmp_path)
+    monkeypatch.setattr(run_module, "run_pipeline", lambda *a, **k: load_run(made.paths.root))
+    monkeypatch.setattr(cli, "summary", lambda *a, **k: "summary")
+    argv = ["run", str(tmp_path), "--out", str(made.paths.root), "--clusters", "3"]
+    write_csv(made.paths.skipped, ("path", "reason"), [("a.png", "truncated file")])
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert f"skipped files and why: {made.paths.skipped}\n" in out and "pixel limit" not in out
+    too_large = "too large (300,000,000 pixels, limit 89,478,485)"
+    write_csv(made.paths.skipped, ("path", "reason"), [("a.png", "x"), ("scan.png", too_large)])
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "; 1 over the pixel limit of 89 megapixels: --max-megapixels lets them in" in out

@@ -162,14 +162,47 @@ def test_truncated_and_huge_files_are_skipped_and_listed(tmp_path, photo, cache_
     assert "truncated.jpg" in reasons
 
 
-def test_a_file_far_over_pillows_limit_says_its_size(tmp_path, monkeypatch):
-    """Over twice Pillow's limit, Pillow raises an error rather than a warning: the reason still says
-    the image's size and the limit."""
-    Image.new("L", (100, 100)).save(tmp_path / "big.png")
+def test_a_limit_above_pillows_lets_larger_files_in_and_puts_pillows_guard_back(
+    tmp_path, monkeypatch
+):
+    """Pillow refuses a file over twice its own limit when it opens it (a TIFF again while it
+    decodes); a larger limit asked for is honoured for that file alone, and Pillow's guard is as it
+    was afterwards. Under the limit asked for, the reason says the size and that limit."""
+    Image.new("L", (100, 100), 200).save(tmp_path / "big.png")
+    Image.new("RGB", (100, 100), "red").save(tmp_path / "big.tif")
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    assert load_image(tmp_path / "big.png", 32, max_pixels=20_000)[0, 0].tolist() == [200] * 3
+    assert load_image(tmp_path / "big.tif", 32, max_pixels=20_000)[0, 0].tolist() == [255, 0, 0]
+    assert Image.MAX_IMAGE_PIXELS == 1000
     with pytest.raises(ImageError) as raised:
-        load_image(tmp_path / "big.png", 32, max_pixels=10**9)
-    assert str(raised.value) == "too large (10,000 pixels, limit 2,000)"
+        load_image(tmp_path / "big.png", 32, max_pixels=5_000)
+    assert str(raised.value) == "too large (10,000 pixels, limit 5,000)"
+
+
+def test_files_over_pillows_limit_decode_side_by_side_with_the_others(
+    tmp_path, monkeypatch, cache_dir
+):
+    """The raised guard is one process-wide setting shared by the ingest's decoding threads: every
+    file under the run's limit is read, whichever thread meets it, and none over it."""
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i in range(12):
+        side = 100 if i % 2 else 20  # 10,000 pixels: over twice Pillow's limit below; 400: under
+        Image.new("RGB", (side, side), (20 * i, 0, 0)).save(
+            folder / f"{i:02d}.{'tif' if i % 3 else 'png'}"
+        )
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    raised = ingest(
+        folder, IngestConfig(image_size=16, max_image_pixels=20_000), cache_dir=cache_dir, workers=4
+    )
+    assert len(raised.paths) == 12 and not raised.skipped
+    assert [int(img[0, 0, 0]) for img in raised.images] == [20 * i for i in range(12)]
+    low = ingest(
+        folder, IngestConfig(image_size=16, max_image_pixels=5_000), cache_dir=cache_dir, workers=4
+    )
+    assert len(low.paths) == 6
+    assert set(dict(low.skipped).values()) == {"too large (10,000 pixels, limit 5,000)"}
+    assert Image.MAX_IMAGE_PIXELS == 1000
 
 
 def test_a_phone_photo_over_the_pixel_limit_is_read_at_a_reduced_scale(tmp_path, photo, cache_dir):
@@ -186,6 +219,10 @@ def test_a_phone_photo_over_the_pixel_limit_is_read_at_a_reduced_scale(tmp_path,
     big.resize((1200, 900)).save(tmp_path / "small.jpg", quality=80)
     small = load_image(tmp_path / "small.jpg", 32).astype(int)
     assert np.abs(result.images[0] - small).mean() < 12  # the same picture
+    raised = ingest(
+        folder, IngestConfig(image_size=32, max_image_pixels=120_000_000), cache_dir=cache_dir
+    )
+    assert raised.paths == ["phone.jpg", "scan.png"] and not raised.skipped
 
 
 def test_a_jpeg_far_over_pillows_limit_is_refused_when_it_cannot_be_reduced(tmp_path, monkeypatch):

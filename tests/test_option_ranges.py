@@ -19,6 +19,7 @@ from semclust.core.param import declared, out_of_range
         ({"k": 100_000}, "--k"),
         ({"entropy_weight": math.nan}, "--entropy-weight"),
         ({"image_size": 100_000}, "--image-size"),
+        ({"max_megapixels": 100_000}, "--max-megapixels"),
     ],
 )
 def test_a_number_out_of_its_range_is_refused_in_one_line(change, flag):
@@ -87,3 +88,14 @@ def test_an_unwritable_run_folder_or_a_file_that_is_not_weights_is_one_line(
     code, err = run("--out", str(tmp_path / "r2"))
     assert code == 2 and "Permission denied" in err and "choose another run folder" in err
     assert not (tmp_path / "r2").exists()  # the folder it made for the run is gone again
+
+
+def test_the_pixel_limit_is_given_in_megapixels_and_comes_back_as_chosen():
+    from semclust.core.choices import choices_of
+    from semclust.core.config import IngestConfig
+
+    assert build_config(RunChoices()).ingest.max_image_pixels == IngestConfig.max_image_pixels
+    raised = build_config(RunChoices(max_megapixels=300))
+    assert raised.ingest.max_image_pixels == 300_000_000
+    assert choices_of(raised).max_megapixels == 300
+    assert choices_of(build_config(RunChoices())).max_megapixels is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import json
 import shutil
@@ -20,7 +21,7 @@ from semclust.core.config import RunConfig
 from semclust.core.metrics import evaluate
 from semclust.core.runfolder.artefacts import RunPaths, save_array, write_csv, write_json
 from semclust.core.runfolder.report import report_html, write_report
-from semclust.core.runfolder.report_pictures import map_svg
+from semclust.core.runfolder.report_pictures import map_svg, thumbnail
 from semclust.core.runfolder.results import RunData, load_run
 from tests.conftest import tree_digest
 
@@ -181,6 +182,14 @@ def test_a_missing_or_corrupt_image_gets_a_grey_square(digits_folder, tmp_path):
     grey = [decode(img["src"]).convert("RGB") for img in page.images[:2]]
     assert all(set(g.getdata()) == {(200, 200, 200)} for g in grey)
     assert run.image_paths[first] in page.images[0]["title"]
+
+
+def test_the_pictures_read_the_images_under_the_runs_pixel_limit(run_dir):
+    """A run's own pixel limit (``--max-megapixels``) decides which images its report can show."""
+    run = load_run(run_dir)
+    assert thumbnail(run, 0)[1] == ""
+    tight = dataclasses.replace(run, config=run.config.replace(**{"ingest.max_image_pixels": 10}))
+    assert thumbnail(tight, 0)[1].startswith("too large")
 
 
 def test_a_run_that_chose_its_k_shows_the_curve(run_dir):

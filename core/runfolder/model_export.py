@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 
 from semclust import __version__
-from semclust.core.images import ImageError, load_image
+from semclust.core.images import ImageError
 from semclust.core.runfolder.added import current_features, read_additions
 from semclust.core.runfolder.artefacts import atomic_path, is_inside, write_json
 from semclust.core.runfolder.report import check_report_path, write_report
@@ -299,7 +299,7 @@ def _check(
     images, kept = [], []
     for i in chosen:
         try:
-            images.append(load_image(run.absolute_path(int(i)), size))
+            images.append(run.read_image(int(i), size))
             kept.append(int(i))
         except (ImageError, OSError, ValueError):
             continue

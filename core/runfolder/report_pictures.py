@@ -16,7 +16,7 @@ from html import escape
 import numpy as np
 from PIL import Image
 
-from semclust.core.images import ImageError, load_image
+from semclust.core.images import ImageError
 from semclust.core.runfolder.artefacts import RunFolderError
 from semclust.core.runfolder.results import RunData
 
@@ -176,7 +176,7 @@ def thumbnail(run: RunData, index: int, size: int = THUMB) -> tuple[str, str]:
     and ``""``; a grey square and the reason when the image cannot be read (missing, corrupt, or a
     path leading outside the image folder)."""
     try:
-        pixels = load_image(run.absolute_path(index), size)
+        pixels = run.read_image(index, size)
         problem = ""
     except (ImageError, RunFolderError, OSError) as exc:
         pixels = np.full((size, size, 3), PLACEHOLDER, dtype=np.uint8)

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from semclust.core.config import METHODS, RunConfig
+from semclust.core.images import load_image
 from semclust.core.metrics import LookAlike, central_members, look_alike
 from semclust.core.naming.names import SuggestedName
 from semclust.core.naming.suggest import cannot_name, suggest_names
@@ -301,6 +302,16 @@ class RunData:
                 f"{path} leads outside the image folder {self.image_root}; refused."
             )
         return path
+
+    def read_image(self, index: int, size: int) -> np.ndarray:
+        """Image ``index`` decoded as the run decoded it (:func:`~semclust.core.images.load_image`,
+        under the run's pixel limit), a ``size`` px square.
+
+        Raises:
+            ImageError: the file cannot be read now (gone, changed, corrupt).
+            RunFolderError: its path leads outside the image folder.
+        """
+        return load_image(self.absolute_path(index), size, self.config.ingest.max_image_pixels)
 
     def split_parts(self, cluster: int, parts: int) -> list[np.ndarray]:
         """``cluster``'s images (after corrections) clustered again into ``parts`` groups by K-means

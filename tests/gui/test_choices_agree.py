@@ -29,6 +29,7 @@ CASES = [
     ),
     (["--image-size", "64", "--seed", "5", "--k", "10"], {"image_size": 64, "seed": 5, "k": 10}),
     (["--method", "kmeans"], {"method": "kmeans"}),
+    (["--max-megapixels", "300"], {"max_megapixels": 300}),
     (["--clusters", "auto"], {"clusters": 1}),  # the spin box's lowest value reads "auto"
     (["--selflabel", "--entropy-weight", "2.5"], {"selflabel": True, "entropy_weight": 2.5}),
     (
@@ -91,7 +92,20 @@ def test_an_earlier_runs_settings_come_back_unchanged(qtbot, window_factory):
     params = window_factory().params
     cfg = config_from_args(
         _parser().parse_args(
-            ["run", "i", "--out", "r", "--weights", "imagenet", "--heads", "2", "--labels-csv", "x"]
+            [
+                "run",
+                "i",
+                "--out",
+                "r",
+                "--weights",
+                "imagenet",
+                "--heads",
+                "2",
+                "--labels-csv",
+                "x",
+                "--max-megapixels",
+                "250",
+            ]  # fmt: skip
         )
     )
     params.set_config(cfg)

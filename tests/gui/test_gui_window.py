@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 
 import numpy as np
 from gui_fakes import fake_pipeline
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtWidgets import QStyle
 
+from semclust.core.images import load_image
 from semclust.core.runfolder.export import read_labels
 from semclust.core.runfolder.results import load_run
 
@@ -75,6 +77,23 @@ def test_files_the_survey_leaves_out_are_shown_before_a_run(
     assert w.params.skipped_button.isEnabled()
     ((path, reason),) = w.workspace.skipped
     assert path == "0/IMG_0001.HEIC" and "pip install pillow-heif" in reason
+
+
+def test_the_skipped_files_say_which_setting_lets_in_those_too_large(qtbot, window_factory):
+    """The list of skipped files names the form's control that lets in files left out for their
+    size, and says nothing of it when none was."""
+    from PySide6.QtWidgets import QLabel
+
+    from semclust.gui.dialogs import SkippedDialog
+
+    w = window_factory()
+    big = ("scan.png", "too large (300,000,000 pixels, limit 89,478,485)")
+    dialog = SkippedDialog([("a.png", "truncated file"), big], w)
+    qtbot.addWidget(dialog)
+    assert "1 of them are over the pixel limit" in dialog.hint.text()
+    (named,) = re.findall("\u201c(.+)\u201d", dialog.hint.text())
+    assert f"{named}:" in [label.text() for label in w.params.findChildren(QLabel)]
+    assert not hasattr(SkippedDialog([("a.png", "truncated file")], w), "hint")
 
 
 def test_empty_folder_gives_a_readable_message(qtbot, window_factory, tmp_path):
@@ -328,7 +347,7 @@ def test_thumbnails_load_off_the_gui_thread(qtbot, window_factory, finished_run,
     # A broken file gets a visible 'broken' tile and a reason, never an exception.
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"not an image")
-    loader.set_source(lambda i: broken)
+    loader.set_source(lambda i, size: load_image(broken, size))
     with qtbot.waitSignal(loader.loaded, timeout=10_000):
         loader.pixmap(0)
     assert loader.pixmap(0) is loader.broken and loader.error(0)
