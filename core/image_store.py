@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -124,6 +125,66 @@ class ImageStore:
     def _file(self) -> Path | None:
         name = getattr(self.images, "filename", None)
         return Path(name) if name else None
+
+
+class StoreLookup:
+    """One image at a time from a store, by file key, without keeping its array open.
+
+    The window reads thumbnails here while a later ingest may replace the array (an array held open
+    could not be removed on Windows). The index is read once, and again when the array it names has
+    been replaced since; it is kept as the keys' 64-bit hashes, sorted (16 MB for a million files
+    instead of 210 MB as a dictionary).
+    """
+
+    def __init__(self, folder: Path, size: int) -> None:
+        self.folder = Path(folder)
+        self.size = size
+        self._lock = threading.Lock()
+        self._index: tuple[str, np.ndarray, np.ndarray] | None = None
+        self._version: tuple[int, int] | None = None  # index.json's (mtime, size) when last read
+
+    def get(self, key: str) -> np.ndarray | None:
+        """The decoded image of the file ``key``, or ``None`` when the store does not hold it."""
+        for again in (False, True):
+            index = self._read_index(again)
+            if index is None:
+                return None
+            file, hashes, rows = index
+            at = int(np.searchsorted(hashes, hash(key)))
+            if at == len(hashes) or hashes[at] != hash(key):
+                return None
+            try:
+                images = np.load(self.folder / file, mmap_mode="r", allow_pickle=False)
+                if images.shape[1:] != (self.size, self.size, 3):
+                    return None
+                return np.array(images[rows[at]])
+            except (OSError, ValueError, IndexError):
+                continue  # replaced by a later ingest: its index again
+        return None
+
+    def _read_index(self, again: bool) -> tuple[str, np.ndarray, np.ndarray] | None:
+        """The index as last read; with ``again``, or when none was read, the index as it is now,
+        read at most once for each version of ``index.json`` (``None``: no usable index)."""
+        with self._lock:
+            if self._index is not None and not again:
+                return self._index
+            path = self.folder / "index.json"
+            try:
+                st = path.stat()
+            except OSError:
+                return None
+            if (st.st_mtime_ns, st.st_size) == self._version:
+                return None  # this version was read already: its array is gone, or it is damaged
+            self._version, self._index = (st.st_mtime_ns, st.st_size), None
+            try:
+                index = json.loads(path.read_text(encoding="utf-8"))
+                # Python's string hash: 64 bits, the same throughout this process.
+                hashes = np.fromiter(map(hash, index["keys"]), np.int64, len(index["keys"]))
+                rows = np.argsort(hashes, kind="stable")
+                self._index = (Path(index["file"]).name, hashes[rows], rows)
+            except (OSError, ValueError, KeyError, TypeError):
+                pass
+            return self._index
 
 
 def _remove_orphans(folder: Path) -> None:

@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError, features
 
 from semclust.core.config import IngestConfig
-from semclust.core.image_store import ImageStore
+from semclust.core.image_store import ImageStore, StoreLookup
 from semclust.core.paths import default_cache_dir
 from semclust.core.progress import CancelToken, Progress, ProgressCallback, ignore_progress
 
@@ -527,6 +527,39 @@ def ingest(
         skipped=skipped,
         cached=total - len(todo),
     )
+
+
+class DecodedFiles:
+    """A folder's images as the ingest decoded them into the cache, read a file at a time.
+
+    A run's thumbnails come from here rather than from decoding each file again. A file that changed
+    since (size or modification time) is not found, nor an image larger than the cache holds.
+
+    Args:
+        root: the image folder, as the ingest surveyed it.
+        config: the ingest's settings (the image size and pixel limit pick the cache).
+        cache_dir: semclust's cache root (default: the user's).
+    """
+
+    def __init__(
+        self, root: Path, config: IngestConfig, cache_dir: str | Path | None = None
+    ) -> None:
+        self.root = Path(root)
+        self.size = config.image_size
+        cache = Path(cache_dir) if cache_dir else default_cache_dir()
+        self._store = StoreLookup(_store_folder(cache, self.root, config), self.size)
+
+    def image(self, rel: str, size: int) -> np.ndarray | None:
+        """The file ``rel`` (relative to the root) as a ``size`` px square, or ``None``."""
+        if size > self.size:
+            return None
+        try:
+            image = self._store.get(_file_key(self.root, rel))
+        except OSError:  # the file is gone
+            return None
+        if image is None or size == self.size:
+            return image
+        return np.asarray(Image.fromarray(image).resize((size, size), Image.Resampling.BICUBIC))
 
 
 def _file_key(root: Path, rel: str) -> str:

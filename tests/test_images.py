@@ -9,6 +9,7 @@ from skimage import data as skdata
 
 from semclust.core.config import IngestConfig
 from semclust.core.images import (
+    DecodedFiles,
     ImageError,
     InputError,
     ingest,
@@ -308,3 +309,32 @@ def test_typical_look_reads_side_and_colour_from_headers(tmp_path, digits_folder
     empty.mkdir()
     (empty / "a.png").write_bytes(b"not an image")
     assert typical_look(survey_folder(empty)) == (None, False)
+
+
+def test_the_decoded_images_are_read_back_by_file_until_the_file_changes(tmp_path, cache_dir):
+    """What a run's thumbnails read: the cache's copy of a file, smaller on demand, found again after
+    a later ingest replaced the cache's array, and not found once the file changed."""
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for name, colour in (("a.png", "red"), ("b.png", "blue")):
+        Image.new("RGB", (40, 30), colour).save(folder / name)
+    config = IngestConfig(image_size=32)
+    first = ingest(folder, config, cache_dir=cache_dir)
+    decoded = DecodedFiles(first.root, config, cache_dir)
+    assert np.array_equal(decoded.image("a.png", 32), first.images[0])
+    assert decoded.image("b.png", 16).shape == (16, 16, 3)
+    assert decoded.image("b.png", 16)[8, 8].tolist() == [0, 0, 255]
+    assert decoded.image("a.png", 64) is None  # larger than the cache holds
+    Image.new("RGB", (40, 30), "green").save(folder / "c.png")
+    later = ingest(folder, config, cache_dir=cache_dir)  # a new array replaces the first
+    assert later.cached == 2
+    assert decoded.image("b.png", 32)[0, 0].tolist() == [0, 0, 255]
+    for array in cache_dir.glob("images/*/images-*.npy"):
+        array.unlink()  # the cache's array removed by hand: nothing found, and no error
+    assert decoded.image("b.png", 32) is None and decoded.image("c.png", 32) is None
+    ingest(folder, config, cache_dir=cache_dir)  # decoded again
+    assert decoded.image("c.png", 32)[0, 0].tolist() == [0, 128, 0]
+    Image.new("RGB", (41, 30), "white").save(folder / "a.png")
+    assert decoded.image("a.png", 32) is None
+    (folder / "b.png").unlink()
+    assert decoded.image("b.png", 32) is None

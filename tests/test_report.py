@@ -192,6 +192,26 @@ def test_the_pictures_read_the_images_under_the_runs_pixel_limit(run_dir):
     assert thumbnail(tight, 0)[1].startswith("too large")
 
 
+def test_a_runs_pictures_come_from_its_decoded_images_when_the_cache_holds_them(
+    digits_folder, tmp_path, monkeypatch
+):
+    """The run's images in semclust's cache are read, not decoded again; once a file changed, it is."""
+    from semclust.core.images import ingest
+    from semclust.core.runfolder import results
+
+    images = Path(shutil.copytree(digits_folder, tmp_path / "images"))
+    run = build_run(images, tmp_path / "run")
+    monkeypatch.setenv("SEMCLUST_CACHE", str(tmp_path / "cache"))
+    decoded = ingest(images, run.config.ingest)
+    row = decoded.paths.index(run.image_paths[7])
+    decodes = []
+    monkeypatch.setattr(results, "load_image", lambda *a: decodes.append(a) or np.zeros((8, 8, 3)))
+    assert np.array_equal(run.read_image(7, run.config.ingest.image_size), decoded.images[row])
+    assert run.read_image(7, 16).shape == (16, 16, 3) and decodes == []
+    (images / run.image_paths[7]).write_bytes((images / run.image_paths[8]).read_bytes() + b"\0")
+    assert run.read_image(7, 16).shape == (8, 8, 3) and len(decodes) == 1
+
+
 def test_a_run_that_chose_its_k_shows_the_curve(run_dir):
     paths = RunPaths(run_dir)
     config = json.loads(paths.config.read_text(encoding="utf-8"))

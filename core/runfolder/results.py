@@ -19,6 +19,7 @@ both files (record first). The corrections apply on top of either.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import logging
 from collections.abc import Iterable
@@ -28,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from semclust.core.config import METHODS, RunConfig
-from semclust.core.images import load_image
+from semclust.core.images import DecodedFiles, load_image
 from semclust.core.metrics import LookAlike, central_members, look_alike
 from semclust.core.naming.names import SuggestedName
 from semclust.core.naming.suggest import cannot_name, suggest_names
@@ -304,14 +305,23 @@ class RunData:
         return path
 
     def read_image(self, index: int, size: int) -> np.ndarray:
-        """Image ``index`` decoded as the run decoded it (:func:`~semclust.core.images.load_image`,
-        under the run's pixel limit), a ``size`` px square.
+        """Image ``index`` as a ``size`` px square: from the run's decoded images in the cache when
+        they hold it at that size or larger, else decoded from its file as the run decoded it
+        (:func:`~semclust.core.images.load_image`, under the run's pixel limit).
 
         Raises:
             ImageError: the file cannot be read now (gone, changed, corrupt).
             RunFolderError: its path leads outside the image folder.
         """
-        return load_image(self.absolute_path(index), size, self.config.ingest.max_image_pixels)
+        path = self.absolute_path(index)
+        cached = self._decoded.image(self.image_paths[index], size)
+        if cached is not None:
+            return cached
+        return load_image(path, size, self.config.ingest.max_image_pixels)
+
+    @functools.cached_property
+    def _decoded(self) -> DecodedFiles:
+        return DecodedFiles(self.image_root, self.config.ingest)
 
     def split_parts(self, cluster: int, parts: int) -> list[np.ndarray]:
         """``cluster``'s images (after corrections) clustered again into ``parts`` groups by K-means
