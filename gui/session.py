@@ -7,8 +7,6 @@ and every view follows.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
@@ -99,9 +97,6 @@ class Session(QObject):
 
     def file_name(self, i: int) -> str:
         return self._run.image_paths[i] if self._run else ""
-
-    def absolute_path(self, i: int) -> Path:
-        return self._run.absolute_path(i)
 
     def read_image(self, i: int, size: int) -> np.ndarray:
         return self._run.read_image(i, size)
