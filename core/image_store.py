@@ -155,11 +155,11 @@ class StoreLookup:
                 return None
             try:
                 images = np.load(self.folder / file, mmap_mode="r", allow_pickle=False)
-                if images.shape[1:] != (self.size, self.size, 3):
-                    return None
+                if images.dtype != np.uint8 or images.shape[1:] != (self.size, self.size, 3):
+                    raise ValueError("not a store's array")
                 return np.array(images[rows[at]])
             except (OSError, ValueError, IndexError):
-                continue  # replaced by a later ingest: its index again
+                continue  # replaced by a later ingest, or damaged: its index again
         return None
 
     def _read_index(self, again: bool) -> tuple[str, np.ndarray, np.ndarray] | None:

@@ -90,3 +90,28 @@ def test_memory_stays_bounded_while_writing(tmp_path, monkeypatch):
     tracemalloc.stop()
     total = result.images.nbytes  # 1200 x 64 x 64 x 3 = 14.7 MB
     assert peak < total / 3, (peak, total)
+
+
+def test_a_lookup_in_a_damaged_or_foreign_store_finds_nothing_and_never_raises(tmp_path):
+    """What the window's thumbnails meet in a cache left damaged or written by something else: no
+    image, so the file is decoded as before."""
+    store = tmp_path / "store"
+    store.mkdir()
+    lookup = image_store.StoreLookup(store, 8)
+    assert lookup.get("a.png|1|2") is None  # no store at all
+    np.save(store / "images-1.npy", np.ones((1, 8, 8, 3), np.float32))
+    np.save(tmp_path / "outside.npy", np.zeros((1, 8, 8, 3), np.uint8))  # a store's, but outside
+    cases = [
+        "{ damaged",
+        json.dumps({"file": "images-1.npy", "keys": ["a.png|1|2"], "errors": {}}),  # not uint8
+        json.dumps({"file": "../outside.npy", "keys": ["a.png|1|2"], "errors": {}}),
+        json.dumps({"file": "images-2.npy", "keys": ["a.png|1|2"], "errors": {}}),  # missing
+        json.dumps({"file": 3, "keys": "a.png|1|2"}),
+    ]
+    for i, text in enumerate(cases):
+        (store / "index.json").write_text(text + " " * i, encoding="utf-8")  # a new version each
+        assert lookup.get("a.png|1|2") is None, text
+    np.save(store / "images-2.npy", np.full((1, 8, 8, 3), 7, np.uint8))
+    (store / "index.json").write_text(cases[3] + "  ", encoding="utf-8")
+    assert lookup.get("a.png|1|2")[0, 0].tolist() == [7, 7, 7]
+    assert lookup.get("b.png|1|2") is None
