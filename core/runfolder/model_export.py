@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 
 from semclust import __version__
-from semclust.core.images import ImageError
+from semclust.core.images import ImageError, load_image
 from semclust.core.runfolder.added import current_features, read_additions
 from semclust.core.runfolder.artefacts import atomic_path, is_inside, write_json
 from semclust.core.runfolder.report import check_report_path, write_report
@@ -294,12 +294,12 @@ def _check(
     """The whole model on up to ``n`` of the run's images read again (evenly spread)."""
     if n <= 0:
         return 0, None, []
-    size = run.config.ingest.image_size
+    size, limit = run.config.ingest.image_size, run.config.ingest.max_image_pixels
     chosen = np.unique(np.linspace(0, len(assignment) - 1, min(n, len(assignment))).astype(int))
     images, kept = [], []
     for i in chosen:
-        try:
-            images.append(run.read_image(int(i), size))
+        try:  # from the file, as a user's code would read it, not from semclust's cache
+            images.append(load_image(run.absolute_path(int(i)), size, limit))
             kept.append(int(i))
         except (ImageError, OSError, ValueError):
             continue
