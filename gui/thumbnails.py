@@ -1,6 +1,7 @@
-"""Thumbnails decoded off the GUI thread, cached, and a grid view of images that uses them.
+"""Thumbnails read off the GUI thread, cached, and a grid view of images that uses them.
 
-:class:`ThumbnailLoader` decodes with the run's ``read_image`` in a small ``QThreadPool``; the newest
+:class:`ThumbnailLoader` reads with the run's ``read_image`` (its decoded images in semclust's cache,
+else the file decoded again) in a small ``QThreadPool``; the newest
 request runs first (what the user looks at now), finished images come back as ``QImage`` through a
 queued signal and are turned into cached ``QPixmap`` on the GUI thread.
 :class:`ThumbnailGrid` is a ``QListView`` in icon mode over a list of image indices.
