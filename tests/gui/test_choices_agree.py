@@ -90,23 +90,9 @@ def test_a_frozen_pretrained_backbone_runs_at_its_pretrained_size_in_both(qtbot,
 
 def test_an_earlier_runs_settings_come_back_unchanged(qtbot, window_factory):
     params = window_factory().params
+    chosen = ["--weights", "imagenet", "--heads", "2", "--labels-csv", "x"]
     cfg = config_from_args(
-        _parser().parse_args(
-            [
-                "run",
-                "i",
-                "--out",
-                "r",
-                "--weights",
-                "imagenet",
-                "--heads",
-                "2",
-                "--labels-csv",
-                "x",
-                "--max-megapixels",
-                "250",
-            ]  # fmt: skip
-        )
+        _parser().parse_args(["run", "i", "--out", "r", *chosen, "--max-megapixels", "250"])
     )
     params.set_config(cfg)
     assert params.config() == cfg
