@@ -48,9 +48,8 @@ class ImageStore:
 
     def _read(self) -> None:
         try:
-            index = json.loads((self.folder / "index.json").read_text(encoding="utf-8"))
-            images = np.load(self.folder / index["file"], mmap_mode="r", allow_pickle=False)
-            keys, errors = list(index["keys"]), dict(index["errors"])
+            file, keys, errors = _read_index(self.folder)
+            images = np.load(self.folder / file, mmap_mode="r", allow_pickle=False)
         except (OSError, ValueError, KeyError, TypeError):
             return  # no store yet, or a damaged one: it is rebuilt
         if images.shape[1:] != (self.size, self.size, 3) or len(images) != len(keys):
@@ -150,8 +149,9 @@ class StoreLookup:
             if index is None:
                 return None
             file, hashes, rows = index
-            at = int(np.searchsorted(hashes, hash(key)))
-            if at == len(hashes) or hashes[at] != hash(key):
+            wanted = hash(key)
+            at = int(np.searchsorted(hashes, wanted))
+            if at == len(hashes) or hashes[at] != wanted:
                 return None
             try:
                 images = np.load(self.folder / file, mmap_mode="r", allow_pickle=False)
@@ -177,14 +177,25 @@ class StoreLookup:
                 return None  # this version was read already: its array is gone, or it is damaged
             self._version, self._index = (st.st_mtime_ns, st.st_size), None
             try:
-                index = json.loads(path.read_text(encoding="utf-8"))
-                # Python's string hash: 64 bits, the same throughout this process.
-                hashes = np.fromiter(map(hash, index["keys"]), np.int64, len(index["keys"]))
-                rows = np.argsort(hashes, kind="stable")
-                self._index = (Path(index["file"]).name, hashes[rows], rows)
+                file, keys, _ = _read_index(self.folder)
             except (OSError, ValueError, KeyError, TypeError):
-                pass
+                return None
+            # Python's string hash: 64 bits, the same throughout this process.
+            hashes = np.fromiter(map(hash, keys), np.int64, len(keys))
+            rows = np.argsort(hashes, kind="stable")
+            self._index = (file, hashes[rows], rows)
             return self._index
+
+
+def _read_index(folder: Path) -> tuple[str, list[str], dict[str, str]]:
+    """A store's ``index.json``: the name of its array (in the store's folder), the file key of every
+    row and the files that could not be decoded, with reasons.
+
+    Raises:
+        OSError, ValueError, KeyError, TypeError: no index, or a damaged one.
+    """
+    index = json.loads((folder / "index.json").read_text(encoding="utf-8"))
+    return Path(index["file"]).name, list(index["keys"]), dict(index["errors"])
 
 
 def _remove_orphans(folder: Path) -> None:

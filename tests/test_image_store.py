@@ -115,3 +115,14 @@ def test_a_lookup_in_a_damaged_or_foreign_store_finds_nothing_and_never_raises(t
     (store / "index.json").write_text(cases[3] + "  ", encoding="utf-8")
     assert lookup.get("a.png|1|2")[0, 0].tolist() == [7, 7, 7]
     assert lookup.get("b.png|1|2") is None
+
+
+def test_an_index_naming_an_array_outside_its_store_is_rebuilt(tmp_path):
+    folder = _folder(tmp_path / "imgs", 4)
+    first = ingest(folder, IngestConfig(image_size=32), cache_dir=tmp_path / "c")
+    (index,) = (tmp_path / "c" / "images").glob("*/index.json")
+    data = json.loads(index.read_text(encoding="utf-8"))
+    (tmp_path / "outside.npy").write_bytes((index.parent / data["file"]).read_bytes())
+    index.write_text(json.dumps({**data, "file": "../../../outside.npy"}), encoding="utf-8")
+    again = ingest(folder, IngestConfig(image_size=32), cache_dir=tmp_path / "c")
+    assert again.cached == 0 and np.array_equal(again.images, first.images)
