@@ -6,15 +6,23 @@ Ingest writes decoded, resized images here and the pipeline reads batches from t
 and the files that could not be decoded, with reasons) and the array ``images-<generation>.npy`` it names.
 A new generation is written beside the old one and ``index.json`` is replaced atomically last, so a store
 is always whole: an interrupted write leaves the old generation in use.
+
+The stores of a cache are listed, and those no run needs removed, by :func:`list_stores` and
+:func:`remove_store` (``semclust cache``): a store's folder is touched whenever a run or the window
+reads it, so its modification time says when it was last used.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,11 +40,14 @@ class ImageStore:
     Args:
         folder: the store's folder (created when first written).
         size: the side of the square images it holds.
+        source: the image folder it caches and the pixel limit it was decoded under, recorded in its
+            index for :func:`list_stores`.
     """
 
-    def __init__(self, folder: Path, size: int) -> None:
+    def __init__(self, folder: Path, size: int, source: tuple[Path, int] | None = None) -> None:
         self.folder = Path(folder)
         self.size = size
+        self.source = source
         self.keys: list[str] = []
         self.errors: dict[str, str] = {}
         self.images: np.ndarray = np.zeros((0, size, size, 3), np.uint8)
@@ -55,6 +66,7 @@ class ImageStore:
         if images.shape[1:] != (self.size, self.size, 3) or len(images) != len(keys):
             return
         self.keys, self.errors, self.images = keys, errors, images
+        _touch(self.folder)
 
     def holds_exactly(self, keys: Sequence[str]) -> bool:
         """True when the store's rows are these keys in this order (nothing to write)."""
@@ -111,10 +123,10 @@ class ImageStore:
             target.flush()
             del target
             old_file = self._file()
-            write_json(
-                self.folder / "index.json",
-                {"file": file, "keys": [keys[i] for i in order], "errors": errors},
-            )
+            index = {"file": file, "keys": [keys[i] for i in order], "errors": errors}
+            if self.source is not None:
+                index |= {"folder": str(self.source[0]), "pixel_limit": self.source[1]}
+            write_json(self.folder / "index.json", index)
         finally:
             fresh_path.unlink(missing_ok=True)
         if old_file is not None and old_file.name != file:
@@ -184,7 +196,108 @@ class StoreLookup:
             hashes = np.fromiter(map(hash, keys), np.int64, len(keys))
             rows = np.argsort(hashes, kind="stable")
             self._index = (file, hashes[rows], rows)
+            _touch(self.folder)
             return self._index
+
+
+#: A store's folder name: ``v<cache version>_<a hash of its image folder, size and pixel limit>_<size>px``.
+STORE_NAME = re.compile(r"v(\d+)_[0-9a-f]{20}_(\d+)px")
+
+
+@dataclass(frozen=True)
+class StoreInfo:
+    """One store of a cache, as :func:`list_stores` finds it."""
+
+    folder: Path
+    #: The image size it holds, and the cache version it was written for.
+    size: int
+    version: int
+    #: Rows (images) it holds; None when its index cannot be read.
+    images: int | None
+    bytes: int
+    #: When a run or the window last read or wrote it (seconds since the epoch).
+    last_used: float
+    #: The image folder it caches and the pixel limit, when its index records them (stores written
+    #: since 2026-12-07).
+    source: Path | None
+    pixel_limit: int | None
+    #: A process writing it now (its ``.fresh-<pid>-*`` file): never removed.
+    in_use: bool
+
+    def stale(self, version: int) -> str | None:
+        """Why no run will read it again, or None: written for another cache version, or its image
+        folder is gone."""
+        if self.version != version:
+            return f"cache version {self.version}, this one reads {version}"
+        if self.source is not None and not self.source.is_dir():
+            return "its folder is gone"
+        return None
+
+
+def list_stores(images_dir: Path) -> list[StoreInfo]:
+    """Every store in ``images_dir`` (a cache's ``images`` folder), the most recently used first.
+    Only real folders named as stores are listed: nothing else there is ever counted or removed."""
+    try:
+        entries = list(Path(images_dir).iterdir())
+    except OSError:
+        return []
+    found = []
+    for folder in entries:
+        name = STORE_NAME.fullmatch(folder.name)
+        if name is None or folder.is_symlink() or not folder.is_dir():
+            continue
+        try:
+            files = [f for f in folder.iterdir() if f.is_file() and not f.is_symlink()]
+            size, last_used = sum(f.stat().st_size for f in files), folder.stat().st_mtime
+        except OSError:  # removed meanwhile
+            continue
+        try:
+            index = json.loads((folder / "index.json").read_text(encoding="utf-8"))
+            images = len(index["keys"])
+        except (OSError, ValueError, KeyError, TypeError):
+            index, images = {}, None
+        source = index.get("folder") if isinstance(index, dict) else None
+        limit = index.get("pixel_limit") if isinstance(index, dict) else None
+        found.append(StoreInfo(
+            folder, int(name.group(2)), int(name.group(1)), images, size, last_used,
+            Path(source) if isinstance(source, str) else None,
+            limit if isinstance(limit, int) else None, _being_written(folder),
+        ))  # fmt: skip
+    return sorted(found, key=lambda s: -s.last_used)
+
+
+def remove_store(store: StoreInfo) -> bool:
+    """Removes a store that no process is writing; True when it is gone. It is first renamed, in one
+    step, so that a run starting meanwhile finds no store and decodes its files again, never half a
+    store; a run already reading it keeps its open array (POSIX), or the rename fails (Windows) and
+    the store is kept."""
+    folder = store.folder
+    if STORE_NAME.fullmatch(folder.name) is None or folder.is_symlink() or _being_written(folder):
+        return False
+    doomed = folder.with_name(f".removing-{uuid.uuid4().hex[:12]}")
+    try:
+        folder.rename(doomed)
+    except OSError:
+        return False
+    for gone in folder.parent.glob(".removing-*"):  # this one, and any an earlier removal left
+        shutil.rmtree(gone, ignore_errors=True)
+    return True
+
+
+def _being_written(folder: Path) -> bool:
+    for entry in folder.glob(".fresh-*.u8"):
+        parts = entry.name.split("-")
+        if len(parts) == 3 and parts[1].isdigit() and process_alive(int(parts[1])):
+            return True
+    return False
+
+
+def _touch(folder: Path) -> None:
+    """Marks a store as used now (its folder's modification time), for :func:`list_stores`."""
+    try:
+        os.utime(folder)
+    except OSError:  # a read-only cache: still usable
+        pass
 
 
 def _read_index(folder: Path) -> tuple[str, list[str], dict[str, str]]:
@@ -202,8 +315,6 @@ def _remove_orphans(folder: Path) -> None:
     """Removes the ``.fresh-*.u8`` files of writers that died (killed mid-write); a live writer's
     (its process id in the name) is left alone, as are files of the older unnamed form younger than
     a day."""
-    import time
-
     for entry in folder.glob(".fresh-*.u8"):
         parts = entry.name.split("-")
         if len(parts) == 3 and parts[1].isdigit():

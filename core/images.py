@@ -26,8 +26,8 @@ import numpy as np
 from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError, features
 
 from semclust.core.config import IngestConfig
-from semclust.core.image_store import ImageStore, StoreLookup
-from semclust.core.paths import default_cache_dir
+from semclust.core.image_store import ImageStore, StoreInfo, StoreLookup, list_stores
+from semclust.core.paths import images_cache_dir
 from semclust.core.progress import CancelToken, Progress, ProgressCallback, ignore_progress
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
@@ -468,8 +468,9 @@ def ingest(
             f"{unusable})."
         )
     store = ImageStore(
-        _store_folder(Path(cache_dir) if cache_dir else default_cache_dir(), survey.root, config),
+        _store_folder(cache_dir, survey.root, config),
         config.image_size,
+        source=(survey.root, config.max_image_pixels),
     )
     keys, gone = [], []
     for rel in survey.files:
@@ -546,8 +547,7 @@ class DecodedFiles:
     ) -> None:
         self.root = Path(root)
         self.size = config.image_size
-        cache = Path(cache_dir) if cache_dir else default_cache_dir()
-        self._store = StoreLookup(_store_folder(cache, self.root, config), self.size)
+        self._store = StoreLookup(_store_folder(cache_dir, self.root, config), self.size)
 
     def image(self, rel: str, size: int) -> np.ndarray | None:
         """The file ``rel`` (relative to the root) as a ``size`` px square, or ``None``."""
@@ -567,8 +567,24 @@ def _file_key(root: Path, rel: str) -> str:
     return f"{rel}|{st.st_size}|{st.st_mtime_ns}"
 
 
-def _store_folder(cache_dir: Path, root: Path, config: IngestConfig) -> Path:
+def _store_folder(cache_dir: str | Path | None, root: Path, config: IngestConfig) -> Path:
     tag = hashlib.sha256(
         f"{root}|{config.image_size}|{config.max_image_pixels}".encode()
-    ).hexdigest()[:20]
-    return cache_dir / "images" / f"v{CACHE_VERSION}_{tag}_{config.image_size}px"
+    ).hexdigest()[:20]  # a store's name: image_store.STORE_NAME
+    return images_cache_dir(cache_dir) / f"v{CACHE_VERSION}_{tag}_{config.image_size}px"
+
+
+def cache_stores(cache_dir: str | Path | None = None) -> list[StoreInfo]:
+    """The decoded-image stores of semclust's cache (default: the user's), most recently used first;
+    :meth:`StoreInfo.stale` with :data:`CACHE_VERSION` says which no run will read again."""
+    return list_stores(images_cache_dir(cache_dir))
+
+
+def describe_store(store: StoreInfo) -> tuple[str, str]:
+    """What the cache's list says of a store: the image folder it caches (with its pixel limit when
+    not the default), and a note: why no run will read it again, or that it is being written."""
+    folder = str(store.source) if store.source else "(folder not recorded: an older store)"
+    if store.pixel_limit not in (None, IngestConfig().max_image_pixels):
+        folder += f" (pixel limit {store.pixel_limit / 1e6:.0f} MP)"
+    notes = [store.stale(CACHE_VERSION) or "", "being written" if store.in_use else ""]
+    return folder, "; ".join(n for n in notes if n)

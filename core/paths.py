@@ -15,6 +15,11 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("SEMCLUST_CACHE", Path.home() / ".cache" / "semclust"))
 
 
+def images_cache_dir(cache_dir: str | Path | None = None) -> Path:
+    """Where semclust keeps the images it decoded, one store per folder (:mod:`~semclust.core.image_store`)."""
+    return (Path(cache_dir) if cache_dir else default_cache_dir()) / "images"
+
+
 def weights_cache_dir(cache_dir: str | Path | None = None) -> Path:
     """Where semclust keeps weights it fetched or converted itself: ``<cache>/weights``."""
     return (Path(cache_dir) if cache_dir else default_cache_dir()) / "weights"

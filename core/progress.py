@@ -40,6 +40,14 @@ def format_seconds(s: float) -> str:
     return f"{s // 3600} h {s % 3600 // 60:02d} min"
 
 
+def format_bytes(n: float) -> str:
+    """A size on disk as people read it: "512 bytes", "3.4 MB", "1.2 GB"."""
+    units, step = ("bytes", "KB", "MB", "GB", "TB"), 0
+    while n >= 1000 and step < len(units) - 1:
+        n, step = n / 1000, step + 1
+    return f"{n:.0f} bytes" if step == 0 else f"{n:.1f} {units[step]}"
+
+
 #: Event kinds: a stage starts, advances, finishes, or is skipped because its artefacts exist.
 KINDS = ("started", "progress", "finished", "skipped")
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import tracemalloc
 
 import numpy as np
@@ -126,3 +128,90 @@ def test_an_index_naming_an_array_outside_its_store_is_rebuilt(tmp_path):
     index.write_text(json.dumps({**data, "file": "../../../outside.npy"}), encoding="utf-8")
     again = ingest(folder, IngestConfig(image_size=32), cache_dir=tmp_path / "c")
     assert again.cached == 0 and np.array_equal(again.images, first.images)
+
+
+def _stores(cache):
+    return {
+        (s.source.name if s.source else None, s.size): s
+        for s in image_store.list_stores(cache / "images")
+    }
+
+
+def test_the_cache_lists_each_store_with_its_folder_size_and_images(tmp_path):
+    cache = tmp_path / "c"
+    ingest(_folder(tmp_path / "cats", 6), IngestConfig(image_size=32), cache_dir=cache)
+    ingest(tmp_path / "cats", IngestConfig(image_size=48), cache_dir=cache)
+    ingest(_folder(tmp_path / "dogs", 4), IngestConfig(image_size=32), cache_dir=cache)
+    (cache / "images" / "notes").mkdir()  # not a store: never listed, never removed
+    (cache / "images" / "v3_0123456789abcdef0123_32px").symlink_to(tmp_path / "cats")
+    found = _stores(cache)
+    assert set(found) == {("cats", 32), ("cats", 48), ("dogs", 32)}
+    assert [found[k].images for k in sorted(found)] == [6, 6, 4]
+    assert found[("cats", 48)].bytes > 6 * 48 * 48 * 3 > found[("cats", 32)].bytes > 0
+    assert found[("cats", 32)].source == (tmp_path / "cats").resolve()
+    assert found[("cats", 32)].pixel_limit == IngestConfig().max_image_pixels
+    assert not any(s.stale(3) or s.in_use for s in found.values())
+
+
+def test_reading_a_store_marks_it_used(tmp_path):
+    from semclust.core.images import DecodedFiles
+
+    folder, cache, config = (
+        _folder(tmp_path / "imgs", 5),
+        tmp_path / "c",
+        IngestConfig(image_size=32),
+    )
+    ingest(folder, config, cache_dir=cache)
+    (store,) = image_store.list_stores(cache / "images")
+    long_ago = store.last_used - 40 * 86_400
+    os.utime(store.folder, (long_ago, long_ago))
+    ingest(folder, config, cache_dir=cache)  # a second run reads it
+    assert image_store.list_stores(cache / "images")[0].last_used > long_ago + 39 * 86_400
+    os.utime(store.folder, (long_ago, long_ago))
+    assert DecodedFiles(folder, config, cache).image("00001.png", 32) is not None  # the window
+    assert image_store.list_stores(cache / "images")[0].last_used > long_ago + 39 * 86_400
+
+
+def test_a_store_is_stale_when_its_folder_is_gone_or_its_version_old(tmp_path):
+    cache = tmp_path / "c"
+    ingest(_folder(tmp_path / "kept", 3), IngestConfig(image_size=32), cache_dir=cache)
+    ingest(_folder(tmp_path / "moved", 3), IngestConfig(image_size=32), cache_dir=cache)
+    (tmp_path / "moved").rename(tmp_path / "elsewhere")
+    kept = _stores(cache)[("kept", 32)]
+    old = kept.folder.with_name("v2" + kept.folder.name[2:])
+    shutil.copytree(kept.folder, old)
+    found = {s.folder.name: s.stale(3) for s in image_store.list_stores(cache / "images")}
+    assert found[kept.folder.name] is None
+    assert found[old.name] == "cache version 2, this one reads 3"
+    assert sorted(v for v in found.values() if v) == ["cache version 2, this one reads 3",
+                                                      "its folder is gone"]  # fmt: skip
+
+
+def test_removing_a_store_spares_one_being_written_and_the_next_run_decodes_again(tmp_path):
+    folder, cache, config = (
+        _folder(tmp_path / "imgs", 4),
+        tmp_path / "c",
+        IngestConfig(image_size=32),
+    )
+    first = ingest(folder, config, cache_dir=cache)
+    (store,) = image_store.list_stores(cache / "images")
+    writing = store.folder / f".fresh-{os.getpid()}-0123456789ab.u8"  # a live writer's file
+    writing.touch()
+    assert image_store.list_stores(cache / "images")[0].in_use
+    assert not image_store.remove_store(store) and store.folder.is_dir()
+    writing.unlink()
+    assert image_store.remove_store(store) and not store.folder.exists()
+    assert list((cache / "images").iterdir()) == []  # nothing half-removed left behind
+    again = ingest(folder, config, cache_dir=cache)
+    assert again.cached == 0 and np.array_equal(np.asarray(again.images), np.asarray(first.images))
+
+
+@pytest.mark.parametrize(
+    "n,said",
+    [(0, "0 bytes"), (999, "999 bytes"), (1000, "1.0 KB"), (150_528, "150.5 KB"),
+     (27e9, "27.0 GB"), (3.2e15, "3200.0 TB")],
+)  # fmt: skip
+def test_sizes_on_disk_read_as_people_read_them(n, said):
+    from semclust.core.progress import format_bytes
+
+    assert format_bytes(n) == said
