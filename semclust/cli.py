@@ -1,10 +1,12 @@
 """``semclust``: the command line. ``run`` clusters a folder, ``export`` writes labels, ``assign`` places
 new images into a finished run, ``report`` writes a run's HTML report, ``demo`` runs the whole pipeline
-on built-in handwritten digits, ``gui`` opens the desktop app."""
+on built-in handwritten digits, ``cache`` lists and frees semclust's cache of decoded images, ``gui``
+opens the desktop app."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -35,7 +37,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     # Before anything imports TensorFlow: its start-up lines are hidden, real errors still shown.
     silence_backend_noise(import_backend=args.command in ("run", "demo", "assign"))
-    return args.func(args)
+    try:
+        return args.func(args)
+    except BrokenPipeError:  # piped into a command that stopped reading (| head): no traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -92,6 +98,23 @@ def _parser() -> argparse.ArgumentParser:
     assign.add_argument("--cache-dir", default=None, help=CACHE_HELP)
     assign.add_argument("--quiet", action="store_true")
     assign.set_defaults(func=_cmd_assign)
+
+    cache = sub.add_parser(
+        "cache",
+        help="list semclust's cache of decoded images, and free the space runs no longer need",
+    )
+    cache.add_argument("--cache-dir", default=None, help=CACHE_HELP)
+    cache.add_argument(
+        "--remove-stale", action="store_true",
+        help="remove the stores no run will read again: their folder is gone, or they were written "
+        "for an older version of the cache",
+    )  # fmt: skip
+    cache.add_argument(
+        "--remove-unused", type=_days, metavar="DAYS",
+        help="remove the stores no run or window has read for DAYS days (0: all but those being "
+        "written); a later run of their folder decodes its images again",
+    )  # fmt: skip
+    cache.set_defaults(func=_cmd_cache)
 
     gui = sub.add_parser("gui", help="open the desktop app")
     gui.add_argument("path", nargs="?", help="an image folder or a run folder")
@@ -429,6 +452,88 @@ def _cmd_assign(args: argparse.Namespace) -> int:
         print(f"note: {note}")
     print(f"written: {result.written} (labels.csv lists them after `semclust export {args.run}`)")
     return 0
+
+
+def _days(text: str) -> float:
+    try:
+        days = float(text)
+    except ValueError:
+        days = -1.0
+    if not days >= 0:
+        raise argparse.ArgumentTypeError(f"a number of days, 0 or more: {text!r}")
+    return days
+
+
+def _cmd_cache(args: argparse.Namespace) -> int:
+    import time
+
+    from semclust.core.image_store import remove_store
+    from semclust.core.images import CACHE_VERSION, cache_stores, describe_store
+    from semclust.core.paths import default_cache_dir, images_cache_dir
+    from semclust.core.progress import format_bytes
+
+    root = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
+    stores = cache_stores(root)
+    total = format_bytes(sum(s.bytes for s in stores))
+    print(f"semclust's cache: {root}")
+    print(f"decoded images ({images_cache_dir(root)}): {_count(stores, 'store')}, {total}")
+    if stores:
+        print(f"  {'last used':<10}  {'size':>5}  {'images':>9}  {'on disk':>9}  folder")
+    for s in stores:
+        used = time.strftime("%Y-%m-%d", time.localtime(s.last_used))
+        images = "?" if s.images is None else f"{s.images:,}"
+        folder, note = describe_store(s)
+        note = f"  [{note}]" if note else ""
+        print(
+            f"  {used:<10}  {s.size:>3}px  {images:>9}  {format_bytes(s.bytes):>9}  {folder}{note}"
+        )
+    others = sorted(p for p in _entries(root) if p.is_dir() and p.name != "images")
+    if others:
+        print("also: " + ", ".join(f"{p.name} {format_bytes(_bytes_in(p))}" for p in others))
+    now, stale = time.time(), [s for s in stores if s.stale(CACHE_VERSION)]
+    unused = (
+        [s for s in stores if now - s.last_used >= args.remove_unused * 86_400]
+        if args.remove_unused is not None
+        else []
+    )
+    doomed = [s for s in stores if s in unused or (args.remove_stale and s in stale)]
+    if not doomed:
+        if stale and not args.remove_stale:
+            print(f"{_count(stale, 'store')} no run will read again "
+                  f"({format_bytes(sum(s.bytes for s in stale))}): --remove-stale removes "
+                  f"{'them' if len(stale) > 1 else 'it'}.")  # fmt: skip
+        elif args.remove_stale or args.remove_unused is not None:
+            print("Nothing to remove.")
+        return 0
+    removed = [s for s in doomed if remove_store(s)]
+    print(
+        f"removed {_count(removed, 'store')}, {format_bytes(sum(s.bytes for s in removed))} freed"
+    )
+    if kept := [s for s in doomed if s not in removed]:
+        print(f"kept {len(kept)} in use: {', '.join(str(s.folder) for s in kept)}")
+    return 0
+
+
+def _count(items: list, noun: str) -> str:
+    return f"{len(items)} {noun}{'s' * (len(items) != 1)}"
+
+
+def _entries(folder: Path) -> list[Path]:
+    try:
+        return list(folder.iterdir())
+    except OSError:
+        return []
+
+
+def _bytes_in(folder: Path) -> int:
+    total = 0
+    for path in folder.rglob("*"):
+        try:
+            if path.is_file() and not path.is_symlink():
+                total += path.stat().st_size
+        except OSError:
+            pass
+    return total
 
 
 def _cmd_gui(args: argparse.Namespace) -> int:

@@ -59,7 +59,7 @@ def test_help_lists_the_commands(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     out = capsys.readouterr().out
-    for command in ("run", "demo", "export", "gui"):
+    for command in ("run", "demo", "export", "cache", "gui"):
         assert command in out
 
 
@@ -282,3 +282,45 @@ def test_run_says_where_the_skipped_files_are_and_what_lets_in_those_too_large(
     assert cli.main(argv) == 0
     out = capsys.readouterr().out
     assert "; 1 over the pixel limit of 89 megapixels: --max-megapixels lets them in" in out
+
+
+def test_cache_lists_the_stores_and_removes_the_unused_and_stale_ones(tmp_path, capsys):
+    import os
+    import time
+
+    from PIL import Image
+
+    from semclust.core.config import IngestConfig
+    from semclust.core.images import cache_stores, ingest
+
+    cache = tmp_path / "cache"
+    for name in ("recent", "old", "gone"):
+        (tmp_path / name).mkdir()
+        for i in range(3):
+            Image.new("RGB", (40, 40), (80 * i, 0, 0)).save(tmp_path / name / f"{i}.png")
+        ingest(tmp_path / name, IngestConfig(image_size=32), cache_dir=cache)
+    (tmp_path / "gone").rename(tmp_path / "renamed")
+    (old,) = [s for s in cache_stores(cache) if s.source.name == "old"]
+    long_ago = time.time() - 40 * 86_400
+    os.utime(old.folder, (long_ago, long_ago))
+    (cache / "weights").mkdir()
+    (cache / "weights" / "w.h5").write_bytes(b"0" * 2000)
+
+    assert main(["cache", "--cache-dir", str(cache)]) == 0
+    out = capsys.readouterr().out
+    assert "decoded images" in out and "3 stores" in out and "weights 2.0 KB" in out
+    assert f"{tmp_path / 'gone'}  [its folder is gone]" in out
+    assert "1 store no run will read again" in out and "--remove-stale removes it" in out
+    assert len(cache_stores(cache)) == 3  # listing removes nothing
+
+    assert main(["cache", "--cache-dir", str(cache), "--remove-unused", "30"]) == 0
+    assert "removed 1 store" in capsys.readouterr().out
+    assert sorted(s.source.name for s in cache_stores(cache)) == ["gone", "recent"]
+    assert main(["cache", "--cache-dir", str(cache), "--remove-stale"]) == 0
+    assert "removed 1 store" in capsys.readouterr().out
+    assert [s.source.name for s in cache_stores(cache)] == ["recent"]
+    assert (cache / "weights" / "w.h5").is_file() and (tmp_path / "old" / "0.png").is_file()
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["cache", "--cache-dir", str(cache), "--remove-unused", "-1"])
+    assert exit_.value.code == 2 and "0 or more" in capsys.readouterr().err
