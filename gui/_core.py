@@ -23,7 +23,16 @@ from semclust.core.choices import (
 )
 from semclust.core.clustering.k_choice import KChoice
 from semclust.core.config import RunConfig
-from semclust.core.images import ImageError, InputError, over_the_pixel_limit, survey_folder
+from semclust.core.image_store import remove_store
+from semclust.core.images import (
+    CACHE_VERSION,
+    ImageError,
+    InputError,
+    cache_stores,
+    describe_store,
+    over_the_pixel_limit,
+    survey_folder,
+)
 from semclust.core.metrics import (
     LookAlike,
     close_said,
@@ -35,7 +44,14 @@ from semclust.core.naming.suggest import cannot_name
 from semclust.core.param import Declared, declared
 from semclust.core.paths import resource
 from semclust.core.plan import FolderLook, Plan, look_at, plan_run
-from semclust.core.progress import STAGES, Cancelled, CancelToken, Progress, format_seconds
+from semclust.core.progress import (
+    STAGES,
+    Cancelled,
+    CancelToken,
+    Progress,
+    format_bytes,
+    format_seconds,
+)
 from semclust.core.representation.backbones import pretrained_backbone
 from semclust.core.runfolder.added import read_additions, vote
 from semclust.core.runfolder.artefacts import RunFolderError, RunPaths, StageRecord, is_inside
@@ -51,6 +67,7 @@ from semclust.core.runfolder.retrain import restore as restore_model_clusters
 from semclust.core.runfolder.retrain import retrain as retrain_with_corrections
 
 __all__ = [
+    "CACHE_VERSION", "cache_stores", "describe_store", "format_bytes", "remove_store",
     "METHOD_TITLES", "SCRATCH", "STAGES", "CancelToken", "Cancelled", "Corrections", "Declared",
     "FolderLook", "ImageError", "InputError", "KChoice", "Plan", "Progress", "RunChoices",
     "RunConfig", "RunData", "RunFolderError", "RunFolderInfo", "RunPaths", "build_config",

@@ -31,7 +31,7 @@ from semclust.gui._core import (
     stage_seconds,
 )
 from semclust.gui.additions import ImageAdder
-from semclust.gui.dialogs import SkippedDialog, show_message
+from semclust.gui.dialogs import CacheDialog, SkippedDialog, show_message
 from semclust.gui.layout import VerticalScroll, WindowLayout, default_size, make_dock
 from semclust.gui.menus import build_menus
 from semclust.gui.panels.accuracy import AccuracyPanel
@@ -416,6 +416,10 @@ class MainWindow(ReviewCommands, QMainWindow):
 
     def show_skipped(self) -> None:
         SkippedDialog(self.workspace.skipped, self).open()
+
+    def show_cache(self) -> None:
+        self.cache_dialog = CacheDialog(self)
+        self.cache_dialog.open()
 
     def message(self, title: str, text: str, error: bool = False) -> None:
         self.statusBar().showMessage(text.splitlines()[0] if text else title)

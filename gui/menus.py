@@ -89,6 +89,10 @@ def build_menus(w) -> None:
         w, "Restore default layout", w.restore_layout, None,
         "Show every panel again, docked in its default place.",
     )  # fmt: skip
+    w.cache_action = make_action(
+        w, "Cache of decoded images…", w.show_cache, None,
+        "See how much disk semclust's cache of decoded images takes, and free what runs no longer need.",
+    )  # fmt: skip
     quit_action = make_action(w, "Quit", w.close, std.Quit)
 
     file_menu = w.menuBar().addMenu("&File")
@@ -100,6 +104,8 @@ def build_menus(w) -> None:
     file_menu.addActions([w.export_csv_action, w.export_selection_action, w.export_folders_action])
     file_menu.addAction(w.save_report_action)
     file_menu.addAction(w.export_model_action)
+    file_menu.addSeparator()
+    file_menu.addAction(w.cache_action)
     file_menu.addSeparator()
     file_menu.addAction(quit_action)
     edit_menu = w.menuBar().addMenu("&Edit")

@@ -96,6 +96,43 @@ def test_the_skipped_files_say_which_setting_lets_in_those_too_large(qtbot, wind
     assert not hasattr(SkippedDialog([("a.png", "truncated file")], w), "hint")
 
 
+def test_the_cache_dialog_lists_the_stores_and_removes_the_stale_and_selected_ones(
+    qtbot, window_factory, tmp_path, monkeypatch
+):
+    """File > Cache of decoded images: one row per store with its folder; "Remove stale" takes the
+    store of a folder that is gone, "Remove selected" the chosen one; the images stay."""
+    from PIL import Image
+
+    from semclust.core.config import IngestConfig
+    from semclust.core.images import ingest
+
+    monkeypatch.setenv("SEMCLUST_CACHE", str(tmp_path / "cache"))
+    for name in ("kept", "chosen", "gone"):
+        (tmp_path / name).mkdir()
+        for i in range(3):
+            Image.new("RGB", (40, 40), (60 * i, 0, 0)).save(tmp_path / name / f"{i}.png")
+        ingest(tmp_path / name, IngestConfig(image_size=32))
+    (tmp_path / "gone").rename(tmp_path / "renamed")
+    w = window_factory()
+    w.cache_action.trigger()
+    dialog = w.cache_dialog
+    qtbot.addWidget(dialog)
+
+    def folders(order=sorted):
+        return order(dialog.table.item(r, 0).text() for r in range(dialog.table.rowCount()))
+
+    assert folders() == sorted(str(tmp_path / n) for n in ("kept", "chosen", "gone"))
+    assert dialog.remove_stale.text().startswith("Remove stale (1, ")
+    assert not dialog.remove_selected.isEnabled()
+    dialog.remove_stale.click()
+    assert folders() == sorted(str(tmp_path / n) for n in ("kept", "chosen"))
+    assert dialog.summary.text().startswith("Removed 1, ") and not dialog.remove_stale.isEnabled()
+    dialog.table.selectRow(folders(list).index(str(tmp_path / "chosen")))
+    dialog.remove_selected.click()
+    assert folders() == [str(tmp_path / "kept")]
+    assert (tmp_path / "chosen" / "0.png").is_file() and (tmp_path / "renamed" / "0.png").is_file()
+
+
 def test_empty_folder_gives_a_readable_message(qtbot, window_factory, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
