@@ -151,6 +151,9 @@ def test_the_cache_lists_each_store_with_its_folder_size_and_images(tmp_path):
     assert found[("cats", 32)].source == (tmp_path / "cats").resolve()
     assert found[("cats", 32)].pixel_limit == IngestConfig().max_image_pixels
     assert not any(s.stale(3) or s.in_use for s in found.values())
+    (found[("dogs", 32)].folder / image_store.ABOUT).unlink()  # a store written before it was kept
+    older = _stores(cache)[(None, 32)]
+    assert older.images == 4 and older.source is None and older.stale(3) is None
 
 
 def test_reading_a_store_marks_it_used(tmp_path):
