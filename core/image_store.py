@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from semclust.core.paths import bytes_under
 from semclust.core.runfolder.artefacts import write_json
 from semclust.core.runfolder.ownership import process_alive
 
@@ -218,13 +219,13 @@ class StoreInfo:
     #: The image size it holds, and the cache version it was written for.
     size: int
     version: int
-    #: Rows (images) it holds; None when its index cannot be read.
+    #: Images it holds; None when neither :data:`ABOUT` nor its index can be read.
     images: int | None
     bytes: int
     #: When a run or the window last read or wrote it (seconds since the epoch).
     last_used: float
-    #: The image folder it caches and the pixel limit, when its index records them (stores written
-    #: since 2026-12-07).
+    #: The image folder it caches and the pixel limit, when the store records them (:data:`ABOUT`:
+    #: stores written since 2026-12-07).
     source: Path | None
     pixel_limit: int | None
     #: A process writing it now (its ``.fresh-<pid>-*`` file): never removed.
@@ -253,8 +254,7 @@ def list_stores(images_dir: Path) -> list[StoreInfo]:
         if name is None or folder.is_symlink() or not folder.is_dir():
             continue
         try:
-            files = [f for f in folder.iterdir() if f.is_file() and not f.is_symlink()]
-            size, last_used = sum(f.stat().st_size for f in files), folder.stat().st_mtime
+            last_used = folder.stat().st_mtime
         except OSError:  # removed meanwhile
             continue
         about = _read_about(folder)
@@ -265,7 +265,7 @@ def list_stores(images_dir: Path) -> list[StoreInfo]:
             except (OSError, ValueError, KeyError, TypeError):
                 images = None
         found.append(StoreInfo(
-            folder, int(name.group(2)), int(name.group(1)), images, size, last_used,
+            folder, int(name.group(2)), int(name.group(1)), images, bytes_under([folder]), last_used,
             Path(source) if isinstance(source, str) else None,
             limit if isinstance(limit, int) else None, _being_written(folder),
         ))  # fmt: skip

@@ -5,6 +5,7 @@ The bottom of the core's import graph: it imports nothing of semclust's, so ever
 
 from __future__ import annotations
 
+import fnmatch
 import os
 from importlib.resources import files
 from pathlib import Path
@@ -42,6 +43,20 @@ def partial_downloads_dir(cache_dir: str | Path | None = None) -> Path:
 def keras_cache_dir() -> Path:
     """Where keras.utils.get_file caches downloads (``$KERAS_HOME/models``, default ~/.keras)."""
     return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")).expanduser() / "models"
+
+
+def bytes_under(folders: list[Path], pattern: str = "*") -> int:
+    """The bytes of the files named like ``pattern`` in ``folders`` and their subfolders (a download
+    that grows, a cache's parts); files removed while counted are left out."""
+    total = 0
+    for folder in folders:
+        for root, _, names in os.walk(folder):
+            for name in fnmatch.filter(names, pattern):
+                try:
+                    total += os.stat(os.path.join(root, name)).st_size
+                except OSError:  # renamed or removed meanwhile (by a downloader, say)
+                    pass
+    return total
 
 
 def resource(name: str) -> Path:

@@ -67,23 +67,17 @@ from semclust.core.runfolder.retrain import restore as restore_model_clusters
 from semclust.core.runfolder.retrain import retrain as retrain_with_corrections
 
 __all__ = [
-    "CACHE_VERSION", "cache_stores", "describe_store", "format_bytes", "remove_store",
-    "METHOD_TITLES", "SCRATCH", "STAGES", "CancelToken", "Cancelled", "Corrections", "Declared",
-    "FolderLook", "ImageError", "InputError", "KChoice", "Plan", "Progress", "RunChoices",
-    "RunConfig", "RunData", "RunFolderError", "RunFolderInfo", "RunPaths", "build_config",
-    "choices_of", "cluster_summary", "declared", "evaluate", "export_cluster_folders",
-    "export_labels", "format_seconds", "inspect_run_folder", "is_inside", "load_run", "look_at",
-    "over_the_pixel_limit", "plan_run", "pretrained_backbone", "prepare_pipeline", "read_skipped",
-    "representation_of", "resource", "run_pipeline", "stage_seconds", "survey_folder",
-    "check_report_path", "write_report",  # the report of a run (File > Save report...)
-    "check_model_path", "export_model",  # the run as a .keras model (File > Export model...)
-    "restore_model_clusters", "retrain_with_corrections",  # Edit > Retrain with my corrections
-    "assign_folder", "read_additions", "vote",  # images added to a run (File > Add images...)
-    "rescaled",  # the k curve's criteria onto 0..1, as the report draws them
-    "close_said",  # another method scored nearly as well (the finished run's text)
-    "close_shown_said",  # and its clusters are shown in place of the kept ones
-    "cannot_name",  # whether a split's parts or a made cluster can be named
-    "LookAlike",  # two clusters that look like one group (the Clusters tab's hint)
+    "CACHE_VERSION", "CancelToken", "Cancelled", "Corrections", "Declared", "FolderLook",
+    "ImageError", "InputError", "KChoice", "LookAlike", "METHOD_TITLES", "Plan", "Progress",
+    "RunChoices", "RunConfig", "RunData", "RunFolderError", "RunFolderInfo", "RunPaths", "SCRATCH",
+    "STAGES", "assign_folder", "build_config", "cache_stores", "cannot_name", "check_model_path",
+    "check_report_path", "choices_of", "close_said", "close_shown_said", "cluster_summary",
+    "declared", "describe_store", "evaluate", "export_cluster_folders", "export_labels",
+    "export_model", "format_bytes", "format_seconds", "inspect_run_folder", "is_inside", "load_run",
+    "look_at", "over_the_pixel_limit", "plan_run", "prepare_pipeline", "pretrained_backbone",
+    "read_additions", "read_skipped", "remove_store", "representation_of", "rescaled", "resource",
+    "restore_model_clusters", "retrain_with_corrections", "run_pipeline", "stage_seconds",
+    "survey_folder", "vote", "write_report",
 ]  # fmt: skip
 
 

@@ -469,7 +469,7 @@ def _cmd_cache(args: argparse.Namespace) -> int:
 
     from semclust.core.image_store import remove_store
     from semclust.core.images import CACHE_VERSION, cache_stores, describe_store
-    from semclust.core.paths import default_cache_dir, images_cache_dir
+    from semclust.core.paths import bytes_under, default_cache_dir, images_cache_dir
     from semclust.core.progress import format_bytes
 
     root = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
@@ -489,7 +489,7 @@ def _cmd_cache(args: argparse.Namespace) -> int:
         )
     others = sorted(p for p in _entries(root) if p.is_dir() and p.name != "images")
     if others:
-        print("also: " + ", ".join(f"{p.name} {format_bytes(_bytes_in(p))}" for p in others))
+        print("also: " + ", ".join(f"{p.name} {format_bytes(bytes_under([p]))}" for p in others))
     now, stale = time.time(), [s for s in stores if s.stale(CACHE_VERSION)]
     unused = (
         [s for s in stores if now - s.last_used >= args.remove_unused * 86_400]
@@ -523,17 +523,6 @@ def _entries(folder: Path) -> list[Path]:
         return list(folder.iterdir())
     except OSError:
         return []
-
-
-def _bytes_in(folder: Path) -> int:
-    total = 0
-    for path in folder.rglob("*"):
-        try:
-            if path.is_file() and not path.is_symlink():
-                total += path.stat().st_size
-        except OSError:
-            pass
-    return total
 
 
 def _cmd_gui(args: argparse.Namespace) -> int:

