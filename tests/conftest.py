@@ -20,6 +20,11 @@ MOBILENET_WEIGHTS = (
     / "mobilenet_1_0_224_imagenet_notop.weights.h5"
 )
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# What a test runs without a cache_dir of its own (the window's runs, say) is cached here, never in the
+# user's ~/.cache/semclust; kept between sessions, as pytest's own cache is, so UMAP compiles once.
+os.environ.setdefault(
+    "SEMCLUST_CACHE", str(Path(__file__).resolve().parents[1] / ".pytest_cache" / "d" / "semclust")
+)
 # The product looks for local weights in $SEMCLUST_WEIGHTS (and its own caches), never in ../shared.
 if MOBILENET_WEIGHTS.is_file():
     os.environ.setdefault("SEMCLUST_WEIGHTS", str(MOBILENET_WEIGHTS.parent))
