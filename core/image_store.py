@@ -68,6 +68,8 @@ class ImageStore:
             return
         self.keys, self.errors, self.images = keys, errors, images
         _touch(self.folder)
+        if not (self.folder / ABOUT).is_file():  # a store written before ABOUT: record it now
+            self._write_about(len(keys))
 
     def holds_exactly(self, keys: Sequence[str]) -> bool:
         """True when the store's rows are these keys in this order (nothing to write)."""
@@ -128,14 +130,22 @@ class ImageStore:
                 self.folder / "index.json",
                 {"file": file, "keys": [keys[i] for i in order], "errors": errors},
             )
-            if self.source is not None:  # for list_stores, which need not read a large index
-                about = {"folder": str(self.source[0]), "pixel_limit": self.source[1]}
-                write_json(self.folder / ABOUT, about | {"images": len(order)})
+            self._write_about(len(order))
         finally:
             fresh_path.unlink(missing_ok=True)
         if old_file is not None and old_file.name != file:
             old_file.unlink(missing_ok=True)  # an open memmap of it stays valid (POSIX)
         self._read()
+
+    def _write_about(self, images: int) -> None:
+        """Records :data:`ABOUT` for :func:`list_stores`, which need not read a large index."""
+        if self.source is None:
+            return
+        about = {"folder": str(self.source[0]), "pixel_limit": self.source[1], "images": images}
+        try:
+            write_json(self.folder / ABOUT, about)
+        except OSError:  # a read-only cache: still usable, listed without its folder
+            pass
 
     def _file(self) -> Path | None:
         name = getattr(self.images, "filename", None)

@@ -154,6 +154,8 @@ def test_the_cache_lists_each_store_with_its_folder_size_and_images(tmp_path):
     (found[("dogs", 32)].folder / image_store.ABOUT).unlink()  # a store written before it was kept
     older = _stores(cache)[(None, 32)]
     assert older.images == 4 and older.source is None and older.stale(3) is None
+    ingest(tmp_path / "dogs", IngestConfig(image_size=32), cache_dir=cache)  # read, not written
+    assert _stores(cache)[("dogs", 32)].images == 4  # recorded on reading
 
 
 def test_reading_a_store_marks_it_used(tmp_path):
