@@ -13,7 +13,7 @@ from PIL import Image
 
 from semclust.core import image_store
 from semclust.core.config import IngestConfig
-from semclust.core.images import ingest
+from semclust.core.images import CACHE_VERSION, ingest
 from semclust.core.progress import Cancelled, CancelToken, Progress
 
 
@@ -150,10 +150,10 @@ def test_the_cache_lists_each_store_with_its_folder_size_and_images(tmp_path):
     assert found[("cats", 48)].bytes > 6 * 48 * 48 * 3 > found[("cats", 32)].bytes > 0
     assert found[("cats", 32)].source == (tmp_path / "cats").resolve()
     assert found[("cats", 32)].pixel_limit == IngestConfig().max_image_pixels
-    assert not any(s.stale(3) or s.in_use for s in found.values())
+    assert not any(s.stale(CACHE_VERSION) or s.in_use for s in found.values())
     (found[("dogs", 32)].folder / image_store.ABOUT).unlink()  # a store written before it was kept
     older = _stores(cache)[(None, 32)]
-    assert older.images == 4 and older.source is None and older.stale(3) is None
+    assert older.images == 4 and older.source is None and older.stale(CACHE_VERSION) is None
     ingest(tmp_path / "dogs", IngestConfig(image_size=32), cache_dir=cache)  # read, not written
     assert _stores(cache)[("dogs", 32)].images == 4  # recorded on reading
 
@@ -183,13 +183,15 @@ def test_a_store_is_stale_when_its_folder_is_gone_or_its_version_old(tmp_path):
     ingest(_folder(tmp_path / "moved", 3), IngestConfig(image_size=32), cache_dir=cache)
     (tmp_path / "moved").rename(tmp_path / "elsewhere")
     kept = _stores(cache)[("kept", 32)]
-    old = kept.folder.with_name("v2" + kept.folder.name[2:])
+    earlier = CACHE_VERSION - 1
+    old = kept.folder.with_name(kept.folder.name.replace(f"v{CACHE_VERSION}_", f"v{earlier}_", 1))
     shutil.copytree(kept.folder, old)
-    found = {s.folder.name: s.stale(3) for s in image_store.list_stores(cache / "images")}
-    assert found[kept.folder.name] is None
-    assert found[old.name] == "cache version 2, this one reads 3"
-    assert sorted(v for v in found.values() if v) == ["cache version 2, this one reads 3",
-                                                      "its folder is gone"]  # fmt: skip
+    found = {
+        s.folder.name: s.stale(CACHE_VERSION) for s in image_store.list_stores(cache / "images")
+    }
+    said = f"cache version {earlier}, this one reads {CACHE_VERSION}"
+    assert found[kept.folder.name] is None and found[old.name] == said
+    assert sorted(v for v in found.values() if v) == [said, "its folder is gone"]
 
 
 def test_removing_a_store_spares_one_being_written_and_the_next_run_decodes_again(tmp_path):
