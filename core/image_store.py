@@ -240,20 +240,15 @@ class StoreInfo:
     pixel_limit: int | None
     #: A process writing it now (its ``.fresh-<pid>-*`` file): never removed.
     in_use: bool
-
-    def stale(self, version: int) -> str | None:
-        """Why no run will read it again, or None: written for another cache version, or its image
-        folder is gone."""
-        if self.version != version:
-            return f"cache version {self.version}, this one reads {version}"
-        if self.source is not None and not self.source.is_dir():
-            return "its folder is gone"
-        return None
+    #: Why no run will read it again (written for another cache version, or its image folder is
+    #: gone), or None.
+    stale: str | None
 
 
-def list_stores(images_dir: Path) -> list[StoreInfo]:
-    """Every store in ``images_dir`` (a cache's ``images`` folder), the most recently used first.
-    Only real folders named as stores are listed: nothing else there is ever counted or removed."""
+def list_stores(images_dir: Path, version: int) -> list[StoreInfo]:
+    """Every store in ``images_dir`` (a cache's ``images`` folder), the most recently used first;
+    ``version``: the cache version runs read now (the others are stale). Only real folders named as
+    stores are listed: nothing else there is ever counted or removed."""
     try:
         entries = list(Path(images_dir).iterdir())
     except OSError:
@@ -274,10 +269,16 @@ def list_stores(images_dir: Path) -> list[StoreInfo]:
                 images = len(_read_index(folder)[1])
             except (OSError, ValueError, KeyError, TypeError):
                 images = None
+        source = Path(source) if isinstance(source, str) else None
+        written_for = int(name.group(1))
+        stale = (
+            f"cache version {written_for}, this one reads {version}" if written_for != version
+            else "its folder is gone" if source is not None and not source.is_dir()
+            else None
+        )  # fmt: skip
         found.append(StoreInfo(
-            folder, int(name.group(2)), int(name.group(1)), images, bytes_under([folder]), last_used,
-            Path(source) if isinstance(source, str) else None,
-            limit if isinstance(limit, int) else None, _being_written(folder),
+            folder, int(name.group(2)), written_for, images, bytes_under([folder]), last_used,
+            source, limit if isinstance(limit, int) else None, _being_written(folder), stale,
         ))  # fmt: skip
     return sorted(found, key=lambda s: -s.last_used)
 
@@ -309,11 +310,17 @@ def _read_about(folder: Path) -> dict:
 
 
 def _being_written(folder: Path) -> bool:
-    for entry in folder.glob(".fresh-*.u8"):
-        parts = entry.name.split("-")
-        if len(parts) == 3 and parts[1].isdigit() and process_alive(int(parts[1])):
-            return True
-    return False
+    return any(
+        (pid := _writer(entry)) is not None and process_alive(pid)
+        for entry in folder.glob(".fresh-*.u8")
+    )
+
+
+def _writer(fresh: Path) -> int | None:
+    """The process id in the name of a ``.fresh-<pid>-<generation>.u8`` file (None: the older unnamed
+    form)."""
+    parts = fresh.name.split("-")
+    return int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else None
 
 
 def _touch(folder: Path) -> None:
@@ -340,9 +347,8 @@ def _remove_orphans(folder: Path) -> None:
     (its process id in the name) is left alone, as are files of the older unnamed form younger than
     a day."""
     for entry in folder.glob(".fresh-*.u8"):
-        parts = entry.name.split("-")
-        if len(parts) == 3 and parts[1].isdigit():
-            dead = not process_alive(int(parts[1]))
+        if (pid := _writer(entry)) is not None:
+            dead = not process_alive(pid)
         else:
             try:
                 dead = time.time() - entry.stat().st_mtime > 86_400

@@ -576,8 +576,8 @@ def _store_folder(cache_dir: str | Path | None, root: Path, config: IngestConfig
 
 def cache_stores(cache_dir: str | Path | None = None) -> list[StoreInfo]:
     """The decoded-image stores of semclust's cache (default: the user's), most recently used first;
-    :meth:`StoreInfo.stale` with :data:`CACHE_VERSION` says which no run will read again."""
-    return list_stores(images_cache_dir(cache_dir))
+    those of another :data:`CACHE_VERSION` are stale."""
+    return list_stores(images_cache_dir(cache_dir), CACHE_VERSION)
 
 
 def describe_store(store: StoreInfo) -> tuple[str, str]:
@@ -586,5 +586,5 @@ def describe_store(store: StoreInfo) -> tuple[str, str]:
     folder = str(store.source) if store.source else "(folder not recorded: an older store)"
     if store.pixel_limit not in (None, IngestConfig().max_image_pixels):
         folder += f" (pixel limit {store.pixel_limit / 1e6:.0f} MP)"
-    notes = [store.stale(CACHE_VERSION) or "", "being written" if store.in_use else ""]
+    notes = [store.stale or "", "being written" if store.in_use else ""]
     return folder, "; ".join(n for n in notes if n)

@@ -25,7 +25,6 @@ from semclust.core.clustering.k_choice import KChoice
 from semclust.core.config import RunConfig
 from semclust.core.image_store import remove_store
 from semclust.core.images import (
-    CACHE_VERSION,
     ImageError,
     InputError,
     cache_stores,
@@ -67,7 +66,7 @@ from semclust.core.runfolder.retrain import restore as restore_model_clusters
 from semclust.core.runfolder.retrain import retrain as retrain_with_corrections
 
 __all__ = [
-    "CACHE_VERSION", "CancelToken", "Cancelled", "Corrections", "Declared", "FolderLook",
+    "CancelToken", "Cancelled", "Corrections", "Declared", "FolderLook",
     "ImageError", "InputError", "KChoice", "LookAlike", "METHOD_TITLES", "Plan", "Progress",
     "RunChoices", "RunConfig", "RunData", "RunFolderError", "RunFolderInfo", "RunPaths", "SCRATCH",
     "STAGES", "assign_folder", "build_config", "cache_stores", "cannot_name", "check_model_path",

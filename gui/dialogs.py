@@ -22,7 +22,6 @@ from PySide6.QtWidgets import (
 )
 
 from semclust.gui._core import (
-    CACHE_VERSION,
     RunChoices,
     cache_stores,
     declared,
@@ -136,7 +135,7 @@ class CacheDialog(QDialog):
         return [self.stores[i.row()] for i in self.table.selectionModel().selectedRows()]
 
     def _stale(self) -> list:
-        return [s for s in self.stores if s.stale(CACHE_VERSION)]
+        return [s for s in self.stores if s.stale]
 
     def _sync(self) -> None:
         stale = self._stale()

@@ -468,7 +468,7 @@ def _cmd_cache(args: argparse.Namespace) -> int:
     import time
 
     from semclust.core.image_store import remove_store
-    from semclust.core.images import CACHE_VERSION, cache_stores, describe_store
+    from semclust.core.images import cache_stores, describe_store
     from semclust.core.paths import bytes_under, default_cache_dir, images_cache_dir
     from semclust.core.progress import format_bytes
 
@@ -490,13 +490,10 @@ def _cmd_cache(args: argparse.Namespace) -> int:
     others = sorted(p for p in _entries(root) if p.is_dir() and p.name != "images")
     if others:
         print("also: " + ", ".join(f"{p.name} {format_bytes(bytes_under([p]))}" for p in others))
-    now, stale = time.time(), [s for s in stores if s.stale(CACHE_VERSION)]
-    unused = (
-        [s for s in stores if now - s.last_used >= args.remove_unused * 86_400]
-        if args.remove_unused is not None
-        else []
-    )
-    doomed = [s for s in stores if s in unused or (args.remove_stale and s in stale)]
+    now, stale = time.time(), [s for s in stores if s.stale]
+    unused_for = None if args.remove_unused is None else args.remove_unused * 86_400
+    doomed = [s for s in stores if (args.remove_stale and s.stale)
+              or (unused_for is not None and now - s.last_used >= unused_for)]  # fmt: skip
     if not doomed:
         if stale and not args.remove_stale:
             print(f"{_count(stale, 'store')} no run will read again "

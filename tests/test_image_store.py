@@ -133,7 +133,7 @@ def test_an_index_naming_an_array_outside_its_store_is_rebuilt(tmp_path):
 def _stores(cache):
     return {
         (s.source.name if s.source else None, s.size): s
-        for s in image_store.list_stores(cache / "images")
+        for s in image_store.list_stores(cache / "images", CACHE_VERSION)
     }
 
 
@@ -150,10 +150,10 @@ def test_the_cache_lists_each_store_with_its_folder_size_and_images(tmp_path):
     assert found[("cats", 48)].bytes > 6 * 48 * 48 * 3 > found[("cats", 32)].bytes > 0
     assert found[("cats", 32)].source == (tmp_path / "cats").resolve()
     assert found[("cats", 32)].pixel_limit == IngestConfig().max_image_pixels
-    assert not any(s.stale(CACHE_VERSION) or s.in_use for s in found.values())
+    assert not any(s.stale or s.in_use for s in found.values())
     (found[("dogs", 32)].folder / image_store.ABOUT).unlink()  # a store written before it was kept
     older = _stores(cache)[(None, 32)]
-    assert older.images == 4 and older.source is None and older.stale(CACHE_VERSION) is None
+    assert older.images == 4 and older.source is None and older.stale is None
     ingest(tmp_path / "dogs", IngestConfig(image_size=32), cache_dir=cache)  # read, not written
     assert _stores(cache)[("dogs", 32)].images == 4  # recorded on reading
 
@@ -167,14 +167,20 @@ def test_reading_a_store_marks_it_used(tmp_path):
         IngestConfig(image_size=32),
     )
     ingest(folder, config, cache_dir=cache)
-    (store,) = image_store.list_stores(cache / "images")
+    (store,) = image_store.list_stores(cache / "images", CACHE_VERSION)
     long_ago = store.last_used - 40 * 86_400
     os.utime(store.folder, (long_ago, long_ago))
     ingest(folder, config, cache_dir=cache)  # a second run reads it
-    assert image_store.list_stores(cache / "images")[0].last_used > long_ago + 39 * 86_400
+    assert (
+        image_store.list_stores(cache / "images", CACHE_VERSION)[0].last_used
+        > long_ago + 39 * 86_400
+    )
     os.utime(store.folder, (long_ago, long_ago))
     assert DecodedFiles(folder, config, cache).image("00001.png", 32) is not None  # the window
-    assert image_store.list_stores(cache / "images")[0].last_used > long_ago + 39 * 86_400
+    assert (
+        image_store.list_stores(cache / "images", CACHE_VERSION)[0].last_used
+        > long_ago + 39 * 86_400
+    )
 
 
 def test_a_store_is_stale_when_its_folder_is_gone_or_its_version_old(tmp_path):
@@ -187,7 +193,7 @@ def test_a_store_is_stale_when_its_folder_is_gone_or_its_version_old(tmp_path):
     old = kept.folder.with_name(kept.folder.name.replace(f"v{CACHE_VERSION}_", f"v{earlier}_", 1))
     shutil.copytree(kept.folder, old)
     found = {
-        s.folder.name: s.stale(CACHE_VERSION) for s in image_store.list_stores(cache / "images")
+        s.folder.name: s.stale for s in image_store.list_stores(cache / "images", CACHE_VERSION)
     }
     said = f"cache version {earlier}, this one reads {CACHE_VERSION}"
     assert found[kept.folder.name] is None and found[old.name] == said
@@ -201,10 +207,10 @@ def test_removing_a_store_spares_one_being_written_and_the_next_run_decodes_agai
         IngestConfig(image_size=32),
     )
     first = ingest(folder, config, cache_dir=cache)
-    (store,) = image_store.list_stores(cache / "images")
+    (store,) = image_store.list_stores(cache / "images", CACHE_VERSION)
     writing = store.folder / f".fresh-{os.getpid()}-0123456789ab.u8"  # a live writer's file
     writing.touch()
-    assert image_store.list_stores(cache / "images")[0].in_use
+    assert image_store.list_stores(cache / "images", CACHE_VERSION)[0].in_use
     assert not image_store.remove_store(store) and store.folder.is_dir()
     writing.unlink()
     assert image_store.remove_store(store) and not store.folder.exists()
