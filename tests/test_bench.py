@@ -647,3 +647,18 @@ def test_the_clustering_report_shows_what_the_confidence_says():
                  "acc": 0.4, "nmi": 0.4})  # a row from before: no confidence figures  # fmt: skip
     text = clustering.report(rows)
     assert "| s balanced | 8 | 0.65 / 0.90 | 0.65 / 0.90 | nan / nan |" in text
+
+
+def test_the_clustering_report_counts_each_method_against_each_sets_strongest_baseline():
+    from bench import clustering
+
+    accs = {"a": {"auto": 0.8, "kmeans": 0.8, "ward": 0.6, "scan": 0.9},
+            "b": {"auto": 0.6, "kmeans": 0.5, "ward": 0.7}}  # scan left out of set b  # fmt: skip
+    rows = [{"set": s, "variant": "balanced", "n": 8, "method": m, "seed": 0, "acc": acc,
+             "nmi": acc - 0.1} for s, got in accs.items() for m, acc in got.items()]  # fmt: skip
+    table = clustering.report(rows).split("Each method against")[1]
+    assert "| auto | 0.700 / 0.600 | 1 / 1 |" in table  # level on a (0.8), below ward on b
+    assert "| kmeans | 0.650 / 0.550 | 1 / 1 |" in table
+    assert "| ward | 0.650 / 0.550 | 1 / 1 |" in table
+    assert "| the strongest baseline of each set, by the labels | 0.750 / 0.650 | 2 / 2 |" in table
+    assert "| scan |" not in table  # not run on every set: no fair count
