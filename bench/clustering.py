@@ -155,18 +155,6 @@ def _against_the_strongest(by: dict, order: list) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from bench.metrics import confidence_quality
-    from semclust.core.clustering.choose_k import choose_clusters
-    from semclust.core.clustering.methods import (
-        CANDIDATES,
-        Inputs,
-        auto_candidates,
-        cluster_candidates,
-    )
-    from semclust.core.clustering.selection import Candidate, scores_of, select
-    from semclust.core.metrics import evaluate
-    from semclust.core.neighbours import mine_neighbours
-
     p = argparse.ArgumentParser(prog="python -m bench.clustering", description=__doc__)
     p.add_argument("--datasets", default="digits,mnist5k,gcompris4,food7,animals10k")
     p.add_argument("--seeds", type=int, default=3)
@@ -196,6 +184,19 @@ def main(argv: list[str] | None = None) -> None:
         rows = [json.loads(line) for line in (args.out / "rows.jsonl").read_text().splitlines()]
         print(report(rows))
         return
+    # the tables read only the rows; clustering needs TensorFlow and UMAP (seconds to import)
+    from bench.metrics import confidence_quality
+    from semclust.core.clustering.choose_k import choose_clusters
+    from semclust.core.clustering.methods import (
+        CANDIDATES,
+        Inputs,
+        auto_candidates,
+        cluster_candidates,
+    )
+    from semclust.core.clustering.selection import Candidate, scores_of, select
+    from semclust.core.metrics import evaluate
+    from semclust.core.neighbours import mine_neighbours
+
     ratios = tuple(int(r) for r in args.ratios.split(",") if r)
     log = args.out / "rows.jsonl"
     log.parent.mkdir(parents=True, exist_ok=True)
