@@ -130,21 +130,20 @@ def _against_the_strongest(by: dict, order: list) -> list[str]:
     strongest baseline (issue 19's target, which only that per-set best meets by construction)."""
     sets = [(name, variant) for name, variant, _ in order]
 
-    def mean(metric: str, method: str | None) -> dict:
-        """Each set's mean over the seeds; for ``None``, the set's strongest baseline."""
-        if method is None:
-            return {sv: max(mean(metric, b).get(sv, -1.0) for b in BASELINES) for sv in sets}
+    def per_set(metric: str, method: str) -> dict:
+        """The method's mean over the seeds, for each set it was run on."""
         return {sv: np.mean([r[metric] for r in by[(*sv, method)]]) for sv in sets
                 if by.get((*sv, method))}  # fmt: skip
 
+    strongest = {metric: {sv: max(per_set(metric, b).get(sv, -1.0) for b in BASELINES) for sv in sets}
+                 for metric in ("acc", "nmi")}  # fmt: skip
     lines = [f"\nEach method against the strongest baseline of each set ({len(sets)} sets; level: "
              f"within {LEVEL}), mean ACC / NMI, and the sets where it is level or above (ACC / NMI):\n",
              "| method | mean ACC / NMI | sets level or above |", "|---|---|---|"]  # fmt: skip
     for method in [*sorted({key[2] for key in by}), None]:
-        got = {metric: mean(metric, method) for metric in ("acc", "nmi")}
+        got = strongest if method is None else {m: per_set(m, method) for m in strongest}
         if len(got["acc"]) < len(sets):
             continue  # a method left out of some sets: no fair count
-        strongest = {metric: mean(metric, None) for metric in got}
         cells = " / ".join(f"{np.mean(list(got[m].values())):.3f}" for m in got)
         level = " / ".join(
             str(sum(got[m][sv] >= strongest[m][sv] - LEVEL for sv in sets)) for m in got
